@@ -1,0 +1,27 @@
+"""parafka: process Kafka records in parallel, keeping per-key order and exact offsets."""
+
+from parafka.consumer import ParallelConsumer
+from parafka.errors import (
+    BrokerUnreachable,
+    ConfigError,
+    ParafkaError,
+    RecordFailed,
+)
+from parafka.record import Output, Record
+from parafka.retry import RetryPolicy
+from parafka.stats import PartitionStats, Stats
+
+__all__ = [
+    "BrokerUnreachable",
+    "ConfigError",
+    "Output",
+    "ParafkaError",
+    "ParallelConsumer",
+    "PartitionStats",
+    "Record",
+    "RecordFailed",
+    "RetryPolicy",
+    "Stats",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,192 @@
+"""`ParallelConsumer`: the public entry point. Validates settings and runs a ControlLoop."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import signal
+import threading
+from collections.abc import Iterable, Mapping
+from types import FrameType, TracebackType
+from typing import Any
+
+from parafka.control import ControlLoop
+from parafka.errors import ConfigError
+from parafka.executor import Executor, Handler, ThreadExecutor
+from parafka.retry import RetryPolicy
+from parafka.scheduler import Ordering
+from parafka.settings import Settings
+from parafka.stats import Stats
+
+log = logging.getLogger("parafka")
+
+
+class ParallelConsumer:
+    """Consume `topics` in group `group_id` and run `handler` on records in parallel.
+
+    The handler gets a `Record` and may return None, an `Output`, bytes, str, a dict
+    (JSON-encoded) or a list of those; outputs go to `output_topic` (or `Output.topic`)
+    and a record counts as done only once its outputs are acknowledged.
+
+    `run()` blocks (SIGINT/SIGTERM stop it gracefully); `start()`/`stop()`/`join()` or
+    `with ParallelConsumer(...) as pc:` run it in a background thread.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        bootstrap_servers: str,
+        group_id: str,
+        topics: Iterable[str] | str,
+        ordering: Ordering = "key",
+        concurrency: int = 16,
+        output_topic: str | None = None,
+        kafka_config: Mapping[str, Any] | None = None,
+        max_attempts: int | None = None,
+        retry: RetryPolicy | None = None,
+        executor: str = "thread",
+        max_buffered: int | None = None,
+        commit_interval: float = 1.0,
+        shutdown_timeout: float = 30.0,
+        revoke_timeout: float = 10.0,
+        connect_timeout: float = 15.0,
+        max_metadata_bytes: int = 4096,
+    ) -> None:
+        if not callable(handler):
+            raise ConfigError(
+                f"handler {handler!r} is not callable: pass a function taking a Record"
+            )
+        if inspect.iscoroutinefunction(handler):
+            raise ConfigError(
+                f"handler {getattr(handler, '__name__', handler)!r} is an async function; "
+                "this version runs plain functions only: make it a def"
+            )
+        if retry is None:
+            retry = RetryPolicy(max_attempts=max_attempts if max_attempts is not None else 5)
+        elif max_attempts is not None:
+            raise ConfigError("pass either max_attempts= or retry=RetryPolicy(...), not both")
+        self.handler = handler
+        self.settings = Settings(
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            topics=(topics,) if isinstance(topics, str) else tuple(topics),
+            ordering=ordering,
+            concurrency=concurrency,
+            output_topic=output_topic,
+            kafka_config=dict(kafka_config or {}),
+            retry=retry,
+            executor=executor,
+            max_buffered=max_buffered,
+            commit_interval=commit_interval,
+            shutdown_timeout=shutdown_timeout,
+            revoke_timeout=revoke_timeout,
+            connect_timeout=connect_timeout,
+            max_metadata_bytes=max_metadata_bytes,
+        )
+        self._loop: ControlLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._result: Stats | None = None
+
+    def _new_loop(self) -> ControlLoop:
+        if self._loop is not None:
+            raise RuntimeError("this ParallelConsumer already ran; create a new one")
+        self._loop = ControlLoop(self.settings, self.handler, self._executor())
+        return self._loop
+
+    def _executor(self) -> Executor:
+        return ThreadExecutor(self.settings.concurrency)
+
+    # -- foreground -------------------------------------------------------------------
+    def run(self, until_idle: float | None = None) -> Stats:
+        """Consume until stopped (or idle for `until_idle` seconds); returns final stats.
+
+        Raises RecordFailed when a record failed its last attempt (after committing
+        everything that was done) and BrokerUnreachable when the cluster does not answer.
+        """
+        loop = self._new_loop()
+        with _StopOnSignals(self):
+            return loop.run(until_idle)
+
+    # -- background -------------------------------------------------------------------
+    def start(self, until_idle: float | None = None) -> ParallelConsumer:
+        """Run in a background thread; returns once the consumer has subscribed."""
+        loop = self._new_loop()
+
+        def target() -> None:
+            try:
+                self._result = loop.run(until_idle)
+            except BaseException as exc:
+                self._error = exc
+                loop.running.set()
+
+        self._thread = threading.Thread(target=target, name="parafka-control", daemon=True)
+        self._thread.start()
+        loop.running.wait()
+        return self
+
+    def stop(self, drain: bool = True) -> None:
+        """Stop consuming; running handlers finish (bounded) unless drain=False. Thread-safe."""
+        if self._loop is not None:
+            self._loop.stop(drain)
+
+    def join(self, timeout: float | None = None) -> Stats | None:
+        """Wait for the background run to end; re-raises its error. None on timeout."""
+        if self._thread is None:
+            raise RuntimeError("join() needs start() first")
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            return None
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    @property
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stats(self) -> Stats:
+        """A snapshot of counters and per-partition offsets (refreshed 4 times a second)."""
+        return self._loop.stats() if self._loop is not None else Stats()
+
+    def __enter__(self) -> ParallelConsumer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        self.join()
+
+
+class _StopOnSignals:
+    """SIGINT/SIGTERM stop the consumer gracefully; a second signal shortens the drain."""
+
+    def __init__(self, consumer: ParallelConsumer) -> None:
+        self.consumer = consumer
+        self.previous: dict[int, Any] = {}
+        self.received = 0
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.received += 1
+        name = signal.Signals(signum).name
+        if self.received == 1:
+            log.info("%s received: finishing running records, then committing", name)
+            self.consumer.stop(drain=True)
+        else:
+            log.warning("%s received again: stopping now; unfinished records are redelivered", name)
+            self.consumer.stop(drain=False)
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,537 @@
+"""The control thread: owns the Kafka consumer, feeds the scheduler, commits offsets.
+
+It polls, dispatches records to the executor, collects completions, produces outputs,
+commits and answers rebalances. It never runs user code, so a slow handler can never
+make the group think this consumer is dead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from parafka.codec import MetadataTooLarge, decode_completed, encode_completed
+from parafka.errors import BrokerUnreachable, RecordFailed
+from parafka.executor import Completion, Completions, Executor, Handler
+from parafka.kafka_config import consumer_config, producer_config
+from parafka.offsets import PartitionOffsets
+from parafka.record import Produced, Record, record_from_message
+from parafka.scheduler import Scheduler
+from parafka.settings import Settings
+from parafka.stats import PartitionStats, Stats
+
+log = logging.getLogger("parafka")
+
+TP = tuple[str, int]
+FETCH_BATCH = 1000
+IDLE_WAIT = 0.05  # seconds to block in consume() when nothing is running
+BUSY_WAIT = 0.005  # seconds to wait for completions while handlers run
+STALL_BEFORE_PAUSE = 1.0  # full buffer with no progress for this long -> pause partitions
+STATS_EVERY = 0.25
+
+
+class _OutputAck:
+    """Counts the delivery reports of one record's outputs; the record is done at the last."""
+
+    __slots__ = ("error", "loop", "record", "remaining")
+
+    def __init__(self, loop: ControlLoop, record: Record, count: int) -> None:
+        self.loop, self.record, self.remaining = loop, record, count
+        self.error: BaseException | None = None
+
+    def delivered(self, err: KafkaError | None, _msg: Any) -> None:
+        if err is not None:
+            self.settle(1, KafkaException(err))
+        else:
+            self.settle(1, None)
+
+    def settle(self, count: int, error: BaseException | None) -> None:
+        """`count` outputs are settled (delivered, failed, or never sent)."""
+        if error is not None and self.error is None:
+            self.error = error
+        self.remaining -= count
+        if self.remaining == 0:
+            self.loop.outputs_settled(self.record, self.error)
+
+
+class ControlLoop:
+    """One run of a parallel consumer, from subscribe to close."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        handler: Handler,
+        executor: Executor,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.handler = handler
+        self.executor = executor
+        self.clock = clock
+        self.scheduler = Scheduler(settings.ordering, settings.concurrency)
+        self.completions = Completions()
+        self.partitions: dict[TP, PartitionOffsets] = {}
+        self.failure: RecordFailed | None = None
+        self._stop = threading.Event()
+        self._hard_stop = threading.Event()
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._paused = False
+        self._stalled_since: float | None = None
+        self._newly_assigned: list[TopicPartition] = []
+        self._throttled: set[TP] = set()
+        self._acks_pending = 0
+        self._first_assignment_at: float | None = None
+        self._last_activity = clock()
+        self._counts = {
+            "processed": 0,
+            "failed": 0,
+            "retried": 0,
+            "skipped": 0,
+            "rebalances": 0,
+            "commits": 0,
+        }
+        self._stats = Stats()
+        self._stats_at = 0.0
+        self._next_commit_at = 0.0
+        self.running = threading.Event()  # set once subscribed
+
+    # -- public, thread-safe ------------------------------------------------------
+    def stop(self, drain: bool = True) -> None:
+        """Ask the loop to finish: drain running work (bounded) unless drain=False."""
+        if not drain:
+            self._hard_stop.set()
+        self._stop.set()
+        self.completions.wake()
+
+    def stats(self) -> Stats:
+        return self._stats
+
+    # -- main loop ------------------------------------------------------------------
+    def run(self, until_idle: float | None = None) -> Stats:
+        s = self.settings
+        conf = consumer_config(s.bootstrap_servers, s.group_id, s.kafka_config)
+        conf["on_commit"] = self._on_commit
+        conf["error_cb"] = self._on_error
+        conf["logger"] = logging.getLogger("parafka.librdkafka")
+        self._consumer = Consumer(conf)
+        try:
+            self._check_cluster()
+            self._consumer.subscribe(
+                list(s.topics),
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+            )
+            self.executor.start(self.handler, self.completions, s.output_topic)
+            self.running.set()
+            while not self._stop.is_set():
+                self._step()
+                if until_idle is not None and self._idle_for(until_idle):
+                    log.info("no record for %.1f s and nothing pending: stopping", until_idle)
+                    break
+            self._drain()
+        finally:
+            self._close()
+        if self.failure is not None:
+            raise self.failure
+        return self._stats
+
+    def _check_cluster(self) -> None:
+        """Fail fast, with a clear message, when the cluster is unreachable."""
+        s = self.settings
+        try:
+            metadata = self._consumer.list_topics(timeout=s.connect_timeout)
+        except KafkaException as exc:
+            raise BrokerUnreachable(
+                f"cannot reach Kafka at {s.bootstrap_servers!r} within "
+                f"{s.connect_timeout:g} s ({exc.args[0].str() if exc.args else exc}): check "
+                "--bootstrap-servers and that the broker is running, or raise --connect-timeout"
+            ) from None
+        missing = [t for t in s.topics if not t.startswith("^") and t not in metadata.topics]
+        if missing:
+            log.warning(
+                "topic(s) %s do not exist yet; waiting for them to be created", ", ".join(missing)
+            )
+
+    def _step(self) -> None:
+        now = self.clock()
+        worked = self._handle_completions()
+        if self._producer is not None:
+            self._producer.poll(0)
+        due = self.scheduler.next_retry_due()
+        if due is not None and due <= now:
+            self.scheduler.release_due(now)
+        self._dispatch()
+        fetched = self._fetch(now)
+        if self._newly_assigned:
+            if self._paused:
+                self._consumer.pause(self._newly_assigned)
+            self._newly_assigned = []
+        if now >= self._next_commit_at:
+            self.commit(asynchronous=True)
+        if now - self._stats_at >= STATS_EVERY:
+            self._refresh_stats(now)
+        if not worked and not fetched:
+            self._wait(now)
+
+    def _wait(self, now: float) -> None:
+        """Nothing happened this round: wait for the next thing that can."""
+        timeout = min(BUSY_WAIT, self._quiet_time(now))
+        if self.scheduler.in_flight:
+            self.completions.wait(timeout)
+        elif self._acks_pending and self._producer is not None:
+            self._producer.poll(timeout)
+
+    def _quiet_time(self, now: float) -> float:
+        """How long the loop may block without missing a retry or a commit."""
+        quiet = min(IDLE_WAIT, self._next_commit_at - now)
+        due = self.scheduler.next_retry_due()
+        if due is not None:
+            quiet = min(quiet, due - now)
+        return max(0.0, quiet)
+
+    def _dispatch(self) -> None:
+        if self.failure is not None:
+            return
+        records = self.scheduler.take()
+        if records:
+            for record in records:
+                record._ticket.running += 1
+            self.executor.submit(records)
+
+    def _fetch(self, now: float) -> bool:
+        """Poll for records while there is room; pause when stuck full. True if any came."""
+        held, limit = self.scheduler.held, self.settings.buffer_limit
+        if self._paused and held <= limit // 2:
+            self._set_paused(False)
+        room = limit - held
+        if room <= 0:
+            if self._stalled_since is None:
+                self._stalled_since = now
+            elif now - self._stalled_since >= STALL_BEFORE_PAUSE and not self._paused:
+                self._set_paused(True)
+            if not self._paused:
+                # Stay responsive to completions; rebalance callbacks wait for the next poll.
+                self.completions.wait(BUSY_WAIT)
+                return False
+            room = 1  # paused: polling serves callbacks and heartbeats only
+        else:
+            self._stalled_since = None
+        idle = self.scheduler.in_flight == 0 and not self.completions and not self._acks_pending
+        timeout = self._quiet_time(now) if idle else 0
+        messages = self._consumer.consume(min(room, FETCH_BATCH), timeout)
+        if not messages:
+            return False
+        self._accept(messages)
+        self._last_activity = now
+        return True
+
+    def _accept(self, messages: list[Any]) -> None:
+        partitions, add = self.partitions, self.scheduler.add
+        state: PartitionOffsets | None = None
+        last_tp: TP | None = None
+        for message in messages:
+            if message.error() is not None:
+                self._on_message_error(message.error())
+                continue
+            record = record_from_message(message)
+            tp = (record.topic, record.partition)
+            if tp != last_tp:
+                state, last_tp = partitions.get(tp), tp
+            if state is None:
+                continue  # not ours any more (a revoke raced the fetch)
+            if not state.receive(record.offset):
+                self._counts["skipped"] += 1
+                continue
+            record._ticket = state
+            add(record)
+
+    def _on_message_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.fatal():
+            raise KafkaException(error)
+        log.warning("consumer: %s", error.str())
+
+    # -- completions ------------------------------------------------------------------
+    def _handle_completions(self) -> bool:
+        items = self.completions.drain()
+        if not items:
+            return False
+        for record, outputs, error in items:
+            if error is not None:
+                self._on_failure(record, error)
+            elif outputs:
+                self._produce(record, outputs)
+            else:
+                self._finish(record)
+        return True
+
+    def _finish(self, record: Record) -> None:
+        self.scheduler.done(record)
+        state = record._ticket
+        state.running -= 1
+        tp = (record.topic, record.partition)
+        if state is self.partitions.get(tp):
+            assert isinstance(state, PartitionOffsets)
+            state.finish(record.offset)
+            if self._throttled and tp in self._throttled:
+                self.scheduler.limit(tp, state.position)
+        self._counts["processed"] += 1
+
+    def _on_failure(self, record: Record, error: BaseException) -> None:
+        self._counts["failed"] += 1
+        record._ticket.running -= 1
+        retry = self.settings.retry
+        if retry.should_retry(record.attempt):
+            if self._stop.is_set():
+                self.scheduler.done(record)  # shutting down: not finished, redelivered later
+                return
+            delay = retry.delay(record.attempt)
+            log.warning(
+                "%s[%d]@%d failed on attempt %d (%s: %s); retrying in %.2f s",
+                record.topic,
+                record.partition,
+                record.offset,
+                record.attempt,
+                type(error).__name__,
+                error,
+                delay,
+            )
+            record.attempt += 1
+            self._counts["retried"] += 1
+            self.scheduler.retry(record, self.clock() + delay)
+            return
+        # Given up: the record is not finished, so its offset is never committed.
+        self.scheduler.done(record)
+        if self.failure is None:
+            self.failure = RecordFailed(
+                record.topic, record.partition, record.offset, record.attempt, error
+            )
+            log.error("%s; stopping", self.failure)
+            self._stop.set()
+
+    def _produce(self, record: Record, outputs: list[Produced]) -> None:
+        producer = self._producer
+        if producer is None:
+            s = self.settings
+            producer = self._producer = Producer(
+                producer_config(s.bootstrap_servers, s.kafka_config),
+                logger=logging.getLogger("parafka.librdkafka"),
+            )
+        ack = _OutputAck(self, record, len(outputs))
+        self._acks_pending += 1
+        for sent, out in enumerate(outputs):
+            while True:
+                try:
+                    producer.produce(
+                        out.topic, out.value, out.key, headers=out.headers, on_delivery=ack.delivered
+                    )
+                    break
+                except BufferError:
+                    producer.poll(0.05)  # local queue full: let deliveries drain
+                except (KafkaException, TypeError, ValueError) as exc:
+                    ack.settle(len(outputs) - sent, exc)  # these will get no delivery report
+                    return
+
+    def outputs_settled(self, record: Record, error: BaseException | None) -> None:
+        """Every output of `record` got its delivery report (called from producer.poll)."""
+        self._acks_pending -= 1
+        if error is None:
+            self._finish(record)
+        else:
+            self._on_failure(record, error)
+
+    # -- offsets ------------------------------------------------------------------------
+    def commit(self, asynchronous: bool, only: set[TP] | None = None) -> None:
+        """Commit every partition whose position or finished set moved."""
+        self._next_commit_at = self.clock() + self.settings.commit_interval
+        offsets = []
+        for tp, state in self.partitions.items():
+            if (only is not None and tp not in only) or not state.needs_commit():
+                continue
+            position = state.position
+            assert position is not None
+            offsets.append(TopicPartition(tp[0], tp[1], position, metadata=self._metadata(tp, state, position)))
+            state.mark_committed(position)
+        if not offsets:
+            return
+        self._counts["commits"] += 1
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
+        except KafkaException as exc:
+            log.warning("commit failed: %s", exc)
+            for tp in offsets:
+                state = self.partitions.get((tp.topic, tp.partition))
+                if state is not None:
+                    state.mark_dirty()
+
+    def _metadata(self, tp: TP, state: PartitionOffsets, position: int) -> str:
+        done = state.done_above
+        if not done or not self.settings.max_metadata_bytes:
+            return ""
+        try:
+            text = encode_completed(position, done, self.settings.max_metadata_bytes)
+        except MetadataTooLarge as exc:
+            if tp not in self._throttled:
+                log.warning(
+                    "%s[%d]: %d finished offsets above %d need %d bytes of commit metadata, "
+                    "over the %d-byte limit; committing the plain offset and starting only "
+                    "the oldest records of this partition until it catches up",
+                    tp[0], tp[1], len(done), position, exc.size, exc.limit,
+                )
+                self._throttled.add(tp)
+                self.scheduler.limit(tp, position)
+            return ""
+        if tp in self._throttled:
+            self._throttled.discard(tp)
+            self.scheduler.limit(tp, None)
+            log.info("%s[%d]: commit metadata fits again; full speed", tp[0], tp[1])
+        return text
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if err is not None:
+            log.warning("asynchronous commit failed: %s", err.str())
+            for tp in partitions:
+                state = self.partitions.get((tp.topic, tp.partition))
+                if state is not None:
+                    state.mark_dirty()
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            log.error("fatal Kafka error: %s", err.str())
+            self._stop.set()
+        else:
+            log.warning("kafka: %s", err.str())
+
+    # -- rebalance --------------------------------------------------------------------------
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._counts["rebalances"] += 1
+        now = self.clock()
+        if self._first_assignment_at is None:
+            self._first_assignment_at = now
+        self._last_activity = now
+        if not partitions:
+            return
+        committed = consumer.committed(partitions, timeout=self.settings.connect_timeout)
+        for tp in committed:
+            base = tp.offset if tp.offset >= 0 else None
+            done = decode_completed(base, tp.metadata) if base is not None else frozenset()
+            self.partitions[(tp.topic, tp.partition)] = PartitionOffsets(base, done)
+            if done:
+                log.info(
+                    "%s[%d]: %d records above offset %d were already done; skipping them",
+                    tp.topic, tp.partition, len(done), base,
+                )
+        self._newly_assigned.extend(partitions)
+        log.info("assigned %s", _names(partitions))
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._last_activity = self.clock()
+        tps = {(p.topic, p.partition) for p in partitions}
+        self.scheduler.drop_partitions(tps)
+        deadline = self.clock() + self.settings.revoke_timeout
+        while self._running_in(tps) and self.clock() < deadline and not self._hard_stop.is_set():
+            self.completions.wait(BUSY_WAIT)
+            self._handle_completions()
+            if self._producer is not None:
+                self._producer.poll(0)
+        if self._running_in(tps):
+            log.warning("revoke: records still running after %.1f s; they will be redelivered",
+                        self.settings.revoke_timeout)
+        self.commit(asynchronous=False, only=tps)
+        for tp in tps:
+            self.partitions.pop(tp, None)
+            self._throttled.discard(tp)
+        log.info("revoked %s", _names(partitions))
+
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        tps = {(p.topic, p.partition) for p in partitions}
+        self.scheduler.drop_partitions(tps)
+        for tp in tps:
+            self.partitions.pop(tp, None)
+            self._throttled.discard(tp)
+        log.warning("lost %s (session expired); uncommitted work will be redelivered",
+                    _names(partitions))
+
+    def _running_in(self, tps: set[TP]) -> bool:
+        return any(self.partitions[tp].running for tp in tps if tp in self.partitions)
+
+    # -- pause / idle / shutdown ------------------------------------------------------------------
+    def _set_paused(self, paused: bool) -> None:
+        assignment = self._consumer.assignment()
+        if assignment:
+            (self._consumer.pause if paused else self._consumer.resume)(assignment)
+        self._paused = paused
+        log.debug("%s fetching (%d records held)", "paused" if paused else "resumed",
+                  self.scheduler.held)
+
+    def _idle_for(self, seconds: float) -> bool:
+        if self._first_assignment_at is None or self.scheduler.held or self._acks_pending:
+            return False
+        return self.clock() - self._last_activity >= seconds
+
+    def _drain(self) -> None:
+        """Let running handlers finish (bounded), then commit what is done."""
+        deadline = self.clock() + self.settings.shutdown_timeout
+        while (self.scheduler.in_flight or self._acks_pending) and not self._hard_stop.is_set():
+            if self.clock() >= deadline:
+                log.warning(
+                    "shutdown: %d record(s) still running after %.1f s; not committed",
+                    self.scheduler.in_flight, self.settings.shutdown_timeout,
+                )
+                break
+            self.completions.wait(BUSY_WAIT)
+            self._handle_completions()
+            if self._producer is not None:
+                self._producer.poll(0)
+        if self._producer is not None:
+            self._producer.flush(max(0.0, deadline - self.clock()))
+            self._handle_completions()
+        self.commit(asynchronous=False)
+
+    def _close(self) -> None:
+        self.executor.shutdown(0.0 if self._hard_stop.is_set() else 1.0)
+        self._refresh_stats(self.clock())
+        try:
+            self._consumer.close()
+        except (KafkaException, RuntimeError) as exc:
+            log.warning("closing the consumer: %s", exc)
+
+    def _refresh_stats(self, now: float) -> None:
+        self._stats_at = now
+        parts = []
+        for (topic, partition), state in sorted(self.partitions.items()):
+            high = None
+            try:
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )
+            except (KafkaException, RuntimeError):
+                pass
+            high = high if high is not None and high >= 0 else None
+            base = state.committed
+            lag = max(0, high - base) if high is not None and base is not None else None
+            parts.append(
+                PartitionStats(topic, partition, base, state.position, high, lag,
+                               state.pending_count, state.done_above_count)
+            )
+        sch = self.scheduler
+        self._stats = Stats(
+            **self._counts,
+            in_flight=sch.in_flight,
+            queued=sch.queued,
+            waiting_retry=sch.waiting_retry,
+            paused=self._paused,
+            partitions=tuple(parts),
+        )
+
+
+def _names(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing"

@@ -1,0 +1,90 @@
+"""librdkafka configuration for the consumer and the producer parafka creates."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from parafka.errors import ConfigError
+
+# Settings only one side understands; passing them to the other makes librdkafka warn.
+_CONSUMER_ONLY = (
+    "group.",
+    "enable.auto.",
+    "auto.commit.",
+    "auto.offset.reset",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "partition.assignment.strategy",
+    "fetch.",
+    "queued.",
+    "isolation.level",
+    "enable.partition.eof",
+    "check.crcs",
+    "coordinator.query.interval.ms",
+    "consume.callback.max.messages",
+    "allow.auto.create.topics",
+)
+_PRODUCER_ONLY = (
+    "acks",
+    "request.required.acks",
+    "linger.ms",
+    "queue.buffering.",
+    "batch.",
+    "compression.",
+    "enable.idempotence",
+    "transactional.id",
+    "transaction.timeout.ms",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "retries",
+    "message.send.max.retries",
+    "retry.backoff.ms",
+    "partitioner",
+    "sticky.partitioning.linger.ms",
+    "max.in.flight",
+)
+# parafka manages these itself; letting a user turn them on would break its guarantees.
+_MANAGED = {
+    "enable.auto.commit": "parafka commits offsets itself, only past finished records",
+    "enable.auto.offset.store": "parafka stores offsets itself",
+}
+
+
+def _matches(key: str, names: tuple[str, ...]) -> bool:
+    return any(key == n or (n.endswith(".") and key.startswith(n)) for n in names)
+
+
+def _stringify(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(k): v for k, v in config.items()}
+
+
+def consumer_config(
+    bootstrap_servers: str, group_id: str, user: Mapping[str, Any]
+) -> dict[str, Any]:
+    for key, why in _MANAGED.items():
+        if key in user and str(user[key]).lower() not in ("false", "0"):
+            raise ConfigError(f"{key}={user[key]} is not allowed: {why}; remove it")
+    config: dict[str, Any] = {"auto.offset.reset": "earliest"}
+    config.update(
+        (k, v) for k, v in _stringify(user).items() if not _matches(k, _PRODUCER_ONLY)
+    )
+    config.update(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+        }
+    )
+    return config
+
+
+def producer_config(bootstrap_servers: str, user: Mapping[str, Any]) -> dict[str, Any]:
+    config: dict[str, Any] = {"linger.ms": 5}
+    config.update(
+        (k, v) for k, v in _stringify(user).items() if not _matches(k, _CONSUMER_ONLY)
+    )
+    config["bootstrap.servers"] = bootstrap_servers
+    return config

@@ -1,0 +1,89 @@
+"""Offset tracking for one partition: what may be committed, and what was done above it. Pure.
+
+The committable offset is the lowest offset received but not finished ("contiguous
+completion"); when everything received is finished it is the last received offset + 1.
+Offsets finished above it are kept so they can be written into the commit metadata and
+skipped by the next owner of the partition.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+
+class PartitionOffsets:
+    """Tracks received and finished offsets of one partition.
+
+    `committed` is where the group's committed offset stood when the partition was
+    assigned (None if the group has none); `done_above` are offsets at or above it that
+    the previous owner finished (read back from the commit metadata).
+    """
+
+    __slots__ = ("_dirty", "_done", "_next", "_pending", "_skip", "committed", "running")
+
+    def __init__(self, committed: int | None = None, done_above: Iterable[int] = ()) -> None:
+        self.committed = committed
+        self._pending: deque[int] = deque()  # received, in offset order, oldest first
+        self._done: set[int] = set()  # finished offsets that are still in _pending
+        self._skip = set(done_above)  # finished by a previous owner; skip on receipt
+        self._next: int | None = None  # last received offset + 1
+        self._dirty = False  # something finished since the last commit
+        self.running = 0  # records of this partition handed to the executor, not settled
+
+    def receive(self, offset: int) -> bool:
+        """Record that `offset` arrived. Returns False when it was already done (skip it)."""
+        self._pending.append(offset)
+        self._next = offset + 1
+        if self._skip and offset in self._skip:
+            self._skip.discard(offset)
+            self.finish(offset)
+            return False
+        return True
+
+    def finish(self, offset: int) -> None:
+        """Mark `offset` done; advances the committable offset when it is the oldest."""
+        self._dirty = True
+        pending = self._pending
+        if pending and pending[0] == offset:
+            pending.popleft()
+            done = self._done
+            while pending and pending[0] in done:
+                done.discard(pending.popleft())
+        else:
+            self._done.add(offset)
+
+    @property
+    def position(self) -> int | None:
+        """The offset to commit: lowest not finished, or last received + 1. None if unknown."""
+        if self._pending:
+            return self._pending[0]
+        return self._next if self._next is not None else self.committed
+
+    @property
+    def done_above(self) -> list[int]:
+        """Offsets finished above `position` (unordered), including those a previous owner
+        finished that have not arrived again yet: they must survive the next commit too."""
+        return [*self._done, *self._skip]
+
+    @property
+    def done_above_count(self) -> int:
+        return len(self._done)
+
+    @property
+    def pending_count(self) -> int:
+        """Received offsets not yet finished."""
+        return len(self._pending) - len(self._done)
+
+    def needs_commit(self) -> bool:
+        """True when the position or the finished-above set changed since the last commit."""
+        return self._dirty and self.position is not None
+
+    def mark_committed(self, offset: int) -> None:
+        """The position `offset` (and the set above it) was handed to a commit."""
+        self._dirty = False
+        self.committed = offset if self.committed is None else max(self.committed, offset)
+
+    def mark_dirty(self) -> None:
+        """A commit did not go through: commit the current state again next time."""
+        self._dirty = True

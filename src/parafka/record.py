@@ -1,0 +1,163 @@
+"""The two types a handler meets: the `Record` it receives and the `Output` it may return."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Headers = list[tuple[str, bytes | None]]
+
+
+class Record:
+    """One Kafka record, as given to a handler.
+
+    `attempt` starts at 1 and grows each time the record is retried. The coordinates
+    (topic, partition, offset) travel with the record from poll to completion.
+    """
+
+    __slots__ = (
+        "_ticket",
+        "attempt",
+        "headers",
+        "key",
+        "offset",
+        "partition",
+        "timestamp",
+        "topic",
+        "value",
+    )
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None = None,
+        value: bytes | None = None,
+        headers: Headers | None = None,
+        timestamp: int | None = None,
+        attempt: int = 1,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestamp = timestamp
+        self.attempt = attempt
+        # Set by the control loop: which assignment of the partition this record belongs to.
+        self._ticket: Any = None
+
+    def text(self, encoding: str = "utf-8") -> str:
+        """The value decoded as text ('' for a null value)."""
+        return "" if self.value is None else self.value.decode(encoding)
+
+    def json(self) -> Any:
+        """The value parsed as JSON (None for a null value)."""
+        return None if self.value is None else json.loads(self.value)
+
+    def header(self, name: str) -> bytes | None:
+        """The last value of header `name`, or None."""
+        found = None
+        for key, value in self.headers or ():
+            if key == name:
+                found = value
+        return found
+
+    def __repr__(self) -> str:
+        return (
+            f"Record(topic={self.topic!r}, partition={self.partition}, offset={self.offset}, "
+            f"key={self.key!r}, attempt={self.attempt})"
+        )
+
+
+def record_from_message(message: Any) -> Record:
+    """Build a Record from a confluent_kafka.Message (error-free)."""
+    ts_type, ts = message.timestamp()
+    return Record(
+        message.topic(),
+        message.partition(),
+        message.offset(),
+        message.key(),
+        message.value(),
+        message.headers(),
+        ts if ts_type else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """A record to produce. `topic=None` means the consumer's `output_topic`."""
+
+    value: bytes | str | dict[str, Any] | list[Any] | None
+    key: bytes | str | None = None
+    headers: Sequence[tuple[str, bytes | str | None]] | dict[str, bytes | str] | None = field(
+        default=None
+    )
+    topic: str | None = None
+
+
+def _to_bytes(data: bytes | str | dict[str, Any] | list[Any] | None) -> bytes | None:
+    if data is None or isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode()
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Produced:
+    """An output ready for the producer: bytes and a resolved topic."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | None
+    headers: list[tuple[str, bytes | str | None]] | None
+
+
+def normalize_outputs(result: object, default_topic: str | None) -> list[Produced]:
+    """Turn what a handler returned into outputs to produce.
+
+    Accepted: None, Output, bytes, str, dict (JSON-encoded), or a list of those.
+    Raises TypeError/ValueError with a message naming the fix for anything else.
+    """
+    if result is None:
+        return []
+    items = result if isinstance(result, list | tuple) else [result]
+    produced = []
+    for item in items:
+        if item is None:
+            continue
+        out = item if isinstance(item, Output) else Output(_check_value(item))
+        topic = out.topic or default_topic
+        if topic is None:
+            raise ValueError(
+                "the handler returned an output but no topic is set for it: pass "
+                "output_topic= (CLI --output-topic) or Output(..., topic=...)"
+            )
+        headers = out.headers
+        if isinstance(headers, dict):
+            headers = list(headers.items())
+        produced.append(
+            Produced(
+                topic,
+                _to_bytes(out.value),
+                _to_bytes(out.key),
+                list(headers) if headers is not None else None,
+            )
+        )
+    return produced
+
+
+def _check_value(item: object) -> bytes | str | dict[str, Any]:
+    if isinstance(item, bytes | str | dict):
+        return item
+    raise TypeError(
+        f"handler returned {type(item).__name__!r}; return None, bytes, str, dict, "
+        "parafka.Output or a list of them"
+    )

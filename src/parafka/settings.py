@@ -1,0 +1,74 @@
+"""Validated settings of a ParallelConsumer. Every check names the value and the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from parafka.codec import DEFAULT_MAX_METADATA_BYTES
+from parafka.errors import ConfigError
+from parafka.retry import RetryPolicy
+from parafka.scheduler import ORDERINGS, Ordering
+
+EXECUTORS = ("thread",)
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap_servers: str
+    group_id: str
+    topics: tuple[str, ...]
+    ordering: Ordering = "key"
+    concurrency: int = 16
+    output_topic: str | None = None
+    kafka_config: Mapping[str, Any] = field(default_factory=dict)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    executor: str = "thread"
+    max_buffered: int | None = None  # default: max(1000, 10 * concurrency)
+    commit_interval: float = 1.0
+    shutdown_timeout: float = 30.0
+    revoke_timeout: float = 10.0
+    connect_timeout: float = 15.0
+    max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
+
+    def __post_init__(self) -> None:
+        if not self.bootstrap_servers:
+            raise ConfigError(
+                "no bootstrap servers: pass bootstrap_servers='host:9092' "
+                "(CLI -b or PARAFKA_BOOTSTRAP_SERVERS)"
+            )
+        if not self.group_id:
+            raise ConfigError("no consumer group: pass group_id='my-group' (CLI -g)")
+        if not self.topics or not all(self.topics):
+            raise ConfigError("no topic to consume: pass topics=['name'] (CLI -t NAME)")
+        if self.ordering not in ORDERINGS:
+            raise ConfigError(
+                f"unknown ordering {self.ordering!r}: use one of {', '.join(ORDERINGS)}"
+            )
+        if self.executor not in EXECUTORS:
+            raise ConfigError(
+                f"unknown executor {self.executor!r}: use one of {', '.join(EXECUTORS)}"
+            )
+        _positive_int("concurrency", self.concurrency)
+        if self.max_buffered is not None:
+            _positive_int("max_buffered", self.max_buffered)
+        for name in ("commit_interval", "shutdown_timeout", "revoke_timeout", "connect_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(f"{name}={value!r} is invalid: use a number of seconds > 0")
+        if self.max_metadata_bytes < 0:
+            raise ConfigError(
+                f"max_metadata_bytes={self.max_metadata_bytes} is invalid: use 0 (no metadata) "
+                "or the broker's offset.metadata.max.bytes"
+            )
+
+    @property
+    def buffer_limit(self) -> int:
+        """Records held in memory before the consumer stops fetching."""
+        return self.max_buffered or max(1000, 10 * self.concurrency)
+
+
+def _positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name}={value!r} is invalid: use a whole number >= 1")

@@ -1,0 +1,167 @@
+"""A throwaway local Kafka-compatible broker for tests, demos and experiments.
+
+Needs the 'broker' extra (`pip install 'parafka[broker]'`). Storage is in memory only.
+
+Example::
+
+    from confluent_kafka import Consumer
+    from parafka.testing import LocalBroker
+
+    with LocalBroker() as broker:
+        topic = broker.new_topic(partitions=4)
+        broker.produce(topic, [(b"user-1", b"hello"), (None, b"world")])
+        assert len(broker.consume_all(topic, expected=2)) == 2
+        consumer = Consumer(broker.client_config(**{"group.id": "demo"}))
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from types import TracebackType
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from parafka.broker import BrokerProcess
+
+
+class LocalBroker:
+    """A broker on a free port for the length of a `with` block; no process outlives it."""
+
+    def __init__(self, port: int | None = None, start_timeout: float = 30.0) -> None:
+        self._process = BrokerProcess(port)
+        self._start_timeout = start_timeout
+
+    def __enter__(self) -> LocalBroker:
+        self._process.start(self._start_timeout)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._process.stop()
+
+    @property
+    def process(self) -> BrokerProcess:
+        return self._process
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self._process.bootstrap_servers
+
+    def client_config(self, **extra: str | int) -> dict[str, str | int]:
+        """Client settings for this broker, plus `extra` (`**{"group.id": "g"}`).
+
+        The short session timeout matters: with the client's default (45 s) a new group
+        waits about 23 s for its first assignment on this broker, with 6 s about 3 s.
+        (Producers log that they ignore the two consumer settings.)
+        """
+        config: dict[str, str | int] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500,
+        }
+        config.update(extra)
+        return config
+
+    def create_topic(self, name: str, partitions: int = 1) -> None:
+        self._process.create_topic(name, partitions)
+
+    def new_topic(self, prefix: str = "t", partitions: int = 1) -> str:
+        """Create a topic with a name no other call returns, and return that name."""
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        self.create_topic(name, partitions)
+        return name
+
+    def produce(
+        self,
+        topic: str,
+        values: Iterable[tuple[bytes | None, bytes | None]],
+        partition: int | None = None,
+        timeout: float = 30.0,
+    ) -> int:
+        """Produce (key, value) pairs, wait until all are acknowledged, return how many.
+
+        Raises if any record was not delivered within `timeout` seconds.
+        """
+        producer = Producer({"bootstrap.servers": self.bootstrap_servers, "linger.ms": 5})
+        errors: list[KafkaError] = []
+
+        def on_delivery(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                errors.append(error)
+
+        count = 0
+        for key, value in values:
+            while True:
+                try:
+                    producer.produce(
+                        topic,
+                        value=value,
+                        key=key,
+                        partition=-1 if partition is None else partition,
+                        on_delivery=on_delivery,
+                    )
+                    break
+                except BufferError:  # local queue full: let deliveries drain it
+                    producer.poll(0.1)
+            count += 1
+        unsent = producer.flush(timeout)
+        if unsent:
+            raise TimeoutError(
+                f"{unsent} of {count} records to {topic!r} were not acknowledged in {timeout}s"
+            )
+        if errors:
+            raise RuntimeError(
+                f"{len(errors)} of {count} records to {topic!r} failed; first error: {errors[0]}"
+            )
+        return count
+
+    def consume_all(self, topic: str, expected: int, timeout: float = 30.0) -> list[Message]:
+        """Read `topic` from the beginning until `expected` records arrived or time ran out.
+
+        Uses a manually assigned consumer (no group join, no commits) and returns the
+        records received, at most `expected`, without error events.
+        """
+        deadline = time.monotonic() + timeout
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap_servers,
+                "group.id": f"parafka-consume-all-{uuid.uuid4().hex}",  # required, never joined
+                "enable.auto.commit": False,
+            }
+        )
+        received: list[Message] = []
+        try:
+            metadata = consumer.list_topics(topic, timeout=max(0.1, deadline - time.monotonic()))
+            topic_metadata = metadata.topics[topic]
+            if topic_metadata.error is not None:
+                raise RuntimeError(
+                    f"cannot read topic {topic!r} on {self.bootstrap_servers}: "
+                    f"{topic_metadata.error.str()}"
+                )
+            consumer.assign(
+                [TopicPartition(topic, p, OFFSET_BEGINNING) for p in topic_metadata.partitions]
+            )
+            while len(received) < expected:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                batch = consumer.consume(
+                    num_messages=min(1000, expected - len(received)), timeout=min(0.5, remaining)
+                )
+                received.extend(m for m in batch if m.error() is None)
+        finally:
+            consumer.close()
+        return received

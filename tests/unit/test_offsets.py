@@ -1,0 +1,94 @@
+"""Offset tracking: the committable position never passes an unfinished record."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from parafka.offsets import PartitionOffsets
+
+
+def test_position_is_lowest_unfinished() -> None:
+    po = PartitionOffsets(committed=10)
+    for offset in range(10, 15):
+        assert po.receive(offset)
+    assert po.position == 10
+    po.finish(12)
+    po.finish(11)
+    assert po.position == 10
+    assert sorted(po.done_above) == [11, 12]
+    po.finish(10)
+    assert po.position == 13
+    assert po.done_above == []
+    po.finish(14)
+    po.finish(13)
+    assert po.position == 15
+
+
+def test_gaps_in_offsets_do_not_block() -> None:
+    """Transaction markers and compaction leave holes; the position jumps over them."""
+    po = PartitionOffsets(committed=None)
+    for offset in (3, 7, 8):
+        po.receive(offset)
+    po.finish(3)
+    assert po.position == 7
+    po.finish(8)
+    po.finish(7)
+    assert po.position == 9
+
+
+def test_restored_done_offsets_are_skipped_and_kept_in_metadata() -> None:
+    po = PartitionOffsets(committed=100, done_above={102, 105})
+    assert po.receive(100)
+    assert po.receive(101)
+    # not received again yet: still reported as done above the position
+    assert sorted(po.done_above) == [102, 105]
+    assert not po.receive(102)  # already done: skip
+    assert po.position == 100
+    assert sorted(po.done_above) == [102, 105]
+    po.finish(100)
+    po.finish(101)
+    assert po.position == 103
+    assert po.done_above == [105]
+
+
+def test_needs_commit_tracks_changes() -> None:
+    po = PartitionOffsets(committed=0)
+    assert not po.needs_commit()
+    po.receive(0)
+    assert not po.needs_commit()
+    po.finish(0)
+    assert po.needs_commit()
+    po.mark_committed(1)
+    assert not po.needs_commit()
+    assert po.committed == 1
+    po.mark_dirty()
+    assert po.needs_commit()
+
+
+@given(st.integers(0, 10**6), st.lists(st.integers(1, 5), min_size=1, max_size=200), st.randoms())
+def test_position_matches_model_under_random_completion(
+    start: int, steps: list[int], rnd: object
+) -> None:
+    """Whatever order records finish in, position == lowest unfinished received offset."""
+    import random
+
+    assert isinstance(rnd, random.Random)
+    offsets, offset = [], start
+    for step in steps:
+        offsets.append(offset)
+        offset += step  # gaps between offsets
+    po = PartitionOffsets(committed=start)
+    for o in offsets:
+        po.receive(o)
+    order = offsets[:]
+    rnd.shuffle(order)
+    finished: set[int] = set()
+    for o in order:
+        po.finish(o)
+        finished.add(o)
+        unfinished = [x for x in offsets if x not in finished]
+        expected = unfinished[0] if unfinished else offsets[-1] + 1
+        assert po.position == expected
+        assert set(po.done_above) == {x for x in finished if x > expected}
+        assert po.pending_count == len(unfinished)

@@ -1,0 +1,190 @@
+"""Scheduler invariants under random completion orders, for all three ordering modes."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parafka.record import Record
+from parafka.scheduler import ORDERINGS, Scheduler
+
+
+def make_records(n: int, partitions: int, keys: int, rnd: random.Random) -> list[Record]:
+    next_offset = [0] * partitions
+    records = []
+    for _ in range(n):
+        p = rnd.randrange(partitions)
+        key = f"k{rnd.randrange(keys)}".encode()
+        records.append(Record("t", p, next_offset[p], key, b""))
+        next_offset[p] += 1
+    return records
+
+
+def shard(ordering: str, r: Record) -> object:
+    if ordering == "partition":
+        return (r.topic, r.partition)
+    if ordering == "key":
+        return (r.topic, r.partition, r.key)
+    return id(r)
+
+
+@pytest.mark.parametrize("ordering", ORDERINGS)
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32),
+    n=st.integers(1, 300),
+    partitions=st.integers(1, 4),
+    keys=st.integers(1, 20),
+    concurrency=st.integers(1, 16),
+    fail_rate=st.floats(0, 0.3),
+)
+def test_invariants(
+    ordering: str,
+    seed: int,
+    n: int,
+    partitions: int,
+    keys: int,
+    concurrency: int,
+    fail_rate: float,
+) -> None:
+    """Every record finishes once; one running per shard; shard order is offset order;
+    running never exceeds concurrency; retries stay at the head of their shard."""
+    rnd = random.Random(seed)
+    records = make_records(n, partitions, keys, rnd)
+    sch = Scheduler(ordering, concurrency)  # type: ignore[arg-type]
+    feed = list(records)
+    running: list[Record] = []
+    retrying: set[int] = set()
+    started: dict[object, list[int]] = defaultdict(list)
+    finished: list[Record] = []
+    now = 0.0
+    while len(finished) < n:
+        # interleave arrivals with completions
+        for _ in range(rnd.randint(0, 5)):
+            if feed:
+                sch.add(feed.pop(0))
+        now += 1.0
+        sch.release_due(now)
+        for r in sch.take():
+            s = shard(ordering, r)
+            assert all(shard(ordering, x) != s for x in running), "two running in one shard"
+            if id(r) in retrying:
+                retrying.discard(id(r))
+            else:
+                started[s].append(r.offset)
+            running.append(r)
+        assert sch.in_flight == len(running) <= concurrency
+        rnd.shuffle(running)
+        for _ in range(rnd.randint(0, len(running))):
+            r = running.pop()
+            if rnd.random() < fail_rate:
+                retrying.add(id(r))
+                sch.retry(r, now + rnd.choice([0.5, 1.5, 3.0]))
+            else:
+                sch.done(r)
+                finished.append(r)
+        if not feed and not running and not sch.take(0):
+            now += 5.0  # let retries come due
+    assert sorted((r.partition, r.offset) for r in finished) == sorted(
+        (r.partition, r.offset) for r in records
+    )
+    assert sch.held == 0 and sch.in_flight == 0
+    if ordering != "unordered":
+        for offsets in started.values():
+            assert offsets == sorted(offsets), "a shard started records out of offset order"
+        # finishing order within a shard is offset order too
+        per_shard: dict[object, list[int]] = defaultdict(list)
+        for r in finished:
+            per_shard[shard(ordering, r)].append(r.offset)
+        for offsets in per_shard.values():
+            assert offsets == sorted(offsets)
+
+
+def test_key_mode_failed_record_blocks_only_its_key() -> None:
+    sch = Scheduler("key", 10)
+    a0, a1 = Record("t", 0, 0, b"a"), Record("t", 0, 1, b"a")
+    b0, b1 = Record("t", 0, 2, b"b"), Record("t", 0, 3, b"b")
+    for r in (a0, a1, b0, b1):
+        sch.add(r)
+    assert sch.take() == [a0, b0]
+    sch.retry(a0, due=10.0)
+    sch.done(b0)
+    assert sch.take() == [b1]  # key b flows, key a waits for its retry
+    assert sch.release_due(5.0) == 0
+    assert sch.take() == []
+    assert sch.release_due(10.0) == 1
+    assert sch.take() == [a0]
+    sch.done(a0)
+    assert sch.take() == [a1]
+
+
+def test_partition_mode_serialises_a_partition() -> None:
+    sch = Scheduler("partition", 10)
+    recs = [Record("t", p, o, b"k%d" % o) for o in range(3) for p in (0, 1)]
+    for r in recs:
+        sch.add(r)
+    first = sch.take()
+    assert sorted((r.partition, r.offset) for r in first) == [(0, 0), (1, 0)]
+
+
+def test_unordered_respects_concurrency() -> None:
+    sch = Scheduler("unordered", 3)
+    for o in range(10):
+        sch.add(Record("t", 0, o))
+    assert [r.offset for r in sch.take()] == [0, 1, 2]
+    assert sch.take() == []
+    assert sch.queued == 7
+
+
+@pytest.mark.parametrize("ordering", ORDERINGS)
+def test_drop_partitions_keeps_running_records(ordering: str) -> None:
+    sch = Scheduler(ordering, 2)  # type: ignore[arg-type]
+    recs = [Record("t", p, o, b"k") for p in (0, 1) for o in range(3)]
+    for r in recs:
+        sch.add(r)
+    running = sch.take()
+    assert len(running) == 2
+    dropped = sch.drop_partitions({("t", 0)})
+    still_running_p0 = [r for r in running if r.partition == 0]
+    assert dropped == 3 - len(still_running_p0)
+    for r in running:
+        sch.done(r)
+    rest = []
+    while batch := sch.take():
+        rest += batch
+        for r in batch:
+            sch.done(r)
+    assert all(r.partition == 1 for r in rest)
+    assert sch.held == 0 and sch.in_flight == 0
+
+
+def test_drop_partitions_removes_retry_waiters() -> None:
+    sch = Scheduler("key", 4)
+    r = Record("t", 0, 0, b"k")
+    sch.add(r)
+    sch.add(Record("t", 0, 1, b"k"))
+    (taken,) = sch.take()
+    sch.retry(taken, due=1.0)
+    assert sch.drop_partitions({("t", 0)}) == 2
+    assert sch.held == 0
+    assert sch.release_due(2.0) == 0 or sch.take() == []
+
+
+@pytest.mark.parametrize("ordering", ORDERINGS)
+def test_limit_holds_back_records_above_offset(ordering: str) -> None:
+    sch = Scheduler(ordering, 10)  # type: ignore[arg-type]
+    for o in range(5):
+        sch.add(Record("t", 0, o, b"k%d" % o))
+    sch.limit(("t", 0), 1)
+    taken = sch.take()
+    assert sorted(r.offset for r in taken) == ([0] if ordering == "partition" else [0, 1])
+    for r in taken:
+        sch.done(r)
+    if ordering != "partition":
+        assert sch.take() == []  # 2..4 are above the limit
+    sch.limit(("t", 0), None)
+    assert sch.take() != []
