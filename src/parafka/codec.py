@@ -22,7 +22,7 @@ import zlib
 from collections import deque
 from collections.abc import Iterable
 from functools import partial
-from itertools import chain, compress, count, islice, repeat, starmap
+from itertools import chain, compress, count, islice, repeat
 from operator import add, ne, sub
 
 METADATA_PREFIX = "pfk1:"
@@ -125,7 +125,7 @@ def _runs(offsets: list[int]) -> tuple[list[int], list[int]]:
     """First and last offsets of the runs of consecutive offsets in a sorted list, no duplicates."""
     steps = map(sub, islice(offsets, 1, None), offsets)
     # Index of every offset that does not follow its predecessor, found without a Python loop.
-    starts = [0, *compress(count(1), map(partial(ne, 1), steps))]
+    starts = [0, *compress(count(1), map(ne, steps, repeat(1)))]
     ends = list(map(partial(add, -1), islice(starts, 1, None)))
     ends.append(len(offsets) - 1)
     return list(map(offsets.__getitem__, starts)), list(map(offsets.__getitem__, ends))
@@ -218,7 +218,9 @@ def _parse_runs(base: int, body: bytes, total: int) -> frozenset[int]:
         seen += length_less_one + 1
         if seen > total:  # checked before expanding: a corrupt run could be huge
             raise ValueError("more offsets than the stored count")
-    if runs and runs[-1][-1] > MAX_OFFSET:
+    if seen != total:
+        raise ValueError("fewer offsets than the stored count")
+    if runs[-1][-1] > MAX_OFFSET:
         raise ValueError("offset above 2**63 - 1")
     return frozenset(chain.from_iterable(runs))
 

@@ -199,6 +199,7 @@ class ControlLoop:
     def _dispatch(self) -> None:
         if self.failure is not None:
             return
+        self.scheduler.concurrency = self.executor.capacity
         records = self.scheduler.take()
         if records:
             for record in records:

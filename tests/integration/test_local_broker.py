@@ -1,6 +1,7 @@
 """The local broker helper: it answers, round-trips records, and leaves no process behind."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -78,7 +79,8 @@ def test_consume_all_stops_at_the_deadline(broker: LocalBroker) -> None:
 
 
 def test_client_config_tunes_groups_and_takes_extras(broker: LocalBroker) -> None:
-    config = broker.client_config(**{"group.id": "g", "session.timeout.ms": 7000})
+    extra: dict[str, str | int] = {"group.id": "g", "session.timeout.ms": 7000}
+    config = broker.client_config(**extra)
     assert config == {
         "bootstrap.servers": broker.bootstrap_servers,
         "session.timeout.ms": 7000,
@@ -130,7 +132,7 @@ def test_broker_dies_with_a_killed_parent() -> None:
         "from parafka.broker import BrokerProcess\n"
         "broker = BrokerProcess()\n"
         "broker.start(timeout=10)\n"
-        "print(broker.pid, flush=True)\n"
+        "print(broker.pid, broker.log_path, flush=True)\n"
         "sys.stdin.read()\n"
     )
     parent = subprocess.Popen(
@@ -142,11 +144,15 @@ def test_broker_dies_with_a_killed_parent() -> None:
     finally:
         parent.kill()  # SIGKILL: no atexit, no cleanup in the parent
         parent.wait()
-    assert line.strip().isdigit(), f"the parent did not start a broker: {line!r}"
-    pid = int(line)
-    deadline = time.monotonic() + 10
-    while not _gone(pid):
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            pytest.fail(f"broker {pid} outlived its killed parent by 10 s")
-        time.sleep(0.05)
+    fields = line.split()
+    assert len(fields) == 2 and fields[0].isdigit(), f"no broker was started: {line!r}"
+    pid, log_dir = int(fields[0]), os.path.dirname(fields[1])
+    try:
+        deadline = time.monotonic() + 10
+        while not _gone(pid):
+            if time.monotonic() > deadline:
+                os.kill(pid, 9)
+                pytest.fail(f"broker {pid} outlived its killed parent by 10 s")
+            time.sleep(0.05)
+    finally:
+        shutil.rmtree(log_dir, ignore_errors=True)  # the killed parent could not clean up
