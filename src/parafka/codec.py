@@ -40,8 +40,9 @@ _DIGIT_TO_FLAG = bytes.maketrans(b"01", b"\x00\x01")
 class MetadataTooLarge(Exception):
     """The completed set does not fit in commit metadata; commit the plain offset instead.
 
-    ``size`` and ``limit`` are bytes of text, or offsets when ``unit == "offsets"`` (the set holds
-    more than MAX_COMPLETED_OFFSETS offsets).
+    ``size`` is the length of the shortest text tried (compression is not tried when even its best
+    ratio could not reach the limit) and ``limit`` the one it exceeds, both in bytes; or both in
+    offsets when ``unit == "offsets"``: the set holds more than MAX_COMPLETED_OFFSETS.
     """
 
     def __init__(self, size: int, limit: int, unit: str = "bytes") -> None:
@@ -188,12 +189,8 @@ def _decode(base: int, tagged: str) -> frozenset[int]:
     if not 0 < total <= MAX_COMPLETED_OFFSETS:
         raise ValueError(f"bad offset count {total}")
     if tag in (_RUNS, _RUNS_ZLIB):
-        offsets = _parse_runs(base, payload[pos:], total)
-    else:
-        offsets = _parse_bitset(base, payload[pos:], total)
-    if len(offsets) != total:
-        raise ValueError(f"{len(offsets)} offsets, not the stored count {total}")
-    return offsets
+        return _parse_runs(base, payload[pos:], total)
+    return _parse_bitset(base, payload[pos:], total)
 
 
 def _inflate(data: bytes) -> bytes:
@@ -206,20 +203,17 @@ def _inflate(data: bytes) -> bytes:
 
 def _parse_runs(base: int, body: bytes, total: int) -> frozenset[int]:
     values = _parse_varints(body)
-    if len(values) % 2:
-        raise ValueError("a gap without its run")
     runs: list[range] = []
     next_free = base + 1
     seen = 0
+    # strict: a gap without its run raises ValueError
     for gap, length_less_one in zip(values[0::2], values[1::2], strict=True):
         start = next_free + gap
         next_free = start + length_less_one + 2
         runs.append(range(start, next_free - 1))
         seen += length_less_one + 1
-        if seen > total:  # checked before expanding: a corrupt run could be huge
-            raise ValueError("more offsets than the stored count")
-    if seen != total:
-        raise ValueError("fewer offsets than the stored count")
+    if seen != total:  # checked before expanding: a corrupt run could be huge
+        raise ValueError(f"{seen} offsets, not the stored count {total}")
     if runs[-1][-1] > MAX_OFFSET:
         raise ValueError("offset above 2**63 - 1")
     return frozenset(chain.from_iterable(runs))

@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from parafka.codec import MetadataTooLarge, decode_completed, encode_completed
 from parafka.errors import BrokerUnreachable, RecordFailed
-from parafka.executor import Completion, Completions, Executor, Handler
+from parafka.executor import Completions, Executor, Handler
 from parafka.kafka_config import consumer_config, producer_config
 from parafka.offsets import PartitionOffsets
 from parafka.record import Produced, Record, record_from_message
@@ -88,8 +88,8 @@ class ControlLoop:
         self._acks_pending = 0
         self._first_assignment_at: float | None = None
         self._last_activity = clock()
+        self._processed = 0  # hot path: a plain attribute, not in _counts
         self._counts = {
-            "processed": 0,
             "failed": 0,
             "retried": 0,
             "skipped": 0,
@@ -262,29 +262,50 @@ class ControlLoop:
 
     # -- completions ------------------------------------------------------------------
     def _handle_completions(self) -> bool:
-        items = self.completions.drain()
-        if not items:
+        chunks = self.completions.drain()
+        if not chunks:
             return False
-        for record, outputs, error in items:
-            if error is not None:
-                self._on_failure(record, error)
-            elif outputs:
-                self._produce(record, outputs)
-            else:
-                self._finish(record)
+        for records, outcomes in chunks:
+            if outcomes is None:
+                self._finish_all(records)
+                continue
+            for record, outcome in zip(records, outcomes, strict=True):
+                if outcome is None:
+                    self._finish(record)
+                elif outcome[1] is not None:
+                    self._on_failure(record, outcome[1])
+                elif outcome[0]:
+                    self._produce(record, outcome[0])
+                else:
+                    self._finish(record)
         return True
 
+    def _finish_all(self, records: list[Record]) -> None:
+        """`_finish` for a chunk that succeeded without outputs (the hot path)."""
+        self.scheduler.done_many(records)
+        self._processed += len(records)
+        for record in records:
+            state = record._ticket
+            state.running -= 1
+            if not state.closed:
+                state.finish(record.offset)
+        if self._throttled:
+            for tp in self._throttled:
+                self.scheduler.limit(tp, self.partitions[tp].position)
+
     def _finish(self, record: Record) -> None:
+        """The record and its outputs are done: free its shard and its offset."""
         self.scheduler.done(record)
-        state = record._ticket
+        state: PartitionOffsets = record._ticket
         state.running -= 1
-        tp = (record.topic, record.partition)
-        if state is self.partitions.get(tp):
-            assert isinstance(state, PartitionOffsets)
-            state.finish(record.offset)
-            if self._throttled and tp in self._throttled:
+        self._processed += 1
+        if state.closed:
+            return  # revoked while it ran; the new owner processes it again
+        state.finish(record.offset)
+        if self._throttled:
+            tp = (record.topic, record.partition)
+            if tp in self._throttled:
                 self.scheduler.limit(tp, state.position)
-        self._counts["processed"] += 1
 
     def _on_failure(self, record: Record, error: BaseException) -> None:
         self._counts["failed"] += 1
@@ -447,19 +468,22 @@ class ControlLoop:
             log.warning("revoke: records still running after %.1f s; they will be redelivered",
                         self.settings.revoke_timeout)
         self.commit(asynchronous=False, only=tps)
-        for tp in tps:
-            self.partitions.pop(tp, None)
-            self._throttled.discard(tp)
+        self._forget(tps)
         log.info("revoked %s", _names(partitions))
 
     def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
         self.scheduler.drop_partitions(tps)
-        for tp in tps:
-            self.partitions.pop(tp, None)
-            self._throttled.discard(tp)
+        self._forget(tps)
         log.warning("lost %s (session expired); uncommitted work will be redelivered",
                     _names(partitions))
+
+    def _forget(self, tps: set[TP]) -> None:
+        for tp in tps:
+            state = self.partitions.pop(tp, None)
+            if state is not None:
+                state.closed = True
+            self._throttled.discard(tp)
 
     def _running_in(self, tps: set[TP]) -> bool:
         return any(self.partitions[tp].running for tp in tps if tp in self.partitions)
@@ -525,6 +549,7 @@ class ControlLoop:
             )
         sch = self.scheduler
         self._stats = Stats(
+            processed=self._processed,
             **self._counts,
             in_flight=sch.in_flight,
             queued=sch.queued,

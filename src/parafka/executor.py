@@ -24,38 +24,45 @@ log = logging.getLogger("parafka.executor")
 Handler = Callable[[Record], Any]
 
 
-class Completion(NamedTuple):
-    """What became of one record: its outputs, or the exception its handler raised."""
-
-    record: Record
-    outputs: list[Produced] | None
-    error: BaseException | None
+# What became of a record that did not simply succeed: its outputs, or its exception.
+Outcome = tuple[list[Produced] | None, BaseException | None]
 
 
-def run_handler(handler: Handler, record: Record, default_topic: str | None) -> Completion:
-    """Call the handler on one record and turn the outcome into a Completion."""
-    try:
-        result = handler(record)
-        outputs = None if result is None else normalize_outputs(result, default_topic)
-    except Exception as exc:
-        return Completion(record, None, exc)
-    return Completion(record, outputs, None)
+class ChunkResult(NamedTuple):
+    """The outcome of a chunk of records. `outcomes` is None when every handler returned
+    nothing (the common case, kept cheap); otherwise it holds one entry per record: None
+    for "done, no output", else an Outcome."""
+
+    records: list[Record]
+    outcomes: list[Outcome | None] | None
+
+
+def run_chunk(handler: Handler, records: list[Record], default_topic: str | None) -> ChunkResult:
+    """Call the handler on each record in order and collect what happened."""
+    outcomes: list[Outcome | None] | None = None
+    for index, record in enumerate(records):
+        try:
+            result = handler(record)
+            if result is None:
+                continue
+            outcome: Outcome = (normalize_outputs(result, default_topic), None)
+        except Exception as exc:
+            outcome = (None, exc)
+        if outcomes is None:
+            outcomes = [None] * len(records)
+        outcomes[index] = outcome
+    return ChunkResult(records, outcomes)
 
 
 class Completions:
-    """A many-writers, one-reader queue of completions that can wake the control thread."""
+    """A many-writers, one-reader queue of chunk results that can wake the control thread."""
 
     def __init__(self) -> None:
-        self._items: deque[Completion] = deque()
+        self._items: deque[ChunkResult] = deque()
         self._wake = threading.Event()
 
-    def put(self, completion: Completion) -> None:
-        self._items.append(completion)
-        if not self._wake.is_set():
-            self._wake.set()
-
-    def put_many(self, completions: list[Completion]) -> None:
-        self._items.extend(completions)
+    def put(self, result: ChunkResult) -> None:
+        self._items.append(result)
         if not self._wake.is_set():
             self._wake.set()
 
@@ -69,18 +76,18 @@ class Completions:
             self._wake.wait(timeout)
         self._wake.clear()
 
-    def drain(self) -> list[Completion]:
-        items, taken = self._items, []
-        while items:
-            taken.append(items.popleft())
-        return taken
+    def drain(self) -> list[ChunkResult]:
+        """Every chunk result put so far, oldest first."""
+        items = self._items
+        return [items.popleft() for _ in range(len(items))]
 
     def __len__(self) -> int:
         return len(self._items)
 
 
 class Executor(ABC):
-    """Runs handlers; reports every submitted record exactly once to `completions`."""
+    """Runs handlers; reports every submitted record exactly once to `completions`,
+    in chunk results."""
 
     @abstractmethod
     def start(self, handler: Handler, completions: Completions, default_topic: str | None) -> None:
@@ -144,13 +151,13 @@ class ThreadExecutor(Executor):
             self._threads.append(thread)
 
     def _work(self, handler: Handler, completions: Completions, topic: str | None) -> None:
-        get, put_many, clock = self._queue.get, completions.put_many, time.perf_counter
+        get, put, clock = self._queue.get, completions.put, time.perf_counter
         while (chunk := get()) is not None:
             started = clock()
-            results = [run_handler(handler, record, topic) for record in chunk]
+            result = run_chunk(handler, chunk, topic)
             per_record = (clock() - started) / len(chunk)
             self._mean_seconds += 0.2 * (per_record - self._mean_seconds)
-            put_many(results)
+            put(result)
 
     def submit(self, records: list[Record]) -> None:
         put, count = self._queue.put, len(records)

@@ -20,7 +20,7 @@ class PartitionOffsets:
     the previous owner finished (read back from the commit metadata).
     """
 
-    __slots__ = ("_dirty", "_done", "_next", "_pending", "_skip", "committed", "running")
+    __slots__ = ("_dirty", "_done", "_next", "_pending", "_skip", "closed", "committed", "running")
 
     def __init__(self, committed: int | None = None, done_above: Iterable[int] = ()) -> None:
         self.committed = committed
@@ -30,6 +30,7 @@ class PartitionOffsets:
         self._next: int | None = None  # last received offset + 1
         self._dirty = False  # something finished since the last commit
         self.running = 0  # records of this partition handed to the executor, not settled
+        self.closed = False  # the partition was revoked: late finishes are ignored
 
     def receive(self, offset: int) -> bool:
         """Record that `offset` arrived. Returns False when it was already done (skip it)."""

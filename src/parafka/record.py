@@ -74,18 +74,41 @@ class Record:
         )
 
 
+class MessageRecord(Record):
+    """A Record backed by a confluent_kafka.Message: key, value, headers and timestamp are
+    read from the message only when used, which keeps the poll loop cheap."""
+
+    __slots__ = ("_msg",)
+
+    def __init__(self, message: Any, topic: str, partition: int, offset: int) -> None:
+        self._msg = message
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.attempt = 1
+        self._ticket = None
+
+    @property  # type: ignore[override]
+    def key(self) -> bytes | None:
+        return self._msg.key()  # type: ignore[no-any-return]
+
+    @property  # type: ignore[override]
+    def value(self) -> bytes | None:
+        return self._msg.value()  # type: ignore[no-any-return]
+
+    @property  # type: ignore[override]
+    def headers(self) -> Headers | None:
+        return self._msg.headers()  # type: ignore[no-any-return]
+
+    @property  # type: ignore[override]
+    def timestamp(self) -> int | None:
+        ts_type, ts = self._msg.timestamp()
+        return ts if ts_type else None  # type: ignore[no-any-return]
+
+
 def record_from_message(message: Any) -> Record:
-    """Build a Record from a confluent_kafka.Message (error-free)."""
-    ts_type, ts = message.timestamp()
-    return Record(
-        message.topic(),
-        message.partition(),
-        message.offset(),
-        message.key(),
-        message.value(),
-        message.headers(),
-        ts if ts_type else None,
-    )
+    """Build a Record from an error-free confluent_kafka.Message."""
+    return MessageRecord(message, message.topic(), message.partition(), message.offset())
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,6 +137,15 @@ class Scheduler:
         self.held -= 1
         self._release_head(record)
 
+    def done_many(self, records: list[Record]) -> None:
+        """`done` for each record, in order."""
+        count = len(records)
+        self.in_flight -= count
+        self.held -= count
+        if self._shard_of is not None:
+            for record in records:
+                self._release_head(record)
+
     def _release_head(self, record: Record) -> None:
         if self._shard_of is None:
             return
