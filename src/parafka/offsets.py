@@ -65,6 +65,13 @@ class PartitionOffsets:
     def done_above(self) -> list[int]:
         """Offsets finished above `position` (unordered), including those a previous owner
         finished that have not arrived again yet: they must survive the next commit too."""
+        if not self._skip:
+            return list(self._done)
+        position = self.position
+        if position is not None:
+            # Skipped offsets at or below the position never arrived (compaction,
+            # transaction markers): they no longer matter.
+            self._skip = {o for o in self._skip if o > position}
         return [*self._done, *self._skip]
 
     @property

@@ -92,3 +92,15 @@ def test_position_matches_model_under_random_completion(
         assert po.position == expected
         assert set(po.done_above) == {x for x in finished if x > expected}
         assert po.pending_count == len(unfinished)
+
+
+def test_skipped_offsets_that_never_arrive_are_dropped() -> None:
+    """A previous owner's finished offset that never comes back (compaction) must not be
+    reported at or below the position, where the codec cannot store it."""
+    po = PartitionOffsets(committed=10, done_above={11, 20})
+    po.receive(10)
+    po.receive(12)  # 11 was compacted away
+    po.finish(10)
+    po.finish(12)
+    assert po.position == 13
+    assert po.done_above == [20]
