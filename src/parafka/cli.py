@@ -1,20 +1,30 @@
-"""The `parafka` command line: `parafka run MODULE:FUNCTION ...` and `parafka broker`."""
+"""The `parafka` command line: `parafka run MODULE:FUNCTION ...` and `parafka broker`.
+
+Exit codes: 0 clean, 1 runtime failure, 2 usage or configuration error. A mistake the
+user can fix is reported as one `parafka: error: ...` line, never a traceback.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import click
-from rich.console import Console
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
-from parafka.errors import BrokerUnreachable, ConfigError, ParafkaError, RecordFailed
+from parafka.broker import BrokerNotAvailable
+from parafka.errors import ConfigError, ParafkaError
+from parafka.kafka_config import consumer_config, producer_config
 from parafka.scheduler import ORDERINGS
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-err_console = Console(stderr=True, highlight=False)
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_BROKER_LOG_LINES = 10
 
 
 def _kv(_ctx: click.Context, _param: click.Parameter, values: Sequence[str]) -> dict[str, str]:
@@ -37,35 +47,108 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("target", metavar="MODULE:FUNCTION")
-@click.option("-b", "--bootstrap-servers", envvar="PARAFKA_BOOTSTRAP_SERVERS", required=True,
-              help="Kafka bootstrap servers, host:port[,host:port] (env PARAFKA_BOOTSTRAP_SERVERS).")
-@click.option("-g", "--group", "group_id", envvar="PARAFKA_GROUP", required=True,
-              help="Consumer group id (env PARAFKA_GROUP).")
-@click.option("-t", "--topic", "topics", multiple=True, required=True,
-              help="Topic to consume; repeat for several.")
-@click.option("--ordering", type=click.Choice(ORDERINGS), default="key", show_default=True,
-              help="key: one record at a time per key; partition: per partition; "
-              "unordered: no order.")
-@click.option("-c", "--concurrency", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Records processed at the same time.")
+@click.option(
+    "-b",
+    "--bootstrap-servers",
+    envvar="PARAFKA_BOOTSTRAP_SERVERS",
+    required=True,
+    help="Kafka bootstrap servers, host:port[,host:port] (env PARAFKA_BOOTSTRAP_SERVERS).",
+)
+@click.option(
+    "-g",
+    "--group",
+    "group_id",
+    envvar="PARAFKA_GROUP",
+    required=True,
+    help="Consumer group id (env PARAFKA_GROUP).",
+)
+@click.option(
+    "-t",
+    "--topic",
+    "topics",
+    multiple=True,
+    required=True,
+    help="Topic to consume; repeat for several.",
+)
+@click.option(
+    "--ordering",
+    type=click.Choice(ORDERINGS),
+    default="key",
+    show_default=True,
+    help="key: one record at a time per key; partition: per partition; unordered: no order.",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Records processed at the same time.",
+)
 @click.option("-o", "--output-topic", default=None, help="Topic for what the handler returns.")
-@click.option("--max-attempts", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Attempts per record before the consumer stops without committing it.")
-@click.option("-X", "kafka_config", multiple=True, callback=_kv, metavar="KEY=VALUE",
-              help="Any librdkafka setting, e.g. -X security.protocol=SASL_SSL; repeatable.")
-@click.option("--until-idle", type=click.FloatRange(min=0, min_open=True), default=None,
-              metavar="SECONDS",
-              help="Exit 0 once no record arrived for SECONDS and all work is committed.")
-@click.option("--max-buffered", type=click.IntRange(min=1), default=None,
-              help="Records held in memory before fetching stops [default: max(1000, 10*C)].")
-@click.option("--commit-interval", type=click.FloatRange(min=0, min_open=True), default=1.0,
-              show_default=True, help="Seconds between offset commits.")
-@click.option("--shutdown-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
-              show_default=True, help="Seconds running records get to finish on shutdown.")
-@click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=15.0,
-              show_default=True, help="Seconds to wait for the cluster before giving up.")
-@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"],
-              case_sensitive=False), default="INFO", show_default=True)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Attempts per record before the consumer stops without committing it.",
+)
+@click.option(
+    "--retry-backoff",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait before the first retry of a failed record; doubles each retry, up to 30 s.",
+)
+@click.option(
+    "-X",
+    "kafka_config",
+    multiple=True,
+    callback=_kv,
+    metavar="KEY=VALUE",
+    help="Any librdkafka setting, e.g. -X security.protocol=SASL_SSL; repeatable.",
+)
+@click.option(
+    "--until-idle",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Exit 0 once no record arrived for SECONDS and all work is committed.",
+)
+@click.option(
+    "--max-buffered",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Records held in memory before fetching stops [default: max(1000, 10*C)].",
+)
+@click.option(
+    "--commit-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Seconds between offset commits.",
+)
+@click.option(
+    "--shutdown-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds running records get to finish on shutdown.",
+)
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=15.0,
+    show_default=True,
+    help="Seconds to wait for the cluster before giving up.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="INFO",
+    show_default=True,
+)
 def run(
     target: str,
     bootstrap_servers: str,
@@ -75,6 +158,7 @@ def run(
     concurrency: int,
     output_topic: str | None,
     max_attempts: int,
+    retry_backoff: float,
     kafka_config: dict[str, str],
     until_idle: float | None,
     max_buffered: int | None,
@@ -86,53 +170,122 @@ def run(
     """Run HANDLER (module:function or path/to/file.py:function) on every record."""
     from parafka.consumer import ParallelConsumer
     from parafka.loader import load_target
+    from parafka.retry import RetryPolicy
 
-    _setup_logging(log_level)
     handler = load_target(target)
+    _check_kafka_config(kafka_config)
     consumer = ParallelConsumer(
         handler,
         bootstrap_servers=bootstrap_servers,
         group_id=group_id,
         topics=topics,
-        ordering=ordering,  # type: ignore[arg-type]
+        ordering=ordering,  # type: ignore[arg-type]  # click.Choice checked it
         concurrency=concurrency,
         output_topic=output_topic,
         kafka_config=kafka_config,
-        max_attempts=max_attempts,
+        retry=RetryPolicy(max_attempts=max_attempts, initial_backoff=retry_backoff),
         max_buffered=max_buffered,
         commit_interval=commit_interval,
         shutdown_timeout=shutdown_timeout,
         connect_timeout=connect_timeout,
     )
+    _setup_logging(log_level)
     started = time.monotonic()
-    stats = consumer.run(until_idle=until_idle)
+    try:
+        stats = consumer.run(until_idle=until_idle)
+    except KafkaException as exc:
+        raise ParafkaError(f"Kafka client error: {_kafka_text(exc)}") from None
     elapsed = time.monotonic() - started
-    err_console.print(
+    click.echo(
         f"parafka: processed {stats.processed} records in {elapsed:.1f} s "
-        f"({stats.failed} failures, {stats.retried} retries, {stats.skipped} skipped as done)"
+        f"({stats.failed} failures, {stats.retried} retries, {stats.skipped} skipped as done)",
+        err=True,
     )
 
 
+def _check_kafka_config(kafka_config: Mapping[str, str]) -> None:
+    """Let librdkafka judge the -X settings now, without connecting, so a typo is a usage
+    error up front rather than a failure when the first output is produced."""
+    checks: list[tuple[type[Any], dict[str, Any]]] = [
+        (Consumer, consumer_config("", "parafka-config-check", kafka_config)),
+        (Producer, producer_config("", kafka_config)),
+    ]
+    for client_class, config in checks:
+        config.pop("bootstrap.servers")  # no broker: nothing connects
+        config["logger"] = logging.getLogger("parafka.config_check")
+        try:
+            client = client_class(config)
+        except KafkaException as exc:
+            raise ConfigError(_config_problem(_kafka_text(exc), kafka_config)) from None
+        if isinstance(client, Consumer):
+            client.close()
+
+
+def _config_problem(text: str, kafka_config: Mapping[str, str]) -> str:
+    named = re.search(r'"([^"]+)"', text)
+    key = named.group(1) if named else None
+    if key is not None and key in kafka_config:
+        return (
+            f"-X {key}={kafka_config[key]} is rejected by librdkafka: {text}; fix or remove "
+            "it (settings: https://github.com/confluentinc/librdkafka/blob/master/"
+            "CONFIGURATION.md)"
+        )
+    given = " ".join(f"-X {k}={v}" for k, v in kafka_config.items()) or "(none)"
+    return f"the Kafka client settings are rejected: {text}; check the -X settings: {given}"
+
+
+def _kafka_text(exc: KafkaException) -> str:
+    error = exc.args[0] if exc.args else None
+    return error.str() if isinstance(error, KafkaError) else str(exc)
+
+
 @cli.command()
-@click.option("--port", type=click.IntRange(1, 65535), default=9092, show_default=True,
-              help="Port to listen on (127.0.0.1).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=9092,
+    show_default=True,
+    help="Port to listen on (127.0.0.1).",
+)
 def broker(port: int) -> None:
     """Run the local development broker (memory only) in the foreground."""
-    import signal
-
     from parafka.broker import BrokerProcess
 
     process = BrokerProcess(port=port)
-    process.start()
-    click.echo(f"local broker listening; bootstrap servers: {process.bootstrap_servers}")
-    click.echo("press Ctrl+C to stop (data is kept in memory only)")
-    signal.signal(signal.SIGTERM, lambda *_: process.stop())
+    # SIGTERM takes the Ctrl+C path. (Stopping the child from inside a signal handler
+    # would re-enter Popen.wait, which holds a lock while the main thread waits.)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        process.wait()
+        process.start()
+        click.echo(f"local broker listening; bootstrap servers: {process.bootstrap_servers}")
+        click.echo("press Ctrl+C to stop (data is kept in memory only)")
+        code = process.wait()
+        raise ParafkaError(
+            f"the local broker on {process.bootstrap_servers} exited by itself with code "
+            f"{code}; last lines of its log:\n{_tail(process.log_path)}"
+        )
     except KeyboardInterrupt:
         pass
     finally:
-        process.stop()
+        # Further signals must not cut the stop short and leave the broker running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            process.stop()
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _tail(path: str | None) -> str:
+    if path is None:
+        return "(no log)"
+    try:
+        with open(path, encoding="utf-8", errors="replace") as log:
+            lines = log.read().splitlines()
+    except OSError as exc:
+        return f"(log unreadable: {exc})"
+    return "\n".join(lines[-_BROKER_LOG_LINES:]) or "(empty log)"
 
 
 def _setup_logging(level: str) -> None:
@@ -145,34 +298,49 @@ def _setup_logging(level: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="parafka",
-                 standalone_mode=False)
-    except click.exceptions.NoArgsIsHelp as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        click.echo(cli.get_help(click.Context(cli, info_name="parafka")), err=True)
         return EXIT_USAGE
+    try:
+        result = cli.main(args=args, prog_name="parafka", standalone_mode=False)
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-        _error(f"{exc.format_message()}{hint}")
+        _error(f"{_usage_text(exc)}{hint}")
         return EXIT_USAGE
+    except click.ClickException as exc:
+        _error(exc.format_message())
+        return EXIT_FAILURE
     except ConfigError as exc:
         _error(str(exc))
         return EXIT_USAGE
-    except (BrokerUnreachable, RecordFailed, ParafkaError) as exc:
-        _error(str(exc))
+    except (ParafkaError, BrokerNotAvailable) as exc:
+        # Runtime failures may carry detail lines (a broker's log); the first line says it.
+        headline, _, detail = str(exc).partition("\n")
+        _error(headline)
+        if detail:
+            click.echo(detail, err=True)
         return EXIT_FAILURE
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.Abort:
-        _error("aborted")
-        return EXIT_FAILURE
-    except KeyboardInterrupt:
-        return 130
-    return EXIT_OK
+    except (click.Abort, KeyboardInterrupt):
+        _error("interrupted")
+        return EXIT_INTERRUPTED
+    # Outside standalone mode click returns the code of --help/--version as an int.
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def _usage_text(exc: click.UsageError) -> str:
+    text = exc.format_message()
+    if isinstance(exc, click.MissingParameter) and isinstance(exc.param, click.Option):
+        envvar = exc.param.envvar
+        if isinstance(envvar, str):
+            text = f"{text.rstrip('.')} (or set {envvar})."
+    return text
 
 
 def _error(message: str) -> None:
-    err_console.print(f"parafka: error: {message}", markup=False, soft_wrap=True)
+    """Print one `parafka: error:` line; a message spread over lines is joined."""
+    one_line = re.sub(r"\s*\n\s*", " ", message.strip())
+    click.echo(f"parafka: error: {one_line}", err=True)
 
 
 if __name__ == "__main__":

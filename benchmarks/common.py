@@ -1,0 +1,331 @@
+"""Helpers shared by the benchmarks: workloads, producing, the baseline loops, timing, tables.
+
+Every run is timed from the first handler call to the end of the last one, so the time a
+fresh consumer group takes to get its partitions (about 3 s on the local broker) and the
+time to leave the group are not counted. The handler notes the timestamps itself.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer
+from rich.console import Console
+from rich.table import Table
+
+from parafka import ParallelConsumer, Record
+
+console = Console()
+
+# (partition, key, value): what a workload produces, one tuple per record.
+Item = tuple[int, bytes, bytes]
+Ordering = Literal["key", "partition", "unordered"]
+
+
+def fresh_group(prefix: str) -> str:
+    """A consumer group id no other run uses, so every run reads the topic from the start."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# -- workloads -------------------------------------------------------------------------------
+def keyed_items(
+    count: int, keys: int, partitions: int, values: Iterable[bytes], seed: int
+) -> list[Item]:
+    """`count` records over `keys` keys, each key used equally often, in a shuffled order.
+
+    A key always goes to partition `key index % partitions`, so the partitions get the
+    same number of records (partition mode is not slowed by one partition being longer).
+    """
+    rng = random.Random(seed)
+    key_indexes = [i % keys for i in range(count)]
+    rng.shuffle(key_indexes)
+    return [
+        (k % partitions, b"key-%d" % k, value)
+        for k, value in zip(key_indexes, values, strict=False)
+    ]
+
+
+def sleep_items(
+    count: int, keys: int, partitions: int, seed: int, low_ms: float = 10.0, high_ms: float = 30.0
+) -> list[Item]:
+    """Records whose value is the handler's sleep time in milliseconds, drawn uniformly."""
+    rng = random.Random(seed)
+    values = [b"%.3f" % rng.uniform(low_ms, high_ms) for _ in range(count)]
+    return keyed_items(count, keys, partitions, values, seed + 1)
+
+
+def mean_sleep_seconds(items: Sequence[Item]) -> float:
+    return statistics.fmean(float(value) for _, _, value in items) / 1000.0
+
+
+def produce(bootstrap_servers: str, topic: str, items: Iterable[Item]) -> int:
+    """Produce fast (large batches, linger) and wait until every record is acknowledged."""
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "linger.ms": 20,
+            "batch.num.messages": 10000,
+            "batch.size": 1_000_000,
+            "queue.buffering.max.messages": 500_000,
+            "queue.buffering.max.kbytes": 512 * 1024,
+        }
+    )
+    failures: list[KafkaError] = []
+
+    def on_delivery(error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            failures.append(error)
+
+    count = 0
+    send = producer.produce
+    for partition, key, value in items:
+        while True:
+            try:
+                send(topic, value, key, partition, on_delivery=on_delivery)
+                break
+            except BufferError:  # local queue full: let deliveries drain it
+                producer.poll(0.05)
+        count += 1
+    unsent = producer.flush(120)
+    if unsent or failures:
+        raise RuntimeError(
+            f"producing to {topic!r}: {unsent} of {count} unacknowledged, "
+            f"{len(failures)} failed (first: {failures[0] if failures else '-'})"
+        )
+    return count
+
+
+# -- timing ----------------------------------------------------------------------------------
+class Span:
+    """First handler start to last handler end, noted by the handlers themselves.
+
+    Updates race harmlessly between threads: an error of a few microseconds at most on
+    runs that last seconds.
+    """
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.last = 0.0
+
+    def begin(self) -> None:
+        if self.first is None:
+            self.first = time.perf_counter()
+
+    def end(self) -> None:
+        now = time.perf_counter()
+        if now > self.last:
+            self.last = now
+
+    def tick(self) -> None:
+        """`begin()` and `end()` in one call, for a handler that does nothing."""
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = now
+        if now > self.last:
+            self.last = now
+
+    @property
+    def seconds(self) -> float:
+        if self.first is None:
+            return float("nan")
+        return self.last - self.first
+
+
+@dataclass
+class Result:
+    """What one timed run measured."""
+
+    name: str
+    records: int
+    seconds: float
+    handler_ms: float | None = None  # measured mean handler time, when the handler notes it
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else float("nan")
+
+
+class SleepJob:
+    """The IO-bound handler: sleeps for the milliseconds held in the record's value."""
+
+    def __init__(self) -> None:
+        self.span = Span()
+        self.durations: list[float] = []  # list.append is atomic: safe from many threads
+
+    def run(self, value: bytes) -> None:
+        span, clock = self.span, time.perf_counter
+        span.begin()
+        started = clock()
+        time.sleep(float(value) / 1000.0)
+        ended = clock()
+        self.durations.append(ended - started)
+        if ended > span.last:
+            span.last = ended
+
+    def record(self, record: Record) -> None:
+        """Handler for parafka."""
+        self.run(record.value or b"0")
+
+    def message(self, message: Message) -> None:
+        """Handler for the baseline loops, which see confluent_kafka messages."""
+        self.run(message.value() or b"0")
+
+    def result(self, name: str, records: int) -> Result:
+        mean = statistics.fmean(self.durations) * 1000.0 if self.durations else None
+        return Result(name, records, self.span.seconds, mean)
+
+
+# -- the loops being compared --------------------------------------------------------------
+def _baseline_consumer(config: Mapping[str, Any], topic: str, group: str) -> Consumer:
+    consumer = Consumer(
+        {
+            **config,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    return consumer
+
+
+def _commit_position(consumer: Consumer) -> None:
+    """Commit where the consumer stands: right when every record returned so far is done."""
+    offsets = [tp for tp in consumer.position(consumer.assignment()) if tp.offset >= 0]
+    if offsets:
+        consumer.commit(offsets=offsets, asynchronous=True)
+
+
+def plain_loop(
+    config: Mapping[str, Any],
+    topic: str,
+    handler: Callable[[Message], object],
+    count: int,
+    timeout: float = 600.0,
+) -> int:
+    """The plain serial loop: consume(1000), call the handler on each message, commit.
+
+    Stops after `count` records; returns how many were handled.
+    """
+    consumer = _baseline_consumer(config, topic, fresh_group("bench-plain"))
+    handled, deadline = 0, time.monotonic() + timeout
+    try:
+        while handled < count and time.monotonic() < deadline:
+            batch = consumer.consume(1000, 0.5)
+            for message in batch:
+                if message.error() is None:
+                    handler(message)
+                    handled += 1
+                    if handled == count:
+                        break
+            if batch:
+                _commit_position(consumer)
+    finally:
+        consumer.close()
+    return handled
+
+
+def batch_threads_loop(
+    config: Mapping[str, Any],
+    topic: str,
+    handler: Callable[[Message], object],
+    count: int,
+    concurrency: int,
+    timeout: float = 600.0,
+) -> int:
+    """The common fix: consume(C), one thread per record, join them all, commit, repeat."""
+    consumer = _baseline_consumer(config, topic, fresh_group("bench-batch"))
+    handled, deadline = 0, time.monotonic() + timeout
+    try:
+        while handled < count and time.monotonic() < deadline:
+            batch = [m for m in consumer.consume(concurrency, 0.5) if m.error() is None]
+            threads = [threading.Thread(target=handler, args=(m,)) for m in batch]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            handled += len(batch)
+            if batch:
+                _commit_position(consumer)
+    finally:
+        consumer.close()
+    return handled
+
+
+def parafka_run(
+    handler: Callable[[Record], object],
+    config: Mapping[str, Any],
+    topic: str,
+    count: int,
+    ordering: Ordering,
+    concurrency: int,
+    timeout: float = 600.0,
+) -> int:
+    """Run a ParallelConsumer in a fresh group until `count` records are processed.
+
+    Returns how many it processed; raises if it stopped early or ran out of time.
+    """
+    consumer = ParallelConsumer(
+        handler,
+        bootstrap_servers=str(config["bootstrap.servers"]),
+        group_id=fresh_group(f"bench-{ordering}"),
+        topics=topic,
+        ordering=ordering,
+        concurrency=concurrency,
+        kafka_config=config,
+    )
+    consumer.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while consumer.stats().processed < count:
+            if not consumer.is_running:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"parafka {ordering}/{concurrency} processed "
+                    f"{consumer.stats().processed} of {count} records in {timeout:.0f} s"
+                )
+            time.sleep(0.05)
+    finally:
+        consumer.stop()
+        final = consumer.join(60)
+    if final is None:
+        raise RuntimeError(f"parafka {ordering}/{concurrency} did not stop within 60 s")
+    if final.processed < count:
+        raise RuntimeError(
+            f"parafka {ordering}/{concurrency} stopped after {final.processed} of {count} records"
+        )
+    return final.processed
+
+
+# -- printing ----------------------------------------------------------------------------------
+def table(
+    title: str, headers: Sequence[str], rows: Iterable[Sequence[str]], caption: str | None = None
+) -> Table:
+    """A rich table; every column but the first is right-aligned (they hold numbers)."""
+    result = Table(title=title, caption=caption, caption_justify="left")
+    for index, header in enumerate(headers):
+        result.add_column(header, justify="left" if index == 0 else "right")
+    for row in rows:
+        result.add_row(*row)
+    return result
+
+
+def note(text: str) -> None:
+    """A short progress line."""
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {text}", highlight=False)
+
+
+def fmt_rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def fmt_ratio(value: float) -> str:
+    return f"{value:.2f}×"

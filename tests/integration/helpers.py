@@ -1,0 +1,57 @@
+"""Shared pieces of the integration tests: workloads, committed offsets, waiting."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from parafka import ParallelConsumer
+from parafka.testing import LocalBroker
+
+
+def produce_keyed(broker: LocalBroker, topic: str, count: int, keys: int) -> None:
+    """`count` records, key k{i % keys}, value = str(i)."""
+    broker.produce(topic, [(f"k{i % keys}".encode(), str(i).encode()) for i in range(count)])
+
+
+def committed(broker: LocalBroker, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The group's committed offset per partition (-1001 when none)."""
+    consumer = Consumer(broker.client_config(**{"group.id": group}))
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        return {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10)}
+    finally:
+        consumer.close()
+
+
+def end_offsets(broker: LocalBroker, topic: str, partitions: int) -> dict[int, int]:
+    """The number of records in each partition (counted by reading them)."""
+    counts = dict.fromkeys(range(partitions), 0)
+    for message in broker.consume_all(topic, expected=10**9, timeout=3):
+        counts[message.partition()] = max(counts[message.partition()], message.offset() + 1)
+    return counts
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def consumer(broker: LocalBroker, handler: Callable[..., Any], topic: str, group: str,
+             **kwargs: Any) -> ParallelConsumer:
+    """A ParallelConsumer on the test broker with quick group settings."""
+    extra = kwargs.pop("kafka_config", {})
+    return ParallelConsumer(
+        handler,
+        bootstrap_servers=broker.bootstrap_servers,
+        group_id=group,
+        topics=[topic],
+        kafka_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 500, **extra},
+        **kwargs,
+    )

@@ -1,0 +1,263 @@
+"""ParallelConsumer end to end against the local broker."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import defaultdict
+
+import pytest
+
+from parafka import Output, Record, RecordFailed, RetryPolicy
+from parafka.errors import BrokerUnreachable
+from parafka.testing import LocalBroker
+
+from .helpers import committed, consumer, end_offsets, produce_keyed, wait_until
+
+FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.05, jitter=0)
+
+
+def group() -> str:
+    return f"g-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.mark.parametrize("ordering", ["key", "partition", "unordered"])
+def test_each_ordering_processes_everything_in_order(broker: LocalBroker, ordering: str) -> None:
+    topic, gid = broker.new_topic("order", partitions=4), group()
+    produce_keyed(broker, topic, 1200, keys=30)
+    seen: dict[tuple[int, bytes | None], list[int]] = defaultdict(list)
+    by_partition: dict[int, list[int]] = defaultdict(list)
+    lock = threading.Lock()
+    running, peak = [0], [0]
+
+    def handle(record: Record) -> None:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.002 if int(record.value or b"0") % 7 else 0.01)
+        with lock:
+            running[0] -= 1
+            seen[(record.partition, record.key)].append(record.offset)
+            by_partition[record.partition].append(record.offset)
+
+    stats = consumer(broker, handle, topic, gid, ordering=ordering, concurrency=16).run(
+        until_idle=1.5
+    )
+    assert stats.processed == 1200
+    assert sum(len(v) for v in seen.values()) == 1200
+    if ordering == "key":
+        for offsets in seen.values():
+            assert offsets == sorted(offsets)
+        assert peak[0] > 4  # keys of one partition ran side by side
+    elif ordering == "partition":
+        for offsets in by_partition.values():
+            assert offsets == sorted(offsets)
+        assert peak[0] <= 4
+    else:
+        assert peak[0] > 4
+    assert committed(broker, gid, topic, 4) == end_offsets(broker, topic, 4)
+
+
+def test_outputs_are_acknowledged_before_their_source_is_committed(broker: LocalBroker) -> None:
+    source, sink, gid = broker.new_topic("src", 2), broker.new_topic("sink", 1), group()
+    produce_keyed(broker, source, 400, keys=10)
+
+    def handle(record: Record) -> list[Output]:
+        n = int(record.text())
+        return [Output({"n": n}, key=record.key), Output(f"copy-{n}", topic=sink)]
+
+    stats = consumer(broker, handle, source, gid, output_topic=sink, concurrency=8).run(
+        until_idle=1.5
+    )
+    assert stats.processed == 400
+    outputs = broker.consume_all(sink, expected=800)
+    values = [m.value() for m in outputs]
+    assert sorted(values.count(f"copy-{n}".encode()) for n in range(400)) == [1] * 400
+    assert {f'{{"n":{n}}}'.encode() for n in range(400)} <= set(values)
+    assert committed(broker, gid, source, 2) == end_offsets(broker, source, 2)
+
+
+def test_a_failed_output_keeps_its_source_uncommitted(broker: LocalBroker) -> None:
+    source, sink, gid = broker.new_topic("src", 1), broker.new_topic("sink", 1), group()
+    produce_keyed(broker, source, 20, keys=20)
+
+    def handle(record: Record) -> Output:
+        # An output over the producer's message.max.bytes is refused by the client.
+        size = 5000 if record.offset == 12 else 10
+        return Output(b"x" * size)
+
+    pc = consumer(
+        broker, handle, source, gid, output_topic=sink, retry=FAST_RETRY, ordering="unordered",
+        kafka_config={"message.max.bytes": 2000},
+    )
+    with pytest.raises(RecordFailed) as failed:
+        pc.run(until_idle=5)
+    assert (failed.value.partition, failed.value.offset) == (0, 12)
+    assert committed(broker, gid, source, 1)[0] == 12
+
+
+def test_failing_record_holds_only_its_key_then_stops_uncommitted(broker: LocalBroker) -> None:
+    topic, gid = broker.new_topic("fail", partitions=1), group()
+    produce_keyed(broker, topic, 60, keys=6)  # offset 3 has key k3
+    attempts: list[int] = []
+    done: list[int] = []
+
+    def handle(record: Record) -> None:
+        if record.offset == 3:
+            attempts.append(record.attempt)
+            raise ValueError("boom")
+        done.append(record.offset)
+
+    pc = consumer(broker, handle, topic, gid, ordering="key", concurrency=4, retry=FAST_RETRY)
+    with pytest.raises(RecordFailed) as failed:
+        pc.run(until_idle=5)
+    err = failed.value
+    assert (err.topic, err.partition, err.offset, err.attempts) == (topic, 0, 3, 3)
+    assert "ValueError: boom" in str(err) and f"{topic}[0]@3" in str(err)
+    assert attempts == [1, 2, 3]
+    other_keys = [o for o in range(60) if o % 6 != 3]
+    assert set(other_keys) <= set(done)  # other keys kept flowing while k3 waited
+    assert not {o for o in done if o % 6 == 3}  # nothing after the failure ran on key k3
+    assert committed(broker, gid, topic, 1)[0] == 3
+
+
+def test_a_retried_record_sees_its_attempt_number(broker: LocalBroker) -> None:
+    topic, gid = broker.new_topic("retry", partitions=1), group()
+    produce_keyed(broker, topic, 10, keys=2)
+    seen: list[tuple[int, int]] = []
+
+    def handle(record: Record) -> None:
+        seen.append((record.offset, record.attempt))
+        if record.offset == 4 and record.attempt < 3:
+            raise RuntimeError("transient")
+
+    stats = consumer(broker, handle, topic, gid, retry=FAST_RETRY).run(until_idle=1.5)
+    assert stats.processed == 10 and stats.retried == 2
+    assert [a for o, a in seen if o == 4] == [1, 2, 3]
+    assert committed(broker, gid, topic, 1)[0] == 10
+
+
+def test_slow_handler_past_max_poll_interval_causes_no_rebalance(broker: LocalBroker) -> None:
+    topic, gid = broker.new_topic("slow", partitions=2), group()
+    produce_keyed(broker, topic, 20, keys=20)
+    calls: dict[int, int] = defaultdict(int)
+
+    def handle(record: Record) -> None:
+        calls[record.partition * 1000 + record.offset] += 1
+        if record.partition == 0 and record.offset == 0:
+            time.sleep(8.5)  # longer than max.poll.interval.ms below
+
+    pc = consumer(
+        broker, handle, topic, gid, concurrency=4,
+        kafka_config={"max.poll.interval.ms": 7000},
+    )
+    stats = pc.run(until_idle=1.5)
+    assert stats.rebalances == 1  # the first assignment only
+    assert len(calls) == 20 and set(calls.values()) == {1}
+    assert committed(broker, gid, topic, 2) == end_offsets(broker, topic, 2)
+
+
+def test_two_consumers_share_partitions_and_lose_nothing(broker: LocalBroker) -> None:
+    topic, gid = broker.new_topic("reb", partitions=4), group()
+    total = 3000
+    produce_keyed(broker, topic, total, keys=40)
+    log: dict[str, list[tuple[int, bytes | None, int]]] = {"a": [], "b": []}
+
+    def handler(name: str):  # type: ignore[no-untyped-def]
+        def handle(record: Record) -> None:
+            time.sleep(0.003)
+            log[name].append((record.partition, record.key, record.offset))
+
+        return handle
+
+    def processed() -> set[tuple[int, int]]:
+        return {(p, o) for entries in list(log.values()) for p, _k, o in list(entries)}
+
+    a = consumer(broker, handler("a"), topic, gid, concurrency=8).start()
+    wait_until(lambda: len(log["a"]) >= 400, 30, "consumer a to get going")
+    b = consumer(broker, handler("b"), topic, gid, concurrency=8).start()
+    wait_until(lambda: len(log["b"]) >= 200, 30, "consumer b to join and process")
+    a.stop()
+    a_stats = a.join(30)
+    wait_until(lambda: len(processed()) >= total, 60, "every record to be processed")
+    b.stop()
+    b_stats = b.join(30)
+    assert a_stats is not None and b_stats is not None
+    assert len(processed()) == total  # nothing lost
+    # Order per key within each consumer: a key's offsets only go backwards when the
+    # partition was handed over (redelivery from the committed offset after a rebalance).
+    for name, stats in (("a", a_stats), ("b", b_stats)):
+        per_key: dict[tuple[int, bytes | None], list[int]] = defaultdict(list)
+        for p, k, o in log[name]:
+            per_key[(p, k)].append(o)
+        for offsets in per_key.values():
+            backwards = sum(1 for x, y in zip(offsets, offsets[1:], strict=False) if y < x)
+            assert backwards <= stats.rebalances
+    assert committed(broker, gid, topic, 4) == end_offsets(broker, topic, 4)
+
+
+def test_backpressure_bounds_records_in_memory(broker: LocalBroker) -> None:
+    topic, gid = broker.new_topic("bp", partitions=2), group()
+    produce_keyed(broker, topic, 3000, keys=50)
+    gate = threading.Event()
+
+    def handle(record: Record) -> None:
+        gate.wait(10)
+
+    pc = consumer(broker, handle, topic, gid, ordering="unordered", concurrency=4,
+                  max_buffered=100)
+    peak, saw_paused = 0, False
+    with pc:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not saw_paused:
+            stats = pc.stats()
+            peak = max(peak, stats.held)
+            saw_paused = saw_paused or stats.paused
+            time.sleep(0.02)
+        gate.set()
+        wait_until(lambda: pc.stats().processed == 3000, 60, "the backlog to drain")
+        final = pc.stats()
+    assert saw_paused  # stuck full for over a second: partitions were paused
+    assert peak <= 100
+    assert not final.paused
+
+
+def test_stop_from_another_thread_commits_what_is_done(broker: LocalBroker) -> None:
+    topic, gid = broker.new_topic("stop", partitions=2), group()
+    produce_keyed(broker, topic, 2000, keys=50)
+    done: list[tuple[int, int]] = []
+
+    def handle(record: Record) -> None:
+        time.sleep(0.002)
+        done.append((record.partition, record.offset))
+
+    pc = consumer(broker, handle, topic, gid, concurrency=4)
+    pc.start()
+    wait_until(lambda: len(done) >= 300, 30, "some progress")
+    pc.stop()
+    stats = pc.join(30)
+    assert stats is not None and not pc.is_running
+    finished = set(done)
+    for partition, offset in committed(broker, gid, topic, 2).items():
+        # every record below the committed offset was processed
+        assert all((partition, o) in finished for o in range(offset))
+    assert stats.processed == len(done) < 2000
+
+
+def test_unreachable_broker_fails_fast() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    from parafka import ParallelConsumer
+
+    pc = ParallelConsumer(
+        lambda r: None, bootstrap_servers=f"127.0.0.1:{port}", group_id="g", topics=["t"],
+        connect_timeout=2,
+    )
+    started = time.monotonic()
+    with pytest.raises(BrokerUnreachable, match=f"127.0.0.1:{port}"):
+        pc.run()
+    assert time.monotonic() - started < 10
