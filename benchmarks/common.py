@@ -23,6 +23,8 @@ from rich.table import Table
 from parafka import ParallelConsumer, Record
 
 console = Console()
+if not console.is_terminal:  # piped to a file: do not squeeze tables into 80 columns
+    console.width = 150
 
 # (partition, key, value): what a workload produces, one tuple per record.
 Item = tuple[int, bytes, bytes]

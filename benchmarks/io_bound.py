@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for c in CONCURRENCIES:
             timed(
-                f"batch + thread per record C={c}",
+                f"batch+threads C={c}",
                 "batch",
                 c,
                 c / mean_t,

@@ -7,6 +7,7 @@ make the group think this consumer is dead.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -353,7 +354,11 @@ class ControlLoop:
             while True:
                 try:
                     producer.produce(
-                        out.topic, out.value, out.key, headers=out.headers, on_delivery=ack.delivered
+                        out.topic,
+                        out.value,
+                        out.key,
+                        headers=out.headers,
+                        on_delivery=ack.delivered,
                     )
                     break
                 except BufferError:
@@ -380,7 +385,9 @@ class ControlLoop:
                 continue
             position = state.position
             assert position is not None
-            offsets.append(TopicPartition(tp[0], tp[1], position, metadata=self._metadata(tp, state, position)))
+            offsets.append(
+                TopicPartition(tp[0], tp[1], position, metadata=self._metadata(tp, state, position))
+            )
             state.mark_committed(position)
         if not offsets:
             return
@@ -389,10 +396,10 @@ class ControlLoop:
             self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
         except KafkaException as exc:
             log.warning("commit failed: %s", exc)
-            for tp in offsets:
-                state = self.partitions.get((tp.topic, tp.partition))
-                if state is not None:
-                    state.mark_dirty()
+            for sent in offsets:
+                failed_state = self.partitions.get((sent.topic, sent.partition))
+                if failed_state is not None:
+                    failed_state.mark_dirty()
 
     def _metadata(self, tp: TP, state: PartitionOffsets, position: int) -> str:
         done = state.done_above
@@ -406,7 +413,12 @@ class ControlLoop:
                     "%s[%d]: %d finished offsets above %d need %d bytes of commit metadata, "
                     "over the %d-byte limit; committing the plain offset and starting only "
                     "the oldest records of this partition until it catches up",
-                    tp[0], tp[1], len(done), position, exc.size, exc.limit,
+                    tp[0],
+                    tp[1],
+                    len(done),
+                    position,
+                    exc.size,
+                    exc.limit,
                 )
                 self._throttled.add(tp)
                 self.scheduler.limit(tp, position)
@@ -449,7 +461,10 @@ class ControlLoop:
             if done:
                 log.info(
                     "%s[%d]: %d records above offset %d were already done; skipping them",
-                    tp.topic, tp.partition, len(done), base,
+                    tp.topic,
+                    tp.partition,
+                    len(done),
+                    base,
                 )
         self._newly_assigned.extend(partitions)
         log.info("assigned %s", _names(partitions))
@@ -465,8 +480,10 @@ class ControlLoop:
             if self._producer is not None:
                 self._producer.poll(0)
         if self._running_in(tps):
-            log.warning("revoke: records still running after %.1f s; they will be redelivered",
-                        self.settings.revoke_timeout)
+            log.warning(
+                "revoke: records still running after %.1f s; they will be redelivered",
+                self.settings.revoke_timeout,
+            )
         self.commit(asynchronous=False, only=tps)
         self._forget(tps)
         log.info("revoked %s", _names(partitions))
@@ -475,8 +492,9 @@ class ControlLoop:
         tps = {(p.topic, p.partition) for p in partitions}
         self.scheduler.drop_partitions(tps)
         self._forget(tps)
-        log.warning("lost %s (session expired); uncommitted work will be redelivered",
-                    _names(partitions))
+        log.warning(
+            "lost %s (session expired); uncommitted work will be redelivered", _names(partitions)
+        )
 
     def _forget(self, tps: set[TP]) -> None:
         for tp in tps:
@@ -494,8 +512,9 @@ class ControlLoop:
         if assignment:
             (self._consumer.pause if paused else self._consumer.resume)(assignment)
         self._paused = paused
-        log.debug("%s fetching (%d records held)", "paused" if paused else "resumed",
-                  self.scheduler.held)
+        log.debug(
+            "%s fetching (%d records held)", "paused" if paused else "resumed", self.scheduler.held
+        )
 
     def _idle_for(self, seconds: float) -> bool:
         if self._first_assignment_at is None or self.scheduler.held or self._acks_pending:
@@ -509,7 +528,8 @@ class ControlLoop:
             if self.clock() >= deadline:
                 log.warning(
                     "shutdown: %d record(s) still running after %.1f s; not committed",
-                    self.scheduler.in_flight, self.settings.shutdown_timeout,
+                    self.scheduler.in_flight,
+                    self.settings.shutdown_timeout,
                 )
                 break
             self.completions.wait(BUSY_WAIT)
@@ -534,18 +554,24 @@ class ControlLoop:
         parts = []
         for (topic, partition), state in sorted(self.partitions.items()):
             high = None
-            try:
+            with contextlib.suppress(KafkaException, RuntimeError):
                 _, high = self._consumer.get_watermark_offsets(
                     TopicPartition(topic, partition), cached=True
                 )
-            except (KafkaException, RuntimeError):
-                pass
             high = high if high is not None and high >= 0 else None
             base = state.committed
             lag = max(0, high - base) if high is not None and base is not None else None
             parts.append(
-                PartitionStats(topic, partition, base, state.position, high, lag,
-                               state.pending_count, state.done_above_count)
+                PartitionStats(
+                    topic,
+                    partition,
+                    base,
+                    state.position,
+                    high,
+                    lag,
+                    state.pending_count,
+                    state.done_above_count,
+                )
             )
         sch = self.scheduler
         self._stats = Stats(

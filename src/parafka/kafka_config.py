@@ -67,9 +67,7 @@ def consumer_config(
         if key in user and str(user[key]).lower() not in ("false", "0"):
             raise ConfigError(f"{key}={user[key]} is not allowed: {why}; remove it")
     config: dict[str, Any] = {"auto.offset.reset": "earliest"}
-    config.update(
-        (k, v) for k, v in _stringify(user).items() if not _matches(k, _PRODUCER_ONLY)
-    )
+    config.update((k, v) for k, v in _stringify(user).items() if not _matches(k, _PRODUCER_ONLY))
     config.update(
         {
             "bootstrap.servers": bootstrap_servers,
@@ -83,8 +81,6 @@ def consumer_config(
 
 def producer_config(bootstrap_servers: str, user: Mapping[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {"linger.ms": 5}
-    config.update(
-        (k, v) for k, v in _stringify(user).items() if not _matches(k, _CONSUMER_ONLY)
-    )
+    config.update((k, v) for k, v in _stringify(user).items() if not _matches(k, _CONSUMER_ONLY))
     config["bootstrap.servers"] = bootstrap_servers
     return config

@@ -2,38 +2,50 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from parafka.errors import ConfigError
 
+_FORM = "MODULE:FUNCTION or path/to/file.py:FUNCTION (for example myapp.handlers:handle)"
+
 
 def load_target(target: str) -> Callable[..., Any]:
-    """Import and return the callable named by `target`; ConfigError with the fix otherwise."""
+    """Import and return the callable named by `target`; ConfigError with the fix otherwise.
+
+    The part after ':' may be dotted (`module:Class.method`). A module is imported like
+    `python -m` would (the current directory counts); a file is loaded from its path.
+    """
     module_part, sep, attr = target.rpartition(":")
-    if not sep or not module_part or not attr:
-        raise ConfigError(
-            f"handler {target!r} is not of the form MODULE:FUNCTION or path/to/file.py:FUNCTION"
-        )
-    module = _load_file(module_part) if module_part.endswith(".py") else _load_module(module_part)
-    obj: Any = module
+    if not sep or not module_part.strip() or not attr.strip():
+        raise ConfigError(f"handler {target!r} is not of the form {_FORM}")
+    obj: Any = _load_file(module_part) if module_part.endswith(".py") else _load_module(module_part)
+    path = module_part
     for name in attr.split("."):
-        try:
-            obj = getattr(obj, name)
-        except AttributeError:
+        if not hasattr(obj, name):
             raise ConfigError(
-                f"{module_part!r} has no attribute {attr!r}: check the function name after ':'"
-            ) from None
+                f"handler {target!r} not found: {path} has no attribute {name!r}"
+                f"{_suggestion(obj, name)}; check the name after ':'"
+            )
+        obj = getattr(obj, name)
+        path = f"{path}:{name}" if path == module_part else f"{path}.{name}"
     if not callable(obj):
         raise ConfigError(
-            f"{target!r} is a {type(obj).__name__}, not a function: name a callable that "
-            "takes a Record"
+            f"handler {target!r} is a {type(obj).__name__}, not a function: name a callable "
+            "that takes a Record"
         )
     return obj  # type: ignore[no-any-return]
+
+
+def _suggestion(obj: Any, name: str) -> str:
+    close = difflib.get_close_matches(name, [n for n in dir(obj) if not n.startswith("_")], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _load_module(name: str) -> Any:
@@ -47,11 +59,12 @@ def _load_module(name: str) -> Any:
                 f"cannot import module {name!r}: no such module; check the name, run from "
                 "the directory that holds it, or give a file path (path/to/file.py:FUNCTION)"
             ) from None
-        raise ConfigError(f"importing module {name!r} failed: {exc}") from None
-    except Exception as exc:
         raise ConfigError(
-            f"importing module {name!r} failed: {type(exc).__name__}: {exc}"
+            f"importing module {name!r} failed: {_describe(exc)}; install the missing module "
+            "or fix the import"
         ) from None
+    except (Exception, SystemExit) as exc:
+        raise ConfigError(f"importing module {name!r} failed: {_describe(exc)}") from None
 
 
 def _load_file(path_text: str) -> Any:
@@ -63,12 +76,26 @@ def _load_file(path_text: str) -> Any:
     if spec is None or spec.loader is None:
         raise ConfigError(f"cannot load {path_text!r} as a Python file")
     module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.resolve().parent))  # so the file can import its neighbours
-    sys.modules[module_name] = module
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # so the file can import its neighbours
+    sys.modules[module_name] = module  # dataclasses and pickling look the module up
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
-        raise ConfigError(
-            f"loading {path_text!r} failed: {type(exc).__name__}: {exc}"
-        ) from None
+    except (Exception, SystemExit) as exc:
+        sys.modules.pop(module_name, None)
+        raise ConfigError(f"loading {path_text!r} failed: {_describe(exc)}") from None
     return module
+
+
+def _describe(exc: BaseException) -> str:
+    """`Type: message (file:line)`, the line being where the import went wrong."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r}) while being imported"
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, SyntaxError):
+        return text  # the message already names the file and line
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
+    if frames:
+        text += f" (at {frames[-1].filename}:{frames[-1].lineno})"
+    return text

@@ -18,15 +18,15 @@ class Record:
     """
 
     __slots__ = (
+        "_headers",
+        "_key",
         "_ticket",
+        "_timestamp",
+        "_value",
         "attempt",
-        "headers",
-        "key",
         "offset",
         "partition",
-        "timestamp",
         "topic",
-        "value",
     )
 
     def __init__(
@@ -43,13 +43,31 @@ class Record:
         self.topic = topic
         self.partition = partition
         self.offset = offset
-        self.key = key
-        self.value = value
-        self.headers = headers
-        self.timestamp = timestamp
+        self._key = key
+        self._value = value
+        self._headers = headers
+        self._timestamp = timestamp
         self.attempt = attempt
         # Set by the control loop: which assignment of the partition this record belongs to.
         self._ticket: Any = None
+
+    @property
+    def key(self) -> bytes | None:
+        return self._key
+
+    @property
+    def value(self) -> bytes | None:
+        return self._value
+
+    @property
+    def headers(self) -> Headers | None:
+        """Headers as (name, value) pairs, in the order they were produced."""
+        return self._headers
+
+    @property
+    def timestamp(self) -> int | None:
+        """Milliseconds since the epoch, or None when the record has none."""
+        return self._timestamp
 
     def text(self, encoding: str = "utf-8") -> str:
         """The value decoded as text ('' for a null value)."""
@@ -88,22 +106,22 @@ class MessageRecord(Record):
         self.attempt = 1
         self._ticket = None
 
-    @property  # type: ignore[override]
+    @property
     def key(self) -> bytes | None:
         return self._msg.key()  # type: ignore[no-any-return]
 
-    @property  # type: ignore[override]
+    @property
     def value(self) -> bytes | None:
         return self._msg.value()  # type: ignore[no-any-return]
 
-    @property  # type: ignore[override]
+    @property
     def headers(self) -> Headers | None:
         return self._msg.headers()  # type: ignore[no-any-return]
 
-    @property  # type: ignore[override]
+    @property
     def timestamp(self) -> int | None:
         ts_type, ts = self._msg.timestamp()
-        return ts if ts_type else None  # type: ignore[no-any-return]
+        return ts if ts_type else None
 
 
 def record_from_message(message: Any) -> Record:

@@ -25,8 +25,7 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ConfigError(
-                f"max_attempts={self.max_attempts} is invalid: use 1 or more "
-                "(1 means no retry)"
+                f"max_attempts={self.max_attempts} is invalid: use 1 or more (1 means no retry)"
             )
         for name in ("initial_backoff", "max_backoff"):
             if getattr(self, name) < 0:

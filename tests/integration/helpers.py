@@ -27,10 +27,11 @@ def committed(broker: LocalBroker, group: str, topic: str, partitions: int) -> d
         consumer.close()
 
 
-def end_offsets(broker: LocalBroker, topic: str, partitions: int) -> dict[int, int]:
-    """The number of records in each partition (counted by reading them)."""
+def end_offsets(broker: LocalBroker, topic: str, partitions: int, records: int) -> dict[int, int]:
+    """The end offset of each partition of a topic holding `records` records (read back:
+    the local broker's high watermark can lag behind the log end)."""
     counts = dict.fromkeys(range(partitions), 0)
-    for message in broker.consume_all(topic, expected=10**9, timeout=3):
+    for message in broker.consume_all(topic, expected=records, timeout=10):
         counts[message.partition()] = max(counts[message.partition()], message.offset() + 1)
     return counts
 
@@ -43,8 +44,9 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.02)
 
 
-def consumer(broker: LocalBroker, handler: Callable[..., Any], topic: str, group: str,
-             **kwargs: Any) -> ParallelConsumer:
+def consumer(
+    broker: LocalBroker, handler: Callable[..., Any], topic: str, group: str, **kwargs: Any
+) -> ParallelConsumer:
     """A ParallelConsumer on the test broker with quick group settings."""
     extra = kwargs.pop("kafka_config", {})
     return ParallelConsumer(

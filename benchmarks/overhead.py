@@ -1,0 +1,163 @@
+"""Per-record overhead: a handler that does nothing, parafka against a plain consume loop.
+
+The broker's fetch speed drifts a lot between runs on a shared machine, so the runs
+alternate (plain, parafka config, plain, next config, ...) for several rounds, each in a
+fresh consumer group, and the report compares medians. Target: parafka >= 0.25x plain.
+
+Usage: python benchmarks/overhead.py [--records N] [--rounds R] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+
+from common import (
+    Ordering,
+    Span,
+    console,
+    fmt_rate,
+    fmt_ratio,
+    keyed_items,
+    note,
+    parafka_run,
+    plain_loop,
+    produce,
+    table,
+)
+
+from parafka.testing import LocalBroker
+
+PARTITIONS = 4
+KEYS = 1000
+VALUE_BYTES = 100
+CONFIGS: tuple[tuple[Ordering, int], ...] = (
+    ("unordered", 4),
+    ("unordered", 16),
+    ("key", 4),
+    ("key", 16),
+)
+PLAIN = "plain consume(1000) loop"
+TARGET = 0.25
+
+
+class NoOp:
+    """The handler under test: it only notes the time, so the span can be measured."""
+
+    def __init__(self) -> None:
+        self.span = Span()
+
+    def __call__(self, _item: object) -> None:
+        self.span.tick()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=500_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="50,000 records, 2 rounds")
+    args = parser.parse_args(argv)
+    records = 50_000 if args.quick and args.records == 500_000 else args.records
+    rounds = 2 if args.quick and args.rounds == 3 else args.rounds
+
+    runs: list[tuple[int, str, float, float]] = []  # (round, name, seconds, records/s)
+    with LocalBroker() as broker:
+        config = broker.client_config()
+        topic = broker.new_topic("overhead", PARTITIONS)
+        note(f"producing {records:,} records of {VALUE_BYTES} bytes to {PARTITIONS} partitions")
+        started = time.perf_counter()
+        values = (b"%0*d" % (VALUE_BYTES, i) for i in range(records))
+        produce(broker.bootstrap_servers, topic, keyed_items(records, KEYS, PARTITIONS, values, 1))
+        note(f"produced in {time.perf_counter() - started:.1f} s")
+
+        def measure(round_no: int, name: str, handled: int, noop: NoOp) -> None:
+            if handled != records:
+                raise RuntimeError(f"{name}: handled {handled:,} of {records:,} records")
+            seconds = noop.span.seconds
+            runs.append((round_no, name, seconds, records / seconds))
+            note(f"round {round_no} {name}: {fmt_rate(records / seconds)} records/s")
+
+        for round_no in range(1, rounds + 1):
+            for ordering, concurrency in CONFIGS:
+                noop = NoOp()
+                measure(round_no, PLAIN, plain_loop(config, topic, noop, records), noop)
+                noop = NoOp()
+                handled = parafka_run(noop, config, topic, records, ordering, concurrency)
+                measure(round_no, f"parafka {ordering} C={concurrency}", handled, noop)
+
+    report(runs, records)
+    return 0
+
+
+def report(runs: list[tuple[int, str, float, float]], records: int) -> None:
+    names = [PLAIN] + [f"parafka {o} C={c}" for o, c in CONFIGS]
+    rates = {name: [rate for _, n, _, rate in runs if n == name] for name in names}
+    # Each parafka run against the plain run just before it (the closest in time).
+    paired: dict[str, list[float]] = {name: [] for name in names}
+    previous_plain = float("nan")
+    for _, name, _, rate in runs:
+        if name == PLAIN:
+            previous_plain = rate
+        else:
+            paired[name].append(rate / previous_plain)
+
+    plain_median = statistics.median(rates[PLAIN])
+    body = []
+    for name in names:
+        values = rates[name]
+        median = statistics.median(values)
+        is_plain = name == PLAIN
+        body.append(
+            [
+                name,
+                str(len(values)),
+                fmt_rate(median),
+                fmt_rate(min(values)),
+                fmt_rate(max(values)),
+                "1.00×" if is_plain else fmt_ratio(median / plain_median),
+                "-" if is_plain else fmt_ratio(statistics.median(paired[name])),
+            ]
+        )
+    caption = (
+        f"No-op handler, {records:,} records of {VALUE_BYTES} bytes, {PARTITIONS} partitions, "
+        f"{KEYS} keys; each run in a fresh group, timed from the first handler call to the "
+        "last. Runs alternate plain, parafka, plain, ... × plain = ratio of medians; paired = "
+        "median of each parafka run / the plain run just before it. Machine: "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}."
+    )
+    console.print()
+    console.print(
+        table(
+            "Every run (records/s)",
+            ["round", "run", "seconds", "records/s"],
+            [[str(r), name, f"{s:.2f}", fmt_rate(rate)] for r, name, s, rate in runs],
+        )
+    )
+    console.print()
+    console.print(
+        table(
+            "Per-record overhead: no-op handler",
+            ["run", "runs", "median/s", "min/s", "max/s", "× plain", "paired"],
+            body,
+            caption,
+        )
+    )
+    best = max(names[1:], key=lambda name: statistics.median(rates[name]))
+    ratio = statistics.median(rates[best]) / plain_median
+    verdict = "meets" if ratio >= TARGET else "MISSES"
+    console.print(
+        f"best parafka config: {best}, {fmt_rate(statistics.median(rates[best]))} records/s = "
+        f"{ratio:.2f}× the plain loop's {fmt_rate(plain_median)} ({verdict} the "
+        f"{TARGET}× target)",
+        highlight=False,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
