@@ -309,12 +309,16 @@ def parafka_run(
 
 # -- printing ----------------------------------------------------------------------------------
 def table(
-    title: str, headers: Sequence[str], rows: Iterable[Sequence[str]], caption: str | None = None
+    title: str,
+    headers: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    caption: str | None = None,
+    text_columns: int = 1,
 ) -> Table:
-    """A rich table; every column but the first is right-aligned (they hold numbers)."""
+    """A rich table: the first `text_columns` columns left-aligned, the numbers right."""
     result = Table(title=title, caption=caption, caption_justify="left")
     for index, header in enumerate(headers):
-        result.add_column(header, justify="left" if index == 0 else "right")
+        result.add_column(header, justify="left" if index < text_columns else "right")
     for row in rows:
         result.add_row(*row)
     return result
@@ -330,4 +334,4 @@ def fmt_rate(value: float) -> str:
 
 
 def fmt_ratio(value: float) -> str:
-    return f"{value:.2f}×"
+    return f"{value:.2f}x"

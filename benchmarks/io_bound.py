@@ -156,7 +156,7 @@ def report(rows: list[Row], records: int, partition_records: int) -> None:
         f"{PARTITIONS} partitions, {KEYS} keys, sleeps uniform in 10-30 ms. Time runs from the "
         "first handler call to the end of the last (group join excluded). Ideal = C / mean "
         f"sleep; partition mode: min(C, {PARTITIONS}) / mean sleep, on its own "
-        f"{partition_records:,}-record topic. × batch compares with the batch + thread per "
+        f"{partition_records:,}-record topic. x batch compares with the batch + thread per "
         f"record pattern at the same C. Serial ran on the first {rows[0].result.records:,} "
         f"records. Handler ms = measured mean time inside the handler. Machine: "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
@@ -174,8 +174,8 @@ def report(rows: list[Row], records: int, partition_records: int) -> None:
                 "handler ms",
                 "ideal/s",
                 "% of ideal",
-                "× serial",
-                "× batch",
+                "x serial",
+                "x batch",
             ],
             body,
             caption,
@@ -186,11 +186,11 @@ def report(rows: list[Row], records: int, partition_records: int) -> None:
             continue
         res = row.result
         versus_batch = batch.get(row.concurrency)
-        batch_text = f", {res.rate / versus_batch:.2f}× batch+threads" if versus_batch else ""
+        batch_text = f", {res.rate / versus_batch:.2f}x batch+threads" if versus_batch else ""
         verdict = "meets" if res.rate / row.ideal >= 0.95 else "MISSES"
         console.print(
             f"{res.name}: {res.rate / row.ideal:.1%} of ideal ({verdict} the 95% target), "
-            f"{res.rate / serial:.1f}× serial{batch_text}",
+            f"{res.rate / serial:.1f}x serial{batch_text}",
             highlight=False,
         )
 

@@ -119,14 +119,14 @@ def report(runs: list[tuple[int, str, float, float]], records: int) -> None:
                 fmt_rate(median),
                 fmt_rate(min(values)),
                 fmt_rate(max(values)),
-                "1.00×" if is_plain else fmt_ratio(median / plain_median),
+                "1.00x" if is_plain else fmt_ratio(median / plain_median),
                 "-" if is_plain else fmt_ratio(statistics.median(paired[name])),
             ]
         )
     caption = (
         f"No-op handler, {records:,} records of {VALUE_BYTES} bytes, {PARTITIONS} partitions, "
         f"{KEYS} keys; each run in a fresh group, timed from the first handler call to the "
-        "last. Runs alternate plain, parafka, plain, ... × plain = ratio of medians; paired = "
+        "last. Runs alternate plain, parafka, plain, ... x plain = ratio of medians; paired = "
         "median of each parafka run / the plain run just before it. Machine: "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d %H:%M')}."
@@ -137,13 +137,14 @@ def report(runs: list[tuple[int, str, float, float]], records: int) -> None:
             "Every run (records/s)",
             ["round", "run", "seconds", "records/s"],
             [[str(r), name, f"{s:.2f}", fmt_rate(rate)] for r, name, s, rate in runs],
+            text_columns=2,
         )
     )
     console.print()
     console.print(
         table(
             "Per-record overhead: no-op handler",
-            ["run", "runs", "median/s", "min/s", "max/s", "× plain", "paired"],
+            ["run", "runs", "median/s", "min/s", "max/s", "x plain", "paired"],
             body,
             caption,
         )
@@ -153,8 +154,8 @@ def report(runs: list[tuple[int, str, float, float]], records: int) -> None:
     verdict = "meets" if ratio >= TARGET else "MISSES"
     console.print(
         f"best parafka config: {best}, {fmt_rate(statistics.median(rates[best]))} records/s = "
-        f"{ratio:.2f}× the plain loop's {fmt_rate(plain_median)} ({verdict} the "
-        f"{TARGET}× target)",
+        f"{ratio:.2f}x the plain loop's {fmt_rate(plain_median)} ({verdict} the "
+        f"{TARGET}x target)",
         highlight=False,
     )
 

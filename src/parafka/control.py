@@ -453,7 +453,11 @@ class ControlLoop:
         self._last_activity = now
         if not partitions:
             return
-        committed = consumer.committed(partitions, timeout=self.settings.connect_timeout)
+        try:
+            committed = consumer.committed(partitions, timeout=self.settings.connect_timeout)
+        except KafkaException as exc:
+            log.warning("reading committed offsets failed (%s); nothing will be skipped", exc)
+            committed = partitions
         for tp in committed:
             base = tp.offset if tp.offset >= 0 else None
             done = decode_completed(base, tp.metadata) if base is not None else frozenset()
