@@ -34,6 +34,7 @@ IDLE_WAIT = 0.05  # seconds to block in consume() when nothing is running
 BUSY_WAIT = 0.005  # seconds to wait for completions while handlers run
 STALL_BEFORE_PAUSE = 1.0  # full buffer with no progress for this long -> pause partitions
 STATS_EVERY = 0.25
+ERROR_LOG_EVERY = 30.0  # seconds between two log lines for the same client error
 
 
 class _OutputAck:
@@ -100,6 +101,7 @@ class ControlLoop:
         self._stats = Stats()
         self._stats_at = 0.0
         self._next_commit_at = 0.0
+        self._error_logged_at: dict[int, float] = {}
         self.running = threading.Event()  # set once subscribed
 
     # -- public, thread-safe ------------------------------------------------------
@@ -441,8 +443,16 @@ class ControlLoop:
         if err.fatal():
             log.error("fatal Kafka error: %s", err.str())
             self._stop.set()
-        else:
-            log.warning("kafka: %s", err.str())
+            return
+        # The client retries connection problems by itself: before the group is joined
+        # the connection check reports them in one line; afterwards, once per code/30 s.
+        now = self.clock()
+        code = err.code()
+        if now - self._error_logged_at.get(code, -1e9) < ERROR_LOG_EVERY:
+            return
+        self._error_logged_at[code] = now
+        level = logging.WARNING if self._first_assignment_at is not None else logging.DEBUG
+        log.log(level, "kafka: %s", err.str())
 
     # -- rebalance --------------------------------------------------------------------------
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:

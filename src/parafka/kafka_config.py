@@ -60,13 +60,18 @@ def _stringify(config: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k): v for k, v in config.items()}
 
 
-def consumer_config(
-    bootstrap_servers: str, group_id: str, user: Mapping[str, Any]
-) -> dict[str, Any]:
+def check_user_config(user: Mapping[str, Any]) -> None:
+    """Refuse settings that would break parafka's guarantees."""
     for key, why in _MANAGED.items():
         if key in user and str(user[key]).lower() not in ("false", "0"):
             raise ConfigError(f"{key}={user[key]} is not allowed: {why}; remove it")
-    config: dict[str, Any] = {"auto.offset.reset": "earliest"}
+
+
+def consumer_config(
+    bootstrap_servers: str, group_id: str, user: Mapping[str, Any]
+) -> dict[str, Any]:
+    check_user_config(user)
+    config: dict[str, Any] = {"auto.offset.reset": "earliest", "log.connection.close": False}
     config.update((k, v) for k, v in _stringify(user).items() if not _matches(k, _PRODUCER_ONLY))
     config.update(
         {
@@ -80,7 +85,7 @@ def consumer_config(
 
 
 def producer_config(bootstrap_servers: str, user: Mapping[str, Any]) -> dict[str, Any]:
-    config: dict[str, Any] = {"linger.ms": 5}
+    config: dict[str, Any] = {"linger.ms": 5, "log.connection.close": False}
     config.update((k, v) for k, v in _stringify(user).items() if not _matches(k, _CONSUMER_ONLY))
     config["bootstrap.servers"] = bootstrap_servers
     return config
