@@ -71,7 +71,14 @@ def consumer_config(
     bootstrap_servers: str, group_id: str, user: Mapping[str, Any]
 ) -> dict[str, Any]:
     check_user_config(user)
-    config: dict[str, Any] = {"auto.offset.reset": "earliest", "log.connection.close": False}
+    config: dict[str, Any] = {
+        "auto.offset.reset": "earliest",
+        "log.connection.close": False,
+        # librdkafka waits this long before fetching again once its prefetch queue was
+        # full (1 s by default); parafka drains the queue in bursts, and a 1 s pause per
+        # burst halved throughput in measurements (benchmarks/overhead.py).
+        "fetch.queue.backoff.ms": 20,
+    }
     config.update((k, v) for k, v in _stringify(user).items() if not _matches(k, _PRODUCER_ONLY))
     config.update(
         {
