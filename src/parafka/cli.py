@@ -254,7 +254,8 @@ def broker(port: int) -> None:
     process = BrokerProcess(port=port)
     # SIGTERM takes the Ctrl+C path. (Stopping the child from inside a signal handler
     # would re-enter Popen.wait, which holds a lock while the main thread waits.)
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         process.start()
         click.echo(f"local broker listening; bootstrap servers: {process.bootstrap_servers}")
@@ -268,13 +269,14 @@ def broker(port: int) -> None:
         pass
     finally:
         # Further signals must not cut the stop short and leave the broker running.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
         try:
             process.stop()
         finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                if handler is not None:  # None: not set from Python; leave it
+                    signal.signal(sig, handler)
 
 
 def _tail(path: str | None) -> str:

@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from parafka.codec import MetadataTooLarge, decode_completed, encode_completed
 from parafka.errors import BrokerUnreachable, RecordFailed
-from parafka.executor import Completions, Executor, Handler
+from parafka.executor import NOT_RUN, Completions, Executor, Handler
 from parafka.kafka_config import consumer_config, producer_config
 from parafka.offsets import PartitionOffsets
 from parafka.record import Produced, Record, record_from_message
@@ -202,12 +202,15 @@ class ControlLoop:
     def _dispatch(self) -> None:
         if self.failure is not None:
             return
-        self.scheduler.concurrency = self.executor.capacity
-        records = self.scheduler.take()
-        if records:
-            for record in records:
-                record._ticket.running += 1
-            self.executor.submit(records)
+        scheduler, executor = self.scheduler, self.executor
+        scheduler.concurrency = executor.capacity
+        scheduler.run_length = executor.run_length
+        runs = scheduler.take()
+        if runs:
+            for run in runs:
+                for record in run:
+                    record._ticket.running += 1
+            executor.submit(runs)
 
     def _fetch(self, now: float) -> bool:
         """Poll for records while there is room; pause when stuck full. True if any came."""
@@ -272,16 +275,31 @@ class ControlLoop:
             if outcomes is None:
                 self._finish_all(records)
                 continue
+            unrun = []
             for record, outcome in zip(records, outcomes, strict=True):
                 if outcome is None:
                     self._finish(record)
+                elif outcome is NOT_RUN:
+                    unrun.append(record)
                 elif outcome[1] is not None:
                     self._on_failure(record, outcome[1])
                 elif outcome[0]:
                     self._produce(record, outcome[0])
                 else:
                     self._finish(record)
+            if unrun:
+                self._unrun(unrun)
         return True
+
+    def _unrun(self, records: list[Record]) -> None:
+        """Records handed over but not executed: they start again (unless revoked)."""
+        for record in records:
+            record._ticket.running -= 1
+        live = [r for r in records if not r._ticket.closed]
+        if len(live) < len(records):
+            self.scheduler.done_many([r for r in records if r._ticket.closed])
+        if live:
+            self.scheduler.unrun(live)
 
     def _finish_all(self, records: list[Record]) -> None:
         """`_finish` for a chunk that succeeded without outputs (the hot path)."""
@@ -314,6 +332,9 @@ class ControlLoop:
         self._counts["failed"] += 1
         record._ticket.running -= 1
         retry = self.settings.retry
+        if record._ticket.closed:
+            self.scheduler.done(record)  # revoked while it ran: the new owner retries it
+            return
         if retry.should_retry(record.attempt):
             if self._stop.is_set():
                 self.scheduler.done(record)  # shutting down: not finished, redelivered later

@@ -26,19 +26,22 @@ Handler = Callable[[Record], Any]
 
 # What became of a record that did not simply succeed: its outputs, or its exception.
 Outcome = tuple[list[Produced] | None, BaseException | None]
+# A record that was handed over but not executed, because an earlier record of its chunk
+# failed (a later record of the same key must not overtake the failed one).
+NOT_RUN: Outcome = (None, None)
 
 
 class ChunkResult(NamedTuple):
     """The outcome of a chunk of records. `outcomes` is None when every handler returned
     nothing (the common case, kept cheap); otherwise it holds one entry per record: None
-    for "done, no output", else an Outcome."""
+    for "done, no output", NOT_RUN, or an Outcome."""
 
     records: list[Record]
     outcomes: list[Outcome | None] | None
 
 
 def run_chunk(handler: Handler, records: list[Record], default_topic: str | None) -> ChunkResult:
-    """Call the handler on each record in order and collect what happened."""
+    """Call the handler on each record in order; stop at the first failure."""
     outcomes: list[Outcome | None] | None = None
     for index, record in enumerate(records):
         try:
@@ -51,6 +54,9 @@ def run_chunk(handler: Handler, records: list[Record], default_topic: str | None
         if outcomes is None:
             outcomes = [None] * len(records)
         outcomes[index] = outcome
+        if outcome[1] is not None:
+            outcomes[index + 1 :] = [NOT_RUN] * (len(records) - index - 1)
+            break
     return ChunkResult(records, outcomes)
 
 
@@ -98,9 +104,15 @@ class Executor(ABC):
     def capacity(self) -> int:
         """How many records the executor wants in hand at once (the dispatch window)."""
 
+    @property
     @abstractmethod
-    def submit(self, records: list[Record]) -> None:
-        """Run the handler on each record (called from the control thread only)."""
+    def run_length(self) -> int:
+        """How many consecutive records of one shard are worth running as one unit."""
+
+    @abstractmethod
+    def submit(self, runs: list[list[Record]]) -> None:
+        """Run the handler on each record; the records of a run in order, on one worker
+        (called from the control thread only)."""
 
     @abstractmethod
     def shutdown(self, timeout: float) -> bool:
@@ -133,6 +145,10 @@ class ThreadExecutor(Executor):
         return max(1, min(self.MAX_CHUNK, int(self.CHUNK_SECONDS / max(self._mean_seconds, 1e-9))))
 
     @property
+    def run_length(self) -> int:
+        return self.chunk_size
+
+    @property
     def capacity(self) -> int:
         """Records worth handing over at once: a chunk per worker, plus one chunk each
         waiting so that a worker never idles while the control thread catches up."""
@@ -159,15 +175,23 @@ class ThreadExecutor(Executor):
             self._mean_seconds += 0.2 * (per_record - self._mean_seconds)
             put(result)
 
-    def submit(self, records: list[Record]) -> None:
-        put, count = self._queue.put, len(records)
-        size = min(self.chunk_size, -(-count // self.workers))
-        if size == 1:
-            for record in records:
-                put([record])
-        else:
-            for start in range(0, count, size):
-                put(records[start : start + size])
+    def submit(self, runs: list[list[Record]]) -> None:
+        put = self._queue.put
+        if all(len(run) == 1 for run in runs) and self.chunk_size == 1:
+            for run in runs:
+                put(run)
+            return
+        # Pack whole runs into chunks, spreading the work over the workers.
+        total = sum(len(run) for run in runs)
+        size = min(self.chunk_size, -(-total // self.workers))
+        chunk: list[Record] = []
+        for run in runs:
+            chunk.extend(run)
+            if len(chunk) >= size:
+                put(chunk)
+                chunk = []
+        if chunk:
+            put(chunk)
 
     def shutdown(self, timeout: float) -> bool:
         for _ in self._threads:

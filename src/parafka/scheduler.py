@@ -1,16 +1,22 @@
 """The ordering scheduler: decides which received records may start now. Pure.
 
 One abstraction covers the three ordering modes (STYLE.md): every record maps to a
-shard, and a shard runs one record at a time, in offset order.
+shard, and a shard's records run in offset order, never two of them side by side.
 
 - ``partition``: the shard is (topic, partition);
 - ``key``: the shard is (topic, partition, key);
 - ``unordered``: every record is its own shard (kept in one FIFO, since such shards
   never wait for each other).
 
+`take()` hands out *runs*: up to `run_length` consecutive records of one shard, to be
+executed in order by one worker. With slow handlers the run length is 1; with handlers
+that take microseconds, runs let a partition or key move many records per hand-over
+instead of paying a round trip to the control thread for each.
+
 A record that fails and waits for a retry keeps its shard: in ``key`` mode only its key
-waits. The number of records started and not finished is capped by ``concurrency``;
-records waiting for a retry do not take a slot.
+waits. Records of a run that were not executed because an earlier one failed are given
+back with `unrun()`. The number of records handed out and not settled is capped by
+``concurrency``; records waiting for a retry do not count.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from parafka.record import Record
 Ordering = Literal["partition", "key", "unordered"]
 ORDERINGS: tuple[Ordering, ...] = ("key", "partition", "unordered")
 TopicPartition = tuple[str, int]
+Run = list[Record]
 
 
 def _partition_shard(record: Record) -> Hashable:
@@ -44,27 +51,29 @@ SHARD_FUNCTIONS: dict[str, Callable[[Record], Hashable] | None] = {
 
 
 class Scheduler:
-    """Queues records per shard and hands out those allowed to start."""
+    """Queues records per shard and hands out runs that may start now.
 
-    def __init__(self, ordering: Ordering, concurrency: int) -> None:
+    Invariant (ordered modes): the records of a shard in flight are the first
+    ``running[shard]`` records of its queue, and a shard whose head waits for a retry
+    has nothing in flight.
+    """
+
+    def __init__(self, ordering: Ordering, concurrency: int, run_length: int = 1) -> None:
         if ordering not in SHARD_FUNCTIONS:
             raise ValueError(f"unknown ordering {ordering!r}")
         self.ordering = ordering
-        self.concurrency = concurrency
+        self.concurrency = concurrency  # records in flight at most
+        self.run_length = run_length  # consecutive records of one shard per run at most
         self._shard_of = SHARD_FUNCTIONS[ordering]
-        # Ordered modes: shard -> its records, oldest first. The head is the one running
-        # or waiting for a retry when the shard is in _busy.
-        self._queues: dict[Hashable, deque[Record]] = {}
-        self._busy: set[Hashable] = set()
-        self._ready: deque[Hashable] = deque()  # shards whose head may start
-        # Unordered mode: records that may start.
-        self._fifo: deque[Record] = deque()
-        # Records waiting for a retry: (due time, tie-breaker, record).
-        self._retries: list[tuple[float, int, Record]] = []
+        self._queues: dict[Hashable, deque[Record]] = {}  # shard -> records, oldest first
+        self._running: dict[Hashable, int] = {}  # shard -> records in flight
+        self._waiting: set[Hashable] = set()  # shards whose head waits for a retry
+        self._ready: deque[Hashable] = deque()  # shards that may start (may hold stale ones)
+        self._fifo: deque[Record] = deque()  # unordered mode: records that may start
+        self._retries: list[tuple[float, int, Record]] = []  # (due, tie-breaker, record)
         self._seq = itertools.count()
-        # Partitions held back: records above the limit offset do not start.
-        self._limits: dict[TopicPartition, int] = {}
-        self._parked: list[Hashable] = []
+        self._limits: dict[TopicPartition, int] = {}  # partition -> highest offset to start
+        self._parked: list[Hashable] = []  # shards held back by a limit
         self.in_flight = 0
         self.held = 0  # records queued + in flight + waiting for retry
 
@@ -80,62 +89,83 @@ class Scheduler:
         queue = self._queues.get(shard)
         if queue is None:
             self._queues[shard] = deque((record,))
-            self._ready.append(shard)
+            if shard not in self._running:  # else a revoked run still ends first
+                self._ready.append(shard)
         else:
             queue.append(record)
 
     # -- dispatch -------------------------------------------------------------
-    def take(self, limit: int | None = None) -> list[Record]:
-        """Records that may start now, marked as in flight (at most the free slots)."""
+    def take(self, limit: int | None = None) -> list[Run]:
+        """Runs that may start now, marked as in flight (at most the free slots).
+
+        Each run holds consecutive records of one shard, in offset order, and must be
+        executed in that order by one worker.
+        """
         free = self.concurrency - self.in_flight
         if limit is not None:
             free = min(free, limit)
         if free <= 0:
             return []
-        taken: list[Record] = []
-        if self._shard_of is None:
-            fifo = self._fifo
-            if self._limits:
-                taken = self._take_limited_fifo(free)
-            while fifo and len(taken) < free:
-                taken.append(fifo.popleft())
+        runs = self._take_fifo(free) if self._shard_of is None else self._take_shards(free)
+        return runs
+
+    def _take_fifo(self, free: int) -> list[Run]:
+        fifo, size = self._fifo, max(1, self.run_length)
+        if self._limits:
+            startable: list[Record] = []
+            kept: deque[Record] = deque()
+            while fifo and len(startable) < free:
+                record = fifo.popleft()
+                (kept if self._over_limit(record) else startable).append(record)
+            kept.extend(fifo)
+            self._fifo = kept
         else:
-            ready, queues, busy, limits = self._ready, self._queues, self._busy, self._limits
-            while ready and len(taken) < free:
-                shard = ready.popleft()
-                queue = queues.get(shard)
-                if queue is None or shard in busy:
-                    continue  # dropped by a revoke, or a stale entry
-                head = queue[0]
-                if limits and self._over_limit(head):
+            count = min(free, len(fifo))
+            startable = [fifo.popleft() for _ in range(count)]
+        self.in_flight += len(startable)
+        if size == 1:
+            return [[record] for record in startable]
+        return [startable[i : i + size] for i in range(0, len(startable), size)]
+
+    def _take_shards(self, free: int) -> list[Run]:
+        ready, queues, running, waiting = self._ready, self._queues, self._running, self._waiting
+        size, limits, runs, taken = max(1, self.run_length), self._limits, [], 0
+        while ready and taken < free:
+            shard = ready.popleft()
+            queue = queues.get(shard)
+            if queue is None or shard in running or shard in waiting:
+                continue  # stale entry: dropped, already running, or waiting for a retry
+            count = min(size, len(queue), free - taken)
+            if limits:
+                count = self._within_limit(queue, count)
+                if count == 0:
                     self._parked.append(shard)
                     continue
-                busy.add(shard)
-                taken.append(head)
-        self.in_flight += len(taken)
-        return taken
+            run = [queue[0]] if count == 1 else list(itertools.islice(queue, count))
+            running[shard] = count
+            runs.append(run)
+            taken += count
+        self.in_flight += taken
+        return runs
 
-    def _take_limited_fifo(self, free: int) -> list[Record]:
-        taken: list[Record] = []
-        keep: deque[Record] = deque()
-        fifo = self._fifo
-        while fifo and len(taken) < free:
-            record = fifo.popleft()
-            (keep if self._over_limit(record) else taken).append(record)
-        keep.extend(fifo)
-        self._fifo = keep
-        return taken
+    def _within_limit(self, queue: deque[Record], count: int) -> int:
+        head = queue[0]
+        limit = self._limits.get((head.topic, head.partition))
+        if limit is None:
+            return count
+        return sum(1 for record in itertools.islice(queue, count) if record.offset <= limit)
 
     def _over_limit(self, record: Record) -> bool:
         limit = self._limits.get((record.topic, record.partition))
         return limit is not None and record.offset > limit
 
-    # -- completion -----------------------------------------------------------
+    # -- settling -------------------------------------------------------------
     def done(self, record: Record) -> None:
-        """A started record finished (or was given up): its shard may start the next one."""
+        """A started record finished (or was given up): it leaves the scheduler."""
         self.in_flight -= 1
         self.held -= 1
-        self._release_head(record)
+        if self._shard_of is not None:
+            self._settle(record, remove=True)
 
     def done_many(self, records: list[Record]) -> None:
         """`done` for each record, in order."""
@@ -144,26 +174,50 @@ class Scheduler:
         self.held -= count
         if self._shard_of is not None:
             for record in records:
-                self._release_head(record)
-
-    def _release_head(self, record: Record) -> None:
-        if self._shard_of is None:
-            return
-        shard = self._shard_of(record)
-        queue = self._queues.get(shard)
-        if queue is None or not queue or queue[0] is not record:
-            return  # its partition was revoked while it ran
-        queue.popleft()
-        self._busy.discard(shard)
-        if queue:
-            self._ready.append(shard)
-        else:
-            del self._queues[shard]
+                self._settle(record, remove=True)
 
     def retry(self, record: Record, due: float) -> None:
-        """A started record failed and will start again at `due`; its shard keeps waiting."""
+        """A started record failed and starts again at `due`; its shard waits for it."""
         self.in_flight -= 1
+        if self._shard_of is not None:
+            self._waiting.add(self._settle(record, remove=False))
         heapq.heappush(self._retries, (due, next(self._seq), record))
+
+    def unrun(self, records: list[Record]) -> None:
+        """Started records that were not executed (an earlier record of their run failed):
+        they may start again, ahead of newer records."""
+        self.in_flight -= len(records)
+        if self._shard_of is None:
+            self._fifo.extendleft(reversed(records))
+            return
+        for record in records:
+            self._settle(record, remove=False, front=True)
+
+    def _settle(self, record: Record, remove: bool, front: bool = False) -> Hashable:
+        """Account for one in-flight record of an ordered shard (removing it from its
+        queue when it is done); frees the shard when its run has settled."""
+        assert self._shard_of is not None
+        shard = self._shard_of(record)
+        queue = self._queues.get(shard)
+        if remove and queue is not None:
+            if queue and queue[0] is record:
+                queue.popleft()
+            else:
+                queue.remove(record)  # an earlier record of its run still awaits its outputs
+        count = self._running.get(shard, 0)
+        if count > 1:
+            self._running[shard] = count - 1
+            return shard
+        self._running.pop(shard, None)
+        if queue is not None and not queue:
+            del self._queues[shard]
+            self._waiting.discard(shard)
+        elif queue is not None and shard not in self._waiting:
+            if front:
+                self._ready.appendleft(shard)
+            else:
+                self._ready.append(shard)
+        return shard
 
     def release_due(self, now: float) -> int:
         """Make records whose retry time has come startable again. Returns how many."""
@@ -176,9 +230,10 @@ class Scheduler:
                 continue
             shard = self._shard_of(record)
             queue = self._queues.get(shard)
-            if queue is not None and queue and queue[0] is record:
-                self._busy.discard(shard)
-                self._ready.appendleft(shard)
+            if queue and queue[0] is record and shard in self._waiting:
+                self._waiting.discard(shard)
+                if shard not in self._running:
+                    self._ready.appendleft(shard)
         return released
 
     def next_retry_due(self) -> float | None:
@@ -193,7 +248,7 @@ class Scheduler:
         """Records received and not started (excluding those waiting for a retry)."""
         return self.held - self.in_flight - len(self._retries)
 
-    # -- throttling -------------------------------------------------------------
+    # -- throttling -----------------------------------------------------------
     def limit(self, partition: TopicPartition, max_offset: int | None) -> None:
         """Start no record of `partition` above `max_offset` (None lifts the limit)."""
         if max_offset is None:
@@ -208,37 +263,37 @@ class Scheduler:
     def drop_partitions(self, partitions: Iterable[TopicPartition]) -> int:
         """Forget queued and retry-waiting records of revoked partitions.
 
-        Records in flight stay counted until they finish (their shard stays busy, so a
-        redelivered record of the same key never overlaps them). Returns how many
+        Records in flight stay counted until they settle, and their shard stays busy, so
+        a redelivered record of the same shard never overlaps them. Returns how many
         records were dropped.
         """
         gone = set(partitions)
         if not gone:
             return 0
-        dropped = 0
 
         def revoked(record: Record) -> bool:
             return (record.topic, record.partition) in gone
 
-        retrying = {id(entry[2]) for entry in self._retries if revoked(entry[2])}
-        self._retries = [entry for entry in self._retries if id(entry[2]) not in retrying]
+        dropped = 0
+        kept = [entry for entry in self._retries if not revoked(entry[2])]
+        retry_dropped = len(self._retries) - len(kept)
+        self._retries = kept
         heapq.heapify(self._retries)
         if self._shard_of is None:
             before = len(self._fifo)
             self._fifo = deque(r for r in self._fifo if not revoked(r))
-            dropped += before - len(self._fifo) + len(retrying)
+            dropped = before - len(self._fifo) + retry_dropped
         else:
             for shard, queue in list(self._queues.items()):
                 if not revoked(queue[0]):
                     continue
-                running = shard in self._busy and id(queue[0]) not in retrying
-                keep = 1 if running else 0
+                keep = self._running.get(shard, 0)
                 dropped += len(queue) - keep
+                self._waiting.discard(shard)
                 if keep:
-                    self._queues[shard] = deque((queue[0],))
+                    self._queues[shard] = deque(itertools.islice(queue, keep))
                 else:
                     del self._queues[shard]
-                    self._busy.discard(shard)
         for tp in gone:
             self._limits.pop(tp, None)
         self.held -= dropped
