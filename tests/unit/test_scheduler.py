@@ -232,7 +232,7 @@ def test_done_out_of_run_order_is_accepted() -> None:
     a, b = Record("t", 0, 0, b"k"), Record("t", 0, 1, b"k")
     sch.add(a)
     sch.add(b)
-    (run,) = sch.take()
+    assert sch.take() == [[a, b]]
     sch.done(b)
     assert sch.take() == []
     sch.done(a)
