@@ -4,7 +4,14 @@ The broker's fetch speed drifts a lot between runs on a shared machine, so the r
 alternate (plain, parafka config, plain, next config, ...) for several rounds, each in a
 fresh consumer group, and the report compares medians. Target: parafka >= 0.25x plain.
 
+Both sides use the same client settings, with librdkafka's fetch.queue.backoff.ms lowered
+from its default of 1000 ms to 10 ms: with the default, once the consumer's local queue holds
+queued.min.messages (100,000) the fetcher waits up to a second before fetching more, so a
+fast loop spends most of its time idle and the comparison measures that wait, not the
+per-record cost. Pass --fetch-queue-backoff-ms 1000 to measure with the default.
+
 Usage: python benchmarks/overhead.py [--records N] [--rounds R] [--quick]
+                                     [--fetch-queue-backoff-ms MS]
 """
 
 from __future__ import annotations
@@ -61,13 +68,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=500_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="50,000 records, 2 rounds")
+    parser.add_argument(
+        "--fetch-queue-backoff-ms",
+        type=int,
+        default=10,
+        help="librdkafka fetch.queue.backoff.ms for both sides (its default: 1000)",
+    )
     args = parser.parse_args(argv)
     records = 50_000 if args.quick and args.records == 500_000 else args.records
     rounds = 2 if args.quick and args.rounds == 3 else args.rounds
 
     runs: list[tuple[int, str, float, float]] = []  # (round, name, seconds, records/s)
     with LocalBroker() as broker:
-        config = broker.client_config()
+        config = broker.client_config(**{"fetch.queue.backoff.ms": args.fetch_queue_backoff_ms})
         topic = broker.new_topic("overhead", PARTITIONS)
         note(f"producing {records:,} records of {VALUE_BYTES} bytes to {PARTITIONS} partitions")
         started = time.perf_counter()
@@ -90,11 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 handled = parafka_run(noop, config, topic, records, ordering, concurrency)
                 measure(round_no, f"parafka {ordering} C={concurrency}", handled, noop)
 
-    report(runs, records)
+    report(runs, records, args.fetch_queue_backoff_ms)
     return 0
 
 
-def report(runs: list[tuple[int, str, float, float]], records: int) -> None:
+def report(runs: list[tuple[int, str, float, float]], records: int, backoff_ms: int) -> None:
     names = [PLAIN] + [f"parafka {o} C={c}" for o, c in CONFIGS]
     rates = {name: [rate for _, n, _, rate in runs if n == name] for name in names}
     # Each parafka run against the plain run just before it (the closest in time).
@@ -125,7 +138,8 @@ def report(runs: list[tuple[int, str, float, float]], records: int) -> None:
         )
     caption = (
         f"No-op handler, {records:,} records of {VALUE_BYTES} bytes, {PARTITIONS} partitions, "
-        f"{KEYS} keys; each run in a fresh group, timed from the first handler call to the "
+        f"{KEYS} keys, fetch.queue.backoff.ms={backoff_ms}; each run in a fresh group, "
+        "timed from the first handler call to the "
         "last. Runs alternate plain, parafka, plain, ... x plain = ratio of medians; paired = "
         "median of each parafka run / the plain run just before it. Machine: "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "

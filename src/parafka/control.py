@@ -14,14 +14,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from parafka.codec import MetadataTooLarge, decode_completed, encode_completed
+from parafka.codec import decode_completed
+from parafka.commits import CommitPlanner
 from parafka.errors import BrokerUnreachable, RecordFailed
 from parafka.executor import NOT_RUN, Completions, Executor, Handler
-from parafka.kafka_config import consumer_config, producer_config
+from parafka.kafka_config import consumer_config
 from parafka.offsets import PartitionOffsets
-from parafka.record import Produced, Record, record_from_message
+from parafka.outputs import OutputProducer
+from parafka.record import Record, record_from_message
 from parafka.scheduler import Scheduler
 from parafka.settings import Settings
 from parafka.stats import PartitionStats, Stats
@@ -35,30 +37,6 @@ BUSY_WAIT = 0.005  # seconds to wait for completions while handlers run
 STALL_BEFORE_PAUSE = 1.0  # full buffer with no progress for this long -> pause partitions
 STATS_EVERY = 0.25
 ERROR_LOG_EVERY = 30.0  # seconds between two log lines for the same client error
-
-
-class _OutputAck:
-    """Counts the delivery reports of one record's outputs; the record is done at the last."""
-
-    __slots__ = ("error", "loop", "record", "remaining")
-
-    def __init__(self, loop: ControlLoop, record: Record, count: int) -> None:
-        self.loop, self.record, self.remaining = loop, record, count
-        self.error: BaseException | None = None
-
-    def delivered(self, err: KafkaError | None, _msg: Any) -> None:
-        if err is not None:
-            self.settle(1, KafkaException(err))
-        else:
-            self.settle(1, None)
-
-    def settle(self, count: int, error: BaseException | None) -> None:
-        """`count` outputs are settled (delivered, failed, or never sent)."""
-        if error is not None and self.error is None:
-            self.error = error
-        self.remaining -= count
-        if self.remaining == 0:
-            self.loop.outputs_settled(self.record, self.error)
 
 
 class ControlLoop:
@@ -82,12 +60,13 @@ class ControlLoop:
         self._stop = threading.Event()
         self._hard_stop = threading.Event()
         self._consumer: Any = None
-        self._producer: Any = None
+        self.outputs = OutputProducer(
+            settings.bootstrap_servers, settings.kafka_config, self.outputs_settled
+        )
+        self.committer = CommitPlanner(settings.max_metadata_bytes)
         self._paused = False
         self._stalled_since: float | None = None
         self._newly_assigned: list[TopicPartition] = []
-        self._throttled: set[TP] = set()
-        self._acks_pending = 0
         self._first_assignment_at: float | None = None
         self._last_activity = clock()
         self._processed = 0  # hot path: a plain attribute, not in _counts
@@ -165,8 +144,7 @@ class ControlLoop:
     def _step(self) -> None:
         now = self.clock()
         worked = self._handle_completions()
-        if self._producer is not None:
-            self._producer.poll(0)
+        self.outputs.poll()
         due = self.scheduler.next_retry_due()
         if due is not None and due <= now:
             self.scheduler.release_due(now)
@@ -188,8 +166,8 @@ class ControlLoop:
         timeout = min(BUSY_WAIT, self._quiet_time(now))
         if self.scheduler.in_flight:
             self.completions.wait(timeout)
-        elif self._acks_pending and self._producer is not None:
-            self._producer.poll(timeout)
+        elif self.outputs.pending:
+            self.outputs.poll(timeout)
 
     def _quiet_time(self, now: float) -> float:
         """How long the loop may block without missing a retry or a commit."""
@@ -230,7 +208,7 @@ class ControlLoop:
             room = 1  # paused: polling serves callbacks and heartbeats only
         else:
             self._stalled_since = None
-        idle = self.scheduler.in_flight == 0 and not self.completions and not self._acks_pending
+        idle = self.scheduler.in_flight == 0 and not self.completions and not self.outputs.pending
         timeout = self._quiet_time(now) if idle else 0
         messages = self._consumer.consume(min(room, FETCH_BATCH), timeout)
         if not messages:
@@ -284,7 +262,7 @@ class ControlLoop:
                 elif outcome[1] is not None:
                     self._on_failure(record, outcome[1])
                 elif outcome[0]:
-                    self._produce(record, outcome[0])
+                    self.outputs.send(record, outcome[0])
                 else:
                     self._finish(record)
             if unrun:
@@ -310,8 +288,8 @@ class ControlLoop:
             state.running -= 1
             if not state.closed:
                 state.finish(record.offset)
-        if self._throttled:
-            for tp in self._throttled:
+        if self.committer.throttled:
+            for tp in self.committer.throttled:
                 self.scheduler.limit(tp, self.partitions[tp].position)
 
     def _finish(self, record: Record) -> None:
@@ -323,9 +301,9 @@ class ControlLoop:
         if state.closed:
             return  # revoked while it ran; the new owner processes it again
         state.finish(record.offset)
-        if self._throttled:
+        if self.committer.throttled:
             tp = (record.topic, record.partition)
-            if tp in self._throttled:
+            if tp in self.committer.throttled:
                 self.scheduler.limit(tp, state.position)
 
     def _on_failure(self, record: Record, error: BaseException) -> None:
@@ -363,36 +341,8 @@ class ControlLoop:
             log.error("%s; stopping", self.failure)
             self._stop.set()
 
-    def _produce(self, record: Record, outputs: list[Produced]) -> None:
-        producer = self._producer
-        if producer is None:
-            s = self.settings
-            producer = self._producer = Producer(
-                producer_config(s.bootstrap_servers, s.kafka_config),
-                logger=logging.getLogger("parafka.librdkafka"),
-            )
-        ack = _OutputAck(self, record, len(outputs))
-        self._acks_pending += 1
-        for sent, out in enumerate(outputs):
-            while True:
-                try:
-                    producer.produce(
-                        out.topic,
-                        out.value,
-                        out.key,
-                        headers=out.headers,
-                        on_delivery=ack.delivered,
-                    )
-                    break
-                except BufferError:
-                    producer.poll(0.05)  # local queue full: let deliveries drain
-                except (KafkaException, TypeError, ValueError) as exc:
-                    ack.settle(len(outputs) - sent, exc)  # these will get no delivery report
-                    return
-
     def outputs_settled(self, record: Record, error: BaseException | None) -> None:
-        """Every output of `record` got its delivery report (called from producer.poll)."""
-        self._acks_pending -= 1
+        """Every output of `record` got its delivery report (called from outputs.poll)."""
         if error is None:
             self._finish(record)
         else:
@@ -402,59 +352,28 @@ class ControlLoop:
     def commit(self, asynchronous: bool, only: set[TP] | None = None) -> None:
         """Commit every partition whose position or finished set moved."""
         self._next_commit_at = self.clock() + self.settings.commit_interval
-        offsets = []
-        for tp, state in self.partitions.items():
-            if (only is not None and tp not in only) or not state.needs_commit():
-                continue
-            position = state.position
-            assert position is not None
-            offsets.append(
-                TopicPartition(tp[0], tp[1], position, metadata=self._metadata(tp, state, position))
-            )
-            state.mark_committed(position)
-        if not offsets:
+        plan = self.committer.plan(self.partitions, only)
+        for tp, max_offset in plan.throttle.items():
+            self.scheduler.limit(tp, max_offset)
+        for tp in plan.unthrottle:
+            self.scheduler.limit(tp, None)
+        if not plan.offsets:
             return
         self._counts["commits"] += 1
+        offsets = [TopicPartition(t, p, o, metadata=m) for t, p, o, m in plan.offsets]
         try:
             self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
         except KafkaException as exc:
             log.warning("commit failed: %s", exc)
-            for sent in offsets:
-                failed_state = self.partitions.get((sent.topic, sent.partition))
-                if failed_state is not None:
-                    failed_state.mark_dirty()
+            self._on_commit(None, offsets, force=True)
 
-    def _metadata(self, tp: TP, state: PartitionOffsets, position: int) -> str:
-        done = state.done_above
-        if not done or not self.settings.max_metadata_bytes:
-            return ""
-        try:
-            text = encode_completed(position, done, self.settings.max_metadata_bytes)
-        except MetadataTooLarge as exc:
-            if tp not in self._throttled:
-                log.warning(
-                    "%s[%d]: %d finished offsets above %d need %d bytes of commit metadata, "
-                    "over the %d-byte limit; committing the plain offset and starting only "
-                    "the oldest records of this partition until it catches up",
-                    tp[0],
-                    tp[1],
-                    len(done),
-                    position,
-                    exc.size,
-                    exc.limit,
-                )
-                self._throttled.add(tp)
-                self.scheduler.limit(tp, position)
-            return ""
-        if tp in self._throttled:
-            self._throttled.discard(tp)
-            self.scheduler.limit(tp, None)
-            log.info("%s[%d]: commit metadata fits again; full speed", tp[0], tp[1])
-        return text
-
-    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        if err is not None:
-            log.warning("asynchronous commit failed: %s", err.str())
+    def _on_commit(
+        self, err: KafkaError | None, partitions: list[TopicPartition], force: bool = False
+    ) -> None:
+        """Commit result: on failure, the partitions are committed again next round."""
+        if err is not None or force:
+            if err is not None:
+                log.warning("asynchronous commit failed: %s", err.str())
             for tp in partitions:
                 state = self.partitions.get((tp.topic, tp.partition))
                 if state is not None:
@@ -512,8 +431,7 @@ class ControlLoop:
         while self._running_in(tps) and self.clock() < deadline and not self._hard_stop.is_set():
             self.completions.wait(BUSY_WAIT)
             self._handle_completions()
-            if self._producer is not None:
-                self._producer.poll(0)
+            self.outputs.poll()
         if self._running_in(tps):
             log.warning(
                 "revoke: records still running after %.1f s; they will be redelivered",
@@ -536,7 +454,7 @@ class ControlLoop:
             state = self.partitions.pop(tp, None)
             if state is not None:
                 state.closed = True
-            self._throttled.discard(tp)
+            self.committer.forget(tp)
 
     def _running_in(self, tps: set[TP]) -> bool:
         return any(self.partitions[tp].running for tp in tps if tp in self.partitions)
@@ -552,14 +470,14 @@ class ControlLoop:
         )
 
     def _idle_for(self, seconds: float) -> bool:
-        if self._first_assignment_at is None or self.scheduler.held or self._acks_pending:
+        if self._first_assignment_at is None or self.scheduler.held or self.outputs.pending:
             return False
         return self.clock() - self._last_activity >= seconds
 
     def _drain(self) -> None:
         """Let running handlers finish (bounded), then commit what is done."""
         deadline = self.clock() + self.settings.shutdown_timeout
-        while (self.scheduler.in_flight or self._acks_pending) and not self._hard_stop.is_set():
+        while (self.scheduler.in_flight or self.outputs.pending) and not self._hard_stop.is_set():
             if self.clock() >= deadline:
                 log.warning(
                     "shutdown: %d record(s) still running after %.1f s; not committed",
@@ -569,11 +487,9 @@ class ControlLoop:
                 break
             self.completions.wait(BUSY_WAIT)
             self._handle_completions()
-            if self._producer is not None:
-                self._producer.poll(0)
-        if self._producer is not None:
-            self._producer.flush(max(0.0, deadline - self.clock()))
-            self._handle_completions()
+            self.outputs.poll()
+        self.outputs.flush(max(0.0, deadline - self.clock()))
+        self._handle_completions()
         self.commit(asynchronous=False)
 
     def _close(self) -> None:

@@ -38,7 +38,9 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
     """Run the CLI to its end; subprocess.run kills it if `timeout` passes."""
     return subprocess.run(
         [sys.executable, "-m", "parafka.cli", *args],
@@ -50,7 +52,9 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float) -> subprocess.
 
 
 @contextmanager
-def started_cli(args: list[str], env: dict[str, str], logs: Path) -> Iterator[subprocess.Popen[bytes]]:
+def started_cli(
+    args: list[str], env: dict[str, str], logs: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start the CLI in the background (output to files: no pipe can fill up); kill it at
     the end of the block if it still runs."""
     logs.mkdir(parents=True, exist_ok=True)

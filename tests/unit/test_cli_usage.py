@@ -53,16 +53,12 @@ def usage_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
             ["'--ordering'", "'fifo'", "'key', 'partition', 'unordered'"],
             id="unknown-ordering",
         ),
-        pytest.param(
-            ["-c", "many"], ["'--concurrency'", "'many'"], id="non-numeric-concurrency"
-        ),
+        pytest.param(["-c", "many"], ["'--concurrency'", "'many'"], id="non-numeric-concurrency"),
         pytest.param(["-c", "0"], ["'--concurrency'", "0"], id="zero-concurrency"),
         pytest.param(
             ["--max-attempts", "x"], ["'--max-attempts'", "'x'"], id="non-numeric-attempts"
         ),
-        pytest.param(
-            ["--until-idle", "soon"], ["'--until-idle'", "'soon'"], id="non-numeric-idle"
-        ),
+        pytest.param(["--until-idle", "soon"], ["'--until-idle'", "'soon'"], id="non-numeric-idle"),
         pytest.param(
             ["--connect-timeout", "-1"], ["'--connect-timeout'", "-1"], id="negative-timeout"
         ),
@@ -76,7 +72,9 @@ def usage_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
         pytest.param(["--concurency", "3"], ["--concurency", "--concurrency"], id="typo"),
     ],
 )
-def test_bad_option(capsys: pytest.CaptureFixture[str], argv: list[str], expected: list[str]) -> None:
+def test_bad_option(
+    capsys: pytest.CaptureFixture[str], argv: list[str], expected: list[str]
+) -> None:
     line = usage_error(capsys, ["run", HANDLER, *BASE, *argv])
     for text in expected:
         assert text in line
@@ -159,7 +157,7 @@ def test_auto_commit_is_refused(capsys: pytest.CaptureFixture[str], value: str) 
 @pytest.mark.parametrize(
     ("setting", "expected"),
     [
-        ("no.such.setting=1", ['-X no.such.setting=1', 'No such configuration property']),
+        ("no.such.setting=1", ["-X no.such.setting=1", "No such configuration property"]),
         ("session.timeout.ms=soon", ["-X session.timeout.ms=soon", "Invalid value"]),
         ("linger.ms=soon", ["-X linger.ms=soon", "Invalid value"]),  # producer side
     ],
