@@ -11,7 +11,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from parafka.broker import BrokerNotAvailable
 from parafka.errors import ConfigError, ParafkaError
 from parafka.kafka_config import consumer_config, producer_config
+from parafka.logs import QuietRepeats
 from parafka.scheduler import ORDERINGS
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -293,43 +294,12 @@ def _tail(path: str | None) -> str:
 def _setup_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if level.upper() != "DEBUG":
-        handler.addFilter(_QuietRepeats())
+        handler.addFilter(QuietRepeats())
     logging.basicConfig(
         level=level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         handlers=[handler],
     )
-
-
-class _QuietRepeats(logging.Filter):
-    """Show a log line at most once per `window` seconds, with a count of the repeats.
-
-    While a broker is down, librdkafka reports the same connection failure many times a
-    second; without this the one line that says what to do drowns in them.
-    """
-
-    _TIMING = re.compile(r" \(after \d+ms in state \w+\)")
-
-    def __init__(self, window: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__()
-        self.window = window
-        self.clock = clock
-        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = self._TIMING.sub("", record.getMessage())
-        key = (record.name, record.levelno, message)
-        now = self.clock()
-        shown_at, repeats = self._seen.get(key, (None, 0))
-        if shown_at is not None and now - shown_at < self.window:
-            self._seen[key] = (shown_at, repeats + 1)
-            return False
-        if len(self._seen) > 1000:
-            self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window}
-        self._seen[key] = (now, 0)
-        if repeats:
-            record.msg, record.args = f"{message} (repeated {repeats} more times)", None
-        return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:

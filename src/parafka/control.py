@@ -21,6 +21,7 @@ from parafka.commits import CommitPlanner
 from parafka.errors import BrokerUnreachable, RecordFailed
 from parafka.executor import NOT_RUN, Completions, Executor, Handler
 from parafka.kafka_config import consumer_config
+from parafka.logs import client_logger
 from parafka.offsets import PartitionOffsets
 from parafka.outputs import OutputProducer
 from parafka.record import Record, record_from_message
@@ -100,7 +101,7 @@ class ControlLoop:
         conf = consumer_config(s.bootstrap_servers, s.group_id, s.kafka_config)
         conf["on_commit"] = self._on_commit
         conf["error_cb"] = self._on_error
-        conf["logger"] = logging.getLogger("parafka.librdkafka")
+        conf["logger"] = client_logger()
         self._consumer = Consumer(conf)
         try:
             self._check_cluster()

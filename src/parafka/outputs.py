@@ -6,13 +6,13 @@ Used from the control thread only: `send()` produces, and delivery reports arriv
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from parafka.kafka_config import producer_config
+from parafka.logs import client_logger
 from parafka.record import Produced, Record
 
 Settled = Callable[[Record, BaseException | None], None]
@@ -53,7 +53,7 @@ class OutputProducer:
 
     def send(self, record: Record, outputs: list[Produced]) -> None:
         if self._producer is None:
-            self._producer = Producer(self._config, logger=logging.getLogger("parafka.librdkafka"))
+            self._producer = Producer(self._config, logger=client_logger())
         producer = self._producer
         self.pending += 1
         ack = _Ack(record, len(outputs), self._settled)
