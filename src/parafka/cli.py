@@ -11,15 +11,13 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import click
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException
 
 from parafka.broker import BrokerNotAvailable
 from parafka.errors import ConfigError, ParafkaError
-from parafka.kafka_config import consumer_config, producer_config
 from parafka.logs import QuietRepeats
 from parafka.scheduler import ORDERINGS
 
@@ -174,7 +172,6 @@ def run(
     from parafka.retry import RetryPolicy
 
     handler = load_target(target)
-    _check_kafka_config(kafka_config)
     consumer = ParallelConsumer(
         handler,
         bootstrap_servers=bootstrap_servers,
@@ -202,37 +199,6 @@ def run(
         f"({stats.failed} failures, {stats.retried} retries, {stats.skipped} skipped as done)",
         err=True,
     )
-
-
-def _check_kafka_config(kafka_config: Mapping[str, str]) -> None:
-    """Let librdkafka judge the -X settings now, without connecting, so a typo is a usage
-    error up front rather than a failure when the first output is produced."""
-    checks: list[tuple[type[Any], dict[str, Any]]] = [
-        (Consumer, consumer_config("", "parafka-config-check", kafka_config)),
-        (Producer, producer_config("", kafka_config)),
-    ]
-    for client_class, config in checks:
-        config.pop("bootstrap.servers")  # no broker: nothing connects
-        config["logger"] = logging.getLogger("parafka.config_check")
-        try:
-            client = client_class(config)
-        except KafkaException as exc:
-            raise ConfigError(_config_problem(_kafka_text(exc), kafka_config)) from None
-        if isinstance(client, Consumer):
-            client.close()
-
-
-def _config_problem(text: str, kafka_config: Mapping[str, str]) -> str:
-    named = re.search(r'"([^"]+)"', text)
-    key = named.group(1) if named else None
-    if key is not None and key in kafka_config:
-        return (
-            f"-X {key}={kafka_config[key]} is rejected by librdkafka: {text}; fix or remove "
-            "it (settings: https://github.com/confluentinc/librdkafka/blob/master/"
-            "CONFIGURATION.md)"
-        )
-    given = " ".join(f"-X {k}={v}" for k, v in kafka_config.items()) or "(none)"
-    return f"the Kafka client settings are rejected: {text}; check the -X settings: {given}"
 
 
 def _kafka_text(exc: KafkaException) -> str:

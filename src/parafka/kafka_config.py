@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Mapping
 from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from parafka.errors import ConfigError
 
@@ -96,3 +100,51 @@ def producer_config(bootstrap_servers: str, user: Mapping[str, Any]) -> dict[str
     config.update((k, v) for k, v in _stringify(user).items() if not _matches(k, _CONSUMER_ONLY))
     config["bootstrap.servers"] = bootstrap_servers
     return config
+
+
+_SECRET_WORDS = ("password", "secret", "sasl.oauthbearer.config", "ssl.key.pem", "token")
+
+
+def is_secret(key: str) -> bool:
+    """True for settings whose value must never be shown (passwords, keys, tokens)."""
+    return any(word in key.lower() for word in _SECRET_WORDS)
+
+
+def shown(key: str, value: Any) -> str:
+    """`key=value` for messages, with secret values masked."""
+    return f"{key}={'*****' if is_secret(key) else value}"
+
+
+def validate_client_config(user: Mapping[str, Any]) -> None:
+    """Let librdkafka judge the user's settings now, without connecting, so a typo is a
+    configuration error up front rather than a failure at the first poll or output."""
+    check_user_config(user)
+    checks: list[tuple[type[Any], dict[str, Any]]] = [
+        (Consumer, consumer_config("", "parafka-config-check", user)),
+        (Producer, producer_config("", user)),
+    ]
+    for client_class, config in checks:
+        config.pop("bootstrap.servers")  # no broker: nothing connects
+        config["logger"] = logging.getLogger("parafka.config_check")
+        try:
+            client = client_class(config)
+        except KafkaException as exc:
+            raise ConfigError(_config_problem(exc, user)) from None
+        if isinstance(client, Consumer):
+            client.close()
+
+
+def _config_problem(exc: KafkaException, user: Mapping[str, Any]) -> str:
+    error = exc.args[0] if exc.args else None
+    text = error.str() if isinstance(error, KafkaError) else str(exc)
+    named = re.search(r'"([^"]+)"', text)
+    key = named.group(1) if named else None
+    if key is not None and key in user:
+        if is_secret(key):
+            text = text.replace(str(user[key]), "*****")
+        return (
+            f"Kafka setting {shown(key, user[key])} is rejected by librdkafka: {text}; fix or "
+            "remove it (see librdkafka's CONFIGURATION.md)"
+        )
+    given = " ".join(shown(k, v) for k, v in user.items()) or "(none)"
+    return f"the Kafka client settings are rejected: {text}; check them: {given}"

@@ -8,7 +8,7 @@ from typing import Any
 
 from parafka.codec import DEFAULT_MAX_METADATA_BYTES
 from parafka.errors import ConfigError
-from parafka.kafka_config import check_user_config
+from parafka.kafka_config import validate_client_config
 from parafka.retry import RetryPolicy
 from parafka.scheduler import ORDERINGS, Ordering
 
@@ -58,7 +58,7 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int | float) or value <= 0:
                 raise ConfigError(f"{name}={value!r} is invalid: use a number of seconds > 0")
-        check_user_config(self.kafka_config)
+        validate_client_config(self.kafka_config)
         if self.max_metadata_bytes < 0:
             raise ConfigError(
                 f"max_metadata_bytes={self.max_metadata_bytes} is invalid: use 0 (no metadata) "

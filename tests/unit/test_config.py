@@ -79,3 +79,14 @@ def test_consumer_and_producer_get_only_their_settings() -> None:
 
 def test_auto_offset_reset_defaults_to_earliest() -> None:
     assert consumer_config("k", "g", {})["auto.offset.reset"] == "earliest"
+
+
+def test_secret_values_are_masked_in_config_errors() -> None:
+    from parafka.kafka_config import is_secret, shown, validate_client_config
+
+    assert is_secret("sasl.password") and is_secret("ssl.key.password")
+    assert is_secret("sasl.oauthbearer.client.secret") and not is_secret("sasl.username")
+    assert shown("sasl.password", "pw") == "sasl.password=*****"
+    with pytest.raises(ConfigError) as err:
+        validate_client_config({"ssl.key.password": "topsecret", "bogus.key": "1"})
+    assert "topsecret" not in str(err.value) and "bogus.key=1" in str(err.value)
