@@ -7,7 +7,6 @@ make the group think this consumer is dead.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -20,6 +19,7 @@ from parafka.codec import decode_completed
 from parafka.commits import CommitPlanner
 from parafka.errors import BrokerUnreachable, RecordFailed
 from parafka.executor import NOT_RUN, Completions, Executor, Handler
+from parafka.flow import FlowControl
 from parafka.kafka_config import consumer_config
 from parafka.logs import client_logger
 from parafka.offsets import PartitionOffsets
@@ -35,8 +35,10 @@ TP = tuple[str, int]
 FETCH_BATCH = 1000
 IDLE_WAIT = 0.05  # seconds to block in consume() when nothing is running
 BUSY_WAIT = 0.005  # seconds to wait for completions while handlers run
-STALL_BEFORE_PAUSE = 1.0  # full buffer with no progress for this long -> pause partitions
+STALL_BEFORE_PAUSE = 1.0  # buffer full this long -> pause every partition
+STARVE_AFTER = 0.2  # a partition with records waiting got none this long -> fair-share pauses
 STATS_EVERY = 0.25
+SHARE_EVERY = 0.1  # seconds between two fair-share checks
 ERROR_LOG_EVERY = 30.0  # seconds between two log lines for the same client error
 
 
@@ -65,8 +67,7 @@ class ControlLoop:
             settings.bootstrap_servers, settings.kafka_config, self.outputs_settled
         )
         self.committer = CommitPlanner(settings.max_metadata_bytes)
-        self._paused = False
-        self._stalled_since: float | None = None
+        self.flow = FlowControl(settings.buffer_limit, STALL_BEFORE_PAUSE, STARVE_AFTER)
         self._newly_assigned: list[TopicPartition] = []
         self._first_assignment_at: float | None = None
         self._last_activity = clock()
@@ -80,6 +81,7 @@ class ControlLoop:
         }
         self._stats = Stats()
         self._stats_at = 0.0
+        self._shared_at = 0.0
         self._next_commit_at = 0.0
         self._error_logged_at: dict[int, float] = {}
         self.running = threading.Event()  # set once subscribed
@@ -152,11 +154,13 @@ class ControlLoop:
         self._dispatch()
         fetched = self._fetch(now)
         if self._newly_assigned:
-            if self._paused:
+            if self.flow.stalled:
                 self._consumer.pause(self._newly_assigned)
             self._newly_assigned = []
         if now >= self._next_commit_at:
             self.commit(asynchronous=True)
+        if now - self._shared_at >= SHARE_EVERY:
+            self._share_buffer(now)
         if now - self._stats_at >= STATS_EVERY:
             self._refresh_stats(now)
         if not worked and not fetched:
@@ -188,27 +192,30 @@ class ControlLoop:
         if runs:
             for run in runs:
                 for record in run:
-                    record._ticket.running += 1
+                    state = record._ticket
+                    state.running += 1
+                    if record.offset > state.max_started:
+                        state.max_started = record.offset
             executor.submit(runs)
 
     def _fetch(self, now: float) -> bool:
         """Poll for records while there is room; pause when stuck full. True if any came."""
-        held, limit = self.scheduler.held, self.settings.buffer_limit
-        if self._paused and held <= limit // 2:
-            self._set_paused(False)
-        room = limit - held
+        flow, held = self.flow, self.scheduler.held
+        change = flow.check_stall(now, held)
+        if change is not None:
+            assigned = set(self.partitions)
+            if change:
+                self._pause(assigned)
+            else:
+                self._resume(assigned - flow.fair_paused)
+            log.debug("%s fetching (%d records held)", "paused" if change else "resumed", held)
+        room = flow.room(held)
         if room <= 0:
-            if self._stalled_since is None:
-                self._stalled_since = now
-            elif now - self._stalled_since >= STALL_BEFORE_PAUSE and not self._paused:
-                self._set_paused(True)
-            if not self._paused:
+            if not flow.stalled:
                 # Stay responsive to completions; rebalance callbacks wait for the next poll.
                 self.completions.wait(BUSY_WAIT)
                 return False
             room = 1  # paused: polling serves callbacks and heartbeats only
-        else:
-            self._stalled_since = None
         idle = self.scheduler.in_flight == 0 and not self.completions and not self.outputs.pending
         timeout = self._quiet_time(now) if idle else 0
         messages = self._consumer.consume(min(room, FETCH_BATCH), timeout)
@@ -456,19 +463,61 @@ class ControlLoop:
             if state is not None:
                 state.closed = True
             self.committer.forget(tp)
+            self.flow.fair_paused.discard(tp)
 
     def _running_in(self, tps: set[TP]) -> bool:
         return any(self.partitions[tp].running for tp in tps if tp in self.partitions)
 
     # -- pause / idle / shutdown ------------------------------------------------------------------
-    def _set_paused(self, paused: bool) -> None:
-        assignment = self._consumer.assignment()
-        if assignment:
-            (self._consumer.pause if paused else self._consumer.resume)(assignment)
-        self._paused = paused
-        log.debug(
-            "%s fetching (%d records held)", "paused" if paused else "resumed", self.scheduler.held
-        )
+    def _pause(self, tps: set[TP]) -> None:
+        if tps:
+            self._consumer.pause([TopicPartition(t, p) for t, p in tps])
+
+    def _resume(self, tps: set[TP]) -> None:
+        """Resume fetching at the next offset each partition expects. The seek restarts
+        the client's fetch at once: a plain resume took about a second to deliver on the
+        local broker, a seek first about 40 ms."""
+        if not tps:
+            return
+        for topic, partition in tps:
+            state = self.partitions.get((topic, partition))
+            offset = state.next_offset if state is not None else None
+            if offset is not None:
+                try:
+                    self._consumer.seek(TopicPartition(topic, partition, offset))
+                except KafkaException as exc:  # not fetching yet: a plain resume will do
+                    log.debug("seek %s[%d]@%d before resume: %s", topic, partition, offset, exc)
+        self._consumer.resume([TopicPartition(t, p) for t, p in tps])
+
+    def _share_buffer(self, now: float) -> None:
+        """Fair-share pauses: keep a few partitions from holding the whole buffer while
+        another has records waiting on the broker."""
+        self._shared_at = now
+        held, backlog = {}, {}
+        for tp, state in self.partitions.items():
+            held[tp] = state.pending_count
+            next_offset = state.next_offset
+            high = self._high_watermark(tp)
+            backlog[tp] = high is not None and (next_offset is None or high > next_offset)
+        decision = self.flow.rebalance_shares(now, held, backlog)
+        if decision.pause:
+            self._pause(decision.pause)
+            share = self.flow.share(len(held))
+            for tp in decision.pause:  # give the room to the starved partitions now
+                cutoff = self.partitions[tp].trim_from(share)
+                if cutoff is not None:
+                    self.scheduler.trim(tp, cutoff)
+            log.debug("fair share: paused %s", sorted(decision.pause))
+        if decision.resume and not self.flow.stalled:
+            self._resume(decision.resume)
+
+    def _high_watermark(self, tp: TP) -> int | None:
+        """The broker's end offset as last seen by the client (no request is made)."""
+        try:
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
+        except (KafkaException, RuntimeError):
+            return None
+        return high if high is not None and high >= 0 else None
 
     def _idle_for(self, seconds: float) -> bool:
         if self._first_assignment_at is None or self.scheduler.held or self.outputs.pending:
@@ -505,12 +554,7 @@ class ControlLoop:
         self._stats_at = now
         parts = []
         for (topic, partition), state in sorted(self.partitions.items()):
-            high = None
-            with contextlib.suppress(KafkaException, RuntimeError):
-                _, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), cached=True
-                )
-            high = high if high is not None and high >= 0 else None
+            high = self._high_watermark((topic, partition))
             base = state.committed
             lag = max(0, high - base) if high is not None and base is not None else None
             parts.append(
@@ -532,7 +576,8 @@ class ControlLoop:
             in_flight=sch.in_flight,
             queued=sch.queued,
             waiting_retry=sch.waiting_retry,
-            paused=self._paused,
+            paused=self.flow.stalled,
+            paused_partitions=len(self.flow.fair_paused) if not self.flow.stalled else len(parts),
             partitions=tuple(parts),
         )
 

@@ -177,7 +177,7 @@ class ThreadExecutor(Executor):
 
     def submit(self, runs: list[list[Record]]) -> None:
         put = self._queue.put
-        if all(len(run) == 1 for run in runs) and self.chunk_size == 1:
+        if self.chunk_size == 1 and all(len(run) == 1 for run in runs):
             for run in runs:
                 put(run)
             return

@@ -20,7 +20,17 @@ class PartitionOffsets:
     the previous owner finished (read back from the commit metadata).
     """
 
-    __slots__ = ("_dirty", "_done", "_next", "_pending", "_skip", "closed", "committed", "running")
+    __slots__ = (
+        "_dirty",
+        "_done",
+        "_next",
+        "_pending",
+        "_skip",
+        "closed",
+        "committed",
+        "max_started",
+        "running",
+    )
 
     def __init__(self, committed: int | None = None, done_above: Iterable[int] = ()) -> None:
         self.committed = committed
@@ -31,6 +41,7 @@ class PartitionOffsets:
         self._dirty = False  # something finished since the last commit
         self.running = 0  # records of this partition handed to the executor, not settled
         self.closed = False  # the partition was revoked: late finishes are ignored
+        self.max_started = -1  # highest offset ever handed to the executor
 
     def receive(self, offset: int) -> bool:
         """Record that `offset` arrived. Returns False when it was already done (skip it)."""
@@ -59,6 +70,27 @@ class PartitionOffsets:
         """The offset to commit: lowest not finished, or last received + 1. None if unknown."""
         if self._pending:
             return self._pending[0]
+        return self._next if self._next is not None else self.committed
+
+    def trim_from(self, keep: int) -> int | None:
+        """Forget received records beyond the oldest `keep` unfinished ones, so they can
+        be fetched again later. Only records never started can go: returns the offset to
+        fetch from next (None when nothing could be trimmed)."""
+        pending = self._pending
+        if len(pending) - len(self._done) <= keep:
+            return None
+        unfinished = [o for o in pending if o not in self._done]
+        cutoff = max(unfinished[keep], self.max_started + 1)
+        if pending[-1] < cutoff:
+            return None
+        while pending and pending[-1] >= cutoff:
+            pending.pop()
+        self._next = cutoff
+        return cutoff
+
+    @property
+    def next_offset(self) -> int | None:
+        """The offset the next record to arrive should have (None before any is known)."""
         return self._next if self._next is not None else self.committed
 
     @property

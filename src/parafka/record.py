@@ -20,6 +20,7 @@ class Record:
     __slots__ = (
         "_headers",
         "_key",
+        "_shard",
         "_ticket",
         "_timestamp",
         "_value",
@@ -50,6 +51,7 @@ class Record:
         self.attempt = attempt
         # Set by the control loop: which assignment of the partition this record belongs to.
         self._ticket: Any = None
+        self._shard: Any = None  # set by the scheduler: the record's ordering shard
 
     @property
     def key(self) -> bytes | None:
@@ -105,6 +107,7 @@ class MessageRecord(Record):
         self.offset = offset
         self.attempt = 1
         self._ticket = None
+        self._shard = None
 
     @property
     def key(self) -> bytes | None:

@@ -85,7 +85,7 @@ class Scheduler:
         if shard_of is None:
             self._fifo.append(record)
             return
-        shard = shard_of(record)
+        shard = record._shard = shard_of(record)
         queue = self._queues.get(shard)
         if queue is None:
             self._queues[shard] = deque((record,))
@@ -196,8 +196,7 @@ class Scheduler:
     def _settle(self, record: Record, remove: bool, front: bool = False) -> Hashable:
         """Account for one in-flight record of an ordered shard (removing it from its
         queue when it is done); frees the shard when its run has settled."""
-        assert self._shard_of is not None
-        shard = self._shard_of(record)
+        shard: Hashable = record._shard
         queue = self._queues.get(shard)
         if remove and queue is not None:
             if queue and queue[0] is record:
@@ -228,7 +227,7 @@ class Scheduler:
             if self._shard_of is None:
                 self._fifo.appendleft(record)
                 continue
-            shard = self._shard_of(record)
+            shard = record._shard
             queue = self._queues.get(shard)
             if queue and queue[0] is record and shard in self._waiting:
                 self._waiting.discard(shard)
@@ -298,6 +297,29 @@ class Scheduler:
             self._limits.pop(tp, None)
         self.held -= dropped
         return dropped
+
+    def trim(self, partition: TopicPartition, cutoff: int) -> int:
+        """Forget queued records of `partition` at or above `cutoff` (none of them may
+        have started). Returns how many were removed."""
+
+        def gone(record: Record) -> bool:
+            return (record.topic, record.partition) == partition and record.offset >= cutoff
+
+        removed = 0
+        if self._shard_of is None:
+            before = len(self._fifo)
+            self._fifo = deque(r for r in self._fifo if not gone(r))
+            removed = before - len(self._fifo)
+        else:
+            for shard, queue in list(self._queues.items()):
+                while queue and gone(queue[-1]):
+                    queue.pop()
+                    removed += 1
+                if not queue and shard not in self._running:
+                    del self._queues[shard]
+                    self._waiting.discard(shard)
+        self.held -= removed
+        return removed
 
     def __len__(self) -> int:
         return self.held

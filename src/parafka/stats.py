@@ -30,7 +30,8 @@ class Stats:
     in_flight: int = 0
     queued: int = 0
     waiting_retry: int = 0
-    paused: bool = False
+    paused: bool = False  # every partition paused: the buffer stayed full
+    paused_partitions: int = 0  # paused for the buffer or for fair sharing
     rebalances: int = 0
     commits: int = 0
     partitions: tuple[PartitionStats, ...] = field(default_factory=tuple)

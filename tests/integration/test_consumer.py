@@ -317,3 +317,29 @@ def test_records_finished_above_the_commit_are_skipped_by_the_next_owner(
     stats = consumer(broker, lambda r: second_run.append(r.offset), topic, gid).run(until_idle=1.5)
     assert second_run == [0]
     assert stats.skipped == 19
+
+
+def test_a_starved_partition_gets_its_share_of_the_buffer(broker: LocalBroker) -> None:
+    """Partition mode runs one record per partition; when the client hands out a few
+    partitions first and they fill the buffer, the others must still get records early
+    (fair-share pauses), not only once the first ones have drained."""
+    topic, gid = broker.new_topic("fair", partitions=4), group()
+    per_partition = 150
+    for p in range(4):
+        broker.produce(topic, [(b"k", b"%d" % i) for i in range(per_partition)], partition=p)
+    order: list[int] = []
+
+    def handle(record: Record) -> None:
+        time.sleep(0.004)
+        order.append(record.partition)
+
+    stats = consumer(
+        broker, handle, topic, gid, ordering="partition", concurrency=4, max_buffered=200
+    ).run(until_idle=1.5)
+    assert stats.processed == 4 * per_partition
+    first_seen = {p: order.index(p) for p in range(4)}
+    done_at_half = {
+        p: [i for i, q in enumerate(order) if q == p][per_partition // 2] for p in range(4)
+    }
+    # every partition started before any partition got through half of its records
+    assert max(first_seen.values()) < min(done_at_half.values())

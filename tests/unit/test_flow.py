@@ -1,0 +1,62 @@
+"""Flow control decisions: stall pauses and fair-share pauses."""
+
+from __future__ import annotations
+
+from parafka.flow import FlowControl
+
+P0, P1, P2, P3 = ("t", 0), ("t", 1), ("t", 2), ("t", 3)
+
+
+def test_stall_pauses_after_a_while_full_and_resumes_at_half() -> None:
+    flow = FlowControl(limit=100, stall_after=1.0)
+    assert flow.check_stall(0.0, 100) is None  # just became full
+    assert flow.check_stall(0.5, 100) is None
+    assert flow.check_stall(1.0, 100) is True
+    assert flow.check_stall(1.5, 100) is None  # already paused
+    assert flow.check_stall(2.0, 80) is None  # hysteresis: not yet half
+    assert flow.check_stall(2.5, 50) is False
+    assert not flow.stalled
+
+
+def test_brief_fills_never_pause() -> None:
+    flow = FlowControl(limit=100, stall_after=1.0)
+    for step in range(100):
+        held = 100 if step % 2 else 99  # full, then one finishes, then full again
+        assert flow.check_stall(step * 0.05, held) is None
+
+
+def test_a_starved_partition_makes_hoarders_pause_until_half_their_share() -> None:
+    flow = FlowControl(limit=1000, starve_after=0.5)
+    held = {P0: 0, P1: 30, P2: 480, P3: 490}
+    backlog = {P0: True, P1: True, P2: True, P3: True}
+    assert flow.rebalance_shares(0.0, held, backlog).pause == set()  # not starved long yet
+    decision = flow.rebalance_shares(0.6, held, backlog)
+    assert decision.pause == {P2, P3}  # over their share of 250
+    assert flow.rebalance_shares(0.7, {**held, P2: 200}, backlog).resume == set()
+    decision = flow.rebalance_shares(0.8, {**held, P2: 125, P3: 126}, backlog)
+    assert decision.resume == {P2}
+    assert flow.fair_paused == {P3}
+
+
+def test_an_empty_partition_without_backlog_is_not_starved() -> None:
+    flow = FlowControl(limit=1000, starve_after=0.5)
+    held = {P0: 0, P1: 1000}
+    backlog = {P0: False, P1: True}
+    flow.rebalance_shares(0.0, held, backlog)
+    assert flow.rebalance_shares(5.0, held, backlog).pause == set()
+
+
+def test_no_fair_pause_while_the_buffer_has_room() -> None:
+    flow = FlowControl(limit=1000, starve_after=0.5)
+    held = {P0: 0, P1: 300}
+    backlog = {P0: True, P1: True}
+    flow.rebalance_shares(0.0, held, backlog)
+    assert flow.rebalance_shares(1.0, held, backlog).pause == set()
+
+
+def test_revoked_partitions_are_forgotten() -> None:
+    flow = FlowControl(limit=100, starve_after=0.1)
+    flow.rebalance_shares(0.0, {P0: 0, P1: 100}, {P0: True, P1: True})
+    assert flow.rebalance_shares(0.2, {P0: 0, P1: 100}, {P0: True, P1: True}).pause == {P1}
+    assert flow.rebalance_shares(0.3, {P0: 0}, {P0: True}).resume == set()
+    assert flow.fair_paused == set()
