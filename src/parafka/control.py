@@ -499,7 +499,11 @@ class ControlLoop:
             next_offset = state.next_offset
             high = self._high_watermark(tp)
             backlog[tp] = high is not None and (next_offset is None or high > next_offset)
-        decision = self.flow.rebalance_shares(now, held, backlog)
+        sch = self.scheduler
+        # Only `partition` mode leaves workers idle for want of a partition's records; with
+        # keys or no order, other records can run (and reshuffling costs refetches).
+        idle = sch.ordering == "partition" and sch.in_flight < sch.concurrency
+        decision = self.flow.rebalance_shares(now, held, backlog, idle)
         if decision.pause:
             self._pause(decision.pause)
             share = self.flow.share(len(held))

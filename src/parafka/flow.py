@@ -63,10 +63,16 @@ class FlowControl:
         return max(1, self.limit // max(1, partitions))
 
     def rebalance_shares(
-        self, now: float, held: Mapping[TP, int], backlog: Mapping[TP, bool]
+        self,
+        now: float,
+        held: Mapping[TP, int],
+        backlog: Mapping[TP, bool],
+        idle_capacity: bool = True,
     ) -> FlowDecision:
-        """Fair-share pauses and resumes, given each assigned partition's held records and
-        whether the broker has more records for it than it holds."""
+        """Fair-share pauses and resumes, given each assigned partition's held records,
+        whether the broker has more records for it than it holds, and whether the
+        executor could run more than it does (starving only hurts then: in `unordered`
+        mode, or with many keys, any held record can run)."""
         decision = FlowDecision()
         if not held:
             return decision
@@ -85,7 +91,7 @@ class FlowControl:
             since = self._empty_since.setdefault(tp, now)
             starving = starving or now - since >= self.starve_after
         full = sum(held.values()) >= self.limit * 3 // 4
-        if starving and full:
+        if starving and full and idle_capacity:
             for tp, count in held.items():
                 if count > share and tp not in self.fair_paused:
                     self.fair_paused.add(tp)

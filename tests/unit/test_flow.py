@@ -60,3 +60,13 @@ def test_revoked_partitions_are_forgotten() -> None:
     assert flow.rebalance_shares(0.2, {P0: 0, P1: 100}, {P0: True, P1: True}).pause == {P1}
     assert flow.rebalance_shares(0.3, {P0: 0}, {P0: True}).resume == set()
     assert flow.fair_paused == set()
+
+
+def test_no_fair_pause_while_the_executor_is_saturated() -> None:
+    """With many keys (or unordered), any held record can run: no need to reshuffle."""
+    flow = FlowControl(limit=1000, starve_after=0.1)
+    held = {P0: 0, P1: 1000}
+    backlog = {P0: True, P1: True}
+    flow.rebalance_shares(0.0, held, backlog, idle_capacity=False)
+    assert flow.rebalance_shares(1.0, held, backlog, idle_capacity=False).pause == set()
+    assert flow.rebalance_shares(1.1, held, backlog, idle_capacity=True).pause == {P1}
