@@ -86,6 +86,32 @@ def cli() -> None:
 )
 @click.option("-o", "--output-topic", default=None, help="Topic for what the handler returns.")
 @click.option(
+    "--executor",
+    type=click.Choice(["thread", "async", "process"]),
+    default=None,
+    help="Where handlers run: threads (I/O), async (an async def handler; the default for "
+    "one), process (CPU-bound work on every core).  [default: thread]",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes for --executor process  [default: CPU count]",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Call the handler with a list of up to N records (a batch handler).",
+)
+@click.option(
+    "--batch-wait",
+    type=click.FloatRange(min=0),
+    default=0.05,
+    show_default=True,
+    help="Seconds a partial batch waits for more records.",
+)
+@click.option(
     "--max-attempts",
     type=click.IntRange(min=1),
     default=5,
@@ -156,6 +182,10 @@ def run(
     ordering: str,
     concurrency: int,
     output_topic: str | None,
+    executor: str | None,
+    workers: int | None,
+    batch_size: int | None,
+    batch_wait: float,
     max_attempts: int,
     retry_backoff: float,
     kafka_config: dict[str, str],
@@ -171,7 +201,8 @@ def run(
     from parafka.loader import load_target
     from parafka.retry import RetryPolicy
 
-    handler = load_target(target)
+    # Process workers import the handler themselves, from the same target.
+    handler = target if executor == "process" else load_target(target)
     consumer = ParallelConsumer(
         handler,
         bootstrap_servers=bootstrap_servers,
@@ -180,6 +211,10 @@ def run(
         ordering=ordering,  # type: ignore[arg-type]  # click.Choice checked it
         concurrency=concurrency,
         output_topic=output_topic,
+        executor=executor,
+        workers=workers,
+        batch_size=batch_size,
+        batch_wait=batch_wait,
         kafka_config=kafka_config,
         retry=RetryPolicy(max_attempts=max_attempts, initial_backoff=retry_backoff),
         max_buffered=max_buffered,

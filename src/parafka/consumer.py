@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import pickle
 import signal
 import threading
 from collections.abc import Iterable, Mapping
@@ -12,7 +13,7 @@ from typing import Any
 
 from parafka.control import ControlLoop
 from parafka.errors import ConfigError
-from parafka.executor import Executor, Handler, ThreadExecutor
+from parafka.executors import Executor, Handler, Work, make_executor
 from parafka.retry import RetryPolicy
 from parafka.scheduler import Ordering
 from parafka.settings import Settings
@@ -34,7 +35,7 @@ class ParallelConsumer:
 
     def __init__(
         self,
-        handler: Handler,
+        handler: Handler | str,
         *,
         bootstrap_servers: str,
         group_id: str,
@@ -45,28 +46,24 @@ class ParallelConsumer:
         kafka_config: Mapping[str, Any] | None = None,
         max_attempts: int | None = None,
         retry: RetryPolicy | None = None,
-        executor: str = "thread",
+        executor: str | None = None,
+        workers: int | None = None,
         max_buffered: int | None = None,
         commit_interval: float = 1.0,
         shutdown_timeout: float = 30.0,
         revoke_timeout: float = 10.0,
         connect_timeout: float = 15.0,
         max_metadata_bytes: int = 4096,
+        batch_size: int | None = None,
+        batch_wait: float = 0.05,
     ) -> None:
-        if not callable(handler):
-            raise ConfigError(
-                f"handler {handler!r} is not callable: pass a function taking a Record"
-            )
-        if inspect.iscoroutinefunction(handler):
-            raise ConfigError(
-                f"handler {getattr(handler, '__name__', handler)!r} is an async function; "
-                "this version runs plain functions only: make it a def"
-            )
+        function, executor = _resolve_handler(handler, executor)
         if retry is None:
             retry = RetryPolicy(max_attempts=max_attempts if max_attempts is not None else 5)
         elif max_attempts is not None:
             raise ConfigError("pass either max_attempts= or retry=RetryPolicy(...), not both")
-        self.handler = handler
+        self.handler = function
+        self._work_handler = handler if executor == "process" else function
         self.settings = Settings(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -77,12 +74,15 @@ class ParallelConsumer:
             kafka_config=dict(kafka_config or {}),
             retry=retry,
             executor=executor,
+            workers=workers,
             max_buffered=max_buffered,
             commit_interval=commit_interval,
             shutdown_timeout=shutdown_timeout,
             revoke_timeout=revoke_timeout,
             connect_timeout=connect_timeout,
             max_metadata_bytes=max_metadata_bytes,
+            batch_size=batch_size,
+            batch_wait=batch_wait,
         )
         self._loop: ControlLoop | None = None
         self._thread: threading.Thread | None = None
@@ -92,11 +92,14 @@ class ParallelConsumer:
     def _new_loop(self) -> ControlLoop:
         if self._loop is not None:
             raise RuntimeError("this ParallelConsumer already ran; create a new one")
-        self._loop = ControlLoop(self.settings, self.handler, self._executor())
+        s = self.settings
+        work = Work(self._work_handler, s.output_topic, s.batch_size)
+        self._loop = ControlLoop(s, work, self._executor())
         return self._loop
 
     def _executor(self) -> Executor:
-        return ThreadExecutor(self.settings.concurrency)
+        s = self.settings
+        return make_executor(s.executor, s.concurrency, s.workers)
 
     # -- foreground -------------------------------------------------------------------
     def run(self, until_idle: float | None = None) -> Stats:
@@ -190,3 +193,42 @@ class _StopOnSignals:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+
+
+def _resolve_handler(handler: Handler | str, executor: str | None) -> tuple[Handler, str]:
+    """The callable to run and the executor to run it with.
+
+    A "module:function" (or "path/file.py:function") string is loaded here; process
+    workers load it again themselves. An async function picks the asyncio executor.
+    """
+    if isinstance(handler, str):
+        from parafka.loader import load_target
+
+        function: Handler = load_target(handler)
+    else:
+        function = handler
+    if not callable(function):
+        raise ConfigError(f"handler {handler!r} is not callable: pass a function taking a Record")
+    is_async = inspect.iscoroutinefunction(function)
+    chosen = executor or ("async" if is_async else "thread")
+    name = getattr(function, "__qualname__", repr(function))
+    if is_async and chosen != "async":
+        raise ConfigError(
+            f"handler {name!r} is an async function: use executor='async' (CLI --executor "
+            "async) or leave the executor unset"
+        )
+    if chosen == "async" and not is_async:
+        raise ConfigError(
+            f"executor 'async' needs an async def handler; {name!r} is a plain function: "
+            "use executor='thread' or 'process'"
+        )
+    if chosen == "process" and not isinstance(handler, str):
+        try:
+            pickle.dumps(handler)
+        except (pickle.PicklingError, AttributeError, TypeError):
+            raise ConfigError(
+                f"executor 'process' needs a handler the worker processes can import: "
+                f"{name!r} is not a module-level function; move it to a module or pass "
+                "'module:function'"
+            ) from None
+    return function, chosen

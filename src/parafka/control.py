@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from parafka.codec import decode_completed
 from parafka.commits import CommitPlanner
 from parafka.errors import BrokerUnreachable, RecordFailed
-from parafka.executor import NOT_RUN, Completions, Executor, Handler
+from parafka.executors import NOT_RUN, Completions, Executor, Work
 from parafka.flow import FlowControl
 from parafka.kafka_config import consumer_config
 from parafka.logs import client_logger
@@ -48,12 +48,12 @@ class ControlLoop:
     def __init__(
         self,
         settings: Settings,
-        handler: Handler,
+        work: Work,
         executor: Executor,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self.handler = handler
+        self.work = work
         self.executor = executor
         self.clock = clock
         self.scheduler = Scheduler(settings.ordering, settings.concurrency)
@@ -82,6 +82,7 @@ class ControlLoop:
         self._stats = Stats()
         self._stats_at = 0.0
         self._shared_at = 0.0
+        self._batch_since: float | None = None
         self._next_commit_at = 0.0
         self._error_logged_at: dict[int, float] = {}
         self.running = threading.Event()  # set once subscribed
@@ -113,7 +114,7 @@ class ControlLoop:
                 on_revoke=self._on_revoke,
                 on_lost=self._on_lost,
             )
-            self.executor.start(self.handler, self.completions, s.output_topic)
+            self.executor.start(self.work, self.completions)
             self.running.set()
             while not self._stop.is_set():
                 self._step()
@@ -188,6 +189,8 @@ class ControlLoop:
         scheduler, executor = self.scheduler, self.executor
         scheduler.concurrency = executor.capacity
         scheduler.run_length = executor.run_length
+        if self.work.batch_size is not None and not self._batch_ready():
+            return
         runs = scheduler.take()
         if runs:
             for run in runs:
@@ -197,6 +200,21 @@ class ControlLoop:
                     if record.offset > state.max_started:
                         state.max_started = record.offset
             executor.submit(runs)
+
+    def _batch_ready(self) -> bool:
+        """Batch handlers: dispatch full batches at once, a partial one after batch_wait."""
+        assert self.work.batch_size is not None
+        queued = self.scheduler.queued
+        if queued >= self.work.batch_size or queued == 0:
+            self._batch_since = None
+            return queued > 0
+        now = self.clock()
+        if self._batch_since is None:
+            self._batch_since = now
+        if now - self._batch_since >= self.settings.batch_wait:
+            self._batch_since = None
+            return True
+        return False
 
     def _fetch(self, now: float) -> bool:
         """Poll for records while there is room; pause when stuck full. True if any came."""
@@ -261,13 +279,21 @@ class ControlLoop:
             if outcomes is None:
                 self._finish_all(records)
                 continue
-            unrun = []
+            unrun: list[Record] = []
+            failed_shards: set[object] = set()
             for record, outcome in zip(records, outcomes, strict=True):
                 if outcome is None:
                     self._finish(record)
                 elif outcome is NOT_RUN:
                     unrun.append(record)
                 elif outcome[1] is not None:
+                    # A failed batch fails all its records; per shard, the first one waits
+                    # for its retry and the later ones go back unrun behind it.
+                    shard = record._shard
+                    if shard is not None and shard in failed_shards:
+                        unrun.append(record)
+                        continue
+                    failed_shards.add(shard)
                     self._on_failure(record, outcome[1])
                 elif outcome[0]:
                     self.outputs.send(record, outcome[0])

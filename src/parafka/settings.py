@@ -12,7 +12,7 @@ from parafka.kafka_config import validate_client_config
 from parafka.retry import RetryPolicy
 from parafka.scheduler import ORDERINGS, Ordering
 
-EXECUTORS = ("thread",)
+EXECUTORS = ("thread", "async", "process")
 
 
 @dataclass(frozen=True)
@@ -26,12 +26,15 @@ class Settings:
     kafka_config: Mapping[str, Any] = field(default_factory=dict)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     executor: str = "thread"
+    workers: int | None = None  # process executor: worker processes (default: CPU count)
     max_buffered: int | None = None  # default: max(1000, 10 * concurrency)
     commit_interval: float = 1.0
     shutdown_timeout: float = 30.0
     revoke_timeout: float = 10.0
     connect_timeout: float = 15.0
     max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
+    batch_size: int | None = None  # set: the handler takes a list of up to this many records
+    batch_wait: float = 0.05  # seconds a partial batch waits for more records
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers:
@@ -52,8 +55,14 @@ class Settings:
                 f"unknown executor {self.executor!r}: use one of {', '.join(EXECUTORS)}"
             )
         _positive_int("concurrency", self.concurrency)
+        if self.workers is not None:
+            _positive_int("workers", self.workers)
         if self.max_buffered is not None:
             _positive_int("max_buffered", self.max_buffered)
+        if self.batch_size is not None:
+            _positive_int("batch_size", self.batch_size)
+        if not isinstance(self.batch_wait, int | float) or self.batch_wait < 0:
+            raise ConfigError(f"batch_wait={self.batch_wait!r} is invalid: use seconds >= 0")
         for name in ("commit_interval", "shutdown_timeout", "revoke_timeout", "connect_timeout"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value <= 0:
@@ -68,7 +77,8 @@ class Settings:
     @property
     def buffer_limit(self) -> int:
         """Records held in memory before the consumer stops fetching."""
-        return self.max_buffered or max(1000, 10 * self.concurrency)
+        floor = max(1000, 10 * self.concurrency, 4 * self.concurrency * (self.batch_size or 1))
+        return self.max_buffered or floor
 
 
 def _positive_int(name: str, value: object) -> None:

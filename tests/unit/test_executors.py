@@ -1,0 +1,60 @@
+"""Executor building blocks: running chunks and batches, packing runs."""
+
+from __future__ import annotations
+
+from parafka import Output
+from parafka.executors import NOT_RUN, Work, pack_runs, run_chunk
+from parafka.record import Record
+
+
+def recs(n: int) -> list[Record]:
+    return [Record("t", 0, o, b"k") for o in range(n)]
+
+
+def test_chunk_stops_at_the_first_failure() -> None:
+    def handle(record: Record) -> bytes | None:
+        if record.offset == 2:
+            raise ValueError("bad")
+        return b"out" if record.offset == 1 else None
+
+    result = run_chunk(handle, recs(5), Work(handle, "sink"))
+    assert result.outcomes is not None
+    assert result.outcomes[0] is None
+    assert result.outcomes[1] is not None and result.outcomes[1][0] is not None
+    assert isinstance(result.outcomes[2][1], ValueError)  # type: ignore[index]
+    assert result.outcomes[3] is NOT_RUN and result.outcomes[4] is NOT_RUN
+
+
+def test_a_chunk_of_quiet_handlers_has_no_outcomes() -> None:
+    assert run_chunk(lambda r: None, recs(3), Work(print)).outcomes is None
+
+
+def test_batch_handler_gets_the_list_and_its_outputs_sit_on_the_last_record() -> None:
+    seen: list[list[int]] = []
+
+    def handle(batch: list[Record]) -> list[Output]:
+        seen.append([r.offset for r in batch])
+        return [Output(b"%d" % len(batch))]
+
+    result = run_chunk(handle, recs(4), Work(handle, "sink", batch_size=10))
+    assert seen == [[0, 1, 2, 3]]
+    assert result.outcomes is not None and result.outcomes[:3] == [None, None, None]
+    outputs = result.outcomes[3][0]  # type: ignore[index]
+    assert outputs is not None and outputs[0].value == b"4"
+
+
+def test_a_failed_batch_fails_every_record() -> None:
+    def handle(batch: list[Record]) -> None:
+        raise RuntimeError("model down")
+
+    result = run_chunk(handle, recs(3), Work(handle, batch_size=3))
+    assert result.outcomes is not None
+    assert all(isinstance(o[1], RuntimeError) for o in result.outcomes)  # type: ignore[index]
+
+
+def test_pack_runs_never_splits_a_run_and_respects_the_size() -> None:
+    runs = [recs(3), recs(1), recs(2), recs(4), recs(1)]
+    chunks = pack_runs(runs, 4)
+    assert [len(c) for c in chunks] == [4, 2, 4, 1]
+    flat = [id(r) for c in chunks for r in c]
+    assert flat == [id(r) for run in runs for r in run]
