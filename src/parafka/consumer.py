@@ -14,6 +14,7 @@ from typing import Any
 from parafka.control import ControlLoop
 from parafka.errors import ConfigError
 from parafka.executors import Executor, Handler, Work, make_executor
+from parafka.kafka_config import producer_config
 from parafka.retry import RetryPolicy
 from parafka.scheduler import Ordering
 from parafka.settings import Settings
@@ -93,7 +94,10 @@ class ParallelConsumer:
         if self._loop is not None:
             raise RuntimeError("this ParallelConsumer already ran; create a new one")
         s = self.settings
-        work = Work(self._work_handler, s.output_topic, s.batch_size)
+        producer = None
+        if s.executor == "process":  # workers produce their outputs themselves
+            producer = producer_config(s.bootstrap_servers, s.kafka_config)
+        work = Work(self._work_handler, s.output_topic, s.batch_size, producer)
         self._loop = ControlLoop(s, work, self._executor())
         return self._loop
 

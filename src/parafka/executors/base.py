@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -39,6 +39,8 @@ class Work:
     handler: Handler | str
     default_topic: str | None = None
     batch_size: int | None = None
+    # Process workers produce outputs themselves with this producer configuration.
+    producer_config: Mapping[str, Any] | None = None
 
 
 class ChunkResult(NamedTuple):

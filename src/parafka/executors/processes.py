@@ -1,0 +1,374 @@
+"""The process executor: handlers run in worker processes, for CPU-bound work.
+
+One consumer in the parent keeps the scheduler and the offsets; worker processes only
+run the handler. Records travel in chunks of compact tuples (one pipe message per chunk,
+never per record) and outcomes come back the same way. Outputs are produced by the
+workers themselves (each has its own producer), which keeps that cost off the parent:
+a worker reports a chunk only once every output of it is acknowledged, so a record is
+still done only when its outputs are delivered.
+
+Each worker slot has a sender thread (so a full pipe never blocks the control thread)
+and a receiver thread. A worker that dies is replaced; the records it had in hand are
+reported as failed with `WorkerDied`, so they are retried like any failure: nothing is
+lost, and a record that kills its worker every time ends in `RecordFailed`.
+
+Workers are started with the "spawn" method (forking a process that runs librdkafka
+threads is unsafe), so the handler must be importable: a "module:function" target, or a
+module-level function.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import logging
+import multiprocessing
+import pickle
+import queue
+import signal
+import threading
+import time
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from parafka.executors.base import (
+    NOT_RUN,
+    ChunkResult,
+    Completions,
+    Executor,
+    Outcome,
+    Work,
+    pack_runs,
+    run_chunk,
+)
+from parafka.record import Record
+
+log = logging.getLogger("parafka.executor")
+
+Row = tuple[str, int, int, bytes | None, bytes | None, Any, int | None, int]
+
+
+class WorkerDied(RuntimeError):
+    """The worker process running a record exited before reporting it."""
+
+
+def _row(record: Record) -> Row:
+    return (
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        record.headers,
+        record.timestamp,
+        record.attempt,
+    )
+
+
+def _portable(outcomes: list[Outcome | None] | None) -> list[Outcome | None] | None:
+    """Outcomes safe to send to the parent: an exception that cannot be pickled becomes
+    a RuntimeError carrying its type name and message."""
+    if outcomes is None:
+        return None
+    return [
+        (None, _portable_error(o[1])) if o is not None and o[1] is not None else o for o in outcomes
+    ]
+
+
+class _WorkerOutputs:
+    """In a worker: produces the outputs of each chunk and holds the chunk's result back
+    until every output is acknowledged, so that "done" still means "outputs delivered"."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        from confluent_kafka import Producer
+
+        self.producer = Producer(config)
+        self.pending: list[_PendingChunk] = []
+
+    def send(self, chunk: _PendingChunk) -> None:
+        """Produce the chunk's outputs; its outcomes become None (done) or a failure."""
+        produce, poll = self.producer.produce, self.producer.poll
+        assert chunk.outcomes is not None
+        for index, outcome in enumerate(chunk.outcomes):
+            if outcome is None or outcome is NOT_RUN or not outcome[0]:
+                continue
+            outputs = outcome[0]
+            chunk.outcomes[index] = None
+            chunk.remaining += len(outputs)
+            report = functools.partial(chunk.delivered, index)
+            for out in outputs:
+                while True:
+                    try:
+                        produce(
+                            out.topic, out.value, out.key, headers=out.headers, on_delivery=report
+                        )
+                        break
+                    except BufferError:
+                        poll(0.05)
+                    except Exception as exc:  # refused by the client: fail the record
+                        chunk.remaining -= 1
+                        chunk.outcomes[index] = (None, _portable_error(exc))
+                        break
+        self.pending.append(chunk)
+
+    def settle(self, conn: Connection, timeout: float = 0.0) -> None:
+        """Serve delivery reports and send the results of chunks now fully delivered."""
+        self.producer.poll(timeout)
+        still = []
+        for chunk in self.pending:
+            if chunk.remaining:
+                still.append(chunk)
+            else:
+                conn.send((chunk.chunk_id, chunk.outcomes, chunk.seconds))
+        self.pending = still
+
+
+class _PendingChunk:
+    __slots__ = ("chunk_id", "outcomes", "remaining", "seconds")
+
+    def __init__(self, chunk_id: int, outcomes: list[Outcome | None], seconds: float) -> None:
+        self.chunk_id, self.outcomes, self.seconds = chunk_id, outcomes, seconds
+        self.remaining = 0
+
+    def delivered(self, index: int, err: Any, _msg: Any) -> None:
+        self.remaining -= 1
+        if err is not None and self.outcomes[index] is None:
+            from confluent_kafka import KafkaException
+
+            self.outcomes[index] = (None, _portable_error(KafkaException(err)))
+
+
+def _portable_error(error: BaseException) -> BaseException:
+    try:
+        pickle.loads(pickle.dumps(error))  # some exceptions only fail to load
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
+    return error
+
+
+def _worker_main(work: Work, conn: Connection) -> None:
+    """A worker process: run chunks until told to stop (None) or the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    handler = work.handler
+    if isinstance(handler, str):
+        from parafka.loader import load_target
+
+        handler = load_target(handler)
+    outputs = _WorkerOutputs(dict(work.producer_config)) if work.producer_config else None
+    clock = time.perf_counter
+    while True:
+        try:
+            if outputs is not None and outputs.pending:
+                outputs.settle(conn)
+                if not conn.poll(0.002):
+                    continue
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            break
+        chunk_id, rows = message
+        records = [Record(*row) for row in rows]
+        started = clock()
+        result = run_chunk(handler, records, work)
+        seconds = clock() - started
+        outcomes = _portable(result.outcomes)
+        if outputs is not None and outcomes is not None:
+            outputs.send(_PendingChunk(chunk_id, outcomes, seconds))
+            outputs.settle(conn)
+        else:
+            conn.send((chunk_id, outcomes, seconds))
+    if outputs is not None:  # stopping: deliver what is in hand, then report it
+        outputs.producer.flush(30)
+        outputs.settle(conn)
+
+
+class _Slot:
+    """One worker process with its pipe, its sender and its receiver thread."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.lock = threading.Lock()
+        self.process: BaseProcess | None = None
+        self.conn: Connection | None = None
+        self.outstanding: dict[int, list[Record]] = {}
+        self.load = 0  # records handed to this worker and not reported
+        self.inbox: queue.SimpleQueue[tuple[int, list[Record]] | None] = queue.SimpleQueue()
+        self.started_at = 0.0
+        self.quick_deaths = 0
+
+
+class ProcessExecutor(Executor):
+    """Worker processes running the handler on chunks of records."""
+
+    CHUNK_SECONDS = 0.01  # aim for chunks that take about this long in a worker
+    MAX_CHUNK = 2000
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._context = multiprocessing.get_context("spawn")
+        self._slots = [_Slot(n) for n in range(workers)]
+        self._ids = itertools.count()
+        self._work: Work | None = None
+        self._completions: Completions | None = None
+        self._stopping = False
+        self._mean_seconds = 0.001
+        self._threads: list[threading.Thread] = []
+
+    # -- sizing -------------------------------------------------------------------------
+    @property
+    def chunk_size(self) -> int:
+        if self._work is not None and self._work.batch_size is not None:
+            return self._work.batch_size
+        per_record = max(self._mean_seconds, 1e-7)
+        return max(1, min(self.MAX_CHUNK, int(self.CHUNK_SECONDS / per_record)))
+
+    @property
+    def run_length(self) -> int:
+        return self.chunk_size
+
+    @property
+    def capacity(self) -> int:
+        """Two chunks per worker: one running, one waiting in its pipe."""
+        return self.workers * 2 * self.chunk_size
+
+    # -- life cycle ---------------------------------------------------------------------
+    def start(self, work: Work, completions: Completions) -> None:
+        self._work, self._completions = work, completions
+        for slot in self._slots:
+            self._spawn(slot)
+            for target, name in ((self._send, "send"), (self._receive, "receive")):
+                thread = threading.Thread(
+                    target=target, args=(slot,), name=f"parafka-{name}-{slot.number}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _spawn(self, slot: _Slot) -> None:
+        parent_end, child_end = self._context.Pipe(duplex=True)
+        process = self._context.Process(
+            target=_worker_main,
+            args=(self._work, child_end),
+            name=f"parafka-worker-{slot.number}",
+            daemon=True,
+        )
+        process.start()
+        child_end.close()
+        slot.process, slot.conn = process, parent_end
+        slot.started_at = time.monotonic()
+
+    def submit(self, runs: list[list[Record]]) -> None:
+        size = self.chunk_size
+        if self._work is not None and self._work.batch_size is None:
+            total = sum(len(run) for run in runs)
+            size = min(size, -(-total // self.workers))  # spread over the workers
+        for chunk in pack_runs(runs, size):
+            slot = min(self._slots, key=lambda s: s.load)
+            with slot.lock:
+                slot.load += len(chunk)
+            slot.inbox.put((next(self._ids), chunk))
+
+    def shutdown(self, timeout: float) -> bool:
+        self._stopping = True
+        for slot in self._slots:
+            slot.inbox.put(None)
+        deadline = time.monotonic() + timeout
+        clean = True
+        for slot in self._slots:
+            process = slot.process
+            if process is None:
+                continue
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                clean = False
+                process.terminate()
+                process.join(1.0)
+                if process.is_alive():
+                    process.kill()
+                    process.join(1.0)
+        if not clean:
+            log.warning("worker process(es) still running at shutdown were stopped")
+        return clean
+
+    # -- per-slot threads ---------------------------------------------------------------
+    def _send(self, slot: _Slot) -> None:
+        while (item := slot.inbox.get()) is not None:
+            chunk_id, records = item
+            rows = [_row(record) for record in records]
+            with slot.lock:
+                conn = slot.conn
+                slot.outstanding[chunk_id] = records
+            try:
+                assert conn is not None
+                conn.send((chunk_id, rows))
+            except (OSError, ValueError):  # the worker died; the receiver replaces it
+                self._fail_chunk(slot, chunk_id)
+        with slot.lock:
+            conn = slot.conn
+        if conn is not None:
+            with contextlib.suppress(OSError, ValueError):
+                conn.send(None)
+
+    def _receive(self, slot: _Slot) -> None:
+        assert self._completions is not None
+        put = self._completions.put
+        while True:
+            conn = slot.conn
+            try:
+                assert conn is not None
+                chunk_id, outcomes, seconds = conn.recv()
+            except (EOFError, OSError, ValueError):
+                if not self._worker_died(slot):
+                    return
+                continue
+            with slot.lock:
+                records = slot.outstanding.pop(chunk_id, None)
+                if records is not None:
+                    slot.load -= len(records)
+            if records is None:
+                continue
+            self._mean_seconds += 0.2 * (seconds / len(records) - self._mean_seconds)
+            if outcomes is not None:  # NOT_RUN lost its identity in the pipe
+                outcomes = [NOT_RUN if o == NOT_RUN else o for o in outcomes]
+            put(ChunkResult(records, outcomes))
+
+    def _worker_died(self, slot: _Slot) -> bool:
+        """Fail what the dead worker had in hand; replace it unless stopping. Returns
+        whether the receiver should keep going."""
+        process = slot.process
+        code = None
+        if process is not None:
+            process.join(1.0)
+            code = process.exitcode
+        with slot.lock:
+            lost = list(slot.outstanding)
+        for chunk_id in lost:
+            self._fail_chunk(slot, chunk_id, code)
+        if self._stopping:
+            return False
+        # A worker that dies right after starting (a broken import, say) is restarted
+        # with a growing pause instead of in a tight loop.
+        lived = time.monotonic() - slot.started_at
+        slot.quick_deaths = slot.quick_deaths + 1 if lived < 5.0 else 0
+        pause = min(10.0, 0.1 * 2**slot.quick_deaths) if slot.quick_deaths else 0.0
+        log.warning(
+            "worker %d exited (code %s); starting a new one in %.1f s", slot.number, code, pause
+        )
+        time.sleep(pause)
+        if self._stopping:
+            return False
+        with slot.lock:
+            self._spawn(slot)
+        return True
+
+    def _fail_chunk(self, slot: _Slot, chunk_id: int, code: int | None = None) -> None:
+        with slot.lock:
+            records = slot.outstanding.pop(chunk_id, None)
+            if records is not None:
+                slot.load -= len(records)
+        if records is None or self._completions is None:
+            return
+        error = WorkerDied(f"worker process {slot.number} exited (code {code}) while running it")
+        self._completions.put(ChunkResult(records, [(None, error)] * len(records)))
