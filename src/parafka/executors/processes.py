@@ -198,6 +198,7 @@ class _Slot:
         self.inbox: queue.SimpleQueue[tuple[int, list[Record]] | None] = queue.SimpleQueue()
         self.started_at = 0.0
         self.quick_deaths = 0
+        self.up = threading.Event()  # set while a live worker is attached
 
 
 class ProcessExecutor(Executor):
@@ -258,6 +259,7 @@ class ProcessExecutor(Executor):
         child_end.close()
         slot.process, slot.conn = process, parent_end
         slot.started_at = time.monotonic()
+        slot.up.set()
 
     def submit(self, runs: list[list[Record]]) -> None:
         size = self.chunk_size
@@ -265,7 +267,7 @@ class ProcessExecutor(Executor):
             total = sum(len(run) for run in runs)
             size = min(size, -(-total // self.workers))  # spread over the workers
         for chunk in pack_runs(runs, size):
-            slot = min(self._slots, key=lambda s: s.load)
+            slot = min(self._slots, key=lambda s: (not s.up.is_set(), s.load))
             with slot.lock:
                 slot.load += len(chunk)
             slot.inbox.put((next(self._ids), chunk))
@@ -280,7 +282,10 @@ class ProcessExecutor(Executor):
             process = slot.process
             if process is None:
                 continue
-            process.join(max(0.0, deadline - time.monotonic()))
+            # join() can return as soon as the child closes its end of the sentinel pipe,
+            # a moment before the exit can be reaped: keep joining until the deadline.
+            while process.is_alive() and time.monotonic() < deadline:
+                process.join(min(0.05, max(0.0, deadline - time.monotonic())))
             if process.is_alive():
                 clean = False
                 process.terminate()
@@ -297,6 +302,8 @@ class ProcessExecutor(Executor):
         while (item := slot.inbox.get()) is not None:
             chunk_id, records = item
             rows = [_row(record) for record in records]
+            while not slot.up.wait(1.0) and not self._stopping:
+                pass  # its worker is being replaced
             with slot.lock:
                 conn = slot.conn
                 slot.outstanding[chunk_id] = records
@@ -337,6 +344,7 @@ class ProcessExecutor(Executor):
     def _worker_died(self, slot: _Slot) -> bool:
         """Fail what the dead worker had in hand; replace it unless stopping. Returns
         whether the receiver should keep going."""
+        slot.up.clear()
         process = slot.process
         code = None
         if process is not None:
