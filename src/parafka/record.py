@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 Headers = list[tuple[str, bytes | None]]
 
@@ -154,9 +154,9 @@ def _to_bytes(data: bytes | str | dict[str, Any] | list[Any] | None) -> bytes | 
     return json.dumps(data, separators=(",", ":")).encode()
 
 
-@dataclass(frozen=True, slots=True)
-class Produced:
-    """An output ready for the producer: bytes and a resolved topic."""
+class Produced(NamedTuple):
+    """An output ready for the producer: bytes and a resolved topic (a tuple: cheap to
+    build and to send to another process)."""
 
     topic: str
     value: bytes | None
@@ -172,6 +172,8 @@ def normalize_outputs(result: object, default_topic: str | None) -> list[Produce
     """
     if result is None:
         return []
+    if isinstance(result, bytes | str) and default_topic is not None:  # the common case
+        return [Produced(default_topic, _to_bytes(result), None, None)]
     items = result if isinstance(result, list | tuple) else [result]
     produced = []
     for item in items:

@@ -20,7 +20,6 @@ module-level function.
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import logging
 import multiprocessing
@@ -79,65 +78,74 @@ def _portable(outcomes: list[Outcome | None] | None) -> list[Outcome | None] | N
 
 class _WorkerOutputs:
     """In a worker: produces the outputs of each chunk and holds the chunk's result back
-    until every output is acknowledged, so that "done" still means "outputs delivered"."""
+    until its outputs are acknowledged, so that "done" still means "outputs delivered".
+
+    No per-message callback: the producer reports only failed deliveries, and a flush
+    (when no other chunk is waiting, or a few chunks are pending) settles every pending
+    chunk at once. A failed delivery fails every record with outputs among the chunks
+    pending at that flush (retried: duplicates downstream, never a loss).
+    """
+
+    MAX_PENDING = 4  # chunks produced but not flushed
 
     def __init__(self, config: dict[str, Any]) -> None:
         from confluent_kafka import Producer
 
+        self.errors: list[BaseException] = []
+        config = {**config, "delivery.report.only.error": True, "on_delivery": self._failed}
         self.producer = Producer(config)
         self.pending: list[_PendingChunk] = []
 
+    def _failed(self, err: Any, _msg: Any) -> None:
+        if err is not None:
+            from confluent_kafka import KafkaException
+
+            self.errors.append(_portable_error(KafkaException(err)))
+
     def send(self, chunk: _PendingChunk) -> None:
-        """Produce the chunk's outputs; its outcomes become None (done) or a failure."""
+        """Produce the chunk's outputs; remember which records had some."""
         produce, poll = self.producer.produce, self.producer.poll
         assert chunk.outcomes is not None
         for index, outcome in enumerate(chunk.outcomes):
             if outcome is None or outcome is NOT_RUN or not outcome[0]:
                 continue
-            outputs = outcome[0]
             chunk.outcomes[index] = None
-            chunk.remaining += len(outputs)
-            report = functools.partial(chunk.delivered, index)
-            for out in outputs:
+            chunk.with_outputs.append(index)
+            for out in outcome[0]:
                 while True:
                     try:
-                        produce(
-                            out.topic, out.value, out.key, headers=out.headers, on_delivery=report
-                        )
+                        produce(out.topic, out.value, out.key, headers=out.headers)
                         break
                     except BufferError:
                         poll(0.05)
                     except Exception as exc:  # refused by the client: fail the record
-                        chunk.remaining -= 1
                         chunk.outcomes[index] = (None, _portable_error(exc))
                         break
         self.pending.append(chunk)
 
-    def settle(self, conn: Connection, timeout: float = 0.0) -> None:
-        """Serve delivery reports and send the results of chunks now fully delivered."""
-        self.producer.poll(timeout)
-        still = []
+    def due(self, more_waiting: bool) -> bool:
+        return bool(self.pending) and (not more_waiting or len(self.pending) >= self.MAX_PENDING)
+
+    def settle(self, conn: Connection) -> None:
+        """Wait for every pending output, then report the pending chunks."""
+        self.producer.flush()
+        error = self.errors[0] if self.errors else None
+        self.errors.clear()
         for chunk in self.pending:
-            if chunk.remaining:
-                still.append(chunk)
-            else:
-                conn.send((chunk.chunk_id, chunk.outcomes, chunk.seconds))
-        self.pending = still
+            assert chunk.outcomes is not None
+            if error is not None:
+                for index in chunk.with_outputs:
+                    chunk.outcomes[index] = (None, error)
+            conn.send((chunk.chunk_id, chunk.outcomes, chunk.seconds))
+        self.pending = []
 
 
 class _PendingChunk:
-    __slots__ = ("chunk_id", "outcomes", "remaining", "seconds")
+    __slots__ = ("chunk_id", "outcomes", "seconds", "with_outputs")
 
     def __init__(self, chunk_id: int, outcomes: list[Outcome | None], seconds: float) -> None:
         self.chunk_id, self.outcomes, self.seconds = chunk_id, outcomes, seconds
-        self.remaining = 0
-
-    def delivered(self, index: int, err: Any, _msg: Any) -> None:
-        self.remaining -= 1
-        if err is not None and self.outcomes[index] is None:
-            from confluent_kafka import KafkaException
-
-            self.outcomes[index] = (None, _portable_error(KafkaException(err)))
+        self.with_outputs: list[int] = []
 
 
 def _portable_error(error: BaseException) -> BaseException:
@@ -160,10 +168,8 @@ def _worker_main(work: Work, conn: Connection) -> None:
     clock = time.perf_counter
     while True:
         try:
-            if outputs is not None and outputs.pending:
+            if outputs is not None and outputs.due(more_waiting=conn.poll(0)):
                 outputs.settle(conn)
-                if not conn.poll(0.002):
-                    continue
             message = conn.recv()
         except (EOFError, OSError):
             return
@@ -177,11 +183,9 @@ def _worker_main(work: Work, conn: Connection) -> None:
         outcomes = _portable(result.outcomes)
         if outputs is not None and outcomes is not None:
             outputs.send(_PendingChunk(chunk_id, outcomes, seconds))
-            outputs.settle(conn)
         else:
             conn.send((chunk_id, outcomes, seconds))
     if outputs is not None:  # stopping: deliver what is in hand, then report it
-        outputs.producer.flush(30)
         outputs.settle(conn)
 
 
