@@ -174,6 +174,13 @@ def cli() -> None:
     default="INFO",
     show_default=True,
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Consumer processes in the group (e.g. one per core), each restarted if it dies.",
+)
 def run(
     target: str,
     bootstrap_servers: str,
@@ -195,6 +202,7 @@ def run(
     shutdown_timeout: float,
     connect_timeout: float,
     log_level: str,
+    processes: int,
 ) -> None:
     """Run HANDLER (module:function or path/to/file.py:function) on every record."""
     from parafka.consumer import ParallelConsumer
@@ -222,6 +230,12 @@ def run(
         shutdown_timeout=shutdown_timeout,
         connect_timeout=connect_timeout,
     )
+    if processes > 1:  # arguments are valid: run them as ordinary `parafka run` children
+        from parafka.supervisor import run_arguments, supervise
+
+        ctx = click.get_current_context()
+        kill_after = shutdown_timeout + 60  # generous: a child is killed only if it hangs
+        ctx.exit(supervise(processes, run_arguments(ctx, leave_out="processes"), kill_after))
     _setup_logging(log_level)
     started = time.monotonic()
     try:

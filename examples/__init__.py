@@ -1,0 +1,1 @@
+"""Runnable parafka examples: the seeds' workloads, each tested in tests/integration."""

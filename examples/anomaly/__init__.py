@@ -1,0 +1,1 @@
+"""A web-request anomaly detector: a scikit-learn model scoring micro-batches of events."""
