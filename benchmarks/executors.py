@@ -1,0 +1,372 @@
+"""Executors under load: CPU-bound md5 transform, a no-op through worker processes, and
+thousands of concurrent awaits, each beside its baselines in the same run.
+
+- md5 transform (consume -> md5 of the value -> produce), 200,000 name events, 4 partitions:
+  one plain batched loop, two plain loops in one group (two processes), the
+  multiprocessing-queue pipeline (consumer process -> queue -> hash workers -> queue ->
+  producer process), and parafka's process executor (unordered and key) and thread
+  executor. Targets: parafka's best >= 0.9x two plain loops and >= 3x the queue pipeline.
+- process executor, no-op handler, 200,000 records: >= 100,000 records/s.
+- asyncio executor, 50,000 records awaiting a 10-30 ms sleep, concurrency 1,000:
+  >= 20,000 records/s.
+
+Rates for parafka and for the multi-process baselines are timed from the outside: from the
+first record done to the last, sampled every 10 ms (workers live in other processes).
+
+Usage: python benchmarks/executors.py [--quick] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import multiprocessing
+import os
+import platform
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from common import (
+    console,
+    fmt_rate,
+    fmt_ratio,
+    fresh_group,
+    keyed_items,
+    note,
+    produce,
+    table,
+)
+from confluent_kafka import Consumer, Producer
+
+from parafka import ParallelConsumer, Record
+from parafka.testing import LocalBroker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for examples/
+from examples.md5_transformer import encode, generate
+
+PARTITIONS = 4
+RESULTS_DIR = Path(__file__).resolve().parent
+
+
+# -- md5 baselines ---------------------------------------------------------------------------
+def _md5_value(value: bytes) -> bytes:
+    digest = hashlib.md5(value).hexdigest()
+    return value[:-1] + b',"hash":"' + digest.encode() + b'"}'
+
+
+def _plain_md5_loop(
+    config: dict[str, Any], topic: str, out: str, group: str, count: int, done: Any, times: Any
+) -> None:
+    """consume(1000) -> md5 -> produce -> flush -> commit, until the whole group (the shared
+    counter `done`) has handled `count` records; `times` holds the first and last batch end."""
+    consumer = Consumer(
+        {**config, "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
+    )
+    producer = Producer({"bootstrap.servers": config["bootstrap.servers"], "linger.ms": 5})
+    consumer.subscribe([topic])
+    try:
+        while done.value < count:
+            batch = [m for m in consumer.consume(1000, 0.2) if m.error() is None]
+            for message in batch:
+                producer.produce(out, _md5_value(message.value()), message.key())
+            if batch:
+                producer.flush()
+                consumer.commit(asynchronous=False)
+                with done.get_lock():
+                    if done.value == 0:
+                        times[0] = time.time()
+                    done.value += len(batch)
+                    times[1] = time.time()
+    finally:
+        consumer.close()
+
+
+def plain_loops(config: dict[str, Any], topic: str, out: str, count: int, n: int) -> float:
+    """`n` plain md5 loops in one group, each its own process; records/s overall."""
+    ctx = multiprocessing.get_context("spawn")
+    done, times = ctx.Value("q", 0), ctx.Array("d", [0.0, 0.0])
+    group = fresh_group("bench-md5-plain")
+    procs = [
+        ctx.Process(target=_plain_md5_loop, args=(config, topic, out, group, count, done, times))
+        for _ in range(n)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(600)
+    return count / (times[1] - times[0])
+
+
+def _pipe_consumer(config: dict[str, Any], topic: str, group: str, count: int, q: Any) -> None:
+    consumer = Consumer(
+        {**config, "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topic])
+    sent = 0
+    try:
+        while sent < count:
+            for message in consumer.consume(1000, 0.2):
+                if message.error() is None:
+                    q.put((message.key(), message.value()))
+                    sent += 1
+    finally:
+        consumer.close()
+
+
+def _pipe_worker(q_in: Any, q_out: Any) -> None:
+    while (item := q_in.get()) is not None:
+        key, value = item
+        q_out.put((key, _md5_value(value)))
+
+
+def _pipe_producer(bootstrap: str, out: str, count: int, q: Any, times: Any) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for done in range(count):
+        key, value = q.get()
+        if done == 0:
+            times[0] = time.time()
+        while True:
+            try:
+                producer.produce(out, value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    producer.flush()
+    times[1] = time.time()
+
+
+def queue_pipeline(config: dict[str, Any], topic: str, out: str, count: int, workers: int) -> float:
+    """consumer process -> Queue -> `workers` md5 processes -> Queue -> producer process."""
+    ctx = multiprocessing.get_context("spawn")
+    q_in, q_out = ctx.Queue(10_000), ctx.Queue(10_000)
+    times = ctx.Array("d", [0.0, 0.0])
+    group = fresh_group("bench-md5-queues")
+    procs = [ctx.Process(target=_pipe_consumer, args=(config, topic, group, count, q_in))]
+    procs += [ctx.Process(target=_pipe_worker, args=(q_in, q_out)) for _ in range(workers)]
+    procs.append(
+        ctx.Process(
+            target=_pipe_producer, args=(config["bootstrap.servers"], out, count, q_out, times)
+        )
+    )
+    for proc in procs:
+        proc.start()
+    procs[-1].join(600)
+    for _ in range(workers):
+        q_in.put(None)
+    for proc in procs:
+        proc.join(10)
+        if proc.is_alive():
+            proc.terminate()
+    return count / (times[1] - times[0])
+
+
+# -- parafka ----------------------------------------------------------------------------------
+def parafka_rate(
+    handler: Callable[..., Any] | str, config: dict[str, Any], topic: str, count: int, **kw: Any
+) -> float:
+    """records/s from the first record done to the last, sampled from stats()."""
+    consumer = ParallelConsumer(
+        handler,
+        bootstrap_servers=str(config["bootstrap.servers"]),
+        group_id=fresh_group("bench-exec"),
+        topics=topic,
+        kafka_config=config,
+        **kw,
+    )
+    consumer.start()
+    first = last = None
+    deadline = time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline:
+            processed = consumer.stats().processed
+            now = time.perf_counter()
+            if processed and first is None:
+                first = now
+            if processed >= count:
+                last = now
+                break
+            if not consumer.is_running:
+                break
+            time.sleep(0.01)
+    finally:
+        consumer.stop()
+        consumer.join(60)
+    if first is None or last is None:
+        raise RuntimeError(f"parafka {kw} did not process {count} records")
+    return count / (last - first)
+
+
+def noop(record: Record) -> None:
+    return None
+
+
+async def async_sleep(record: Record) -> None:
+    await asyncio.sleep(float(record.value or b"0") / 1000.0)
+
+
+# -- main -------------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller runs (about a minute)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args(argv)
+    md5_count = 40_000 if args.quick else 200_000
+    noop_count = 40_000 if args.quick else 200_000
+    async_count = 10_000 if args.quick else 50_000
+    rows: list[tuple[str, str, float, str]] = []  # section, name, rate, note
+
+    with LocalBroker() as broker:
+        config: dict[str, Any] = {**broker.client_config(), "fetch.queue.backoff.ms": 10}
+        servers = broker.bootstrap_servers
+        names = broker.new_topic("md5-in", PARTITIONS)
+        note(f"producing {md5_count:,} name events")
+        events = generate(md5_count, seed=7)
+        produce(servers, names, keyed_items(md5_count, 1000, PARTITIONS, map(encode, events), 7))
+
+        def out() -> str:
+            return broker.new_topic("md5-out", PARTITIONS)
+
+        target = "examples.md5_transformer:handle"
+        runs: list[tuple[str, Callable[[], float]]] = [
+            ("plain loop x1", lambda: plain_loops(config, names, out(), md5_count, 1)),
+            ("plain loops x2 (one group)", lambda: plain_loops(config, names, out(), md5_count, 2)),
+            (
+                f"queue pipeline ({args.workers} hash workers)",
+                lambda: queue_pipeline(config, names, out(), md5_count, args.workers),
+            ),
+        ]
+        for ordering in ("unordered", "key"):
+            for workers in sorted({1, args.workers}):
+                runs.append(
+                    (
+                        f"parafka process {ordering} workers={workers}",
+                        lambda o=ordering, w=workers: parafka_rate(
+                            target,
+                            config,
+                            names,
+                            md5_count,
+                            executor="process",
+                            workers=w,
+                            ordering=o,
+                            output_topic=out(),
+                        ),
+                    )
+                )
+        runs.append(
+            (
+                "parafka thread unordered C=4",
+                lambda: parafka_rate(
+                    target,
+                    config,
+                    names,
+                    md5_count,
+                    ordering="unordered",
+                    concurrency=4,
+                    output_topic=out(),
+                ),
+            )
+        )
+        for name, run in runs:
+            note(f"md5: {name} ...")
+            rate = run()
+            note(f"md5: {name}: {fmt_rate(rate)} records/s")
+            rows.append(("md5", name, rate, ""))
+
+        noop_topic = broker.new_topic("noop", PARTITIONS)
+        produce(
+            servers,
+            noop_topic,
+            keyed_items(noop_count, 1000, PARTITIONS, [b"x" * 100] * noop_count, 3),
+        )
+        for workers in sorted({1, args.workers}):
+            name = f"parafka process no-op workers={workers}"
+            note(f"{name} ...")
+            rate = parafka_rate(
+                f"{__name__}:noop" if __name__ != "__main__" else "executors:noop",
+                config,
+                noop_topic,
+                noop_count,
+                executor="process",
+                workers=workers,
+                ordering="unordered",
+            )
+            rows.append(("process no-op", name, rate, "target >= 100,000"))
+
+        sleeps = broker.new_topic("async", PARTITIONS)
+        rng = random.Random(11)
+        values = [b"%.3f" % rng.uniform(10, 30) for _ in range(async_count)]
+        produce(servers, sleeps, keyed_items(async_count, 1000, PARTITIONS, values, 5))
+        name = "parafka async C=1000 (sleep 10-30 ms)"
+        note(f"{name} ...")
+        rate = parafka_rate(
+            async_sleep, config, sleeps, async_count, concurrency=1000, ordering="unordered"
+        )
+        rows.append(("async", name, rate, "target >= 20,000; ideal 50,000"))
+
+    report(rows, args.workers)
+    return 0
+
+
+def report(rows: list[tuple[str, str, float, str]], workers: int) -> None:
+    md5 = {name: rate for section, name, rate, _ in rows if section == "md5"}
+    two_loops = md5["plain loops x2 (one group)"]
+    pipeline = next(rate for name, rate in md5.items() if name.startswith("queue pipeline"))
+    lines = []
+    for section, name, rate, remark in rows:
+        vs = ""
+        if section == "md5":
+            vs = f"{fmt_ratio(rate / two_loops)} / {fmt_ratio(rate / pipeline)}"
+        lines.append((section, name, fmt_rate(rate), vs, remark))
+    console.print(
+        table(
+            "Executors",
+            ["workload", "run", "records/s", "x 2 loops / x pipeline", "note"],
+            lines,
+            caption=(
+                f"Machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+                f"{time.strftime('%Y-%m-%d %H:%M')}; workers={workers}."
+            ),
+            text_columns=2,
+        )
+    )
+    best = max((r for n, r in md5.items() if n.startswith("parafka")), default=float("nan"))
+    note(
+        f"md5 best parafka: {fmt_rate(best)} records/s = {fmt_ratio(best / two_loops)} two plain "
+        f"loops (target 0.9x), {fmt_ratio(best / pipeline)} the queue pipeline (target 3x)"
+    )
+    _chart(rows)
+
+
+def _chart(rows: list[tuple[str, str, float, str]]) -> None:
+    """benchmarks/executors.png: records/s per configuration."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        note("matplotlib not installed: no chart")
+        return
+    names = [f"{section}: {name}" for section, name, _, _ in rows]
+    rates = [rate for _, _, rate, _ in rows]
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.5))
+    colors = ["tab:gray" if "parafka" not in n else "tab:blue" for n in names]
+    ax.barh(names[::-1], rates[::-1], color=colors[::-1])
+    ax.set_xlabel("records/s")
+    ax.set_title("parafka executors beside their baselines (same run, same broker)")
+    for y, rate in enumerate(rates[::-1]):
+        ax.text(rate, y, f" {rate:,.0f}", va="center", fontsize=8)
+    fig.tight_layout()
+    path = RESULTS_DIR / "executors.png"
+    fig.savefig(path, dpi=110)
+    note(f"chart written to {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
