@@ -19,7 +19,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 # A new consumer group gets its partitions in about 3 s with these instead of about 23 s
 # (the client's default session timeout is 45 s); fine for real clusters too.

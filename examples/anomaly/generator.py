@@ -219,9 +219,7 @@ def _responses(
     rng: np.random.Generator, n: int, kind_index: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Status codes and body sizes: normal requests mostly 200/304, attacks often 4xx/5xx."""
-    normal_status = rng.choice(
-        [200, 304, 301, 404, 500], n, p=[0.88, 0.06, 0.02, 0.035, 0.005]
-    )
+    normal_status = rng.choice([200, 304, 301, 404, 500], n, p=[0.88, 0.06, 0.02, 0.035, 0.005])
     attack_status = rng.choice([200, 400, 403, 404, 500], n, p=[0.25, 0.15, 0.2, 0.3, 0.1])
     status = np.where(kind_index == 0, normal_status, attack_status)
     size = rng.lognormal(8.5, 1.2, n).astype(np.int64)  # median about 5 KB
