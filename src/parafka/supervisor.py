@@ -24,6 +24,7 @@ from __future__ import annotations
 import enum
 import math
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -31,7 +32,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -213,35 +214,54 @@ class Supervisor:
         self._poll = poll  # seconds between checks when no signal wakes the loop
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._signals: deque[int] = deque()
-        self._wake = threading.Event()
+        # The loop sleeps in select() on this pipe; a byte wakes it. Signals write one
+        # through set_wakeup_fd (a threading.Event set from a signal handler could deadlock).
+        self._wake_read, self._wake_write = os.pipe()
+        for fd in (self._wake_read, self._wake_write):
+            os.set_blocking(fd, False)
+        self._closed = False
 
     def signal(self, signum: int) -> None:
         """Ask the children to stop (as SIGINT/SIGTERM would); thread- and signal-safe."""
         self._signals.append(signum)
-        self._wake.set()
+        if not self._closed:
+            with suppress(OSError):  # a full pipe wakes the loop anyway
+                os.write(self._wake_write, b"\0")
 
     def run(self) -> int:
-        """Start the children, supervise them until all ended; returns the exit code."""
-        with self._handling_signals():
-            try:
-                while not self.plan.finished:
-                    self._wake.clear()
-                    now = self._clock()
-                    self._forward_signals(now)
-                    self._reap(now)
-                    self._kill_overdue(now)
-                    for slot in self.plan.due(now):
-                        self._start(slot, now)
-                    wait = self.plan.wait(now)
-                    if not self.plan.finished:
-                        self._wake.wait(self._poll if wait is None else min(self._poll, wait))
-            finally:
-                self._kill_all()  # only on an unexpected error: never leave a child behind
+        """Start the children, supervise them until all ended; returns the exit code. Once."""
+        try:
+            with self._handling_signals():
+                try:
+                    while not self.plan.finished:
+                        now = self._clock()
+                        self._forward_signals(now)
+                        self._reap(now)
+                        self._kill_overdue(now)
+                        for slot in self.plan.due(now):
+                            self._start(slot, now)
+                        wait = self.plan.wait(now)
+                        if not self.plan.finished:
+                            self._sleep(self._poll if wait is None else min(self._poll, wait))
+                finally:
+                    self._kill_all()  # only on an unexpected error: never leave a child behind
+        finally:
+            self._closed = True
+            os.close(self._wake_read)
+            os.close(self._wake_write)
         failed = self.plan.failed_slots
         if failed and not self.plan.config_error:
             slots = ", ".join(str(slot + 1) for slot in failed)
             self._echo(f"parafka: error: child process(es) {slots} failed for good; see above")
         return self.plan.exit_code
+
+    def _sleep(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds, less if a signal or `signal()` wakes the loop."""
+        ready, _, _ = select.select([self._wake_read], [], [], timeout)
+        if ready:
+            with suppress(BlockingIOError):
+                while os.read(self._wake_read, 512):
+                    pass
 
     def _start(self, slot: int, now: float) -> None:
         posix: dict[str, Any] = {}
@@ -338,18 +358,20 @@ class Supervisor:
         def forward(signum: int, _frame: FrameType | None) -> None:
             self.signal(signum)
 
-        def wake(_signum: int, _frame: FrameType | None) -> None:
-            self._wake.set()
+        def ignore(_signum: int, _frame: FrameType | None) -> None:
+            pass  # the wakeup fd already woke the loop, which reaps the child
 
         handlers: dict[int, Any] = {signal.SIGINT: forward, signal.SIGTERM: forward}
         if hasattr(signal, "SIGHUP"):  # the terminal closed: stop the children, like SIGTERM
             handlers[signal.SIGHUP] = forward
         if hasattr(signal, "SIGCHLD"):  # a child ended: reap it now rather than at the poll
-            handlers[signal.SIGCHLD] = wake
+            handlers[signal.SIGCHLD] = ignore
         previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+        previous_fd = signal.set_wakeup_fd(self._wake_write, warn_on_full_buffer=False)
         try:
             yield
         finally:
+            signal.set_wakeup_fd(previous_fd)
             for sig, handler in previous.items():
                 signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 

@@ -205,17 +205,38 @@ def test_a_batch_handler_gets_the_list_and_its_outputs_sit_on_the_last_record(
     assert all(o is not None and isinstance(o[1], RuntimeError) for o in failed)
 
 
-def test_a_cancelled_error_raised_by_the_handler_is_a_failure(harnesses: list[Harness]) -> None:
+@pytest.mark.parametrize("run_length", [1, 2])
+def test_a_cancelled_error_raised_by_the_handler_is_a_failure(
+    harnesses: list[Harness], run_length: int
+) -> None:
     async def handle(record: Record) -> None:
         task = asyncio.get_running_loop().create_task(asyncio.sleep(10))
         task.cancel()
         await task  # the handler's own cancellation leaks out of it
 
     harnesses.append(h := Harness(handle))
-    h.executor.submit([recs(2)])
-    results = h.collect(2)
+    h.executor.submit([recs(run_length)])
+    results = h.collect(run_length)
     assert results[0][1] is not None and isinstance(results[0][1][1], asyncio.CancelledError)
-    assert results[1][1] is NOT_RUN
+    assert all(outcome is NOT_RUN for _, outcome in results[1:])
+    h.executor.submit([recs(1, start=10)])  # the worker survived it
+    assert h.collect(run_length + 1)[-1][0].offset == 10
+
+
+def test_system_exit_in_a_handler_fails_its_record_and_keeps_the_loop(
+    harnesses: list[Harness],
+) -> None:
+    async def handle(record: Record) -> None:
+        if record.offset == 0:
+            raise SystemExit(3)  # escaping into the loop it would stop every other record
+
+    harnesses.append(h := Harness(handle))
+    h.executor.submit([recs(1)])
+    h.collect(1)
+    h.executor.submit([recs(1, start=1)])
+    results = {r.offset: o for r, o in h.collect(2)}
+    assert results[0] is not None and isinstance(results[0][1], SystemExit)
+    assert results[1] is None
 
 
 def test_every_submitted_record_is_reported_exactly_once(harnesses: list[Harness]) -> None:
