@@ -468,8 +468,9 @@ class ControlLoop:
             self.outputs.poll()
         if self._running_in(tps):
             log.warning(
-                "revoke: records still running after %.1f s; they will be redelivered",
-                self.settings.revoke_timeout,
+                "revoke: records of %s still running%s; they will be redelivered",
+                _names(partitions),
+                "" if self._hard_stop.is_set() else f" after {self.settings.revoke_timeout:g} s",
             )
         self.commit(asynchronous=False, only=tps)
         self._forget(tps)

@@ -170,11 +170,22 @@ def test_kafka_setting_rejected_by_librdkafka(
         assert text in line
 
 
-def test_async_handler(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_async_handler_with_thread_executor(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     handler = tmp_path / "coroutine.py"
     handler.write_text("async def handle(record):\n    pass\n")
-    line = usage_error(capsys, ["run", f"{handler}:handle", *BASE])
-    assert "'handle' is an async function" in line
+    line = usage_error(capsys, ["run", f"{handler}:handle", *BASE, "--executor", "thread"])
+    assert "'handle' is an async function" in line and "--executor async" in line
+
+
+def test_plain_handler_with_async_executor(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    handler = tmp_path / "plain.py"
+    handler.write_text("def handle(record):\n    pass\n")
+    line = usage_error(capsys, ["run", f"{handler}:handle", *BASE, "--executor", "async"])
+    assert "needs an async def handler" in line
 
 
 def test_help_and_version_exit_0(capsys: pytest.CaptureFixture[str]) -> None:

@@ -39,12 +39,34 @@ def test_invalid_settings_name_the_value(kwargs: dict[str, object], needle: str)
     assert needle in str(err.value)
 
 
-def test_async_handler_is_refused_with_the_fix() -> None:
-    async def handle(record: object) -> None:
-        return None
+async def _async_handle(record: object) -> None:
+    return None
 
-    with pytest.raises(ConfigError, match="async"):
-        ParallelConsumer(handle, bootstrap_servers="b", group_id="g", topics="t")
+
+def test_an_async_handler_picks_the_async_executor() -> None:
+    pc = ParallelConsumer(_async_handle, bootstrap_servers="b", group_id="g", topics="t")
+    assert pc.settings.executor == "async"
+
+
+@pytest.mark.parametrize(
+    ("handler", "executor", "needle"),
+    [
+        (_async_handle, "thread", "is an async function"),
+        (print, "async", "needs an async def handler"),
+        (lambda r: None, "process", "is not a module-level function"),
+    ],
+)
+def test_a_handler_that_does_not_fit_the_executor_names_the_fix(
+    handler: object, executor: str, needle: str
+) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        ParallelConsumer(
+            handler,  # type: ignore[arg-type]
+            bootstrap_servers="b",
+            group_id="g",
+            topics="t",
+            executor=executor,
+        )
 
 
 def test_a_single_topic_string_is_one_topic() -> None:
