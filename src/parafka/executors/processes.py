@@ -136,7 +136,9 @@ class _WorkerOutputs:
             if error is not None:
                 for index in chunk.with_outputs:
                     chunk.outcomes[index] = (None, error)
-            conn.send((chunk.chunk_id, chunk.outcomes, chunk.seconds))
+            # All done with nothing to report: send None, the parent's cheap path.
+            outcomes = None if all(o is None for o in chunk.outcomes) else chunk.outcomes
+            conn.send((chunk.chunk_id, outcomes, chunk.seconds))
         self.pending = []
 
 
