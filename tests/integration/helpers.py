@@ -32,7 +32,9 @@ def end_offsets(broker: LocalBroker, topic: str, partitions: int, records: int) 
     the local broker's high watermark can lag behind the log end)."""
     counts = dict.fromkeys(range(partitions), 0)
     for message in broker.consume_all(topic, expected=records, timeout=10):
-        counts[message.partition()] = max(counts[message.partition()], message.offset() + 1)
+        partition, offset = message.partition(), message.offset()
+        assert partition is not None and offset is not None
+        counts[partition] = max(counts[partition], offset + 1)
     return counts
 
 
