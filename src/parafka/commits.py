@@ -2,8 +2,9 @@
 
 The metadata lists offsets finished above the committed one (see codec.py). When that
 list does not fit in the broker's metadata limit, the plain offset is committed and the
-partition is throttled (only its oldest records may start) until it fits again, which
-bounds the re-processing a crash could cause.
+partition is throttled until it fits again: no record above its highest finished offset
+starts, while the records below it (the holes in the set) keep running. That bounds the
+re-processing a crash could cause without stalling the partition.
 """
 
 from __future__ import annotations
@@ -61,11 +62,13 @@ class CommitPlanner:
                     log.warning(
                         "%s[%d]: %d finished offsets above %d need %d bytes of commit "
                         "metadata, over the %d-byte limit; committing the plain offset and "
-                        "starting only the oldest records of this partition until it fits",
-                        tp[0], tp[1], len(done), position, exc.size, exc.limit,
+                        "starting nothing above offset %d of this partition until it fits",
+                        tp[0], tp[1], len(done), position, exc.size, exc.limit, max(done),
                     )  # fmt: skip
                     self.throttled.add(tp)
-                plan.throttle[tp] = position
+                # Stop extending the set, keep filling its holes: nothing above the
+                # highest finished offset starts until the metadata fits again.
+                plan.throttle[tp] = max(done)
                 return ""
         if tp in self.throttled:
             self.throttled.discard(tp)

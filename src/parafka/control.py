@@ -235,8 +235,16 @@ class ControlLoop:
                 return False
             room = 1  # paused: polling serves callbacks and heartbeats only
         idle = self.scheduler.in_flight == 0 and not self.completions and not self.outputs.pending
-        timeout = self._quiet_time(now) if idle else 0
-        messages = self._consumer.consume(min(room, FETCH_BATCH), timeout)
+        batch = min(room, FETCH_BATCH)
+        if idle:
+            # consume(n, timeout) would wait for n records or the whole timeout; poll()
+            # returns on the first one, so a lone record is not held back.
+            first = self._consumer.poll(self._quiet_time(now))
+            if first is None:
+                return False
+            messages = [first, *self._consumer.consume(batch - 1, 0)] if batch > 1 else [first]
+        else:
+            messages = self._consumer.consume(batch, 0)
         if not messages:
             return False
         self._accept(messages)
@@ -322,9 +330,6 @@ class ControlLoop:
             state.running -= 1
             if not state.closed:
                 state.finish(record.offset)
-        if self.committer.throttled:
-            for tp in self.committer.throttled:
-                self.scheduler.limit(tp, self.partitions[tp].position)
 
     def _finish(self, record: Record) -> None:
         """The record and its outputs are done: free its shard and its offset."""
@@ -335,10 +340,6 @@ class ControlLoop:
         if state.closed:
             return  # revoked while it ran; the new owner processes it again
         state.finish(record.offset)
-        if self.committer.throttled:
-            tp = (record.topic, record.partition)
-            if tp in self.committer.throttled:
-                self.scheduler.limit(tp, state.position)
 
     def _on_failure(self, record: Record, error: BaseException) -> None:
         self._counts["failed"] += 1
