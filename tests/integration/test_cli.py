@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,6 +22,8 @@ import pytest
 
 from parafka.broker import free_port
 from parafka.testing import LocalBroker
+
+from .helpers import wait_until
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 HANDLERS = Path(__file__).resolve().parents[1] / "handlers"
@@ -68,14 +70,6 @@ def started_cli(
             if proc.poll() is None:
                 proc.kill()
             proc.wait(timeout=30)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def wait_exit(proc: subprocess.Popen[bytes], timeout: float, logs: Path) -> int:
@@ -168,7 +162,7 @@ def test_sigterm_finishes_running_work_and_commits(broker: LocalBroker, tmp_path
     env = cli_env(PARAFKA_TEST_OUT=str(first), PARAFKA_TEST_SLEEP_MS="5")
 
     with started_cli(args, env, tmp_path / "first") as proc:
-        wait_for(lambda: line_count(first) >= 200 or proc.poll() is not None, 30, "200 records")
+        wait_until(lambda: line_count(first) >= 200 or proc.poll() is not None, 30, "200 records")
         assert proc.poll() is None, (tmp_path / "first" / "stderr").read_text()
         proc.send_signal(signal.SIGTERM)
         code = wait_exit(proc, 10 + 5, tmp_path / "first")  # --shutdown-timeout + margin
@@ -243,7 +237,7 @@ def test_broker_command_runs_until_signalled(
     logs = tmp_path / "broker"
     try:
         with started_cli(["broker", "--port", str(port)], cli_env(), logs) as proc:
-            wait_for(
+            wait_until(
                 lambda: address in (logs / "stdout").read_text() or proc.poll() is not None,
                 30,
                 f"'{address}' on stdout",

@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +20,17 @@ import pytest
 
 from parafka.testing import LocalBroker
 
-from .test_cli import HANDLERS, cli_env, error_lines, produced, run_args, wait_exit, wait_for
+from .helpers import wait_until
+from .test_cli import (
+    HANDLERS,
+    cli_env,
+    error_lines,
+    line_count,
+    produced,
+    run_args,
+    started_cli,
+    wait_exit,
+)
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/stat").exists(), reason="finds child processes through Linux /proc"
@@ -39,10 +48,6 @@ def processed(path: Path) -> list[tuple[int, int, int]]:
         return []
     lines = path.read_text().splitlines()
     return [(int(p), int(o), int(pid)) for p, o, pid in (line.split() for line in lines)]
-
-
-def line_count(path: Path) -> int:
-    return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
 def children_of(pid: int) -> list[int]:
@@ -82,19 +87,12 @@ def supervisor(
     args: list[str], env: dict[str, str], logs: Path, group: str
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start `parafka run ... --processes N`; at the end, kill it and every child of it."""
-    logs.mkdir(parents=True, exist_ok=True)
-    with open(logs / "stdout", "wb") as out, open(logs / "stderr", "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "parafka.cli", *args], stdout=out, stderr=err, env=env
-        )
-        try:
+    try:
+        with started_cli(args, env, logs) as proc:
             yield proc
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=30)
-            for pid in processes_of(group):  # only if the test failed
-                os.kill(pid, signal.SIGKILL)
+    finally:
+        for pid in processes_of(group):  # only if the test failed
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_two_processes_share_the_work_and_exit_0_when_idle(
@@ -137,13 +135,13 @@ def test_a_killed_child_is_restarted_and_nothing_is_lost(
         return {(p, o) for p, o, _ in processed(out)} == expected or proc.poll() is not None
 
     with supervisor(args, env, logs, group) as proc:
-        wait_for(lambda: line_count(out) >= 100 or proc.poll() is not None, 30, "100 records")
+        wait_until(lambda: line_count(out) >= 100 or proc.poll() is not None, 30, "100 records")
         assert proc.poll() is None, (logs / "stderr").read_text()
         children = children_of(proc.pid)
         assert len(children) == 2, children
         os.kill(children[0], signal.SIGKILL)
         # The group waits for the killed member's session to expire, then shares again.
-        wait_for(covered, 45, "every record processed")
+        wait_until(covered, 45, "every record processed")
         assert proc.poll() is None, (logs / "stderr").read_text()
         proc.send_signal(signal.SIGTERM)
         code = wait_exit(proc, 30, logs)
@@ -167,7 +165,7 @@ def test_sigterm_stops_every_child_and_exits_0(broker: LocalBroker, tmp_path: Pa
     logs = tmp_path / "logs"
 
     with supervisor(args, env, logs, group) as proc:
-        wait_for(lambda: line_count(out) >= 50 or proc.poll() is not None, 30, "50 records")
+        wait_until(lambda: line_count(out) >= 50 or proc.poll() is not None, 30, "50 records")
         assert proc.poll() is None, (logs / "stderr").read_text()
         children = children_of(proc.pid)
         assert len(children) == 2, children
