@@ -521,17 +521,18 @@ class ControlLoop:
         """Fair-share pauses: keep a few partitions from holding the whole buffer while
         another has records waiting on the broker."""
         self._shared_at = now
+        sch = self.scheduler
+        # Only `partition` mode leaves workers idle for want of a partition's records; with
+        # keys or no order, other records can run (and reshuffling costs refetches).
+        if sch.ordering != "partition":
+            return
         held, backlog = {}, {}
         for tp, state in self.partitions.items():
             held[tp] = state.pending_count
             next_offset = state.next_offset
             high = self._high_watermark(tp)
             backlog[tp] = high is not None and (next_offset is None or high > next_offset)
-        sch = self.scheduler
-        # Only `partition` mode leaves workers idle for want of a partition's records; with
-        # keys or no order, other records can run (and reshuffling costs refetches).
-        idle = sch.ordering == "partition" and sch.in_flight < sch.concurrency
-        decision = self.flow.rebalance_shares(now, held, backlog, idle)
+        decision = self.flow.rebalance_shares(now, held, backlog, sch.in_flight < sch.concurrency)
         if decision.pause:
             self._pause(decision.pause)
             share = self.flow.share(len(held))
