@@ -64,8 +64,11 @@ def dead_letter(record: Record, topic: str, group: str, failure: Failure) -> Pro
         (FIRST_FAILURE, iso_time(failure.first_failure).encode()),
         (LAST_FAILURE, iso_time(failure.last_failure).encode()),
     ]
-    original = [h for h in record.headers or () if not h[0].startswith(PREFIX)]
-    return Produced(topic, record.key, record.value, original + added)
+    headers: list[tuple[str, bytes | str | None]] = [
+        h for h in record.headers or () if not h[0].startswith(PREFIX)
+    ]
+    headers.extend(added)
+    return Produced(topic, record.key, record.value, headers)
 
 
 def header_text(headers: Headers | None, name: str) -> str | None:
