@@ -124,7 +124,48 @@ def cli() -> None:
     default=0.5,
     show_default=True,
     metavar="SECONDS",
-    help="Wait before the first retry of a failed record; doubles each retry, up to 30 s.",
+    help="Wait before the first retry of a failed record; doubles each retry.",
+)
+@click.option(
+    "--max-backoff",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Longest wait between two attempts.",
+)
+@click.option(
+    "--no-retry",
+    multiple=True,
+    metavar="EXCEPTION",
+    help="An exception not worth retrying (ValueError or module:Class): the record gives up "
+    "at once. Repeatable.",
+)
+@click.option(
+    "--dead-letter-topic",
+    default=None,
+    help="Where records go after their last attempt (with headers saying why).",
+)
+@click.option(
+    "--on-failure",
+    type=click.Choice(["stop", "dead-letter", "skip"]),
+    default=None,
+    help="After the last attempt: stop without committing the record [default], "
+    "dead-letter it [default with --dead-letter-topic], or skip it (counted).",
+)
+@click.option(
+    "--deserializer",
+    default="bytes",
+    show_default=True,
+    metavar="bytes|text|json|MODULE:FUNCTION",
+    help="Decode values before the handler (Record.data); an undecodable value is "
+    "dead-lettered or stops the consumer, by --on-failure.",
+)
+@click.option(
+    "--exactly-once",
+    is_flag=True,
+    default=False,
+    help="Commit outputs and offsets in one Kafka transaction (needs --output-topic).",
 )
 @click.option(
     "-X",
@@ -195,6 +236,12 @@ def run(
     batch_wait: float,
     max_attempts: int,
     retry_backoff: float,
+    max_backoff: float,
+    no_retry: tuple[str, ...],
+    dead_letter_topic: str | None,
+    on_failure: str | None,
+    deserializer: str,
+    exactly_once: bool,
     kafka_config: dict[str, str],
     until_idle: float | None,
     max_buffered: int | None,
@@ -206,7 +253,7 @@ def run(
 ) -> None:
     """Run HANDLER (module:function or path/to/file.py:function) on every record."""
     from parafka.consumer import ParallelConsumer
-    from parafka.loader import load_target
+    from parafka.loader import load_exception, load_target
     from parafka.retry import RetryPolicy
 
     # Process workers import the handler themselves, from the same target.
@@ -224,7 +271,16 @@ def run(
         batch_size=batch_size,
         batch_wait=batch_wait,
         kafka_config=kafka_config,
-        retry=RetryPolicy(max_attempts=max_attempts, initial_backoff=retry_backoff),
+        retry=RetryPolicy(
+            max_attempts=max_attempts,
+            initial_backoff=retry_backoff,
+            max_backoff=max_backoff,
+            no_retry=tuple(load_exception(name) for name in no_retry),
+        ),
+        dead_letter_topic=dead_letter_topic,
+        on_failure=on_failure,
+        deserializer=deserializer,
+        exactly_once=exactly_once,
         max_buffered=max_buffered,
         commit_interval=commit_interval,
         shutdown_timeout=shutdown_timeout,
@@ -245,7 +301,8 @@ def run(
     elapsed = time.monotonic() - started
     click.echo(
         f"parafka: processed {stats.processed} records in {elapsed:.1f} s "
-        f"({stats.failed} failures, {stats.retried} retries, {stats.skipped} skipped as done)",
+        f"({stats.failed} failures, {stats.retried} retries, {stats.dead_lettered} "
+        f"dead-lettered, {stats.dropped} skipped after failing, {stats.skipped} skipped as done)",
         err=True,
     )
 

@@ -12,6 +12,8 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from parafka.control import ControlLoop
+from parafka.deserializers import Deserializer
+from parafka.deserializers import resolve as resolve_deserializer
 from parafka.errors import ConfigError
 from parafka.executors import Executor, Handler, Work, make_executor
 from parafka.kafka_config import producer_config
@@ -26,9 +28,11 @@ log = logging.getLogger("parafka")
 class ParallelConsumer:
     """Consume `topics` in group `group_id` and run `handler` on records in parallel.
 
-    The handler gets a `Record` and may return None, an `Output`, bytes, str, a dict
-    (JSON-encoded) or a list of those; outputs go to `output_topic` (or `Output.topic`)
-    and a record counts as done only once its outputs are acknowledged.
+    The handler gets a `Record` (with `batch_size`, a list of them) and may return None,
+    an `Output`, bytes, str, a dict (JSON-encoded) or a list of those; outputs go to
+    `output_topic` (or `Output.topic`) and a record counts as done only once its outputs
+    are acknowledged. After its last attempt a record goes to `dead_letter_topic` when set;
+    otherwise the consumer stops without committing it (`on_failure="skip"` skips it).
 
     `run()` blocks (SIGINT/SIGTERM stop it gracefully); `start()`/`stop()`/`join()` or
     `with ParallelConsumer(...) as pc:` run it in a background thread.
@@ -57,6 +61,10 @@ class ParallelConsumer:
         max_metadata_bytes: int = 4096,
         batch_size: int | None = None,
         batch_wait: float = 0.05,
+        dead_letter_topic: str | None = None,
+        on_failure: str | None = None,
+        deserializer: Deserializer | None = None,
+        exactly_once: bool = False,
     ) -> None:
         function, executor = _resolve_handler(handler, executor)
         if retry is None:
@@ -84,7 +92,14 @@ class ParallelConsumer:
             max_metadata_bytes=max_metadata_bytes,
             batch_size=batch_size,
             batch_wait=batch_wait,
+            dead_letter_topic=dead_letter_topic,
+            on_failure=on_failure,
+            deserializer=deserializer,
+            exactly_once=exactly_once,
         )
+        resolve_deserializer(deserializer)  # a bad name fails here, not in a worker
+        if executor == "process" and callable(deserializer):
+            _check_picklable(deserializer, "deserializer")
         self._loop: ControlLoop | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -97,7 +112,14 @@ class ParallelConsumer:
         producer = None
         if s.executor == "process":  # workers produce their outputs themselves
             producer = producer_config(s.bootstrap_servers, s.kafka_config)
-        work = Work(self._work_handler, s.output_topic, s.batch_size, producer)
+        work = Work(
+            self._work_handler,
+            s.output_topic,
+            s.batch_size,
+            producer,
+            ordering=s.ordering,
+            deserializer=s.deserializer,
+        )
         self._loop = ControlLoop(s, work, self._executor())
         return self._loop
 
@@ -227,12 +249,18 @@ def _resolve_handler(handler: Handler | str, executor: str | None) -> tuple[Hand
             "use executor='thread' or 'process'"
         )
     if chosen == "process" and not isinstance(handler, str):
-        try:
-            pickle.dumps(handler)
-        except (pickle.PicklingError, AttributeError, TypeError):
-            raise ConfigError(
-                f"executor 'process' needs a handler the worker processes can import: "
-                f"{name!r} is not a module-level function; move it to a module or pass "
-                "'module:function'"
-            ) from None
+        _check_picklable(handler, "handler")
     return function, chosen
+
+
+def _check_picklable(function: object, what: str) -> None:
+    """Process workers import the function by name: it must live at module level."""
+    try:
+        pickle.dumps(function)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        name = getattr(function, "__qualname__", repr(function))
+        raise ConfigError(
+            f"executor 'process' needs a {what} the worker processes can import: "
+            f"{name!r} is not a module-level function; move it to a module or pass "
+            "'module:function'"
+        ) from None

@@ -17,6 +17,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from parafka.codec import decode_completed
 from parafka.commits import CommitPlanner
+from parafka.deadletter import Failure, dead_letter
+from parafka.deserializers import DeserializationError
 from parafka.errors import BrokerUnreachable, RecordFailed
 from parafka.executors import NOT_RUN, Completions, Executor, Work
 from parafka.flow import FlowControl
@@ -24,7 +26,7 @@ from parafka.kafka_config import consumer_config
 from parafka.logs import client_logger
 from parafka.offsets import PartitionOffsets
 from parafka.outputs import OutputProducer
-from parafka.record import Record, record_from_message
+from parafka.record import Produced, Record, record_from_message
 from parafka.scheduler import Scheduler
 from parafka.settings import Settings
 from parafka.stats import PartitionStats, Stats
@@ -76,6 +78,8 @@ class ControlLoop:
             "failed": 0,
             "retried": 0,
             "skipped": 0,
+            "dead_lettered": 0,
+            "dropped": 0,
             "rebalances": 0,
             "commits": 0,
         }
@@ -289,6 +293,8 @@ class ControlLoop:
                 continue
             unrun: list[Record] = []
             failed_shards: set[object] = set()
+            # Records of a batch share one output list: produced once, settled together.
+            batches: dict[int, tuple[list[Produced], list[Record]]] = {}
             for record, outcome in zip(records, outcomes, strict=True):
                 if outcome is None:
                     self._finish(record)
@@ -304,9 +310,11 @@ class ControlLoop:
                     failed_shards.add(shard)
                     self._on_failure(record, outcome[1])
                 elif outcome[0]:
-                    self.outputs.send(record, outcome[0])
+                    batches.setdefault(id(outcome[0]), (outcome[0], []))[1].append(record)
                 else:
                     self._finish(record)
+            for outputs, members in batches.values():
+                self.outputs.send(members, outputs)
             if unrun:
                 self._unrun(unrun)
         return True
@@ -333,31 +341,37 @@ class ControlLoop:
 
     def _finish(self, record: Record) -> None:
         """The record and its outputs are done: free its shard and its offset."""
+        self._processed += 1
+        self._release(record)
+
+    def _release(self, record: Record) -> None:
+        """The record is settled (done or dead-lettered): free its shard and its offset."""
         self.scheduler.done(record)
         state: PartitionOffsets = record._ticket
         state.running -= 1
-        self._processed += 1
         if state.closed:
             return  # revoked while it ran; the new owner processes it again
         state.finish(record.offset)
 
     def _on_failure(self, record: Record, error: BaseException) -> None:
         self._counts["failed"] += 1
-        record._ticket.running -= 1
-        retry = self.settings.retry
-        if record._ticket.closed:
+        state: PartitionOffsets = record._ticket
+        if state.closed:
+            state.running -= 1
             self.scheduler.done(record)  # revoked while it ran: the new owner retries it
             return
-        if retry.should_retry(record.attempt):
+        if record._first_failure is None:
+            record._first_failure = time.time()
+        retry = self.settings.retry
+        if retry.should_retry(record.attempt, error):
+            state.running -= 1
             if self._stop.is_set():
                 self.scheduler.done(record)  # shutting down: not finished, redelivered later
                 return
             delay = retry.delay(record.attempt)
             log.warning(
-                "%s[%d]@%d failed on attempt %d (%s: %s); retrying in %.2f s",
-                record.topic,
-                record.partition,
-                record.offset,
+                "%s failed on attempt %d (%s: %s); retrying in %.2f s",
+                _where(record),
                 record.attempt,
                 type(error).__name__,
                 error,
@@ -367,11 +381,68 @@ class ControlLoop:
             self._counts["retried"] += 1
             self.scheduler.retry(record, self.clock() + delay)
             return
-        # Given up: the record is not finished, so its offset is never committed.
+        self._give_up(record, error)
+
+    def _give_up(self, record: Record, error: BaseException) -> None:
+        """The record failed for good: dead-letter it, skip it, or stop (by the policy)."""
+        s = self.settings
+        policy = s.failure_policy
+        why = f"{type(error).__name__}: {error}"
+        if policy == "dead-letter" and s.dead_letter_topic is not None:
+            failure = Failure(
+                error,
+                record.attempt,
+                record._first_failure or time.time(),
+                time.time(),
+                "deserializer" if isinstance(error, DeserializationError) else "handler",
+            )
+            log.warning(
+                "%s failed on attempt %d (%s); sending it to %s",
+                _where(record),
+                record.attempt,
+                why,
+                s.dead_letter_topic,
+            )
+            letter = dead_letter(record, s.dead_letter_topic, s.group_id, failure)
+            # Still counted as running: done once the dead letter is acknowledged.
+            self.outputs.send([record], [letter], self._dead_lettered)
+            return
+        record._ticket.running -= 1
         self.scheduler.done(record)
+        if policy == "skip":
+            self._counts["dropped"] += 1
+            log.warning(
+                "%s failed on attempt %d (%s); skipped", _where(record), record.attempt, why
+            )
+            record._ticket.finish(record.offset)
+            return
+        # Stop: the record is not finished, so its offset is never committed.
         if self.failure is None:
             self.failure = RecordFailed(
                 record.topic, record.partition, record.offset, record.attempt, error
+            )
+            log.error("%s; stopping", self.failure)
+            self._stop.set()
+
+    def _dead_lettered(self, record: Record, error: BaseException | None) -> None:
+        """The dead-letter write of `record` settled."""
+        if error is None:
+            self._counts["dead_lettered"] += 1
+            self._release(record)
+            return
+        state: PartitionOffsets = record._ticket
+        state.running -= 1
+        self.scheduler.done(record)
+        if self.failure is None:
+            self.failure = RecordFailed(
+                record.topic,
+                record.partition,
+                record.offset,
+                record.attempt,
+                RuntimeError(
+                    f"writing it to the dead-letter topic {self.settings.dead_letter_topic!r} "
+                    f"failed ({error}); check that the topic exists and accepts the record"
+                ),
             )
             log.error("%s; stopping", self.failure)
             self._stop.set()
@@ -613,6 +684,10 @@ class ControlLoop:
             paused_partitions=len(self.flow.fair_paused) if not self.flow.stalled else len(parts),
             partitions=tuple(parts),
         )
+
+
+def _where(record: Record) -> str:
+    return f"{record.topic}[{record.partition}]@{record.offset}"
 
 
 def _names(partitions: list[TopicPartition]) -> str:

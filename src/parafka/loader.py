@@ -99,3 +99,24 @@ def _describe(exc: BaseException) -> str:
     if frames:
         text += f" (at {frames[-1].filename}:{frames[-1].lineno})"
     return text
+
+
+def load_exception(name: str) -> type[BaseException]:
+    """An exception class from a built-in name ("ValueError") or "module:Class"."""
+    import builtins
+
+    found: Any = getattr(builtins, name, None) if ":" not in name else None
+    if found is None and ":" in name:
+        module_part, _, attr = name.rpartition(":")
+        module: Any = (
+            _load_file(module_part) if module_part.endswith(".py") else (_load_module(module_part))
+        )
+        found = module
+        for part in attr.split("."):
+            found = getattr(found, part, None)
+    if not (isinstance(found, type) and issubclass(found, BaseException)):
+        raise ConfigError(
+            f"{name!r} is not an exception class: use a built-in name such as ValueError "
+            "or 'module:ExceptionClass'"
+        )
+    return found

@@ -19,12 +19,14 @@ Settled = Callable[[Record, BaseException | None], None]
 
 
 class _Ack:
-    """Counts the delivery reports of one record's outputs; reports once, at the last."""
+    """Counts the delivery reports of the outputs of some records (one record, or the
+    records of a batch, whose outputs belong to all of them); reports each record once,
+    at the last report."""
 
-    __slots__ = ("error", "on_settled", "record", "remaining")
+    __slots__ = ("error", "on_settled", "records", "remaining")
 
-    def __init__(self, record: Record, count: int, on_settled: Settled) -> None:
-        self.record, self.remaining, self.on_settled = record, count, on_settled
+    def __init__(self, records: list[Record], count: int, on_settled: Settled) -> None:
+        self.records, self.remaining, self.on_settled = records, count, on_settled
         self.error: BaseException | None = None
 
     def delivered(self, err: KafkaError | None, _msg: Any) -> None:
@@ -36,7 +38,8 @@ class _Ack:
             self.error = error
         self.remaining -= count
         if self.remaining == 0:
-            self.on_settled(self.record, self.error)
+            for record in self.records:
+                self.on_settled(record, self.error)
 
 
 class OutputProducer:
@@ -51,12 +54,22 @@ class OutputProducer:
         self._producer: Any = None  # created at the first output
         self.pending = 0  # records whose outputs are not all settled
 
-    def send(self, record: Record, outputs: list[Produced]) -> None:
+    def send(
+        self, records: list[Record], outputs: list[Produced], on_settled: Settled | None = None
+    ) -> None:
+        """Produce `outputs` for `records`; each record settles (through `on_settled`, by
+        default the producer's) when all of them are acknowledged."""
         if self._producer is None:
             self._producer = Producer(self._config, logger=client_logger())
         producer = self._producer
-        self.pending += 1
-        ack = _Ack(record, len(outputs), self._settled)
+        self.pending += len(records)
+        settled = self._on_settled if on_settled is None else on_settled
+
+        def counted(record: Record, error: BaseException | None) -> None:
+            self.pending -= 1
+            settled(record, error)
+
+        ack = _Ack(records, len(outputs), counted)
         for sent, out in enumerate(outputs):
             while True:
                 try:
@@ -73,10 +86,6 @@ class OutputProducer:
                 except (KafkaException, TypeError, ValueError) as exc:
                     ack.settle(len(outputs) - sent, exc)  # these get no delivery report
                     return
-
-    def _settled(self, record: Record, error: BaseException | None) -> None:
-        self.pending -= 1
-        self._on_settled(record, error)
 
     def poll(self, timeout: float = 0.0) -> None:
         """Serve delivery reports (calls `on_settled` for records now settled)."""

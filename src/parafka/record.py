@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 Headers = list[tuple[str, bytes | None]]
+_RAW: Any = object()  # Record.data before a deserializer set it: the value itself
 
 
 class Record:
@@ -18,6 +19,8 @@ class Record:
     """
 
     __slots__ = (
+        "_data",
+        "_first_failure",
         "_headers",
         "_key",
         "_shard",
@@ -49,6 +52,8 @@ class Record:
         self._headers = headers
         self._timestamp = timestamp
         self.attempt = attempt
+        self._data = _RAW
+        self._first_failure: float | None = None  # wall-clock time of the first failure
         # Set by the control loop: which assignment of the partition this record belongs to.
         self._ticket: Any = None
         self._shard: Any = None  # set by the scheduler: the record's ordering shard
@@ -70,6 +75,17 @@ class Record:
     def timestamp(self) -> int | None:
         """Milliseconds since the epoch, or None when the record has none."""
         return self._timestamp
+
+    @property
+    def data(self) -> Any:
+        """The value as the configured deserializer decoded it (`deserializer="json"`:
+        the parsed object); the raw value bytes when no deserializer is set."""
+        data = self._data
+        return self.value if data is _RAW else data
+
+    @data.setter
+    def data(self, decoded: Any) -> None:
+        self._data = decoded
 
     def text(self, encoding: str = "utf-8") -> str:
         """The value decoded as text ('' for a null value)."""
@@ -106,6 +122,8 @@ class MessageRecord(Record):
         self.partition = partition
         self.offset = offset
         self.attempt = 1
+        self._data = _RAW
+        self._first_failure = None
         self._ticket = None
         self._shard = None
 

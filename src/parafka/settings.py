@@ -13,6 +13,7 @@ from parafka.retry import RetryPolicy
 from parafka.scheduler import ORDERINGS, Ordering
 
 EXECUTORS = ("thread", "async", "process")
+FAILURE_POLICIES = ("stop", "dead-letter", "skip")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,12 @@ class Settings:
     max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
     batch_size: int | None = None  # set: the handler takes a list of up to this many records
     batch_wait: float = 0.05  # seconds a partial batch waits for more records
+    dead_letter_topic: str | None = None
+    # After the last attempt: "stop" (never drop a record), "dead-letter", or "skip".
+    # None: "dead-letter" when a dead-letter topic is set, else "stop".
+    on_failure: str | None = None
+    deserializer: Any = None  # "bytes", "text", "json", "module:function" or a callable
+    exactly_once: bool = False
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers:
@@ -68,6 +75,7 @@ class Settings:
             if not isinstance(value, int | float) or value <= 0:
                 raise ConfigError(f"{name}={value!r} is invalid: use a number of seconds > 0")
         validate_client_config(self.kafka_config)
+        self._check_failure_policy()
         if self.max_metadata_bytes < 0:
             raise ConfigError(
                 f"max_metadata_bytes={self.max_metadata_bytes} is invalid: use 0 (no metadata) "
@@ -79,6 +87,39 @@ class Settings:
         """Records held in memory before the consumer stops fetching."""
         floor = max(1000, 10 * self.concurrency, 4 * self.concurrency * (self.batch_size or 1))
         return self.max_buffered or floor
+
+    @property
+    def failure_policy(self) -> str:
+        """What happens to a record after its last attempt."""
+        if self.on_failure is not None:
+            return self.on_failure
+        return "dead-letter" if self.dead_letter_topic else "stop"
+
+    def _check_failure_policy(self) -> None:
+        if self.on_failure is not None and self.on_failure not in FAILURE_POLICIES:
+            raise ConfigError(
+                f"unknown on_failure {self.on_failure!r}: use one of {', '.join(FAILURE_POLICIES)}"
+            )
+        if self.failure_policy == "dead-letter" and not self.dead_letter_topic:
+            raise ConfigError(
+                "on_failure='dead-letter' needs a topic: pass dead_letter_topic='name' "
+                "(CLI --dead-letter-topic)"
+            )
+        if self.dead_letter_topic and self.failure_policy != "dead-letter":
+            raise ConfigError(
+                f"dead_letter_topic={self.dead_letter_topic!r} is set but on_failure is "
+                f"{self.on_failure!r}: drop one of them"
+            )
+        if self.dead_letter_topic in self.topics:
+            raise ConfigError(
+                f"dead_letter_topic={self.dead_letter_topic!r} is also a source topic: "
+                "dead letters would be consumed again; use another topic"
+            )
+        if self.exactly_once and not self.output_topic:
+            raise ConfigError(
+                "exactly_once=True needs output_topic= (CLI --output-topic): exactly-once "
+                "covers what a handler produces together with the offsets it consumed"
+            )
 
 
 def _positive_int(name: str, value: object) -> None:

@@ -27,6 +27,8 @@ class Stats:
     failed: int = 0  # handler failures, including those that were retried
     retried: int = 0
     skipped: int = 0  # already done according to the commit metadata
+    dead_lettered: int = 0  # failed for good and written to the dead-letter topic
+    dropped: int = 0  # failed for good and skipped (on_failure="skip")
     in_flight: int = 0
     queued: int = 0
     waiting_retry: int = 0

@@ -81,3 +81,17 @@ def die_once(record: Record) -> Output:
     if record.partition == 0 and record.offset == 5 and record.attempt == 1:
         os._exit(3)
     return _report(record)
+
+
+POISON_IN_BATCH = {17, 80}
+
+
+def batch_with_poison(records: list[Record]) -> list[Output]:
+    """Fails any batch that holds offset 17 or 80 of partition 0."""
+    if any(r.partition == 0 and r.offset in POISON_IN_BATCH for r in records):
+        raise ValueError("poison in batch")
+    return [_report(r) for r in records]
+
+
+async def batch_with_poison_async(records: list[Record]) -> list[Output]:
+    return batch_with_poison(records)

@@ -101,6 +101,49 @@ def test_a_poison_record_stops_without_being_committed(broker: LocalBroker, exec
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_poison_record_goes_to_the_dead_letter_topic(broker: LocalBroker, executor: str) -> None:
+    topic, out = broker.new_topic("bh", 1), broker.new_topic("bh-out", 1)
+    dlq = broker.new_topic("bh-dlq", 1)
+    produce_keyed(broker, topic, 30, keys=30)
+    pc = make(
+        broker, executor, "poison_offset_3", topic, out, retry=FAST_RETRY, dead_letter_topic=dlq
+    )
+    stats = pc.run(until_idle=1.5)
+    assert (stats.processed, stats.dead_lettered) == (29, 1)
+    [letter] = broker.consume_all(dlq, expected=1)
+    headers = dict(letter.headers() or [])
+    assert (letter.key(), letter.value()) == (b"k3", b"3")
+    assert headers["parafka.dlq.offset"] == b"3" and headers["parafka.dlq.attempts"] == b"3"
+    assert headers["parafka.dlq.exception"] == b"ValueError"
+    assert committed(broker, pc.settings.group_id, topic, 1)[0] == 30
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_poison_records_in_a_batch_are_isolated(broker: LocalBroker, executor: str) -> None:
+    topic, out = broker.new_topic("bh", 1), broker.new_topic("bh-out", 1)
+    dlq = broker.new_topic("bh-dlq", 1)
+    produce_keyed(broker, topic, 100, keys=100)
+    pc = make(
+        broker,
+        executor,
+        "batch_with_poison",
+        topic,
+        out,
+        retry=FAST_RETRY,
+        dead_letter_topic=dlq,
+        batch_size=100,
+        batch_wait=0.5,
+    )
+    stats = pc.run(until_idle=1.5)
+    assert (stats.processed, stats.dead_lettered) == (98, 2)
+    letters = broker.consume_all(dlq, expected=2)
+    assert sorted(int(dict(m.headers() or [])["parafka.dlq.offset"]) for m in letters) == [17, 80]
+    seen = [r["o"] for r in reports(broker, out, 98)]
+    assert sorted(seen) == sorted(set(range(100)) - {17, 80})  # each once
+    assert committed(broker, pc.settings.group_id, topic, 1)[0] == 100
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
 def test_stop_drains_running_work_and_commits_it(broker: LocalBroker, executor: str) -> None:
     topic, out = broker.new_topic("bh", 2), broker.new_topic("bh-out", 1)
     produce_keyed(broker, topic, 3000, keys=50)

@@ -181,7 +181,7 @@ def test_outputs_are_normalised_and_a_bad_return_is_a_failure(harnesses: list[Ha
     assert outcomes[4] is not None and isinstance(outcomes[4][1], TypeError)
 
 
-def test_a_batch_handler_gets_the_list_and_its_outputs_sit_on_the_last_record(
+def test_a_batch_handler_gets_the_list_and_its_outputs_belong_to_every_record(
     harnesses: list[Harness],
 ) -> None:
     batches: list[list[int]] = []
@@ -197,12 +197,13 @@ def test_a_batch_handler_gets_the_list_and_its_outputs_sit_on_the_last_record(
     # Runs are packed into batches of about 4 records, never split.
     h.executor.submit([recs(2), recs(2, start=2), recs(3, start=4), recs(3, start=100)])
     results = {r.offset: o for r, o in h.collect(10)}
-    assert sorted(batches) == [[0, 1, 2, 3], [4, 5, 6], [100, 101, 102]]
-    assert [results[i] for i in (0, 1, 2, 4, 5)] == [None] * 5
-    assert results[3] == ([Produced("sink", b"4", None, None)], None)
-    assert results[6] == ([Produced("sink", b"3", None, None)], None)
-    failed = [results[i] for i in (100, 101, 102)]
-    assert all(o is not None and isinstance(o[1], RuntimeError) for o in failed)
+    # The failing batch (one key) is split: its first record is isolated, the rest wait.
+    assert sorted(batches) == [[0, 1, 2, 3], [4, 5, 6], [100], [100, 101, 102]]
+    assert all(results[i] == ([Produced("sink", b"4", None, None)], None) for i in range(4))
+    assert all(results[i] == ([Produced("sink", b"3", None, None)], None) for i in (4, 5, 6))
+    failed = results[100]
+    assert failed is not None and isinstance(failed[1], RuntimeError)
+    assert results[101] == results[102] == NOT_RUN
 
 
 @pytest.mark.parametrize("run_length", [1, 2])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from parafka import Output
+from parafka.deserializers import DeserializationError
 from parafka.executors import NOT_RUN, Work, pack_runs, run_chunk
 from parafka.record import Record
 
@@ -29,7 +30,7 @@ def test_a_chunk_of_quiet_handlers_has_no_outcomes() -> None:
     assert run_chunk(lambda r: None, recs(3), Work(print)).outcomes is None
 
 
-def test_batch_handler_gets_the_list_and_its_outputs_sit_on_the_last_record() -> None:
+def test_a_batch_handler_gets_the_list_and_its_outputs_belong_to_every_record() -> None:
     seen: list[list[int]] = []
 
     def handle(batch: list[Record]) -> list[Output]:
@@ -38,18 +39,39 @@ def test_batch_handler_gets_the_list_and_its_outputs_sit_on_the_last_record() ->
 
     result = run_chunk(handle, recs(4), Work(handle, "sink", batch_size=10))
     assert seen == [[0, 1, 2, 3]]
-    assert result.outcomes is not None and result.outcomes[:3] == [None, None, None]
-    outputs = result.outcomes[3][0]  # type: ignore[index]
-    assert outputs is not None and outputs[0].value == b"4"
+    assert result.outcomes is not None
+    shared = result.outcomes[0]
+    assert shared is not None and shared[0] is not None and shared[0][0].value == b"4"
+    assert all(outcome is shared for outcome in result.outcomes)
 
 
-def test_a_failed_batch_fails_every_record() -> None:
+def test_a_failing_batch_of_one_key_isolates_its_first_record_and_holds_back_the_rest() -> None:
     def handle(batch: list[Record]) -> None:
         raise RuntimeError("model down")
 
-    result = run_chunk(handle, recs(3), Work(handle, batch_size=3))
+    result = run_chunk(handle, recs(3), Work(handle, batch_size=3, ordering="key"))
+    assert result.outcomes is not None
+    assert isinstance(result.outcomes[0][1], RuntimeError)  # type: ignore[index]
+    assert result.outcomes[1:] == [NOT_RUN, NOT_RUN]
+
+
+def test_a_failing_unordered_batch_tries_each_record_alone() -> None:
+    def handle(batch: list[Record]) -> None:
+        raise RuntimeError("model down")
+
+    result = run_chunk(handle, recs(3), Work(handle, batch_size=3, ordering="unordered"))
     assert result.outcomes is not None
     assert all(isinstance(o[1], RuntimeError) for o in result.outcomes)  # type: ignore[index]
+
+
+def test_a_value_that_fails_to_decode_fails_its_record_before_the_handler() -> None:
+    seen: list[object] = []
+    records = [Record("t", 0, o, b"k%d" % o, v) for o, v in enumerate([b'{"a": 1}', b"{oops"])]
+    work = Work(seen.append, deserializer="json", ordering="key")
+    result = run_chunk(seen.append, records, work, work.decoder())
+    assert [r.data for r in seen] == [{"a": 1}]  # type: ignore[attr-defined]
+    assert result.outcomes is not None
+    assert isinstance(result.outcomes[1][1], DeserializationError)  # type: ignore[index]
 
 
 def test_pack_runs_never_splits_a_run_and_respects_the_size() -> None:

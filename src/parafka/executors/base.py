@@ -15,15 +15,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from parafka.record import Produced, Record, normalize_outputs
+from parafka.deserializers import Decode, Deserializer, decode, resolve
+from parafka.executors.isolation import BatchRun
+from parafka.executors.outcomes import NOT_RUN, Outcome
+from parafka.record import Record, normalize_outputs
+from parafka.scheduler import SHARD_FUNCTIONS
 
 Handler = Callable[..., Any]
 
-# What became of a record that did not simply succeed: its outputs, or its exception.
-Outcome = tuple[list[Produced] | None, BaseException | None]
-# A record that was handed over but not executed, because an earlier record of its chunk
-# failed (a later record of the same key must not overtake the failed one).
-NOT_RUN: Outcome = (None, None)
+__all__ = ["NOT_RUN", "ChunkResult", "Completions", "Executor", "Outcome", "Work", "run_chunk"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Work:
     `handler` is a callable, or a "module:function" / "path/file.py:function" target that a
     process executor loads in each worker. With `batch_size`, the handler takes a list of
     up to that many records and they succeed or fail together; its outputs belong to all
-    of them.
+    of them; a failing batch is split until the failing records are isolated.
     """
 
     handler: Handler | str
@@ -41,27 +41,38 @@ class Work:
     batch_size: int | None = None
     # Process workers produce outputs themselves with this producer configuration.
     producer_config: Mapping[str, Any] | None = None
+    ordering: str = "key"  # which records a failure holds back (their shard)
+    deserializer: Deserializer | None = None  # "text", "json", "module:fn" or a callable
+
+    def decoder(self) -> Decode | None:
+        """The value decoder to apply before the handler (None: raw bytes)."""
+        return resolve(self.deserializer)
 
 
 class ChunkResult(NamedTuple):
     """The outcome of a chunk of records. `outcomes` is None when every record is done
     with no output (the common case, kept cheap); otherwise it holds one entry per record:
-    None for "done, no output", NOT_RUN, or an Outcome. For a batch handler the outputs
-    sit on the batch's last record and the others are None."""
+    None for "done, no output", NOT_RUN, or an Outcome. The records of a batch share one
+    Outcome object carrying the batch's outputs."""
 
     records: list[Record]
     outcomes: list[Outcome | None] | None
 
 
-def run_chunk(handler: Handler, records: list[Record], work: Work) -> ChunkResult:
-    """Call the handler on each record in order (or once on the batch); stop at the first
-    failure, reporting the records after it as not run."""
+def run_chunk(
+    handler: Handler, records: list[Record], work: Work, decoder: Decode | None = None
+) -> ChunkResult:
+    """Call the handler on each record in order (or on the batch); stop at the first
+    failure, reporting the records after it as not run. With a `decoder`, each record's
+    value is decoded first (`Record.data`); a value that fails to decode fails its record."""
     if work.batch_size is not None:
-        return _run_batch(handler, records, work)
+        return _run_batch(handler, records, work, decoder)
     outcomes: list[Outcome | None] | None = None
     default_topic = work.default_topic
     for index, record in enumerate(records):
         try:
+            if decoder is not None:
+                record.data = decode(decoder, record.value)
             result = handler(record)
             if result is None:
                 continue
@@ -77,17 +88,33 @@ def run_chunk(handler: Handler, records: list[Record], work: Work) -> ChunkResul
     return ChunkResult(records, outcomes)
 
 
-def _run_batch(handler: Handler, records: list[Record], work: Work) -> ChunkResult:
-    try:
-        result = handler(records)
-        outputs = None if result is None else normalize_outputs(result, work.default_topic)
-    except Exception as exc:
-        return ChunkResult(records, [(None, exc)] * len(records))
-    if not outputs:
-        return ChunkResult(records, None)
-    outcomes: list[Outcome | None] = [None] * len(records)
-    outcomes[-1] = (outputs, None)
-    return ChunkResult(records, outcomes)
+def start_batch(records: list[Record], work: Work, decoder: Decode | None) -> BatchRun:
+    """A BatchRun for `records`, with the records whose value fails to decode set aside."""
+    bad: dict[int, BaseException] = {}
+    if decoder is not None:
+        for index, record in enumerate(records):
+            try:
+                record.data = decode(decoder, record.value)
+            except Exception as exc:
+                bad[index] = exc
+    batch = BatchRun(records, SHARD_FUNCTIONS.get(work.ordering))
+    batch.start(bad)
+    return batch
+
+
+def _run_batch(
+    handler: Handler, records: list[Record], work: Work, decoder: Decode | None
+) -> ChunkResult:
+    batch = start_batch(records, work, decoder)
+    while (members := batch.next_batch()) is not None:
+        try:
+            result = handler(members)
+            outputs = None if result is None else normalize_outputs(result, work.default_topic)
+        except Exception as exc:
+            batch.failed(exc)
+            continue
+        batch.succeeded(outputs)
+    return ChunkResult(records, batch.outcomes())
 
 
 class Completions:

@@ -42,7 +42,7 @@ from parafka.executors.base import (
     pack_runs,
     run_chunk,
 )
-from parafka.record import Record
+from parafka.record import Produced, Record
 
 log = logging.getLogger("parafka.executor")
 
@@ -104,24 +104,34 @@ class _WorkerOutputs:
 
     def send(self, chunk: _PendingChunk) -> None:
         """Produce the chunk's outputs; remember which records had some."""
-        produce, poll = self.producer.produce, self.producer.poll
         assert chunk.outcomes is not None
+        # The records of a batch share one output list: produce it once, fail them all
+        # if the client refuses it.
+        refused: dict[int, BaseException | None] = {}
         for index, outcome in enumerate(chunk.outcomes):
             if outcome is None or outcome is NOT_RUN or not outcome[0]:
                 continue
-            chunk.outcomes[index] = None
             chunk.with_outputs.append(index)
-            for out in outcome[0]:
-                while True:
-                    try:
-                        produce(out.topic, out.value, out.key, headers=out.headers)
-                        break
-                    except BufferError:
-                        poll(0.05)
-                    except Exception as exc:  # refused by the client: fail the record
-                        chunk.outcomes[index] = (None, _portable_error(exc))
-                        break
+            group = id(outcome[0])
+            if group not in refused:
+                refused[group] = self._produce(outcome[0])
+            error = refused[group]
+            chunk.outcomes[index] = None if error is None else (None, error)
         self.pending.append(chunk)
+
+    def _produce(self, outputs: list[Produced]) -> BaseException | None:
+        """Hand the outputs to the producer; the client's refusal, if any."""
+        produce, poll = self.producer.produce, self.producer.poll
+        for out in outputs:
+            while True:
+                try:
+                    produce(out.topic, out.value, out.key, headers=out.headers)
+                    break
+                except BufferError:
+                    poll(0.05)
+                except Exception as exc:  # refused by the client: fail the record
+                    return _portable_error(exc)
+        return None
 
     def due(self, more_waiting: bool) -> bool:
         return bool(self.pending) and (not more_waiting or len(self.pending) >= self.MAX_PENDING)
@@ -166,6 +176,7 @@ def _worker_main(work: Work, conn: Connection) -> None:
         from parafka.loader import load_target
 
         handler = load_target(handler)
+    decoder = work.decoder()
     outputs = _WorkerOutputs(dict(work.producer_config)) if work.producer_config else None
     clock = time.perf_counter
     while True:
@@ -180,7 +191,7 @@ def _worker_main(work: Work, conn: Connection) -> None:
         chunk_id, rows = message
         records = [Record(*row) for row in rows]
         started = clock()
-        result = run_chunk(handler, records, work)
+        result = run_chunk(handler, records, work, decoder)
         seconds = clock() - started
         outcomes = _portable(result.outcomes)
         if outputs is not None and outcomes is not None:

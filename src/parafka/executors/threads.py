@@ -66,10 +66,11 @@ class ThreadExecutor(Executor):
     def _work(self, work: Work, completions: Completions) -> None:
         handler = work.handler
         assert callable(handler)
+        decoder = work.decoder()
         get, put, clock = self._queue.get, completions.put, time.perf_counter
         while (chunk := get()) is not None:
             started = clock()
-            result = run_chunk(handler, chunk, work)
+            result = run_chunk(handler, chunk, work, decoder)
             per_record = (clock() - started) / len(chunk)
             self._mean_seconds += 0.2 * (per_record - self._mean_seconds)
             put(result)
