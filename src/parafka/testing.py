@@ -90,8 +90,10 @@ class LocalBroker:
         values: Iterable[tuple[bytes | None, bytes | None]],
         partition: int | None = None,
         timeout: float = 30.0,
+        headers: list[tuple[str, bytes | None]] | None = None,
     ) -> int:
-        """Produce (key, value) pairs, wait until all are acknowledged, return how many.
+        """Produce (key, value) pairs (each with `headers`, if given), wait until all are
+        acknowledged, return how many.
 
         Raises if any record was not delivered within `timeout` seconds.
         """
@@ -111,6 +113,7 @@ class LocalBroker:
                         value=value,
                         key=key,
                         partition=-1 if partition is None else partition,
+                        headers=headers,
                         on_delivery=on_delivery,
                     )
                     break
