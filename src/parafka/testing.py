@@ -90,7 +90,7 @@ class LocalBroker:
         values: Iterable[tuple[bytes | None, bytes | None]],
         partition: int | None = None,
         timeout: float = 30.0,
-        headers: list[tuple[str, bytes | None]] | None = None,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
     ) -> int:
         """Produce (key, value) pairs (each with `headers`, if given), wait until all are
         acknowledged, return how many.
