@@ -110,7 +110,7 @@ class ParallelConsumer:
             raise RuntimeError("this ParallelConsumer already ran; create a new one")
         s = self.settings
         producer = None
-        if s.executor == "process":  # workers produce their outputs themselves
+        if s.executor == "process" and not s.exactly_once:  # workers produce their outputs
             producer = producer_config(s.bootstrap_servers, s.kafka_config)
         work = Work(
             self._work_handler,

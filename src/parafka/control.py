@@ -20,9 +20,10 @@ from parafka.commits import CommitPlanner
 from parafka.deadletter import Failure, dead_letter
 from parafka.deserializers import DeserializationError
 from parafka.errors import BrokerUnreachable, RecordFailed
+from parafka.exactly_once import OrderedRelease, Transaction, TransactionAborted
 from parafka.executors import NOT_RUN, Completions, Executor, Work
 from parafka.flow import FlowControl
-from parafka.kafka_config import consumer_config
+from parafka.kafka_config import consumer_config, producer_config
 from parafka.logs import client_logger
 from parafka.offsets import PartitionOffsets
 from parafka.outputs import OutputProducer
@@ -62,6 +63,7 @@ class ControlLoop:
         self.completions = Completions()
         self.partitions: dict[TP, PartitionOffsets] = {}
         self.failure: RecordFailed | None = None
+        self._fatal: KafkaException | None = None  # a transaction that cannot go on
         self._stop = threading.Event()
         self._hard_stop = threading.Event()
         self._consumer: Any = None
@@ -69,6 +71,9 @@ class ControlLoop:
             settings.bootstrap_servers, settings.kafka_config, self.outputs_settled
         )
         self.committer = CommitPlanner(settings.max_metadata_bytes)
+        # Exactly-once: outputs wait for older records, then go out in a transaction.
+        self.release = OrderedRelease() if settings.exactly_once else None
+        self.transaction: Transaction | None = None
         self.flow = FlowControl(settings.buffer_limit, STALL_BEFORE_PAUSE, STARVE_AFTER)
         self._newly_assigned: list[TopicPartition] = []
         self._first_assignment_at: float | None = None
@@ -112,6 +117,11 @@ class ControlLoop:
         self._consumer = Consumer(conf)
         try:
             self._check_cluster()
+            if self.release is not None:
+                self.transaction = Transaction(
+                    producer_config(s.bootstrap_servers, s.kafka_config), s.connect_timeout
+                )
+                self.transaction.start()
             self._consumer.subscribe(
                 list(s.topics),
                 on_assign=self._on_assign,
@@ -130,6 +140,8 @@ class ControlLoop:
             self._close()
         if self.failure is not None:
             raise self.failure
+        if self._fatal is not None:
+            raise self._fatal
         return self._stats
 
     def _check_cluster(self) -> None:
@@ -314,10 +326,32 @@ class ControlLoop:
                 else:
                     self._finish(record)
             for outputs, members in batches.values():
-                self.outputs.send(members, outputs)
+                if self.release is None:
+                    self.outputs.send(members, outputs)
+                else:
+                    self._hold(members, outputs)
             if unrun:
                 self._unrun(unrun)
+        if self.release is not None:
+            touched = {(r.topic, r.partition) for chunk in chunks for r in chunk.records}
+            self.release.release(self.partitions, touched)
         return True
+
+    def _hold(self, records: list[Record], outputs: list[Produced], processed: bool = True) -> None:
+        """Exactly-once: the records are done, but their outputs (and so their offsets)
+        wait for the older records of their partitions."""
+        assert self.release is not None
+        live = []
+        for record in records:
+            self.scheduler.done(record)
+            state: PartitionOffsets = record._ticket
+            state.running -= 1
+            if not state.closed:
+                live.append(record)
+        if processed:
+            self._processed += len(live)
+        if live:
+            self.release.release(self.partitions, self.release.hold(live, outputs))
 
     def _unrun(self, records: list[Record]) -> None:
         """Records handed over but not executed: they start again (unless revoked)."""
@@ -404,6 +438,10 @@ class ControlLoop:
                 s.dead_letter_topic,
             )
             letter = dead_letter(record, s.dead_letter_topic, s.group_id, failure)
+            if self.release is not None:  # in the transaction, in offset order
+                self._counts["dead_lettered"] += 1
+                self._hold([record], [letter], processed=False)
+                return
             # Still counted as running: done once the dead letter is acknowledged.
             self.outputs.send([record], [letter], self._dead_lettered)
             return
@@ -458,6 +496,9 @@ class ControlLoop:
     def commit(self, asynchronous: bool, only: set[TP] | None = None) -> None:
         """Commit every partition whose position or finished set moved."""
         self._next_commit_at = self.clock() + self.settings.commit_interval
+        if self.transaction is not None:
+            self._commit_transaction()
+            return
         plan = self.committer.plan(self.partitions, only)
         for tp, max_offset in plan.throttle.items():
             self.scheduler.limit(tp, max_offset)
@@ -472,6 +513,54 @@ class ControlLoop:
         except KafkaException as exc:
             log.warning("commit failed: %s", exc)
             self._on_commit(None, offsets, force=True)
+
+    def _commit_transaction(self) -> None:
+        """Exactly-once: the released outputs and the offsets below them, atomically."""
+        assert self.transaction is not None and self.release is not None
+        if self._fatal is not None:
+            return
+        moved = [(tp, state.position) for tp, state in self.partitions.items()]
+        offsets = [
+            TopicPartition(t, p, position)
+            for (t, p), position in moved
+            if position is not None and position != self.partitions[(t, p)].committed
+        ]
+        outputs = self.release.released
+        if not outputs and not offsets:
+            return
+        try:
+            self.transaction.commit(outputs, offsets, self._consumer.consumer_group_metadata())
+        except TransactionAborted:
+            self._rewind(set(self.partitions))
+            return
+        except KafkaException as exc:
+            self.release.released = []
+            if self.failure is None and self._fatal is None:
+                self._fatal = exc
+            self._stop.set()
+            self._hard_stop.set()
+            return
+        self.release.released = []
+        self._counts["commits"] += 1
+        for tp, position in moved:
+            if position is not None:
+                self.partitions[tp].mark_committed(position)
+        log.debug("transaction committed: %d outputs, %d offsets", len(outputs), len(offsets))
+
+    def _rewind(self, tps: set[TP]) -> None:
+        """Exactly-once: forget everything not committed and fetch again from the last
+        committed offsets (after an aborted transaction or lost partitions)."""
+        assert self.release is not None
+        self.release.forget()
+        self.scheduler.drop_partitions(tps)
+        for tp in tps:
+            old = self.partitions[tp]
+            old.closed = True
+            restart = old.committed if old.committed is not None else old.first_received
+            self.partitions[tp] = PartitionOffsets(old.committed)
+            if restart is not None:
+                self._consumer.seek(TopicPartition(*tp, restart))
+        log.warning("rewound %d partition(s) to their last committed offsets", len(tps))
 
     def _on_commit(
         self, err: KafkaError | None, partitions: list[TopicPartition], force: bool = False
@@ -516,7 +605,9 @@ class ControlLoop:
             committed = partitions
         for tp in committed:
             base = tp.offset if tp.offset >= 0 else None
-            done = decode_completed(base, tp.metadata) if base is not None else frozenset()
+            done: frozenset[int] = frozenset()
+            if base is not None and self.release is None:
+                done = decode_completed(base, tp.metadata)
             self.partitions[(tp.topic, tp.partition)] = PartitionOffsets(base, done)
             if done:
                 log.info(
@@ -545,6 +636,8 @@ class ControlLoop:
                 "" if self._hard_stop.is_set() else f" after {self.settings.revoke_timeout:g} s",
             )
         self.commit(asynchronous=False, only=tps)
+        if self.release is not None:
+            self.release.forget(tps)
         self._forget(tps)
         log.info("revoked %s", _names(partitions))
 
@@ -552,6 +645,8 @@ class ControlLoop:
         tps = {(p.topic, p.partition) for p in partitions}
         self.scheduler.drop_partitions(tps)
         self._forget(tps)
+        if self.release is not None:  # released outputs may belong to the lost partitions
+            self._rewind(set(self.partitions))
         log.warning(
             "lost %s (session expired); uncommitted work will be redelivered", _names(partitions)
         )
@@ -648,6 +743,8 @@ class ControlLoop:
 
     def _close(self) -> None:
         self.executor.shutdown(0.0 if self._hard_stop.is_set() else 1.0)
+        if self.transaction is not None:
+            self.transaction.close()
         self._refresh_stats(self.clock())
         try:
             self._consumer.close()

@@ -28,6 +28,7 @@ class PartitionOffsets:
         "_skip",
         "closed",
         "committed",
+        "first_received",
         "max_started",
         "running",
     )
@@ -42,11 +43,14 @@ class PartitionOffsets:
         self.running = 0  # records of this partition handed to the executor, not settled
         self.closed = False  # the partition was revoked: late finishes are ignored
         self.max_started = -1  # highest offset ever handed to the executor
+        self.first_received: int | None = None
 
     def receive(self, offset: int) -> bool:
         """Record that `offset` arrived. Returns False when it was already done (skip it)."""
         self._pending.append(offset)
         self._next = offset + 1
+        if self.first_received is None:
+            self.first_received = offset
         if self._skip and offset in self._skip:
             self._skip.discard(offset)
             self.finish(offset)
@@ -71,6 +75,20 @@ class PartitionOffsets:
         if self._pending:
             return self._pending[0]
         return self._next if self._next is not None else self.committed
+
+    def starts_with(self, offsets: list[int]) -> bool:
+        """True when `offsets` (ascending) are the oldest unfinished offsets received."""
+        done, wanted = self._done, iter(offsets)
+        expected = next(wanted, None)
+        for offset in self._pending:
+            if expected is None:
+                return True
+            if offset in done:
+                continue
+            if offset != expected:
+                return False
+            expected = next(wanted, None)
+        return expected is None
 
     def trim_from(self, keep: int) -> int | None:
         """Forget received records beyond the oldest `keep` unfinished ones, so they can

@@ -115,6 +115,12 @@ class Settings:
                 f"dead_letter_topic={self.dead_letter_topic!r} is also a source topic: "
                 "dead letters would be consumed again; use another topic"
             )
+        if self.exactly_once and self.batch_size is not None and self.ordering != "partition":
+            raise ConfigError(
+                "exactly_once=True with batch_size needs ordering='partition' (a batch's "
+                "outputs belong to all its records, which must commit in offset order); "
+                "drop batch_size or use ordering='partition'"
+            )
         if self.exactly_once and not self.output_topic:
             raise ConfigError(
                 "exactly_once=True needs output_topic= (CLI --output-topic): exactly-once "
