@@ -379,8 +379,8 @@ class Supervisor:
 def run_arguments(ctx: click.Context, leave_out: str) -> list[str]:
     """The command line that repeats what `ctx` parsed, without option `leave_out`.
 
-    Only values the user gave (command line or environment) are repeated; defaults are
-    left to the child, which has the same ones.
+    Only values given on the command line are repeated: a child inherits the environment
+    (PARAFKA_* variables) and gets the same --config, and has the same defaults.
     """
     options: list[str] = []
     arguments: list[str] = []
@@ -394,7 +394,7 @@ def run_arguments(ctx: click.Context, leave_out: str) -> list[str]:
             continue
         if not isinstance(param, click.Option) or value is None:
             continue
-        if ctx.get_parameter_source(name) in (None, click.ParameterSource.DEFAULT):
+        if ctx.get_parameter_source(name) is not click.ParameterSource.COMMANDLINE:
             continue
         flag = max(param.opts, key=len)
         if param.is_flag and isinstance(value, bool):
