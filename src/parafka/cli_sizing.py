@@ -6,7 +6,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,6 +21,9 @@ from parafka.sizing import (
     Target,
     plans,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _COLUMNS = ("ordering", "partitions", "instances", "concurrency", "capacity/s", "")
 
@@ -133,7 +136,7 @@ def _row(plan: Plan) -> tuple[str, ...]:
         f"{plan.instances:,}",
         f"{plan.concurrency:,}",
         f"{plan.capacity:,.0f}",
-        "" if plan.reachable else "target not reachable",
+        "" if plan.reachable else "unreachable",
     )
 
 
@@ -153,13 +156,14 @@ def plain_text(target: Target, results: Sequence[Plan]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_rich(target: Target, results: Sequence[Plan], file: TextIO | None = None) -> None:
+def print_rich(target: Target, results: Sequence[Plan], console: Console | None = None) -> None:
     """A rich table and the sentences below it, for a terminal."""
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=file)
-    table = Table(title=headline(target), title_justify="left")
+    console = console or Console()
+    console.print(headline(target), highlight=False)
+    table = Table()
     for i, name in enumerate(_COLUMNS):
         table.add_column(name or "note", justify="left" if i in (0, 5) else "right")
     for plan in results:
