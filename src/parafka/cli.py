@@ -239,7 +239,7 @@ def run(
 
         ctx = click.get_current_context()
         kill_after = shutdown_timeout + 60  # generous: a child is killed only if it hangs
-        ctx.exit(supervise(processes, run_arguments(ctx, leave_out="processes"), kill_after))
+        ctx.exit(supervise(processes, run_arguments(ctx, reset="processes"), kill_after))
     _setup_logging(log_level)
     started = time.monotonic()
     try:
