@@ -17,6 +17,8 @@ import click
 from confluent_kafka import KafkaError, KafkaException
 
 from parafka.broker import BrokerNotAvailable
+from parafka.cli_config import ParafkaGroup
+from parafka.cli_sizing import partitions
 from parafka.errors import ConfigError, ParafkaError
 from parafka.logs import QuietRepeats
 from parafka.scheduler import ORDERINGS
@@ -38,10 +40,14 @@ def _kv(_ctx: click.Context, _param: click.Parameter, values: Sequence[str]) -> 
     return config
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Every command gets PARAFKA_* variables, --config FILE and --print-config (cli_config.py).
+@click.group(cls=ParafkaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="parafka")
 def cli() -> None:
     """parafka: process Kafka records in parallel with per-key order and exact offsets."""
+
+
+cli.add_command(partitions)
 
 
 @cli.command()
@@ -49,17 +55,15 @@ def cli() -> None:
 @click.option(
     "-b",
     "--bootstrap-servers",
-    envvar="PARAFKA_BOOTSTRAP_SERVERS",
     required=True,
-    help="Kafka bootstrap servers, host:port[,host:port] (env PARAFKA_BOOTSTRAP_SERVERS).",
+    help="Kafka bootstrap servers, host:port[,host:port].",
 )
 @click.option(
     "-g",
     "--group",
     "group_id",
-    envvar="PARAFKA_GROUP",
     required=True,
-    help="Consumer group id (env PARAFKA_GROUP).",
+    help="Consumer group id.",
 )
 @click.option(
     "-t",
@@ -291,7 +295,7 @@ def run(
 
         ctx = click.get_current_context()
         kill_after = shutdown_timeout + 60  # generous: a child is killed only if it hangs
-        ctx.exit(supervise(processes, run_arguments(ctx, leave_out="processes"), kill_after))
+        ctx.exit(supervise(processes, run_arguments(ctx, reset="processes"), kill_after))
     _setup_logging(log_level)
     started = time.monotonic()
     try:
@@ -410,7 +414,7 @@ def _usage_text(exc: click.UsageError) -> str:
     text = exc.format_message()
     if isinstance(exc, click.MissingParameter) and isinstance(exc.param, click.Option):
         envvar = exc.param.envvar
-        if isinstance(envvar, str):
+        if isinstance(envvar, str) and envvar not in text:
             text = f"{text.rstrip('.')} (or set {envvar})."
     return text
 

@@ -376,17 +376,21 @@ class Supervisor:
                 signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
-def run_arguments(ctx: click.Context, leave_out: str) -> list[str]:
-    """The command line that repeats what `ctx` parsed, without option `leave_out`.
+def run_arguments(ctx: click.Context, reset: str) -> list[str]:
+    """The command line that repeats what `ctx` parsed, with option `reset` at its default.
 
-    Only values the user gave (command line or environment) are repeated; defaults are
-    left to the child, which has the same ones.
+    Only values given on the command line are repeated: a child inherits the environment
+    (PARAFKA_* variables) and gets the same --config, and has the same defaults. `reset` is
+    written out (`--processes 1`) so that neither of those can set it in the child.
     """
     options: list[str] = []
     arguments: list[str] = []
     for param in ctx.command.params:
         name = param.name
-        if name is None or name == leave_out:
+        if name is None:
+            continue
+        if name == reset:
+            options.extend([max(param.opts, key=len), str(param.get_default(ctx))])
             continue
         value = ctx.params.get(name)
         if isinstance(param, click.Argument):
@@ -394,7 +398,7 @@ def run_arguments(ctx: click.Context, leave_out: str) -> list[str]:
             continue
         if not isinstance(param, click.Option) or value is None:
             continue
-        if ctx.get_parameter_source(name) in (None, click.ParameterSource.DEFAULT):
+        if ctx.get_parameter_source(name) is not click.ParameterSource.COMMANDLINE:
             continue
         flag = max(param.opts, key=len)
         if param.is_flag and isinstance(value, bool):
