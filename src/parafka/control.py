@@ -26,7 +26,7 @@ from parafka.flow import FlowControl
 from parafka.kafka_config import consumer_config, producer_config
 from parafka.logs import client_logger
 from parafka.offsets import PartitionOffsets
-from parafka.outputs import OutputProducer
+from parafka.outputs import OutputProducer, OutputThread
 from parafka.record import Produced, Record, record_from_message
 from parafka.scheduler import Scheduler
 from parafka.settings import Settings
@@ -67,8 +67,11 @@ class ControlLoop:
         self._stop = threading.Event()
         self._hard_stop = threading.Event()
         self._consumer: Any = None
-        self.outputs = OutputProducer(
-            settings.bootstrap_servers, settings.kafka_config, self.outputs_settled
+        self.outputs = OutputThread(
+            settings.bootstrap_servers, settings.kafka_config, self.completions
+        )
+        self.letters = OutputProducer(
+            settings.bootstrap_servers, settings.kafka_config, self._dead_lettered
         )
         self.committer = CommitPlanner(settings.max_metadata_bytes)
         # Exactly-once: outputs wait for older records, then go out in a transaction.
@@ -164,7 +167,7 @@ class ControlLoop:
     def _step(self) -> None:
         now = self.clock()
         worked = self._handle_completions()
-        self.outputs.poll()
+        self.letters.poll()
         due = self.scheduler.next_retry_due()
         if due is not None and due <= now:
             self.scheduler.release_due(now)
@@ -186,10 +189,10 @@ class ControlLoop:
     def _wait(self, now: float) -> None:
         """Nothing happened this round: wait for the next thing that can."""
         timeout = min(BUSY_WAIT, self._quiet_time(now))
-        if self.scheduler.in_flight:
+        if self.scheduler.in_flight and not self.letters.pending:
             self.completions.wait(timeout)
-        elif self.outputs.pending:
-            self.outputs.poll(timeout)
+        elif self.letters.pending:
+            self.letters.poll(timeout)
 
     def _quiet_time(self, now: float) -> float:
         """How long the loop may block without missing a retry or a commit."""
@@ -250,7 +253,7 @@ class ControlLoop:
                 self.completions.wait(BUSY_WAIT)
                 return False
             room = 1  # paused: polling serves callbacks and heartbeats only
-        idle = self.scheduler.in_flight == 0 and not self.completions and not self.outputs.pending
+        idle = self.scheduler.in_flight == 0 and not self.completions and not self._sending
         batch = min(room, FETCH_BATCH)
         if idle:
             # consume(n, timeout) would wait for n records or the whole timeout; poll()
@@ -443,7 +446,7 @@ class ControlLoop:
                 self._hold([record], [letter], processed=False)
                 return
             # Still counted as running: done once the dead letter is acknowledged.
-            self.outputs.send([record], [letter], self._dead_lettered)
+            self.letters.send([record], [letter])
             return
         record._ticket.running -= 1
         self.scheduler.done(record)
@@ -484,13 +487,6 @@ class ControlLoop:
             )
             log.error("%s; stopping", self.failure)
             self._stop.set()
-
-    def outputs_settled(self, record: Record, error: BaseException | None) -> None:
-        """Every output of `record` got its delivery report (called from outputs.poll)."""
-        if error is None:
-            self._finish(record)
-        else:
-            self._on_failure(record, error)
 
     # -- offsets ------------------------------------------------------------------------
     def commit(self, asynchronous: bool, only: set[TP] | None = None) -> None:
@@ -628,7 +624,7 @@ class ControlLoop:
         while self._running_in(tps) and self.clock() < deadline and not self._hard_stop.is_set():
             self.completions.wait(BUSY_WAIT)
             self._handle_completions()
-            self.outputs.poll()
+            self.letters.poll()
         if self._running_in(tps):
             log.warning(
                 "revoke: records of %s still running%s; they will be redelivered",
@@ -719,14 +715,14 @@ class ControlLoop:
         return high if high is not None and high >= 0 else None
 
     def _idle_for(self, seconds: float) -> bool:
-        if self._first_assignment_at is None or self.scheduler.held or self.outputs.pending:
+        if self._first_assignment_at is None or self.scheduler.held or self._sending:
             return False
         return self.clock() - self._last_activity >= seconds
 
     def _drain(self) -> None:
         """Let running handlers finish (bounded), then commit what is done."""
         deadline = self.clock() + self.settings.shutdown_timeout
-        while (self.scheduler.in_flight or self.outputs.pending) and not self._hard_stop.is_set():
+        while (self.scheduler.in_flight or self._sending) and not self._hard_stop.is_set():
             if self.clock() >= deadline:
                 log.warning(
                     "shutdown: %d record(s) still running after %.1f s; not committed",
@@ -736,13 +732,19 @@ class ControlLoop:
                 break
             self.completions.wait(BUSY_WAIT)
             self._handle_completions()
-            self.outputs.poll()
-        self.outputs.flush(max(0.0, deadline - self.clock()))
+            self.letters.poll()
+        self.letters.flush(max(0.0, deadline - self.clock()))
         self._handle_completions()
         self.commit(asynchronous=False)
 
+    @property
+    def _sending(self) -> bool:
+        """Outputs or dead letters not acknowledged yet."""
+        return bool(self.outputs.pending or self.letters.pending)
+
     def _close(self) -> None:
         self.executor.shutdown(0.0 if self._hard_stop.is_set() else 1.0)
+        self.outputs.close(1.0)
         if self.transaction is not None:
             self.transaction.close()
         self._refresh_stats(self.clock())
