@@ -14,7 +14,9 @@ from typing import Any
 from parafka.control import ControlLoop
 from parafka.errors import ConfigError
 from parafka.executors import Executor, Handler, Work, make_executor
+from parafka.health import Health, HealthPolicy, assess
 from parafka.kafka_config import producer_config
+from parafka.monitor import MonitorServer, MonitorSettings
 from parafka.retry import RetryPolicy
 from parafka.scheduler import Ordering
 from parafka.settings import Settings
@@ -32,6 +34,10 @@ class ParallelConsumer:
 
     `run()` blocks (SIGINT/SIGTERM stop it gracefully); `start()`/`stop()`/`join()` or
     `with ParallelConsumer(...) as pc:` run it in a background thread.
+
+    With `metrics_port`, `/metrics` (Prometheus) and `/healthz` are served while it runs;
+    `/healthz` fails when a record stays unfinished for `stuck_after` seconds or the
+    consumer is out of its group for `join_grace` seconds.
     """
 
     def __init__(
@@ -57,6 +63,10 @@ class ParallelConsumer:
         max_metadata_bytes: int = 4096,
         batch_size: int | None = None,
         batch_wait: float = 0.05,
+        metrics_port: int | None = None,
+        metrics_host: str = "0.0.0.0",
+        stuck_after: float = 60.0,
+        join_grace: float = 60.0,
     ) -> None:
         function, executor = _resolve_handler(handler, executor)
         if retry is None:
@@ -85,6 +95,13 @@ class ParallelConsumer:
             batch_size=batch_size,
             batch_wait=batch_wait,
         )
+        self._health_policy = HealthPolicy(stuck_after, join_grace)
+        self._monitoring = (
+            None
+            if metrics_port is None
+            else MonitorSettings(metrics_port, metrics_host, self._health_policy)
+        )
+        self._monitor: MonitorServer | None = None
         self._loop: ControlLoop | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -98,8 +115,27 @@ class ParallelConsumer:
         if s.executor == "process":  # workers produce their outputs themselves
             producer = producer_config(s.bootstrap_servers, s.kafka_config)
         work = Work(self._work_handler, s.output_topic, s.batch_size, producer)
-        self._loop = ControlLoop(s, work, self._executor())
+        executor = self._executor()
+        if self._monitoring is not None:
+            from parafka.metrics import new_timings
+
+            executor.timings = new_timings()
+        self._loop = ControlLoop(s, work, executor)
         return self._loop
+
+    def _serve_monitor(self, loop: ControlLoop) -> None:
+        """Start `/metrics` and `/healthz` when asked for (ConfigError if the port is taken)."""
+        if self._monitoring is None:
+            return
+        from parafka.monitor import serve
+
+        s = self.settings
+        info = {"group": s.group_id, "ordering": s.ordering, "executor": s.executor}
+        self._monitor = serve(self._monitoring, loop.stats, loop.clock, loop.executor.timings, info)
+
+    def _stop_monitor(self) -> None:
+        if self._monitor is not None:
+            self._monitor.stop()
 
     def _executor(self) -> Executor:
         s = self.settings
@@ -113,13 +149,18 @@ class ParallelConsumer:
         everything that was done) and BrokerUnreachable when the cluster does not answer.
         """
         loop = self._new_loop()
-        with _StopOnSignals(self):
-            return loop.run(until_idle)
+        self._serve_monitor(loop)
+        try:
+            with _StopOnSignals(self):
+                return loop.run(until_idle)
+        finally:
+            self._stop_monitor()
 
     # -- background -------------------------------------------------------------------
     def start(self, until_idle: float | None = None) -> ParallelConsumer:
         """Run in a background thread; returns once the consumer has subscribed."""
         loop = self._new_loop()
+        self._serve_monitor(loop)
 
         def target() -> None:
             try:
@@ -127,6 +168,8 @@ class ParallelConsumer:
             except BaseException as exc:
                 self._error = exc
                 loop.running.set()
+            finally:
+                self._stop_monitor()
 
         self._thread = threading.Thread(target=target, name="parafka-control", daemon=True)
         self._thread.start()
@@ -156,6 +199,17 @@ class ParallelConsumer:
     def stats(self) -> Stats:
         """A snapshot of counters and per-partition offsets (refreshed 4 times a second)."""
         return self._loop.stats() if self._loop is not None else Stats()
+
+    def health(self) -> Health:
+        """Whether the consumer is healthy (what `/healthz` answers), from its latest stats."""
+        if self._loop is None:
+            return Health(True, {"status": "not started"})
+        return assess(self._loop.stats(), self._loop.clock(), self._health_policy)
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port `/metrics` and `/healthz` are served on while running (None: not served)."""
+        return self._monitor.port if self._monitor is not None else None
 
     def __enter__(self) -> ParallelConsumer:
         return self.start()

@@ -206,6 +206,7 @@ class AsyncExecutor(Executor):
         assert handler is not None and work is not None and loop is not None
         idle, waiting, finished = self._idle, self._waiting, self._finished
         single, topic, normalize = work.batch_size is None, work.default_topic, normalize_outputs
+        timings, clock = self.timings, time.perf_counter
         try:
             while True:
                 if waiting:
@@ -219,6 +220,7 @@ class AsyncExecutor(Executor):
                     if handed is None:
                         return
                     records = handed
+                started = clock() if timings is not None else 0.0
                 if single and len(records) == 1:
                     # run_chunk_async inlined for the common case: one coroutine frame less
                     # per record, measured as ~15% less loop CPU with 3,000 in flight.
@@ -233,6 +235,8 @@ class AsyncExecutor(Executor):
                     finished.append(ChunkResult(records, outcomes))
                 else:
                     finished.append(await run_chunk_async(handler, records, work))
+                if timings is not None:
+                    timings.chunk(records, clock() - started)
                 if not self._flush_scheduled:
                     self._flush_scheduled = True
                     loop.call_soon(self._flush)

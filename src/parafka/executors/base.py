@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from parafka.record import Produced, Record, normalize_outputs
+from parafka.timings import ChunkTimings
 
 Handler = Callable[..., Any]
 
@@ -124,6 +125,9 @@ class Completions:
 class Executor(ABC):
     """Runs handlers; reports every submitted record exactly once to `completions`,
     in chunk results."""
+
+    # Set before start() when metrics are on: the executor reports each chunk's timing.
+    timings: ChunkTimings | None = None
 
     @abstractmethod
     def start(self, work: Work, completions: Completions) -> None:

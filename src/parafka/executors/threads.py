@@ -72,6 +72,8 @@ class ThreadExecutor(Executor):
             result = run_chunk(handler, chunk, work)
             per_record = (clock() - started) / len(chunk)
             self._mean_seconds += 0.2 * (per_record - self._mean_seconds)
+            if self.timings is not None:
+                self.timings.chunk(chunk, per_record * len(chunk))
             put(result)
 
     def submit(self, runs: list[list[Record]]) -> None:
