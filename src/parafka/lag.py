@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from parafka.codec import decode_completed
 from parafka.offsets import PartitionOffsets
 from parafka.stats import PartitionStats
 
@@ -137,3 +138,44 @@ def partition_stats(
         oldest_unfinished=oldest,
         oldest_age=heads.age(tp, oldest, now),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedLag:
+    """A group's lag on one partition as the broker sees it (`parafka lag`): what is
+    committed, not what a running consumer holds."""
+
+    topic: str
+    partition: int
+    committed: int | None  # None: the group has no commit for this partition
+    log_end: int | None
+    lag: int | None
+    done_not_committed: int | None  # from parafka's commit metadata; None when absent
+
+
+def committed_lag(
+    topic: str,
+    partition: int,
+    *,
+    low: int | None,
+    high: int | None,
+    committed: int | None,
+    metadata: str | None,
+) -> CommittedLag:
+    """The lag of a committed offset: log end - committed (records already deleted by
+    retention, below the low watermark, do not count). parafka's commit metadata (codec.py)
+    tells how many records above the committed offset were already done; a plain consumer
+    writes none, and some brokers drop it: then it is None, not 0."""
+    if committed is not None and committed < 0:
+        committed = None
+    if high is not None and high < 0:
+        high = None
+    lag = None
+    if committed is not None and high is not None:
+        lag = max(0, high - max(committed, low if low is not None and low >= 0 else 0))
+    done = None
+    if committed is not None:
+        finished = decode_completed(committed, metadata)
+        if finished:
+            done = len(finished) if lag is None else min(len(finished), lag)
+    return CommittedLag(topic, partition, committed, high, lag, done)
