@@ -19,7 +19,6 @@ from parafka.kafka_config import admin_config, consumer_config, validate_client_
 from parafka.lag import CommittedLag, committed_lag
 from parafka.logs import client_logger
 
-
 # librdkafka's log level for this one-shot command: what goes wrong is reported as the
 # command's one error line, not as the client's connection chatter.
 QUIET = 2

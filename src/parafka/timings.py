@@ -15,8 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from parafka.record import Record
+
+if TYPE_CHECKING:
+    from parafka.executors.base import Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +71,25 @@ class ChunkTimings:
         self.latency = Histogram(latency_bounds)
         self._wall = wall
 
-    def chunk(self, records: Sequence[Record], seconds: float) -> None:
-        """A chunk of `records` ran in `seconds` (handler time, all records together)."""
+    def chunk(
+        self,
+        records: Sequence[Record],
+        seconds: float,
+        outcomes: Sequence[Outcome | None] | None = None,
+    ) -> None:
+        """A chunk of `records` ran in `seconds` (handler time, all records together).
+        With `outcomes`, records after a failure that were not run do not count."""
         count = len(records)
+        if outcomes is not None:
+            # NOT_RUN, (None, None), marks the records after a failure (executors/base.py).
+            count = next((i for i, o in enumerate(outcomes) if o == (None, None)), count)
         if not count:
             return
         self.handler.observe(seconds / count, count)
         stamps = [
-            t for t in (records[0].timestamp, records[-1].timestamp) if t is not None and t > 0
+            t
+            for t in (records[0].timestamp, records[count - 1].timestamp)
+            if t is not None and t > 0
         ]
         if stamps:
             created = sum(stamps) / len(stamps) / 1000.0

@@ -236,7 +236,7 @@ class AsyncExecutor(Executor):
                 else:
                     finished.append(await run_chunk_async(handler, records, work))
                 if timings is not None:
-                    timings.chunk(records, clock() - started)
+                    timings.chunk(records, clock() - started, finished[-1].outcomes)
                 if not self._flush_scheduled:
                     self._flush_scheduled = True
                     loop.call_soon(self._flush)

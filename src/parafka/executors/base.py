@@ -13,10 +13,12 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from parafka.record import Produced, Record, normalize_outputs
-from parafka.timings import ChunkTimings
+
+if TYPE_CHECKING:
+    from parafka.timings import ChunkTimings
 
 Handler = Callable[..., Any]
 

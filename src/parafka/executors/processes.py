@@ -343,10 +343,10 @@ class ProcessExecutor(Executor):
             if records is None:
                 continue
             self._mean_seconds += 0.2 * (seconds / len(records) - self._mean_seconds)
-            if self.timings is not None:
-                self.timings.chunk(records, seconds)
             if outcomes is not None:  # NOT_RUN lost its identity in the pipe
                 outcomes = [NOT_RUN if o == NOT_RUN else o for o in outcomes]
+            if self.timings is not None:
+                self.timings.chunk(records, seconds, outcomes)
             put(ChunkResult(records, outcomes))
 
     def _worker_died(self, slot: _Slot) -> bool:

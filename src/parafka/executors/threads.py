@@ -73,7 +73,7 @@ class ThreadExecutor(Executor):
             per_record = (clock() - started) / len(chunk)
             self._mean_seconds += 0.2 * (per_record - self._mean_seconds)
             if self.timings is not None:
-                self.timings.chunk(chunk, per_record * len(chunk))
+                self.timings.chunk(chunk, per_record * len(chunk), result.outcomes)
             put(result)
 
     def submit(self, runs: list[list[Record]]) -> None:
