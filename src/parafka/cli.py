@@ -1,4 +1,4 @@
-"""The `parafka` command line: `parafka run MODULE:FUNCTION ...` and `parafka broker`.
+"""The `parafka` command line: `parafka run MODULE:FUNCTION ...`, `lag` and `broker`.
 
 Exit codes: 0 clean, 1 runtime failure, 2 usage or configuration error. A mistake the
 user can fix is reported as one `parafka: error: ...` line, never a traceback.

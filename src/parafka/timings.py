@@ -86,11 +86,11 @@ class ChunkTimings:
         if not count:
             return
         self.handler.observe(seconds / count, count)
-        stamps = [
-            t
-            for t in (records[0].timestamp, records[count - 1].timestamp)
-            if t is not None and t > 0
-        ]
-        if stamps:
-            created = sum(stamps) / len(stamps) / 1000.0
-            self.latency.observe(max(0.0, self._wall() - created), count)
+        first = records[0].timestamp or 0  # None, 0 or -1: no timestamp
+        last = records[count - 1].timestamp or 0 if count > 1 else first
+        if first <= 0 or last <= 0:
+            first = last = max(first, last)
+            if first <= 0:
+                return
+        created = (first + last) / 2000.0
+        self.latency.observe(max(0.0, self._wall() - created), count)
