@@ -7,17 +7,19 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from parafka import ParallelConsumer, Record, RetryPolicy
+from parafka.broker import free_port
 from parafka.codec import encode_completed
 from parafka.testing import LocalBroker
 
 from .helpers import committed, consumer, wait_until
-from .test_cli import cli_env, run_cli
+from .test_cli import RECORD_OFFSETS, cli_env, line_count, run_args, run_cli, started_cli, wait_exit
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -244,3 +246,35 @@ def test_lag_of_a_parafka_group(broker: LocalBroker) -> None:
     assert row["done_not_committed"] == (2 if back.metadata == metadata else None)
     text = run_cli(base[:-1], cli_env(), timeout=60)
     assert text.stdout.splitlines()[1].split()[-1] == ("2" if back.metadata else "-")
+
+
+def test_run_serves_metrics_until_it_exits(broker: LocalBroker, tmp_path: Path) -> None:
+    """`parafka run --metrics-port`: served while running, released at exit."""
+    topic, group = broker.new_topic("cli-metrics", partitions=2), f"g-{uuid.uuid4().hex[:8]}"
+    broker.produce(topic, [(b"k%d" % (i % 5), b"v") for i in range(50)])
+    port, out = free_port(), tmp_path / "out.txt"
+    args = run_args(broker, RECORD_OFFSETS, topic, group, "--metrics-port", str(port))
+    url = f"http://127.0.0.1:{port}"
+
+    def processed() -> float:
+        status, text = _get(f"{url}/metrics")
+        families = text_string_to_metric_families(text) if status == 200 else []
+        return next(
+            (
+                s.value
+                for f in families
+                for s in f.samples
+                if s.name == "parafka_records_processed_total"
+            ),
+            -1.0,
+        )
+
+    with started_cli(
+        [*args, "--until-idle", "3"], cli_env(PARAFKA_TEST_OUT=str(out)), tmp_path
+    ) as proc:
+        wait_until(lambda: line_count(out) == 50 or proc.poll() is not None, 30, "50 records")
+        wait_until(lambda: processed() == 50 or proc.poll() is not None, 10, "the scrape")
+        assert proc.poll() is None, (tmp_path / "stderr").read_text()
+        assert _get(f"{url}/healthz")[0] == 200
+        assert wait_exit(proc, 30, tmp_path) == 0
+    assert _refused(port)
