@@ -16,7 +16,7 @@ from parafka.errors import ConfigError
 from parafka.executors import Executor, Handler, Work, make_executor
 from parafka.health import Health, HealthPolicy, assess
 from parafka.kafka_config import producer_config
-from parafka.monitor import MonitorServer, MonitorSettings
+from parafka.monitor import MonitorServer, MonitorSettings, serve
 from parafka.retry import RetryPolicy
 from parafka.scheduler import Ordering
 from parafka.settings import Settings
@@ -127,8 +127,6 @@ class ParallelConsumer:
         """Start `/metrics` and `/healthz` when asked for (ConfigError if the port is taken)."""
         if self._monitoring is None:
             return
-        from parafka.monitor import serve
-
         s = self.settings
         info = {"group": s.group_id, "ordering": s.ordering, "executor": s.executor}
         self._monitor = serve(self._monitoring, loop.stats, loop.clock, loop.executor.timings, info)
