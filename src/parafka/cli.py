@@ -1,4 +1,4 @@
-"""The `parafka` command line: `parafka run MODULE:FUNCTION ...` and `parafka broker`.
+"""The `parafka` command line: `parafka run MODULE:FUNCTION ...`, `lag` and `broker`.
 
 Exit codes: 0 clean, 1 runtime failure, 2 usage or configuration error. A mistake the
 user can fix is reported as one `parafka: error: ...` line, never a traceback.
@@ -214,6 +214,21 @@ cli.add_command(partitions)
     help="Seconds to wait for the cluster before giving up.",
 )
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    envvar="PARAFKA_METRICS_PORT",
+    help="Serve Prometheus /metrics and /healthz on this port (env PARAFKA_METRICS_PORT).",
+)
+@click.option(
+    "--stuck-after",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="/healthz fails when a record stays unfinished this long.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     default="INFO",
@@ -252,6 +267,8 @@ def run(
     commit_interval: float,
     shutdown_timeout: float,
     connect_timeout: float,
+    metrics_port: int | None,
+    stuck_after: float,
     log_level: str,
     processes: int,
 ) -> None:
@@ -289,7 +306,14 @@ def run(
         commit_interval=commit_interval,
         shutdown_timeout=shutdown_timeout,
         connect_timeout=connect_timeout,
+        metrics_port=metrics_port,
+        stuck_after=stuck_after,
     )
+    if processes > 1 and metrics_port is not None:
+        raise ConfigError(
+            f"--metrics-port {metrics_port} serves one process: with --processes {processes} "
+            "the children would share it; run one `parafka run` per port instead"
+        )
     if processes > 1:  # arguments are valid: run them as ordinary `parafka run` children
         from parafka.supervisor import run_arguments, supervise
 
@@ -309,6 +333,68 @@ def run(
         f"dead-lettered, {stats.dropped} skipped after failing, {stats.skipped} skipped as done)",
         err=True,
     )
+
+
+@cli.command()
+@click.option(
+    "-b",
+    "--bootstrap-servers",
+    envvar="PARAFKA_BOOTSTRAP_SERVERS",
+    required=True,
+    help="Kafka bootstrap servers, host:port[,host:port] (env PARAFKA_BOOTSTRAP_SERVERS).",
+)
+@click.option(
+    "-g", "--group", "group_id", envvar="PARAFKA_GROUP", required=True, help="Consumer group id."
+)
+@click.option(
+    "-t",
+    "--topic",
+    "topics",
+    multiple=True,
+    help="Topic to report; repeat for several  [default: the topics the group committed on]",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "-X",
+    "kafka_config",
+    multiple=True,
+    callback=_kv,
+    metavar="KEY=VALUE",
+    help="Any librdkafka setting, e.g. -X security.protocol=SASL_SSL; repeatable.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=15.0,
+    show_default=True,
+    help="Seconds to wait for the cluster.",
+)
+def lag(
+    bootstrap_servers: str,
+    group_id: str,
+    topics: tuple[str, ...],
+    as_json: bool,
+    kafka_config: dict[str, str],
+    timeout: float,
+) -> None:
+    """Print the lag of any consumer group per partition (log end - committed offset).
+
+    For a parafka group, DONE-NOT-COMMITTED counts the records above the committed offset
+    that were already finished (read from the commit metadata). Exit codes: 0 printed;
+    1 the group has no committed offsets, a topic does not exist or Kafka is unreachable;
+    2 usage error.
+    """
+    from parafka.grouplag import read_group_lag
+    from parafka.lagview import as_json as lag_json
+    from parafka.lagview import as_text, print_table
+
+    rows = read_group_lag(bootstrap_servers, group_id, topics, kafka_config, timeout)
+    if as_json:
+        click.echo(lag_json(group_id, rows))
+    elif sys.stdout.isatty():
+        print_table(group_id, rows)
+    else:
+        click.echo(as_text(group_id, rows))
 
 
 def _kafka_text(exc: KafkaException) -> str:

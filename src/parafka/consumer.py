@@ -16,7 +16,9 @@ from parafka.deserializers import Deserializer
 from parafka.deserializers import resolve as resolve_deserializer
 from parafka.errors import ConfigError
 from parafka.executors import Executor, Handler, Work, make_executor
+from parafka.health import Health, HealthPolicy, assess
 from parafka.kafka_config import producer_config
+from parafka.monitor import MonitorServer, MonitorSettings, serve
 from parafka.retry import RetryPolicy
 from parafka.scheduler import Ordering
 from parafka.settings import Settings
@@ -36,6 +38,10 @@ class ParallelConsumer:
 
     `run()` blocks (SIGINT/SIGTERM stop it gracefully); `start()`/`stop()`/`join()` or
     `with ParallelConsumer(...) as pc:` run it in a background thread.
+
+    With `metrics_port`, `/metrics` (Prometheus) and `/healthz` are served while it runs;
+    `/healthz` fails when a record stays unfinished for `stuck_after` seconds or the
+    consumer is out of its group for `join_grace` seconds.
     """
 
     def __init__(
@@ -65,6 +71,10 @@ class ParallelConsumer:
         on_failure: str | None = None,
         deserializer: Deserializer | None = None,
         exactly_once: bool = False,
+        metrics_port: int | None = None,
+        metrics_host: str = "0.0.0.0",
+        stuck_after: float = 60.0,
+        join_grace: float = 60.0,
     ) -> None:
         function, executor = _resolve_handler(handler, executor)
         if retry is None:
@@ -100,6 +110,13 @@ class ParallelConsumer:
         resolve_deserializer(deserializer)  # a bad name fails here, not in a worker
         if executor == "process" and callable(deserializer):
             _check_picklable(deserializer, "deserializer")
+        self._health_policy = HealthPolicy(stuck_after, join_grace)
+        self._monitoring = (
+            None
+            if metrics_port is None
+            else MonitorSettings(metrics_port, metrics_host, self._health_policy)
+        )
+        self._monitor: MonitorServer | None = None
         self._loop: ControlLoop | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -120,8 +137,25 @@ class ParallelConsumer:
             ordering=s.ordering,
             deserializer=s.deserializer,
         )
-        self._loop = ControlLoop(s, work, self._executor())
+        executor = self._executor()
+        if self._monitoring is not None:
+            from parafka.metrics import new_timings
+
+            executor.timings = new_timings()
+        self._loop = ControlLoop(s, work, executor)
         return self._loop
+
+    def _serve_monitor(self, loop: ControlLoop) -> None:
+        """Start `/metrics` and `/healthz` when asked for (ConfigError if the port is taken)."""
+        if self._monitoring is None:
+            return
+        s = self.settings
+        info = {"group": s.group_id, "ordering": s.ordering, "executor": s.executor}
+        self._monitor = serve(self._monitoring, loop.stats, loop.clock, loop.executor.timings, info)
+
+    def _stop_monitor(self) -> None:
+        if self._monitor is not None:
+            self._monitor.stop()
 
     def _executor(self) -> Executor:
         s = self.settings
@@ -135,13 +169,18 @@ class ParallelConsumer:
         everything that was done) and BrokerUnreachable when the cluster does not answer.
         """
         loop = self._new_loop()
-        with _StopOnSignals(self):
-            return loop.run(until_idle)
+        self._serve_monitor(loop)
+        try:
+            with _StopOnSignals(self):
+                return loop.run(until_idle)
+        finally:
+            self._stop_monitor()
 
     # -- background -------------------------------------------------------------------
     def start(self, until_idle: float | None = None) -> ParallelConsumer:
         """Run in a background thread; returns once the consumer has subscribed."""
         loop = self._new_loop()
+        self._serve_monitor(loop)
 
         def target() -> None:
             try:
@@ -149,6 +188,8 @@ class ParallelConsumer:
             except BaseException as exc:
                 self._error = exc
                 loop.running.set()
+            finally:
+                self._stop_monitor()
 
         self._thread = threading.Thread(target=target, name="parafka-control", daemon=True)
         self._thread.start()
@@ -178,6 +219,17 @@ class ParallelConsumer:
     def stats(self) -> Stats:
         """A snapshot of counters and per-partition offsets (refreshed 4 times a second)."""
         return self._loop.stats() if self._loop is not None else Stats()
+
+    def health(self) -> Health:
+        """Whether the consumer is healthy (what `/healthz` answers), from its latest stats."""
+        if self._loop is None:
+            return Health(True, {"status": "not started"})
+        return assess(self._loop.stats(), self._loop.clock(), self._health_policy)
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port `/metrics` and `/healthz` are served on while running (None: not served)."""
+        return self._monitor.port if self._monitor is not None else None
 
     def __enter__(self) -> ParallelConsumer:
         return self.start()

@@ -23,14 +23,16 @@ from parafka.errors import BrokerUnreachable, RecordFailed
 from parafka.exactly_once import OrderedRelease, Transaction, TransactionAborted
 from parafka.executors import NOT_RUN, Completions, Executor, Work
 from parafka.flow import FlowControl
+from parafka.health import Membership
 from parafka.kafka_config import consumer_config, producer_config
+from parafka.lag import HeadWatch, partition_stats
 from parafka.logs import client_logger
 from parafka.offsets import PartitionOffsets
 from parafka.outputs import OutputProducer, OutputThread
 from parafka.record import Produced, Record, record_from_message
 from parafka.scheduler import Scheduler
 from parafka.settings import Settings
-from parafka.stats import PartitionStats, Stats
+from parafka.stats import Stats
 
 log = logging.getLogger("parafka")
 
@@ -92,6 +94,8 @@ class ControlLoop:
             "commits": 0,
         }
         self._stats = Stats()
+        self._heads = HeadWatch()  # lag.py: since when each partition waits on its oldest record
+        self.membership = Membership(clock())  # health.py: joining / assigned / lost
         self._stats_at = 0.0
         self._shared_at = 0.0
         self._batch_since: float | None = None
@@ -592,6 +596,7 @@ class ControlLoop:
         if self._first_assignment_at is None:
             self._first_assignment_at = now
         self._last_activity = now
+        self.membership.assigned(now)
         if not partitions:
             return
         try:
@@ -639,6 +644,7 @@ class ControlLoop:
 
     def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
+        self.membership.lost(self.clock())
         self.scheduler.drop_partitions(tps)
         self._forget(tps)
         if self.release is not None:  # released outputs may belong to the lost partitions
@@ -755,23 +761,12 @@ class ControlLoop:
 
     def _refresh_stats(self, now: float) -> None:
         self._stats_at = now
-        parts = []
-        for (topic, partition), state in sorted(self.partitions.items()):
-            high = self._high_watermark((topic, partition))
-            base = state.committed
-            lag = max(0, high - base) if high is not None and base is not None else None
-            parts.append(
-                PartitionStats(
-                    topic,
-                    partition,
-                    base,
-                    state.position,
-                    high,
-                    lag,
-                    state.pending_count,
-                    state.done_above_count,
-                )
-            )
+        heads, high = self._heads, self._high_watermark
+        parts = [
+            partition_stats(tp, st, high(tp), heads, now)
+            for tp, st in sorted(self.partitions.items())
+        ]
+        heads.retain(self.partitions)
         sch = self.scheduler
         self._stats = Stats(
             processed=self._processed,
@@ -782,6 +777,9 @@ class ControlLoop:
             paused=self.flow.stalled,
             paused_partitions=len(self.flow.fair_paused) if not self.flow.stalled else len(parts),
             partitions=tuple(parts),
+            at=now,
+            membership=self.membership.state,
+            membership_since=self.membership.since,
         )
 
 

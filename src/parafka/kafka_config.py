@@ -102,6 +102,19 @@ def producer_config(bootstrap_servers: str, user: Mapping[str, Any]) -> dict[str
     return config
 
 
+def admin_config(bootstrap_servers: str, user: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings for an AdminClient: the user's, less those only a consumer or a producer
+    takes (connection and security settings pass unchanged)."""
+    config: dict[str, Any] = {"log.connection.close": False}
+    config.update(
+        (k, v)
+        for k, v in _stringify(user).items()
+        if not _matches(k, _CONSUMER_ONLY) and not _matches(k, _PRODUCER_ONLY)
+    )
+    config["bootstrap.servers"] = bootstrap_servers
+    return config
+
+
 _SECRET_WORDS = ("password", "secret", "sasl.oauthbearer.config", "ssl.key.pem", "token")
 
 

@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class PartitionStats:
-    """One assigned partition. `lag` is the high watermark minus the committed offset."""
+    """One assigned partition.
+
+    `lag` is the true lag, the sum of its four parts (lag.py): not fetched + queued +
+    in flight + done but not committed. `oldest_unfinished` is the record the committed
+    position waits on and `oldest_age` how long it has waited (seconds): a growing age
+    with work pending means a stuck record.
+    """
 
     topic: str
     partition: int
@@ -17,6 +23,12 @@ class PartitionStats:
     lag: int | None
     pending: int  # received, not finished
     done_above: int  # finished above the committed position, waiting for older ones
+    not_fetched: int | None = None  # log end - next offset to fetch (None: log end unknown)
+    queued: int = 0  # received, not started (including waiting for a retry)
+    in_flight: int = 0  # with a handler (running or waiting for its outputs)
+    done_not_committed: int = 0  # finished above the committed offset
+    oldest_unfinished: int | None = None  # offset the committed position waits on
+    oldest_age: float | None = None  # seconds it has been the oldest unfinished record
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +49,9 @@ class Stats:
     rebalances: int = 0
     commits: int = 0
     partitions: tuple[PartitionStats, ...] = field(default_factory=tuple)
+    at: float = 0.0  # when the snapshot was taken (the loop's monotonic clock; 0: none yet)
+    membership: str = "joining"  # "joining", "assigned" or "lost" (health.Membership)
+    membership_since: float = 0.0  # when it entered that state (same clock)
 
     @property
     def held(self) -> int:

@@ -215,6 +215,7 @@ class AsyncExecutor(Executor):
         idle, waiting, finished = self._idle, self._waiting, self._finished
         single, topic, normalize = work.batch_size is None, work.default_topic, normalize_outputs
         decoder = work.decoder()
+        timings, clock = self.timings, time.perf_counter
         try:
             while True:
                 if waiting:
@@ -228,6 +229,7 @@ class AsyncExecutor(Executor):
                     if handed is None:
                         return
                     records = handed
+                started = clock() if timings is not None else 0.0
                 if single and len(records) == 1 and decoder is None:
                     # run_chunk_async inlined for the common case: one coroutine frame less
                     # per record, measured as ~15% less loop CPU with 3,000 in flight.
@@ -242,6 +244,8 @@ class AsyncExecutor(Executor):
                     finished.append(ChunkResult(records, outcomes))
                 else:
                     finished.append(await run_chunk_async(handler, records, work, decoder))
+                if timings is not None:
+                    timings.chunk(records, clock() - started, finished[-1].outcomes)
                 if not self._flush_scheduled:
                     self._flush_scheduled = True
                     loop.call_soon(self._flush)

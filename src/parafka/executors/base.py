@@ -13,13 +13,16 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from parafka.deserializers import Decode, Deserializer, decode, resolve
 from parafka.executors.isolation import BatchRun
 from parafka.executors.outcomes import NOT_RUN, Outcome
 from parafka.record import Record, normalize_outputs
 from parafka.scheduler import SHARD_FUNCTIONS
+
+if TYPE_CHECKING:
+    from parafka.timings import ChunkTimings
 
 Handler = Callable[..., Any]
 
@@ -151,6 +154,9 @@ class Completions:
 class Executor(ABC):
     """Runs handlers; reports every submitted record exactly once to `completions`,
     in chunk results."""
+
+    # Set before start() when metrics are on: the executor reports each chunk's timing.
+    timings: ChunkTimings | None = None
 
     @abstractmethod
     def start(self, work: Work, completions: Completions) -> None:

@@ -356,6 +356,8 @@ class ProcessExecutor(Executor):
             self._mean_seconds += 0.2 * (seconds / len(records) - self._mean_seconds)
             if outcomes is not None:  # NOT_RUN lost its identity in the pipe
                 outcomes = [NOT_RUN if o == NOT_RUN else o for o in outcomes]
+            if self.timings is not None:
+                self.timings.chunk(records, seconds, outcomes)
             put(ChunkResult(records, outcomes))
 
     def _worker_died(self, slot: _Slot) -> bool:

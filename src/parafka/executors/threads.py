@@ -73,6 +73,8 @@ class ThreadExecutor(Executor):
             result = run_chunk(handler, chunk, work, decoder)
             per_record = (clock() - started) / len(chunk)
             self._mean_seconds += 0.2 * (per_record - self._mean_seconds)
+            if self.timings is not None:
+                self.timings.chunk(chunk, per_record * len(chunk), result.outcomes)
             put(result)
 
     def submit(self, runs: list[list[Record]]) -> None:

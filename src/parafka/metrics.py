@@ -1,0 +1,270 @@
+"""Prometheus metrics: every name and help text is declared here, once.
+
+`StatsCollector` builds the metrics at scrape time from the latest `Stats` snapshot and
+the executor's chunk timings, so nothing is counted twice and the per-record path does
+no metrics work. Counters and gauges come from the snapshot (refreshed 4 times a second);
+the two histograms are fed once per chunk of records (timings.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import CollectorRegistry
+
+from parafka.health import Health
+from parafka.stats import Stats
+from parafka.timings import ChunkTimings, HistogramSnapshot
+
+Kind = Literal["counter", "gauge", "histogram", "info"]
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """A metric's name (counters without `_total`, which the exposition adds), kind,
+    help text, labels and, for histograms, bucket upper bounds."""
+
+    name: str
+    kind: Kind
+    help: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = ()
+
+
+PARTITION = ("topic", "partition")
+
+INFO = Spec("parafka_consumer", "info", "The consumer's group and settings.")
+PROCESSED = Spec(
+    "parafka_records_processed",
+    "counter",
+    "Records finished: the handler returned and every output was acknowledged.",
+)
+FAILED = Spec(
+    "parafka_records_failed", "counter", "Handler failures, including those retried afterwards."
+)
+RETRIED = Spec("parafka_records_retried", "counter", "Retries scheduled after a failure.")
+DEAD_LETTERED = Spec(
+    "parafka_records_dead_lettered", "counter", "Records sent to the dead-letter topic."
+)
+SKIPPED = Spec(
+    "parafka_records_skipped",
+    "counter",
+    "Records skipped on arrival because the commit metadata lists them as done.",
+)
+COMMITS = Spec("parafka_commits", "counter", "Offset commits sent to the broker.")
+REBALANCES = Spec("parafka_rebalances", "counter", "Partition assignments received.")
+IN_FLIGHT = Spec(
+    "parafka_records_in_flight",
+    "gauge",
+    "Records with a handler (running, or waiting for their outputs' acknowledgement).",
+)
+QUEUED = Spec(
+    "parafka_records_queued", "gauge", "Records received and not started, retries excluded."
+)
+WAITING_RETRY = Spec(
+    "parafka_records_waiting_retry", "gauge", "Failed records waiting for their next attempt."
+)
+ASSIGNED = Spec("parafka_assigned_partitions", "gauge", "Partitions assigned to this consumer.")
+PAUSED = Spec(
+    "parafka_paused_partitions",
+    "gauge",
+    "Partitions paused for backpressure (buffer full) or fair sharing.",
+)
+LAG = Spec(
+    "parafka_lag_records",
+    "gauge",
+    "True lag per partition, by part: not_fetched (log end - next offset to fetch), "
+    "queued (received, not started, retries included), in_flight (with a handler) and "
+    "done_not_committed (finished above the committed offset). Sum the parts for the lag.",
+    (*PARTITION, "part"),
+)
+COMMITTED_OFFSET = Spec(
+    "parafka_committed_offset", "gauge", "Last offset committed for the partition.", PARTITION
+)
+LOG_END_OFFSET = Spec(
+    "parafka_log_end_offset",
+    "gauge",
+    "The partition's high watermark as last seen by the client.",
+    PARTITION,
+)
+OLDEST_AGE = Spec(
+    "parafka_oldest_unfinished_age_seconds",
+    "gauge",
+    "How long the committed position has waited on the partition's oldest unfinished "
+    "record (0 when nothing is unfinished). Grows without bound for a stuck record.",
+    PARTITION,
+)
+STUCK = Spec(
+    "parafka_stuck_partitions",
+    "gauge",
+    "Partitions whose oldest unfinished record is older than the stuck threshold.",
+)
+HEALTHY = Spec("parafka_healthy", "gauge", "1 when /healthz answers 200, else 0.")
+HANDLER_SECONDS = Spec(
+    "parafka_handler_seconds",
+    "histogram",
+    "Handler time per record. Observed once per chunk of records handed to a worker, "
+    "weighted by the chunk's size, at the chunk's mean time per record.",
+    buckets=(
+        0.0001,
+        0.0005,
+        0.001,
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        1,
+        2.5,
+        5,
+        10,
+        30,
+        60,
+    ),
+)
+LATENCY_SECONDS = Spec(
+    "parafka_end_to_end_latency_seconds",
+    "histogram",
+    "Record timestamp to the end of its handler. Observed once per chunk of records, "
+    "weighted by the chunk's size, at the mean of the chunk's first and last record.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+)
+
+ALL = (
+    INFO,
+    PROCESSED,
+    FAILED,
+    RETRIED,
+    DEAD_LETTERED,
+    SKIPPED,
+    COMMITS,
+    REBALANCES,
+    IN_FLIGHT,
+    QUEUED,
+    WAITING_RETRY,
+    ASSIGNED,
+    PAUSED,
+    LAG,
+    COMMITTED_OFFSET,
+    LOG_END_OFFSET,
+    OLDEST_AGE,
+    STUCK,
+    HEALTHY,
+    HANDLER_SECONDS,
+    LATENCY_SECONDS,
+)
+LAG_PARTS = ("not_fetched", "queued", "in_flight", "done_not_committed")
+
+
+def new_timings() -> ChunkTimings:
+    """The chunk timings an executor feeds, with the buckets declared above."""
+    return ChunkTimings(HANDLER_SECONDS.buckets, LATENCY_SECONDS.buckets)
+
+
+def _counter(spec: Spec, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(spec.name, spec.help, value=value)
+
+
+def _gauge(spec: Spec, value: float | None = None) -> GaugeMetricFamily:
+    if spec.labels:
+        return GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+    return GaugeMetricFamily(spec.name, spec.help, value=value)
+
+
+def _le(bound: float) -> str:
+    """A bucket bound as Prometheus writes it: 0.5, 1.0, +Inf."""
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
+
+
+def _histogram(spec: Spec, snapshot: HistogramSnapshot) -> HistogramMetricFamily:
+    buckets = [(_le(bound), count) for bound, count in snapshot.buckets]
+    return HistogramMetricFamily(spec.name, spec.help, buckets=buckets, sum_value=snapshot.total)
+
+
+class StatsCollector:
+    """A prometheus_client collector reading the consumer's latest snapshot."""
+
+    def __init__(
+        self,
+        stats: Callable[[], Stats],
+        health: Callable[[Stats], Health],
+        stuck_after: float,
+        timings: ChunkTimings | None = None,
+        info: Mapping[str, str] | None = None,
+    ) -> None:
+        self._stats = stats
+        self._health = health
+        self._stuck_after = stuck_after
+        self._timings = timings
+        self._info = dict(info or {})
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        yield InfoMetricFamily(INFO.name, INFO.help, value=self._info)
+        yield _counter(PROCESSED, stats.processed)
+        yield _counter(FAILED, stats.failed)
+        yield _counter(RETRIED, stats.retried)
+        # Read with a default: older snapshots have no dead-letter counter.
+        yield _counter(DEAD_LETTERED, getattr(stats, "dead_lettered", 0))
+        yield _counter(SKIPPED, stats.skipped)
+        yield _counter(COMMITS, stats.commits)
+        yield _counter(REBALANCES, stats.rebalances)
+        yield _gauge(IN_FLIGHT, stats.in_flight)
+        yield _gauge(QUEUED, stats.queued)
+        yield _gauge(WAITING_RETRY, stats.waiting_retry)
+        yield _gauge(ASSIGNED, len(stats.partitions))
+        yield _gauge(PAUSED, stats.paused_partitions)
+        yield from self._partitions(stats)
+        yield _gauge(HEALTHY, 1 if self._health(stats).ok else 0)
+        if self._timings is not None:
+            yield _histogram(HANDLER_SECONDS, self._timings.handler.snapshot())
+            yield _histogram(LATENCY_SECONDS, self._timings.latency.snapshot())
+
+    def _partitions(self, stats: Stats) -> Iterator[Metric]:
+        lag, committed, log_end, age = (
+            _gauge(LAG),
+            _gauge(COMMITTED_OFFSET),
+            _gauge(LOG_END_OFFSET),
+            _gauge(OLDEST_AGE),
+        )
+        stuck = 0
+        for p in stats.partitions:
+            labels = [p.topic, str(p.partition)]
+            parts = (p.not_fetched, p.queued, p.in_flight, p.done_not_committed)
+            for name, value in zip(LAG_PARTS, parts, strict=True):
+                if value is not None:
+                    lag.add_metric([*labels, name], value)
+            if p.committed is not None:
+                committed.add_metric(labels, p.committed)
+            if p.high_watermark is not None:
+                log_end.add_metric(labels, p.high_watermark)
+            age.add_metric(labels, p.oldest_age or 0.0)
+            if p.oldest_age is not None and p.oldest_age > self._stuck_after:
+                stuck += 1
+        yield from (lag, committed, log_end, age)
+        yield _gauge(STUCK, stuck)
+
+
+def new_registry(collector: StatsCollector) -> CollectorRegistry:
+    """A registry of its own (not the global one, so several consumers can run in one
+    process) holding parafka's metrics and the process, platform and GC ones."""
+    from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
+
+    registry = CollectorRegistry()
+    registry.register(collector)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
