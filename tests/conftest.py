@@ -4,6 +4,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests check logic, not speed: no per-example deadline (a loaded 2-core machine
+# makes any deadline flaky).
+settings.register_profile("parafka", deadline=None)
+settings.load_profile("parafka")
 
 from parafka.broker import BrokerNotAvailable, broker_binary
 from parafka.testing import LocalBroker
