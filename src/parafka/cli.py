@@ -6,7 +6,6 @@ user can fix is reported as one `parafka: error: ...` line, never a traceback.
 
 from __future__ import annotations
 
-import logging
 import re
 import signal
 import sys
@@ -14,34 +13,28 @@ import time
 from collections.abc import Sequence
 
 import click
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaException
 
 from parafka.broker import BrokerNotAvailable
+from parafka.cli_common import LOG_LEVELS
+from parafka.cli_common import key_values as _kv
+from parafka.cli_common import setup_logging as _setup_logging
+from parafka.cli_dlq import dlq
 from parafka.errors import ConfigError, ParafkaError
-from parafka.logs import QuietRepeats
+from parafka.kafka_config import kafka_error_text as _kafka_text
 from parafka.scheduler import ORDERINGS
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _BROKER_LOG_LINES = 10
-
-
-def _kv(_ctx: click.Context, _param: click.Parameter, values: Sequence[str]) -> dict[str, str]:
-    config = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(
-                f"{item!r} is not KEY=VALUE: write it like -X fetch.max.bytes=1048576"
-            )
-        config[key.strip()] = value
-    return config
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="parafka")
 def cli() -> None:
     """parafka: process Kafka records in parallel with per-key order and exact offsets."""
+
+
+cli.add_command(dlq)
 
 
 @cli.command()
@@ -250,11 +243,6 @@ def run(
     )
 
 
-def _kafka_text(exc: KafkaException) -> str:
-    error = exc.args[0] if exc.args else None
-    return error.str() if isinstance(error, KafkaError) else str(exc)
-
-
 @cli.command()
 @click.option(
     "--port",
@@ -304,17 +292,6 @@ def _tail(path: str | None) -> str:
     except OSError as exc:
         return f"(log unreadable: {exc})"
     return "\n".join(lines[-_BROKER_LOG_LINES:]) or "(empty log)"
-
-
-def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if level.upper() != "DEBUG":
-        handler.addFilter(QuietRepeats())
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        handlers=[handler],
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

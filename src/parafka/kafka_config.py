@@ -134,6 +134,12 @@ def validate_client_config(user: Mapping[str, Any]) -> None:
             client.close()
 
 
+def kafka_error_text(exc: KafkaException) -> str:
+    """The client's own description of the error a KafkaException carries."""
+    error = exc.args[0] if exc.args else None
+    return error.str() if isinstance(error, KafkaError) else str(exc)
+
+
 def _config_problem(exc: KafkaException, user: Mapping[str, Any]) -> str:
     error = exc.args[0] if exc.args else None
     text = error.str() if isinstance(error, KafkaError) else str(exc)
