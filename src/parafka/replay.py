@@ -111,6 +111,9 @@ class Replayer:
         # The end of each partition is reported as an event; reading starts where the
         # group left off (or at the log start when the group has no offset there).
         config.update({"enable.partition.eof": True, "auto.offset.reset": "earliest"})
+        # At the end of a partition the broker holds the fetch this long before the client
+        # can see the end (500 ms by default); the replay stops there, so keep it short.
+        config.setdefault("fetch.wait.max.ms", 100)
         self._consumer = Consumer(config, logger=client_logger())
         producer = producer_config(job.bootstrap_servers, user)
         producer["enable.idempotence"] = True  # no duplicate or reordering from retries
@@ -120,8 +123,13 @@ class Replayer:
     # -- the job ------------------------------------------------------------------------
     def run(self) -> Tally:
         try:
-            self._start()
+            # Created first: an idempotent producer needs a moment to get its producer id,
+            # which then overlaps the consumer's start.
             self._producer = Producer(self._producer_config, logger=client_logger())
+            # Connecting the producer now lets it get its producer id while the consumer
+            # starts (otherwise its first records waited about a second on the local broker).
+            self._metadata(self._producer, None)
+            self._start()
             try:
                 self._loop()
             except BaseException:
@@ -299,15 +307,7 @@ class Replayer:
         if known is not None:
             return known
         job = self.job
-        try:
-            metadata = self._consumer.list_topics(topic, timeout=job.connect_timeout)
-        except KafkaException as exc:
-            raise BrokerUnreachable(
-                f"cannot reach Kafka at {job.bootstrap_servers!r} within "
-                f"{job.connect_timeout:g} s ({kafka_error_text(exc)}): check --bootstrap-servers "
-                "and that the broker is running, or raise --connect-timeout"
-            ) from None
-        found = metadata.topics.get(topic)
+        found = self._metadata(self._consumer, topic).topics.get(topic)
         error = found.error if found is not None else None
         if found is None or (
             error is not None and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
@@ -320,6 +320,18 @@ class Replayer:
             raise ReplayFailed(f"cannot use topic {topic!r}: {error.str()}")
         self._topic_partitions[topic] = len(found.partitions)
         return len(found.partitions)
+
+    def _metadata(self, client: Consumer | Producer, topic: str | None) -> Any:
+        """Cluster metadata (of one topic, or all); BrokerUnreachable when none comes."""
+        job = self.job
+        try:
+            return client.list_topics(topic, timeout=job.connect_timeout)
+        except KafkaException as exc:
+            raise BrokerUnreachable(
+                f"cannot reach Kafka at {job.bootstrap_servers!r} within "
+                f"{job.connect_timeout:g} s ({kafka_error_text(exc)}): check --bootstrap-servers "
+                "and that the broker is running, or raise --connect-timeout"
+            ) from None
 
     def _commit(self) -> None:
         """Commit, for each partition that moved, the lowest offset not yet acknowledged."""
