@@ -115,7 +115,10 @@ def replay(
     starts, then stops. Progress is committed only past records the broker acknowledged,
     so a second run replays only what is new (at least once: nothing is lost).
     """
-    from parafka.kafka_config import validate_client_config
+    from confluent_kafka import KafkaException
+
+    from parafka.errors import ParafkaError
+    from parafka.kafka_config import kafka_error_text, validate_client_config
     from parafka.replay import Replayer, ReplayJob
 
     job = ReplayJob(
@@ -133,7 +136,10 @@ def replay(
     started = time.monotonic()
     with _progress_display() as on_progress, _sigterm_interrupts():
         replayer = Replayer(job, on_progress)
-        tally = replayer.run()
+        try:
+            tally = replayer.run()
+        except KafkaException as exc:  # a fatal client error; the others are handled
+            raise ParafkaError(f"Kafka client error: {kafka_error_text(exc)}") from None
     for line in tally.lines(dlq_topic, replayer.group, time.monotonic() - started):
         click.echo(line)
 

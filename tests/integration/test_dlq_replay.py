@@ -8,9 +8,11 @@ tests do not depend on the consumer that writes them.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Message, Producer
@@ -21,11 +23,11 @@ from parafka.deadletter import Failure, dead_letter
 from parafka.errors import ConfigError
 from parafka.record import Headers, Record
 from parafka.redrive import NoDestination, Selection
-from parafka.replay import ReplayFailed, ReplayJob, Replayer, replay
+from parafka.replay import Replayer, ReplayFailed, ReplayJob, replay
 from parafka.testing import LocalBroker
 
 from .helpers import committed
-from .test_cli import cli_env, error_lines, run_cli
+from .test_cli import cli_env, error_lines, run_cli, started_cli
 
 TRACE: Headers = [("trace-id", b"t-1"), ("tenant", b"acme")]
 
@@ -61,11 +63,14 @@ def write_dead_letters(
 def write_raw(broker: LocalBroker, topic: str, value: bytes, headers: Headers) -> None:
     """A record that is not a proper dead letter (no parafka.dlq.topic header)."""
     producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
-    producer.produce(topic, value, b"raw", headers=headers)
+    producer.produce(topic, value, b"raw", headers=list(headers))
     assert producer.flush(30) == 0
 
 
-def contents(messages: list[Message]) -> Counter[tuple[int | None, bytes | None, bytes | None, tuple[tuple[str, bytes | None], ...]]]:  # fmt: skip
+Seen = tuple[int | None, bytes | None, bytes | None, tuple[tuple[str, bytes | None], ...]]
+
+
+def contents(messages: list[Message]) -> Counter[Seen]:
     """(partition, key, value, headers) of each message, as a multiset."""
     return Counter(
         (m.partition(), m.key(), m.value(), tuple(m.headers() or ()))  # type: ignore[arg-type]
@@ -73,7 +78,7 @@ def contents(messages: list[Message]) -> Counter[tuple[int | None, bytes | None,
     )
 
 
-def replayed_form(record: Record, count: int = 1) -> tuple[int, bytes | None, bytes | None, tuple[tuple[str, bytes | None], ...]]:  # fmt: skip
+def replayed_form(record: Record, count: int = 1) -> Seen:
     return (
         record.partition,
         record.key,
@@ -149,7 +154,7 @@ def test_filters_replay_only_matching_dead_letters(broker: LocalBroker) -> None:
     timeouts = [source_record(orders, 0, o) for o in range(3)]
     others = [source_record(orders, 0, o) for o in range(3, 5)]
     timeouts_elsewhere = [source_record(payments, 0, o) for o in range(2)]
-    letters = [(r, TimeoutError("slow")) for r in timeouts]
+    letters: list[tuple[Record, BaseException]] = [(r, TimeoutError("slow")) for r in timeouts]
     letters += [(r, ValueError("bad")) for r in others]
     letters += [(r, TimeoutError("slow")) for r in timeouts_elsewhere]
     write_dead_letters(broker, dlq, letters, partitions=2)
@@ -270,3 +275,30 @@ def test_cli_unreachable_broker_exits_1_quickly() -> None:
     assert line.startswith(f"parafka: error: cannot reach Kafka at '{address}' within 2 s")
     assert "Traceback" not in result.stderr
     assert time.monotonic() - started < 20
+
+
+def test_sigterm_commits_what_was_replayed_and_a_rerun_finishes(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    orders = broker.new_topic("orders")
+    dlq = broker.new_topic("dlq")
+    write_dead_letters(
+        broker, dlq, [(source_record(orders, 0, o), ValueError()) for o in range(40)]
+    )
+    args = ["dlq", "replay", "--from", dlq, "-b", broker.bootstrap_servers, "-g", "slow"]
+
+    with started_cli([*args, "--rate", "10"], cli_env(), tmp_path) as proc:
+        assert len(broker.consume_all(orders, expected=5, timeout=15)) == 5  # under way
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 130
+    assert error_lines((tmp_path / "stderr").read_text()) == ["parafka: error: interrupted"]
+
+    done = committed(broker, "slow", dlq, 1)[0]
+    assert 5 <= done < 40
+    assert_holds_exactly(broker, orders, 1, done)  # replayed = committed: no loss, no repeat
+    rerun = run_cli(args, cli_env(), timeout=60)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.startswith(f"replayed {40 - done} record(s)")
+    messages = broker.consume_all(orders, expected=41, timeout=15)
+    values = Counter(m.value() for m in messages if m.value() != b"sentinel")
+    assert values == Counter(source_record(orders, 0, o).value for o in range(40))

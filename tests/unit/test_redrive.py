@@ -155,7 +155,7 @@ def test_no_source_topic_and_no_to_names_the_offset_and_the_fix() -> None:
 
 
 def test_a_partition_header_that_is_not_a_number_is_ignored() -> None:
-    headers = [(deadletter.TOPIC, b"orders"), (deadletter.PARTITION, b"x")]
+    headers: Headers = [(deadletter.TOPIC, b"orders"), (deadletter.PARTITION, b"x")]
     assert destination(headers, None, "d[0]@0") == Destination("orders", None)
 
 
@@ -169,7 +169,11 @@ def test_a_partition_that_no_longer_exists_goes_to_the_partitioner() -> None:
 def test_a_dead_letter_keeps_key_and_value_in_place() -> None:
     record = Record("orders", 0, 1, b"the-key", b"the-value", [])
     produced = dead_letter(record, "orders.dlq", "g", Failure(ValueError(), 1, 0.0, 0.0))
-    assert (produced.topic, produced.key, produced.value) == ("orders.dlq", b"the-key", b"the-value")
+    assert (produced.topic, produced.key, produced.value) == (
+        "orders.dlq",
+        b"the-key",
+        b"the-value",
+    )
 
 
 def test_replayed_headers_are_the_original_ones_plus_a_count() -> None:
