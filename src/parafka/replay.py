@@ -114,39 +114,48 @@ class Replayer:
         # At the end of a partition the broker holds the fetch this long before the client
         # can see the end (500 ms by default); the replay stops there, so keep it short.
         config.setdefault("fetch.wait.max.ms", 100)
-        self._consumer = Consumer(config, logger=client_logger())
+        self._consumer_config = config
         producer = producer_config(job.bootstrap_servers, user)
         producer["enable.idempotence"] = True  # no duplicate or reordering from retries
         self._producer_config = producer
+        self._consumer: Any = None
         self._producer: Any = None
 
     # -- the job ------------------------------------------------------------------------
     def run(self) -> Tally:
+        """Replay once, to the end; returns the tally (the summary of what was done)."""
+        if self._consumer is not None:
+            raise RuntimeError("this Replayer already ran; create a new one")
+        self._consumer = Consumer(self._consumer_config, logger=client_logger())
         try:
-            # Created first: an idempotent producer needs a moment to get its producer id,
-            # which then overlaps the consumer's start.
+            # Connecting the producer first lets it get its producer id (idempotence) while
+            # the consumer starts; otherwise its first records waited about a second on
+            # the local broker.
             self._producer = Producer(self._producer_config, logger=client_logger())
-            # Connecting the producer now lets it get its producer id while the consumer
-            # starts (otherwise its first records waited about a second on the local broker).
             self._metadata(self._producer, None)
             self._start()
             try:
                 self._loop()
             except BaseException:
                 self._settle_quietly()
-                log.warning(
-                    "stopped after replaying %d record(s) (%d filtered out)",
-                    self.tally.total_replayed,
-                    self.tally.filtered,
-                )
+                self._log_stopped()
                 raise
             self._settle()
             self._report()
             if self._failure is not None:
+                self._log_stopped()
                 raise self._failure
             return self.tally
         finally:
             self._consumer.close()
+
+    def _log_stopped(self) -> None:
+        tally = self.tally
+        log.warning(
+            "stopped after replaying %d record(s) (%d filtered out)",
+            tally.total_replayed,
+            tally.filtered,
+        )
 
     def _start(self) -> None:
         """Check the topics, read the group's offsets and assign every partition."""
@@ -220,7 +229,7 @@ class Replayer:
         self._read += 1
         headers = _headers(message)
         if self.job.selection.matches(headers):
-            self._send(message, partition, offset)
+            self._send(message, headers, partition, offset)
         else:
             part.offsets.finish(offset)
             self.tally.filtered += 1
@@ -253,9 +262,9 @@ class Replayer:
         part.done = True
         self._consumer.pause([TopicPartition(self.job.dlq_topic, partition)])
 
-    def _send(self, message: Message, partition: int, offset: int) -> None:
+    def _send(self, message: Message, headers: Headers | None, partition: int, offset: int) -> None:
+        """Produce one dead letter back; its offset is finished when the broker acknowledges."""
         where = f"{self.job.dlq_topic}[{partition}]@{offset}"
-        headers = _headers(message)
         wanted = destination(headers, self.job.to, where)
         count = self._partition_count(wanted.topic, f"the destination of dead letter {where}")
         target = destination_partition(wanted, count)
