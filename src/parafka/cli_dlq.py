@@ -20,7 +20,9 @@ from parafka.cli_common import LOG_LEVELS, key_values, setup_logging
 from parafka.redrive import FILTER_NAMES, Selection
 
 if TYPE_CHECKING:
-    from parafka.replay import Progress
+    from types import FrameType
+
+    from parafka.replay import Progress, Replayer
 
 log = logging.getLogger("parafka.replay")
 PLAIN_PROGRESS_EVERY = 5.0  # seconds between progress lines when stdout is not a terminal
@@ -134,14 +136,17 @@ def replay(
     validate_client_config(kafka_config)
     setup_logging(log_level)
     started = time.monotonic()
-    with _progress_display() as on_progress, _sigterm_interrupts():
+    with _progress_display() as on_progress:
         replayer = Replayer(job, on_progress)
-        try:
-            tally = replayer.run()
-        except KafkaException as exc:  # a fatal client error; the others are handled
-            raise ParafkaError(f"Kafka client error: {kafka_error_text(exc)}") from None
+        with _stop_on_signals(replayer):
+            try:
+                tally = replayer.run()
+            except KafkaException as exc:  # a fatal client error; the others are handled
+                raise ParafkaError(f"Kafka client error: {kafka_error_text(exc)}") from None
     for line in tally.lines(dlq_topic, replayer.group, time.monotonic() - started):
         click.echo(line)
+    if replayer.stopped:
+        raise click.Abort  # exit 130, "interrupted"
 
 
 @contextmanager
@@ -190,10 +195,22 @@ def _progress_display() -> Iterator[Callable[[Progress], None]]:
 
 
 @contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM stops a replay like Ctrl+C: acknowledged progress is committed first."""
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+def _stop_on_signals(replayer: Replayer) -> Iterator[None]:
+    """SIGINT/SIGTERM stop the replay after committing what was acknowledged; a second
+    one stops waiting for acknowledgements. The handler only sets flags: an exception
+    raised inside the client's poll() came out as a SystemError (confluent-kafka 2.16)."""
+    received = []
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+        name = signal.Signals(signum).name
+        if len(received) == 1:
+            log.info("%s received: stopping; committing what the broker acknowledged", name)
+        replayer.stop(wait=len(received) == 1)
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

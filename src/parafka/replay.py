@@ -105,6 +105,8 @@ class Replayer:
         self._parts: dict[int, _Partition] = {}
         self._read = 0
         self._failure: ReplayFailed | None = None
+        self._stopping = False  # stop(): read no more
+        self._abandon = False  # stop(wait=False): wait for no more acknowledgements
         self._topic_partitions: dict[str, int] = {}  # destination topic → partition count
         user = job.kafka_config
         config = consumer_config(job.bootstrap_servers, self.group, user)
@@ -122,6 +124,19 @@ class Replayer:
         self._producer: Any = None
 
     # -- the job ------------------------------------------------------------------------
+    def stop(self, wait: bool = True) -> None:
+        """Stop reading; what was acknowledged is committed and `run()` returns with
+        `stopped` set. wait=False also stops waiting for acknowledgements. Only sets flags:
+        safe from a signal handler or another thread."""
+        self._stopping = True
+        if not wait:
+            self._abandon = True
+
+    @property
+    def stopped(self) -> bool:
+        """True when `stop()` ended the run before the end of the dead-letter topic."""
+        return self._stopping
+
     def run(self) -> Tally:
         """Replay once, to the end; returns the tally (the summary of what was done)."""
         if self._consumer is not None:
@@ -142,8 +157,9 @@ class Replayer:
                 raise
             self._settle()
             self._report()
-            if self._failure is not None:
+            if self._failure is not None or self._stopping:
                 self._log_stopped()
+            if self._failure is not None:
                 raise self._failure
             return self.tally
         finally:
@@ -160,9 +176,11 @@ class Replayer:
     def _start(self) -> None:
         """Check the topics, read the group's offsets and assign every partition."""
         job = self.job
-        partitions = self._partition_count(job.dlq_topic, "the dead-letter topic (--from)")
+        partitions = self._partition_count(
+            job.dlq_topic, "the dead-letter topic (--from)", "check the name"
+        )
         if job.to is not None:
-            self._partition_count(job.to, "the destination topic (--to)")
+            self._partition_count(job.to, "the destination topic (--to)", "create it or fix --to")
         tps = [TopicPartition(job.dlq_topic, p) for p in range(partitions)]
         try:
             committed = self._consumer.committed(tps, timeout=job.connect_timeout)
@@ -191,16 +209,19 @@ class Replayer:
 
     def _loop(self) -> None:
         last_commit = self.clock()
-        while self._failure is None and not all(p.done for p in self._parts.values()):
+        while not self._interrupted() and not all(p.done for p in self._parts.values()):
             for message in self._fetch():
                 self._handle(message)
-                if self._failure is not None:
+                if self._interrupted():
                     break
             self._producer.poll(0)
             if self.clock() - last_commit >= self.job.commit_interval:
                 self._commit()
                 last_commit = self.clock()
             self._report()
+
+    def _interrupted(self) -> bool:
+        return self._failure is not None or self._stopping
 
     def _fetch(self) -> list[Message]:
         """Up to a batch of records; returns on the first one (or after 0.2 s of none)."""
@@ -266,9 +287,14 @@ class Replayer:
         """Produce one dead letter back; its offset is finished when the broker acknowledges."""
         where = f"{self.job.dlq_topic}[{partition}]@{offset}"
         wanted = destination(headers, self.job.to, where)
-        count = self._partition_count(wanted.topic, f"the destination of dead letter {where}")
+        count = self._partition_count(
+            wanted.topic,
+            f"the source topic of dead letter {where},",
+            "create it or pass --to TOPIC",
+        )
         target = destination_partition(wanted, count)
-        self._wait_for_rate()
+        if not self._wait_for_rate():
+            return  # stopped while waiting: not sent, so not committed
 
         def delivered(err: KafkaError | None, _msg: Message) -> None:
             if err is not None:
@@ -294,12 +320,16 @@ class Replayer:
                 self._fail(where, wanted.topic, kafka_error_text(exc))
                 return
 
-    def _wait_for_rate(self) -> None:
+    def _wait_for_rate(self) -> bool:
+        """Wait for the rate limit's permission; False when stopped meanwhile."""
         if self._bucket is None:
-            return
+            return True
         deadline = self.clock() + self._bucket.reserve()
         while (left := deadline - self.clock()) > 0:
+            if self._stopping:
+                return False
             self._producer.poll(min(left, 0.1))  # serve deliveries while waiting
+        return True
 
     def _fail(self, where: str, topic: str, why: str) -> None:
         if self._failure is None:
@@ -309,9 +339,10 @@ class Replayer:
             )
 
     # -- metadata, commits, progress --------------------------------------------------------
-    def _partition_count(self, topic: str, what: str) -> int:
-        """The partition count of `topic`; a ConfigError when it does not exist. The
-        consumer asks, since a producer's metadata request can create the topic."""
+    def _partition_count(self, topic: str, what: str, fix: str) -> int:
+        """The partition count of `topic`; a ConfigError saying `what` it is and how to
+        `fix` it when it does not exist. The consumer asks: a producer's metadata request
+        can create the topic."""
         known = self._topic_partitions.get(topic)
         if known is not None:
             return known
@@ -321,10 +352,7 @@ class Replayer:
         if found is None or (
             error is not None and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
         ):
-            raise ConfigError(
-                f"{what} {topic!r} does not exist on {job.bootstrap_servers}: check the name"
-                + (" or pass --to TOPIC" if "destination of" in what else "")
-            )
+            raise ConfigError(f"{what} {topic!r} does not exist on {job.bootstrap_servers}: {fix}")
         if error is not None:
             raise ReplayFailed(f"cannot use topic {topic!r}: {error.str()}")
         self._topic_partitions[topic] = len(found.partitions)
@@ -369,7 +397,9 @@ class Replayer:
     def _settle(self) -> None:
         """Wait for every delivery report, then commit what they acknowledged."""
         while self._producer is not None and self._producer.flush(0.5) > 0:
-            pass
+            if self._abandon:
+                log.warning("not waiting for %d unacknowledged record(s)", len(self._producer))
+                break
         self._commit()
 
     def _settle_quietly(self) -> None:

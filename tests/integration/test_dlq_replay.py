@@ -241,7 +241,7 @@ def test_a_missing_destination_topic_is_a_usage_error(broker: LocalBroker) -> No
     gone = f"gone-{os.getpid()}-{time.monotonic_ns()}"
     write_dead_letters(broker, dlq, [(source_record(gone, 0, 0), ValueError())])
 
-    with pytest.raises(ConfigError, match=rf"destination of dead letter {dlq}\[0\]@0 '{gone}'"):
+    with pytest.raises(ConfigError, match=rf"dead letter {dlq}\[0\]@0, '{gone}' does not exist"):
         replay(job(broker, dlq))
     with pytest.raises(ConfigError, match=r"destination topic \(--to\) 'nope-"):
         Replayer(job(broker, dlq, to=f"nope-{gone}")).run()
@@ -290,11 +290,14 @@ def test_sigterm_commits_what_was_replayed_and_a_rerun_finishes(
     with started_cli([*args, "--rate", "10"], cli_env(), tmp_path) as proc:
         assert len(broker.consume_all(orders, expected=5, timeout=15)) == 5  # under way
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 130
-    assert error_lines((tmp_path / "stderr").read_text()) == ["parafka: error: interrupted"]
+        code = proc.wait(timeout=30)
+    stderr = (tmp_path / "stderr").read_text()
+    assert code == 130, stderr
+    assert error_lines(stderr) == ["parafka: error: interrupted"]
 
     done = committed(broker, "slow", dlq, 1)[0]
     assert 5 <= done < 40
+    assert (tmp_path / "stdout").read_text().startswith(f"replayed {done} record(s) from {dlq}")
     assert_holds_exactly(broker, orders, 1, done)  # replayed = committed: no loss, no repeat
     rerun = run_cli(args, cli_env(), timeout=60)
     assert rerun.returncode == 0, rerun.stderr
