@@ -141,8 +141,7 @@ def kafka_error_text(exc: KafkaException) -> str:
 
 
 def _config_problem(exc: KafkaException, user: Mapping[str, Any]) -> str:
-    error = exc.args[0] if exc.args else None
-    text = error.str() if isinstance(error, KafkaError) else str(exc)
+    text = kafka_error_text(exc)
     named = re.search(r'"([^"]+)"', text)
     key = named.group(1) if named else None
     if key is not None and key in user:
