@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from parafka.broker import BrokerNotAvailable, broker_binary
+from parafka.testing import LocalBroker
+
 # Property tests check logic, not speed: no per-example deadline (a loaded 2-core machine
 # makes any deadline flaky).
 settings.register_profile("parafka", deadline=None)
 settings.load_profile("parafka")
-
-from parafka.broker import BrokerNotAvailable, broker_binary
-from parafka.testing import LocalBroker
 
 _INTEGRATION = Path(__file__).parent / "integration"
 

@@ -6,7 +6,6 @@ user can fix is reported as one `parafka: error: ...` line, never a traceback.
 
 from __future__ import annotations
 
-import logging
 import re
 import signal
 import sys
@@ -14,30 +13,21 @@ import time
 from collections.abc import Sequence
 
 import click
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaException
 
 from parafka.broker import BrokerNotAvailable
+from parafka.cli_common import LOG_LEVELS
+from parafka.cli_common import key_values as _kv
+from parafka.cli_common import setup_logging as _setup_logging
 from parafka.cli_config import ParafkaGroup
+from parafka.cli_dlq import dlq
 from parafka.cli_sizing import partitions
 from parafka.errors import ConfigError, ParafkaError
-from parafka.logs import QuietRepeats
+from parafka.kafka_config import kafka_error_text as _kafka_text
 from parafka.scheduler import ORDERINGS
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _BROKER_LOG_LINES = 10
-
-
-def _kv(_ctx: click.Context, _param: click.Parameter, values: Sequence[str]) -> dict[str, str]:
-    config = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(
-                f"{item!r} is not KEY=VALUE: write it like -X fetch.max.bytes=1048576"
-            )
-        config[key.strip()] = value
-    return config
 
 
 # Every command gets PARAFKA_* variables, --config FILE and --print-config (cli_config.py).
@@ -48,6 +38,7 @@ def cli() -> None:
 
 
 cli.add_command(partitions)
+cli.add_command(dlq)
 
 
 @cli.command()
@@ -397,11 +388,6 @@ def lag(
         click.echo(as_text(group_id, rows))
 
 
-def _kafka_text(exc: KafkaException) -> str:
-    error = exc.args[0] if exc.args else None
-    return error.str() if isinstance(error, KafkaError) else str(exc)
-
-
 @cli.command()
 @click.option(
     "--port",
@@ -451,17 +437,6 @@ def _tail(path: str | None) -> str:
     except OSError as exc:
         return f"(log unreadable: {exc})"
     return "\n".join(lines[-_BROKER_LOG_LINES:]) or "(empty log)"
-
-
-def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if level.upper() != "DEBUG":
-        handler.addFilter(QuietRepeats())
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        handlers=[handler],
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

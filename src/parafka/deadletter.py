@@ -68,7 +68,7 @@ def dead_letter(record: Record, topic: str, group: str, failure: Failure) -> Pro
         h for h in record.headers or () if not h[0].startswith(PREFIX)
     ]
     headers.extend(added)
-    return Produced(topic, record.value, record.key, headers)
+    return Produced(topic=topic, value=record.value, key=record.key, headers=headers)
 
 
 def header_text(headers: Headers | None, name: str) -> str | None:

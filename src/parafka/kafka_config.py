@@ -147,9 +147,14 @@ def validate_client_config(user: Mapping[str, Any]) -> None:
             client.close()
 
 
-def _config_problem(exc: KafkaException, user: Mapping[str, Any]) -> str:
+def kafka_error_text(exc: KafkaException) -> str:
+    """The client's own description of the error a KafkaException carries."""
     error = exc.args[0] if exc.args else None
-    text = error.str() if isinstance(error, KafkaError) else str(exc)
+    return error.str() if isinstance(error, KafkaError) else str(exc)
+
+
+def _config_problem(exc: KafkaException, user: Mapping[str, Any]) -> str:
+    text = kafka_error_text(exc)
     named = re.search(r'"([^"]+)"', text)
     key = named.group(1) if named else None
     if key is not None and key in user:
