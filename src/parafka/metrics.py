@@ -56,6 +56,11 @@ RETRIED = Spec("parafka_records_retried", "counter", "Retries scheduled after a 
 DEAD_LETTERED = Spec(
     "parafka_records_dead_lettered", "counter", "Records sent to the dead-letter topic."
 )
+DROPPED = Spec(
+    "parafka_records_dropped",
+    "counter",
+    "Records that failed for good and were skipped (on_failure='skip'): not processed.",
+)
 SKIPPED = Spec(
     "parafka_records_skipped",
     "counter",
@@ -148,6 +153,7 @@ ALL = (
     FAILED,
     RETRIED,
     DEAD_LETTERED,
+    DROPPED,
     SKIPPED,
     COMMITS,
     REBALANCES,
@@ -216,8 +222,8 @@ class StatsCollector:
         yield _counter(PROCESSED, stats.processed)
         yield _counter(FAILED, stats.failed)
         yield _counter(RETRIED, stats.retried)
-        # Read with a default: older snapshots have no dead-letter counter.
-        yield _counter(DEAD_LETTERED, getattr(stats, "dead_lettered", 0))
+        yield _counter(DEAD_LETTERED, stats.dead_lettered)
+        yield _counter(DROPPED, stats.dropped)
         yield _counter(SKIPPED, stats.skipped)
         yield _counter(COMMITS, stats.commits)
         yield _counter(REBALANCES, stats.rebalances)

@@ -29,6 +29,8 @@ def _stats() -> Stats:
         failed=3,
         retried=2,
         skipped=1,
+        dead_lettered=5,
+        dropped=7,
         in_flight=4,
         queued=6,
         rebalances=1,
@@ -92,7 +94,8 @@ def test_every_declared_metric_is_exposed_with_its_values() -> None:
     values = _samples(text)
     assert values[("parafka_records_processed_total", ())] == 120
     assert values[("parafka_records_failed_total", ())] == 3
-    assert values[("parafka_records_dead_lettered_total", ())] == 0
+    assert values[("parafka_records_dead_lettered_total", ())] == 5
+    assert values[("parafka_records_dropped_total", ())] == 7
     assert values[("parafka_records_in_flight", ())] == 4
     assert values[("parafka_paused_partitions", ())] == 1
     lag = {
