@@ -202,6 +202,57 @@ def parafka_rate(
     return count / (last - first)
 
 
+def _parafka_member(
+    target: str, config: dict[str, Any], topic: str, group: str, count: int, done: Any,
+    times: Any, kw: dict[str, Any],
+) -> None:  # fmt: skip
+    """One consumer of a `--processes N`-style group: adds its progress to the shared
+    counter every 10 ms until the whole group has handled `count` records."""
+    consumer = ParallelConsumer(
+        target, bootstrap_servers=str(config["bootstrap.servers"]), group_id=group,
+        topics=topic, kafka_config=config, **kw,
+    )  # fmt: skip
+    consumer.start()
+    seen = 0
+    try:
+        while done.value < count and consumer.is_running:
+            processed = consumer.stats().processed
+            if processed > seen:
+                with done.get_lock():
+                    if done.value == 0:
+                        times[0] = time.time()
+                    done.value += processed - seen
+                    times[1] = time.time()
+                seen = processed
+            time.sleep(0.01)
+    finally:
+        consumer.stop()
+        consumer.join(60)
+
+
+def parafka_processes(
+    target: str, config: dict[str, Any], topic: str, count: int, n: int, **kw: Any
+) -> float:
+    """`n` parafka consumers in one group, each its own process (what `parafka run
+    --processes N` starts); records/s overall, timed like the plain loops."""
+    ctx = multiprocessing.get_context("spawn")
+    done, times = ctx.Value("q", 0), ctx.Array("d", [0.0, 0.0])
+    group = fresh_group("bench-md5-parafka-procs")
+    procs = [
+        ctx.Process(
+            target=_parafka_member, args=(target, config, topic, group, count, done, times, kw)
+        )
+        for _ in range(n)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(600)
+    if done.value < count:
+        raise RuntimeError(f"parafka x{n} {kw} handled {done.value} of {count} records")
+    return count / (times[1] - times[0])
+
+
 def noop(record: Record) -> None:
     return None
 
@@ -258,6 +309,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                         ),
                     )
                 )
+        for ordering in ("unordered", "key"):
+            runs.append(
+                (
+                    f"parafka x2 processes, thread {ordering} C=4",
+                    lambda o=ordering: parafka_processes(
+                        target,
+                        config,
+                        names,
+                        md5_count,
+                        2,
+                        ordering=o,
+                        concurrency=4,
+                        output_topic=out(),
+                    ),
+                )
+            )
         runs.append(
             (
                 "parafka thread unordered C=4",

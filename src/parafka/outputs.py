@@ -11,11 +11,12 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from parafka.executors.base import ChunkResult, Completions
+from parafka.executors.base import ChunkResult, Completions, Outcome
 from parafka.kafka_config import producer_config
 from parafka.logs import client_logger
 from parafka.record import Produced, Record
@@ -106,10 +107,11 @@ class OutputThread:
     The control thread hands over (records, outputs) with `send()`, a list append. The
     thread produces everything handed over so far, then flushes: when the flush returns,
     every output of that epoch is acknowledged (or one failed), and the epoch's records are
-    reported to `completions` as one chunk, done (or failed, to be retried: a duplicate
-    downstream, never a loss). No per-message delivery callback runs in Python, and the
-    control thread never waits for the broker. While one epoch flushes, the next one fills,
-    so epochs grow with the load.
+    reported to `completions` as one chunk: done, except the records whose outputs failed
+    (retried: a duplicate downstream, never a loss). Delivery reports come only for
+    failures (`delivery.report.only.error`), so no Python callback runs per message on
+    success, and the control thread never waits for the broker. While one epoch flushes,
+    the next one fills, so epochs grow with the load.
     """
 
     FLUSH_STEP = 0.5  # seconds per flush call, so that a stop is noticed
@@ -120,13 +122,11 @@ class OutputThread:
         self._config = {
             **producer_config(bootstrap_servers, kafka_config),
             "delivery.report.only.error": True,
-            "on_delivery": self._failed,
         }
         self._completions = completions
         self._inbox: deque[tuple[list[Record], list[Produced]]] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._errors: list[BaseException] = []
         self._lock = threading.Lock()
         self._pending = 0
         self._thread: threading.Thread | None = None
@@ -145,10 +145,6 @@ class OutputThread:
         self._inbox.append((records, outputs))
         self._wake.set()
 
-    def _failed(self, err: KafkaError | None, _msg: Any) -> None:
-        if err is not None:
-            self._errors.append(KafkaException(err))
-
     def _run(self) -> None:
         producer = Producer(self._config, logger=client_logger())
         inbox = self._inbox
@@ -159,28 +155,39 @@ class OutputThread:
                 continue
             epoch = [inbox.popleft() for _ in range(len(inbox))]
             records: list[Record] = []
-            for members, outputs in epoch:
+            spans: list[tuple[int, int]] = []  # each item's records within `records`
+            errors: dict[int, BaseException] = {}  # item -> its first failure
+            for index, (members, outputs) in enumerate(epoch):
+                spans.append((len(records), len(records) + len(members)))
                 records.extend(members)
-                error = self._produce(producer, outputs)
-                if error is not None:
-                    self._errors.append(error)
+                refused = self._produce(producer, outputs, partial(_failed, errors, index))
+                if refused is not None:
+                    errors.setdefault(index, refused)
             while producer.flush(self.FLUSH_STEP) and not self._stop.is_set():
                 pass
             if self._stop.is_set():
                 return  # stopping without waiting: these records are not reported
-            error = self._errors[0] if self._errors else None
-            self._errors.clear()
-            outcomes = None if error is None else [(None, error)] * len(records)
-            self._completions.put(ChunkResult(records, outcomes))  # type: ignore[arg-type]
+            outcomes: list[Outcome | None] | None = None
+            if errors:
+                outcomes = [None] * len(records)
+                for index, error in errors.items():
+                    start, end = spans[index]
+                    outcomes[start:end] = [(None, error)] * (end - start)
+            self._completions.put(ChunkResult(records, outcomes))
             with self._lock:
                 self._pending -= len(records)
 
     @staticmethod
-    def _produce(producer: Any, outputs: list[Produced]) -> BaseException | None:
+    def _produce(
+        producer: Any, outputs: list[Produced], on_error: Callable[[Any, Any], None]
+    ) -> BaseException | None:
+        """Hand the outputs to the producer; the client's refusal, if any."""
         for out in outputs:
             while True:
                 try:
-                    producer.produce(out.topic, out.value, out.key, headers=out.headers)
+                    producer.produce(
+                        out.topic, out.value, out.key, headers=out.headers, on_delivery=on_error
+                    )
                     break
                 except BufferError:
                     producer.poll(0.05)  # local queue full: let deliveries drain
@@ -194,3 +201,9 @@ class OutputThread:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def _failed(errors: dict[int, BaseException], index: int, err: KafkaError | None, _: Any) -> None:
+    """Delivery report of a failed output (the only kind this producer gets)."""
+    if err is not None:
+        errors.setdefault(index, KafkaException(err))
