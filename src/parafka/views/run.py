@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from contextlib import ExitStack
 
 from rich.console import Console
@@ -14,9 +15,13 @@ from parafka.views.web import Dashboard
 
 
 def terminal_console() -> Console | None:
-    """A console on stderr when stderr is a terminal that can redraw; else None."""
+    """A console on stderr when stderr is a terminal that can redraw; else None.
+
+    stderr itself must be a TTY (FORCE_COLOR makes rich treat a file as a terminal), and
+    rich's own checks apply too (TERM=dumb, TTY_INTERACTIVE=0 turn the panel off).
+    """
     console = Console(stderr=True)
-    if console.is_terminal and not console.is_dumb_terminal:
+    if sys.stderr.isatty() and console.is_interactive:
         return console
     return None
 

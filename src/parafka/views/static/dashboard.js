@@ -89,7 +89,7 @@ function timeChart(canvas, times, series, stacked) {
       highest = Math.max(highest, tops[k][i]);
     });
   }
-  const top = niceCeiling(highest);
+  const top = Math.max(4, niceCeiling(highest)); // at least 4: whole numbers on the axis
   const x = (t) => pad.left + plotW * (1 - (now - t) / span);
   const y = (v) => pad.top + plotH * (1 - v / top);
 
@@ -302,17 +302,22 @@ function setStatus(text, live) {
   status.classList.toggle("down", !live);
 }
 
+// Only the request is guarded: a drawing bug must surface in the console, not as "no answer".
 async function poll() {
+  let data = null;
   try {
     const response = await fetch(`api/stats?since=${state.seq}`, { cache: "no-store" });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    merge(await response.json());
-    draw();
-    setStatus("live", true);
+    data = await response.json();
   } catch (error) {
     setStatus(`no answer (${error.message}): the consumer may have stopped`, false);
   }
   window.setTimeout(poll, POLL_MS);
+  if (data !== null) {
+    merge(data);
+    draw();
+    setStatus("live", true);
+  }
 }
 
 window.addEventListener("resize", () => drawCharts());
