@@ -8,20 +8,21 @@ import logging
 import sys
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console
 
 from parafka.recent import RecentDeadLetters
 from parafka.record import Record
-from parafka.stats import PartitionStats, Stats
+from parafka.stats import Stats
 from parafka.views.history import History, lag_parts, progress, remaining, total_lag_parts
 from parafka.views.terminal import LiveView, render
 from parafka.views.webdata import payload
 
 
 @dataclass(frozen=True)
-class PartsPartition:
-    """A partition snapshot that carries the lag parts (as richer stats will)."""
+class PlainPartition:
+    """A partition snapshot without the lag parts (as PartitionStats first was)."""
 
     topic: str
     partition: int
@@ -31,6 +32,12 @@ class PartsPartition:
     lag: int | None
     pending: int
     done_above: int
+
+
+@dataclass(frozen=True)
+class PartsPartition(PlainPartition):
+    """A partition snapshot that carries the lag parts and the oldest record's age."""
+
     not_fetched: int | None = None
     queued: int = 0
     in_flight: int = 0
@@ -39,8 +46,8 @@ class PartsPartition:
     oldest_age: float | None = None
 
 
-def part(p: int, lag: int, *, topic: str = "t", high: int = 100) -> PartitionStats:
-    return PartitionStats(topic, p, high - lag, high - lag, high, lag, 0, 0)
+def part(p: int, lag: int, *, topic: str = "t", high: int = 100) -> Any:
+    return PlainPartition(topic, p, high - lag, high - lag, high, lag, 0, 0)
 
 
 def text_of(renderable: object, width: int = 160) -> str:
@@ -87,7 +94,7 @@ def test_plain_snapshots_have_no_lag_parts() -> None:
 def test_lag_parts_are_read_when_the_snapshot_carries_them() -> None:
     a = PartsPartition("t", 0, 10, 12, 30, 20, 5, 1, 13, 3, 2, 2, 12, 4.5)
     b = PartsPartition("t", 1, 0, 0, 5, 5, 0, 0, None, 0, 0, 0)
-    stats = Stats(partitions=(a, b))  # type: ignore[arg-type]
+    stats = Stats(partitions=(a, b))
     assert lag_parts(a) == {"not_fetched": 13, "queued": 3, "in_flight": 2, "done_not_committed": 2}
     assert lag_parts(b) == {"not_fetched": 0, "queued": 0, "in_flight": 0, "done_not_committed": 0}
     assert total_lag_parts(stats) == {
@@ -101,11 +108,15 @@ def test_lag_parts_are_read_when_the_snapshot_carries_them() -> None:
 
 def test_remaining_without_parts_leaves_out_what_is_done() -> None:
     # committed 30, lowest unfinished 40, 10 done above it, log end 100: 50 to go.
-    p = PartitionStats("t", 0, 30, 40, 100, 70, 20, 10)
+    p = PlainPartition("t", 0, 30, 40, 100, 70, 20, 10)
     assert remaining(p) == 50
     assert progress(Stats(processed=40, partitions=(p,))) == (40, 90)
-    unknown = PartitionStats("t", 1, None, None, None, None, 0, 0)
+    unknown = PlainPartition("t", 1, None, None, None, None, 0, 0)
     assert remaining(unknown) == 0
+    not_started = PlainPartition("t", 2, None, None, 80, None, 0, 0)  # no commit, no record
+    assert remaining(not_started) == 80
+    fetch_unknown = PartsPartition("t", 3, None, 10, 50, None, 4, 0, None, 3, 1, 0)
+    assert remaining(fetch_unknown) == 40  # not fetched unknown: from the watermark
 
 
 # -- terminal panel ---------------------------------------------------------------------
@@ -166,7 +177,7 @@ def test_panel_lists_the_largest_lags_and_sums_the_rest() -> None:
 
 def test_progress_bar_counts_processed_against_processed_plus_remaining() -> None:
     history = History(keep=10)
-    p = PartitionStats("t", 0, 30, 40, 100, 70, 20, 10)
+    p = PlainPartition("t", 0, 30, 40, 100, 70, 20, 10)
     history.add(Stats(processed=40, partitions=(p,)), at=0, wall=0)
     text = text_of(render(history, show_progress=True))
     assert "40 / 90  44%" in text
@@ -174,12 +185,14 @@ def test_progress_bar_counts_processed_against_processed_plus_remaining() -> Non
 
 def test_panel_shows_lag_parts_and_the_oldest_record_age_when_known() -> None:
     history = History(keep=10)
-    a = PartsPartition("t", 0, 10, 12, 30, 20, 5, 1, 13, 3, 2, 2, 12, 4.5)
-    history.add(Stats(partitions=(a,)), at=0, wall=0)  # type: ignore[arg-type]
-    text = text_of(render(history))
-    assert "not fetched" in text and "done, not committed" in text and "oldest waits" in text
-    row = next(line for line in text.splitlines() if "t[0]" in line)
-    assert row.split("t[0]")[1].split()[:7] == ["20", "13", "3", "2", "2", "4.5", "s"]
+    topic = "orders-c3684fe1f4fb"
+    a = PartsPartition(topic, 0, 10, 12, 30, 20, 5, 1, 13, 3, 2, 2, 12, 4.5)
+    b = PartsPartition(topic, 1, 0, 0, 5, 5, 0, 0, 5, 0, 0, 0)
+    history.add(Stats(partitions=(a, b)), at=0, wall=0)
+    text = text_of(render(history, show_progress=True), width=120)
+    assert "not fetched" in text and "committed" in text and "oldest waits" in text
+    row = next(line for line in text.splitlines() if f"{topic}[0]" in line)  # never cut short
+    assert row.split("[0]")[1].split()[:7] == ["20", "13", "3", "2", "2", "4.5", "s"]
 
 
 # -- live view --------------------------------------------------------------------------

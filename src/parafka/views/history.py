@@ -102,15 +102,19 @@ def oldest_age(partition: PartitionStats) -> float | None:
 def remaining(partition: PartitionStats) -> int:
     """Records of the partition not processed yet, as far as the snapshot tells.
 
-    With the lag parts: not fetched + queued + in flight. Without them: high watermark
-    minus the position (lowest unfinished offset) minus what is done above it.
+    With the lag parts: not fetched + queued + in flight. Without them (or when what is not
+    fetched is unknown): high watermark minus the position (lowest unfinished offset) minus
+    what is done above it; with no position yet (no commit, nothing received), the high
+    watermark itself.
     """
     parts = lag_parts(partition)
-    if parts is not None:
+    if parts is not None and getattr(partition, "not_fetched", None) is not None:
         return parts["not_fetched"] + parts["queued"] + parts["in_flight"]
     high, position = partition.high_watermark, partition.position
-    if high is None or position is None:
+    if high is None:
         return partition.lag or 0
+    if position is None:
+        return high
     return max(0, high - position - partition.done_above)
 
 

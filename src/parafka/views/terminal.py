@@ -98,8 +98,9 @@ def _partitions(stats: Stats) -> RenderableType:
     if not stats.partitions:
         return Text("no partition assigned yet", style="dim")
     with_parts = any(lag_parts(p) is not None for p in stats.partitions)
-    table = Table(box=None, padding=(0, 2), header_style="dim", show_edge=False)
-    table.add_column("partition")
+    table = Table(box=None, padding=(0, 1), header_style="dim", show_edge=False)
+    names = [f"{p.topic}[{p.partition}]" for p in stats.partitions]
+    table.add_column("partition", no_wrap=True, min_width=max(map(len, names)))
     table.add_column("lag", justify="right")
     if with_parts:
         for name in ("not fetched", "queued", "in flight", "done, not committed"):

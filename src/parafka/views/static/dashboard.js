@@ -6,6 +6,7 @@
 const POLL_MS = 1000;
 const MIN_SPAN = 60; // seconds shown at least on the time axis
 const MAX_BARS = 15; // partitions drawn in the per-partition chart
+const STUCK_AGE = 30; // seconds: an oldest unfinished record older than this is shown in red
 
 const PARTS = [
   ["not_fetched", "not fetched", "#adb5bd"],
@@ -149,7 +150,7 @@ function partitionChart(canvas, partitions) {
   const rowH = 18;
   const { ctx, width } = prepare(canvas, Math.max(60, 30 + rows.length * rowH));
   const labelW = 110;
-  const valueW = 60;
+  const valueW = 110;
   const plotW = Math.max(10, width - labelW - valueW);
   const withParts = rows.some((p) => p.parts);
   const highest = niceCeiling(Math.max(0, ...rows.map((p) => p.lag || 0)));
@@ -178,9 +179,10 @@ function partitionChart(canvas, partitions) {
       ctx.fillRect(x0, cy - 6, w, 12);
       x0 += w;
     }
-    ctx.fillStyle = "#1f2933";
+    const waits = p.oldest_age >= 1 ? ` · oldest ${p.oldest_age.toFixed(0)}s` : "";
+    ctx.fillStyle = p.oldest_age >= STUCK_AGE ? "#c92a2a" : "#1f2933";
     ctx.textAlign = "right";
-    ctx.fillText(fmt(p.lag), width - 4, cy);
+    ctx.fillText(fmt(p.lag) + waits, width - 4, cy);
   });
   canvas.dataset.samples = String(rows.length);
   canvas.dataset.last = rows.length ? String(rows[0].lag) : "";
