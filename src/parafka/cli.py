@@ -232,6 +232,26 @@ cli.add_command(dlq)
     show_default=True,
     help="Consumer processes in the group (e.g. one per core), each restarted if it dies.",
 )
+@click.option(
+    "--no-dashboard",
+    is_flag=True,
+    default=False,
+    help="Plain log lines instead of the live terminal view (plain anyway when stderr is "
+    "not a terminal).",
+)
+@click.option(
+    "--dashboard-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    metavar="PORT",
+    help="Serve the web dashboard (live charts) on this port; 0 picks a free one (logged).",
+)
+@click.option(
+    "--dashboard-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the web dashboard listens on (0.0.0.0: every interface).",
+)
 def run(
     target: str,
     bootstrap_servers: str,
@@ -262,6 +282,9 @@ def run(
     stuck_after: float,
     log_level: str,
     processes: int,
+    no_dashboard: bool,
+    dashboard_port: int | None,
+    dashboard_host: str,
 ) -> None:
     """Run HANDLER (module:function or path/to/file.py:function) on every record."""
     from parafka.consumer import ParallelConsumer
@@ -308,13 +331,29 @@ def run(
     if processes > 1:  # arguments are valid: run them as ordinary `parafka run` children
         from parafka.supervisor import run_arguments, supervise
 
+        if dashboard_port is not None:
+            raise ConfigError(
+                f"--dashboard-port {dashboard_port} shows one process: with --processes "
+                f"{processes} the children would share it; run one `parafka run` per port"
+            )
         ctx = click.get_current_context()
         kill_after = shutdown_timeout + 60  # generous: a child is killed only if it hangs
-        ctx.exit(supervise(processes, run_arguments(ctx, reset="processes"), kill_after))
+        children = run_arguments(ctx, reset="processes")
+        children.insert(1, "--no-dashboard")  # N live panels would draw over each other
+        ctx.exit(supervise(processes, children, kill_after))
     _setup_logging(log_level)
     started = time.monotonic()
     try:
-        stats = consumer.run(until_idle=until_idle)
+        from parafka.views.run import run_with_views
+
+        stats = run_with_views(
+            consumer,
+            until_idle,
+            live=not no_dashboard,
+            dashboard_port=dashboard_port,
+            dashboard_host=dashboard_host,
+            title=f"parafka · group {group_id} · {', '.join(topics)}",
+        )
     except KafkaException as exc:
         raise ParafkaError(f"Kafka client error: {_kafka_text(exc)}") from None
     elapsed = time.monotonic() - started

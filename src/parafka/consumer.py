@@ -19,6 +19,7 @@ from parafka.executors import Executor, Handler, Work, make_executor
 from parafka.health import Health, HealthPolicy, assess
 from parafka.kafka_config import producer_config
 from parafka.monitor import MonitorServer, MonitorSettings, serve
+from parafka.recent import DeadLetterEvent
 from parafka.retry import RetryPolicy
 from parafka.scheduler import Ordering
 from parafka.settings import Settings
@@ -215,6 +216,10 @@ class ParallelConsumer:
     @property
     def is_running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def recent_dead_letters(self) -> tuple[DeadLetterEvent, ...]:
+        """The last records given up to the dead-letter topic (at most 50), oldest first."""
+        return self._loop.recent_dead_letters.snapshot() if self._loop is not None else ()
 
     def stats(self) -> Stats:
         """A snapshot of counters and per-partition offsets (refreshed 4 times a second)."""

@@ -29,6 +29,7 @@ from parafka.lag import HeadWatch, partition_stats
 from parafka.logs import client_logger
 from parafka.offsets import PartitionOffsets
 from parafka.outputs import OutputProducer, OutputThread
+from parafka.recent import RecentDeadLetters
 from parafka.record import Produced, Record, record_from_message
 from parafka.scheduler import Scheduler
 from parafka.settings import Settings
@@ -102,6 +103,7 @@ class ControlLoop:
         self._next_commit_at = 0.0
         self._error_logged_at: dict[int, float] = {}
         self.running = threading.Event()  # set once subscribed
+        self.recent_dead_letters = RecentDeadLetters()  # for the web dashboard
 
     # -- public, thread-safe ------------------------------------------------------
     def stop(self, drain: bool = True) -> None:
@@ -445,6 +447,7 @@ class ControlLoop:
                 s.dead_letter_topic,
             )
             letter = dead_letter(record, s.dead_letter_topic, s.group_id, failure)
+            self.recent_dead_letters.add(record, error)
             if self.release is not None:  # in the transaction, in offset order
                 self._counts["dead_lettered"] += 1
                 self._hold([record], [letter], processed=False)
