@@ -16,8 +16,12 @@ import click
 from confluent_kafka import KafkaException
 
 from parafka.broker import BrokerNotAvailable
-from parafka.cli_common import LOG_LEVELS
-from parafka.cli_common import key_values as _kv
+from parafka.cli_common import (
+    bootstrap_option,
+    connect_timeout_option,
+    kafka_config_option,
+    log_level_option,
+)
 from parafka.cli_common import setup_logging as _setup_logging
 from parafka.cli_config import ParafkaGroup
 from parafka.cli_dlq import dlq
@@ -43,12 +47,7 @@ cli.add_command(dlq)
 
 @cli.command()
 @click.argument("target", metavar="MODULE:FUNCTION")
-@click.option(
-    "-b",
-    "--bootstrap-servers",
-    required=True,
-    help="Kafka bootstrap servers, host:port[,host:port].",
-)
+@bootstrap_option
 @click.option(
     "-g",
     "--group",
@@ -162,14 +161,7 @@ cli.add_command(dlq)
     default=False,
     help="Commit outputs and offsets in one Kafka transaction (needs --output-topic).",
 )
-@click.option(
-    "-X",
-    "kafka_config",
-    multiple=True,
-    callback=_kv,
-    metavar="KEY=VALUE",
-    help="Any librdkafka setting, e.g. -X security.protocol=SASL_SSL; repeatable.",
-)
+@kafka_config_option
 @click.option(
     "--until-idle",
     type=click.FloatRange(min=0, min_open=True),
@@ -197,13 +189,7 @@ cli.add_command(dlq)
     show_default=True,
     help="Seconds running records get to finish on shutdown.",
 )
-@click.option(
-    "--connect-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=15.0,
-    show_default=True,
-    help="Seconds to wait for the cluster before giving up.",
-)
+@connect_timeout_option
 @click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
@@ -219,12 +205,7 @@ cli.add_command(dlq)
     metavar="SECONDS",
     help="/healthz fails when a record stays unfinished this long.",
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    default="INFO",
-    show_default=True,
-)
+@log_level_option
 @click.option(
     "--processes",
     type=click.IntRange(min=1),
@@ -366,16 +347,8 @@ def run(
 
 
 @cli.command()
-@click.option(
-    "-b",
-    "--bootstrap-servers",
-    envvar="PARAFKA_BOOTSTRAP_SERVERS",
-    required=True,
-    help="Kafka bootstrap servers, host:port[,host:port] (env PARAFKA_BOOTSTRAP_SERVERS).",
-)
-@click.option(
-    "-g", "--group", "group_id", envvar="PARAFKA_GROUP", required=True, help="Consumer group id."
-)
+@bootstrap_option
+@click.option("-g", "--group", "group_id", required=True, help="Consumer group id.")
 @click.option(
     "-t",
     "--topic",
@@ -384,14 +357,7 @@ def run(
     help="Topic to report; repeat for several  [default: the topics the group committed on]",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option(
-    "-X",
-    "kafka_config",
-    multiple=True,
-    callback=_kv,
-    metavar="KEY=VALUE",
-    help="Any librdkafka setting, e.g. -X security.protocol=SASL_SSL; repeatable.",
-)
+@kafka_config_option
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),

@@ -1,4 +1,4 @@
-"""Pieces every `parafka` subcommand shares: `-X` parsing and logging."""
+"""Pieces every `parafka` subcommand shares: common options, `-X` parsing and logging."""
 
 from __future__ import annotations
 
@@ -38,3 +38,30 @@ def setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         handlers=[handler],
     )
+
+
+# Options several commands take, declared once (each use makes a new click.Option).
+bootstrap_option = click.option(
+    "-b", "--bootstrap-servers", required=True, help="Kafka bootstrap servers, host:port[,...]."
+)
+kafka_config_option = click.option(
+    "-X",
+    "kafka_config",
+    multiple=True,
+    callback=key_values,
+    metavar="KEY=VALUE",
+    help="Any librdkafka setting, e.g. -X security.protocol=SASL_SSL; repeatable.",
+)
+connect_timeout_option = click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=15.0,
+    show_default=True,
+    help="Seconds to wait for the cluster before giving up.",
+)
+log_level_option = click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="INFO",
+    show_default=True,
+)

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from parafka.cli_common import LOG_LEVELS, key_values, setup_logging
+from parafka.cli_common import (
+    bootstrap_option,
+    connect_timeout_option,
+    kafka_config_option,
+    log_level_option,
+    setup_logging,
+)
 from parafka.cli_config import ParafkaGroup
 from parafka.redrive import FILTER_NAMES, Selection
 
@@ -65,13 +71,7 @@ def dlq() -> None:
     metavar="N",
     help="At most N records per second  [default: as fast as possible].",
 )
-@click.option(
-    "-b",
-    "--bootstrap-servers",
-    envvar="PARAFKA_BOOTSTRAP_SERVERS",
-    required=True,
-    help="Kafka bootstrap servers, host:port[,host:port] (env PARAFKA_BOOTSTRAP_SERVERS).",
-)
+@bootstrap_option
 @click.option(
     "-g",
     "--group",
@@ -79,27 +79,9 @@ def dlq() -> None:
     help="Consumer group that keeps the replay's progress  [default: derived from --from, "
     "--to and the filters].",
 )
-@click.option(
-    "-X",
-    "kafka_config",
-    multiple=True,
-    callback=key_values,
-    metavar="KEY=VALUE",
-    help="Any librdkafka setting, e.g. -X security.protocol=SASL_SSL; repeatable.",
-)
-@click.option(
-    "--connect-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=15.0,
-    show_default=True,
-    help="Seconds to wait for the cluster before giving up.",
-)
-@click.option(
-    "--log-level",
-    type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    default="INFO",
-    show_default=True,
-)
+@kafka_config_option
+@connect_timeout_option
+@log_level_option
 def replay(
     dlq_topic: str,
     to: str | None,
