@@ -212,7 +212,9 @@ class ControlLoop:
         if self.failure is not None:
             return
         scheduler, executor = self.scheduler, self.executor
-        scheduler.concurrency = executor.capacity
+        # Records whose outputs await their acknowledgement are not the executor's any
+        # more: they must not take its room (their shards stay busy until then).
+        scheduler.concurrency = executor.capacity + self.outputs.pending
         scheduler.run_length = executor.run_length
         if self.work.batch_size is not None and not self._batch_ready():
             return
@@ -308,6 +310,7 @@ class ControlLoop:
         chunks = self.completions.drain()
         if not chunks:
             return False
+        sending: list[tuple[list[Record], list[Produced]]] = []
         for records, outcomes in chunks:
             if outcomes is None:
                 self._finish_all(records)
@@ -336,11 +339,13 @@ class ControlLoop:
                     self._finish(record)
             for outputs, members in batches.values():
                 if self.release is None:
-                    self.outputs.send(members, outputs)
+                    sending.append((members, outputs))
                 else:
                     self._hold(members, outputs)
             if unrun:
                 self._unrun(unrun)
+        if sending:
+            self.outputs.send(sending)
         if self.release is not None:
             touched = {(r.topic, r.partition) for chunk in chunks for r in chunk.records}
             self.release.release(self.partitions, touched)

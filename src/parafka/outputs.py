@@ -136,13 +136,14 @@ class OutputThread:
         """Records handed over whose outputs are not reported yet."""
         return self._pending
 
-    def send(self, records: list[Record], outputs: list[Produced]) -> None:
+    def send(self, items: list[tuple[list[Record], list[Produced]]]) -> None:
+        """Hand over (records, their outputs) pairs: one wake-up for all of them."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="parafka-outputs", daemon=True)
             self._thread.start()
         with self._lock:
-            self._pending += len(records)
-        self._inbox.append((records, outputs))
+            self._pending += sum(len(records) for records, _ in items)
+        self._inbox.extend(items)
         self._wake.set()
 
     def _run(self) -> None:
