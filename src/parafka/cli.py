@@ -315,11 +315,12 @@ def run(
             "the children would share it; run one `parafka run` per port instead"
         )
     if processes > 1:  # arguments are valid: run them as ordinary `parafka run` children
-        from parafka.supervisor import run_arguments, supervise
+        from parafka.supervisor import run_arguments, secret_settings, supervise
 
         ctx = click.get_current_context()
         kill_after = shutdown_timeout + 60  # generous: a child is killed only if it hangs
-        ctx.exit(supervise(processes, run_arguments(ctx, reset="processes"), kill_after))
+        arguments = run_arguments(ctx, reset="processes")
+        ctx.exit(supervise(processes, arguments, kill_after, secret_settings(ctx)))
     _setup_logging(log_level)
     started = time.monotonic()
     try:
