@@ -158,19 +158,22 @@ class OutputThread:
                 self._wake.clear()
                 continue
             epoch = [inbox.popleft() for _ in range(len(inbox))]
-            records: list[Record] = []
-            for members, outputs in epoch:
-                records.extend(members)
-                error = self._produce(producer, outputs)
-                if error is not None:
-                    self._errors.append(error)
+            # A refusal by the client (e.g. an output over message.max.bytes) belongs to its
+            # own records; a failed delivery is not attributed and fails the whole epoch.
+            refused = [self._produce(producer, outputs) for _, outputs in epoch]
             while producer.flush(self.FLUSH_STEP) and not self._stop.is_set():
                 pass
             if self._stop.is_set():
                 return  # stopping without waiting: these records are not reported
             error = self._errors[0] if self._errors else None
             self._errors.clear()
-            outcomes = None if error is None else [(None, error)] * len(records)
+            records = [record for members, _ in epoch for record in members]
+            outcomes = None
+            if error is not None or any(refused):
+                outcomes = []
+                for (members, _), own in zip(epoch, refused, strict=True):
+                    failure = own or error
+                    outcomes.extend([None if failure is None else (None, failure)] * len(members))
             self._completions.put(ChunkResult(records, outcomes))  # type: ignore[arg-type]
             with self._lock:
                 self._pending -= len(records)
