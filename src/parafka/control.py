@@ -70,6 +70,7 @@ class ControlLoop:
         self._fatal: KafkaException | None = None  # a transaction that cannot go on
         self._stop = threading.Event()
         self._hard_stop = threading.Event()
+        self._drained = False  # shutdown's drain is over: nothing waits for running work again
         self._consumer: Any = None
         self.outputs = OutputThread(
             settings.bootstrap_servers, settings.kafka_config, self.completions
@@ -635,7 +636,9 @@ class ControlLoop:
         self._last_activity = self.clock()
         tps = {(p.topic, p.partition) for p in partitions}
         self.scheduler.drop_partitions(tps)
-        deadline = self.clock() + self.settings.revoke_timeout
+        # The revoke in close() comes after shutdown's drain has waited already.
+        wait = 0.0 if self._drained or self._hard_stop.is_set() else self.settings.revoke_timeout
+        deadline = self.clock() + wait
         while self._running_in(tps) and self.clock() < deadline and not self._hard_stop.is_set():
             self.completions.wait(BUSY_WAIT)
             self._handle_completions()
@@ -644,7 +647,7 @@ class ControlLoop:
             log.warning(
                 "revoke: records of %s still running%s; they will be redelivered",
                 _names(partitions),
-                "" if self._hard_stop.is_set() else f" after {self.settings.revoke_timeout:g} s",
+                f" after {wait:g} s" if wait else "",
             )
         self.commit(asynchronous=False, only=tps)
         if self.release is not None:
@@ -781,6 +784,7 @@ class ControlLoop:
         self.letters.flush(max(0.0, deadline - self.clock()))
         self._handle_completions()
         self.commit(asynchronous=False)
+        self._drained = True
 
     @property
     def _sending(self) -> bool:
