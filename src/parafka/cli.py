@@ -20,21 +20,27 @@ from parafka.broker import BrokerNotAvailable
 from parafka.cli_config import ParafkaGroup
 from parafka.cli_sizing import partitions
 from parafka.errors import ConfigError, ParafkaError
+from parafka.kafka_config import is_secret
 from parafka.logs import QuietRepeats
 from parafka.scheduler import ORDERINGS
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _BROKER_LOG_LINES = 10
+_SETTING_NAME = re.compile(r"[A-Za-z0-9._-]+")  # librdkafka's setting names
 
 
 def _kv(_ctx: click.Context, _param: click.Parameter, values: Sequence[str]) -> dict[str, str]:
     config = {}
+    # A malformed item may be (part of) a password: `sasl.password:x`, or the tail of a
+    # value with a space in PARAFKA_KAFKA_CONFIG. Never echo it when secrets are around.
+    hide = any(is_secret(item) for item in values)
     for item in values:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        if not sep or not key.strip() or (hide and not _SETTING_NAME.fullmatch(key.strip())):
+            shown = "an item (not shown: it is next to secret settings)" if hide else repr(item)
             raise click.BadParameter(
-                f"{item!r} is not KEY=VALUE: write it like -X fetch.max.bytes=1048576"
+                f"{shown} is not KEY=VALUE: write it like -X fetch.max.bytes=1048576"
             )
         config[key.strip()] = value
     return config

@@ -12,7 +12,7 @@ import secrets
 import pytest
 
 from parafka import ParallelConsumer
-from parafka.cli import cli
+from parafka.cli import cli, main
 from parafka.cli_config import INHERITED_SECRETS, effective_values
 from parafka.kafka_config import admin_config, consumer_config, masked, producer_config
 from parafka.supervisor import run_arguments, secret_settings
@@ -102,3 +102,25 @@ def test_no_secret_flags_no_variable() -> None:
     run = cli.commands["run"]
     ctx = run.make_context("run", ["json:dumps", "-b", "h", "-g", "g", "-t", "t", "-X", "acks=1"])
     assert secret_settings(ctx) == {}
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["-X", f"sasl.password:{PASSWORD}"], {}),  # ':' for '='
+        ([], {"PARAFKA_KAFKA_CONFIG": "sasl.password=pw-first half-" + PASSWORD}),  # a space
+    ],
+    ids=["colon", "space-in-env"],
+)
+def test_a_malformed_setting_next_to_a_secret_is_not_echoed(
+    argv: list[str],
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = main(["run", "json:dumps", "-b", "h:1", "-g", "g", "-t", "t", *argv])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "is not KEY=VALUE" in err and PASSWORD not in err
