@@ -6,6 +6,7 @@ from parafka.errors import (
     ConfigError,
     ParafkaError,
     RecordFailed,
+    TopicNotFound,
 )
 from parafka.record import Output, Record
 from parafka.retry import RetryPolicy
@@ -22,6 +23,7 @@ __all__ = [
     "RecordFailed",
     "RetryPolicy",
     "Stats",
+    "TopicNotFound",
 ]
 
 __version__ = "0.1.0"

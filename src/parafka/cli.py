@@ -32,8 +32,6 @@ from parafka.scheduler import ORDERINGS
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _BROKER_LOG_LINES = 10
-
-
 # Every command gets PARAFKA_* variables, --config FILE and --print-config (cli_config.py).
 @click.group(cls=ParafkaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="parafka")
@@ -310,7 +308,7 @@ def run(
             "the children would share it; run one `parafka run` per port instead"
         )
     if processes > 1:  # arguments are valid: run them as ordinary `parafka run` children
-        from parafka.supervisor import run_arguments, supervise
+        from parafka.supervisor import run_arguments, secret_settings, supervise
 
         if dashboard_port is not None:
             raise ConfigError(
@@ -321,7 +319,7 @@ def run(
         kill_after = shutdown_timeout + 60  # generous: a child is killed only if it hangs
         children = run_arguments(ctx, reset="processes")
         children.insert(1, "--no-dashboard")  # N live panels would draw over each other
-        ctx.exit(supervise(processes, children, kill_after))
+        ctx.exit(supervise(processes, children, kill_after, secret_settings(ctx)))
     _setup_logging(log_level)
     started = time.monotonic()
     try:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
 import click
 
+from parafka.kafka_config import is_secret
 from parafka.logs import QuietRepeats
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_SETTING_NAME = re.compile(r"[A-Za-z0-9._-]+")  # librdkafka's setting names
 
 
 def key_values(
@@ -18,11 +21,15 @@ def key_values(
 ) -> dict[str, str]:
     """Click callback for repeated `-X KEY=VALUE` options: a dict of librdkafka settings."""
     config = {}
+    # A malformed item may be (part of) a password: `sasl.password:x`, or the tail of a
+    # value with a space in PARAFKA_KAFKA_CONFIG. Never echo it when secrets are around.
+    hide = any(is_secret(item) for item in values)
     for item in values:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        if not sep or not key.strip() or (hide and not _SETTING_NAME.fullmatch(key.strip())):
+            shown = "an item (not shown: it is next to secret settings)" if hide else repr(item)
             raise click.BadParameter(
-                f"{item!r} is not KEY=VALUE: write it like -X fetch.max.bytes=1048576"
+                f"{shown} is not KEY=VALUE: write it like -X fetch.max.bytes=1048576"
             )
         config[key.strip()] = value
     return config

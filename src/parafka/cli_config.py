@@ -33,6 +33,9 @@ CONFIG_PARAM, PRINT_PARAM = "config", "print_config"
 _OWN = (CONFIG_PARAM, PRINT_PARAM)
 _FILE_META = "parafka.config_file"
 MASK = "*****"
+# A `--processes` supervisor hands its children the secret -X flags here (JSON), not on
+# their command lines (supervisor.secret_settings).
+INHERITED_SECRETS = "_PARAFKA_INHERITED_SECRETS"
 
 
 def long_name(option: click.Option) -> str | None:
@@ -201,6 +204,9 @@ def effective_values(ctx: click.Context) -> tuple[dict[str, Any], dict[str, str]
         layers.append((f"env {param.envvar}", values[KAFKA_PARAM] or {}))
     elif source is ParameterSource.COMMANDLINE:
         layers.append(("flag", values[KAFKA_PARAM] or {}))
+    inherited = _inherited_secrets()
+    if inherited:
+        layers.append(("flag", inherited))
     merged: dict[str, Any] = {}
     origins: dict[str, str] = {}
     for origin, layer in layers:
@@ -208,6 +214,20 @@ def effective_values(ctx: click.Context) -> tuple[dict[str, Any], dict[str, str]
         origins.update(dict.fromkeys(layer, origin))
     values[KAFKA_PARAM] = merged
     return values, origins
+
+
+def _inherited_secrets() -> dict[str, str]:
+    """Secret -X flags of the supervisor that started this process, if any."""
+    raw = os.environ.get(INHERITED_SECRETS)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise click.UsageError(f"{INHERITED_SECRETS} is not a JSON object; unset it")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def _from_env(ctx: click.Context, param: click.Parameter) -> Mapping[str, Any]:

@@ -19,7 +19,7 @@ from parafka.codec import decode_completed
 from parafka.commits import CommitPlanner
 from parafka.deadletter import Failure, dead_letter
 from parafka.deserializers import DeserializationError
-from parafka.errors import BrokerUnreachable, RecordFailed
+from parafka.errors import BrokerUnreachable, RecordFailed, TopicNotFound
 from parafka.exactly_once import OrderedRelease, Transaction, TransactionAborted
 from parafka.executors import NOT_RUN, Completions, Executor, Work
 from parafka.flow import FlowControl
@@ -66,9 +66,12 @@ class ControlLoop:
         self.completions = Completions()
         self.partitions: dict[TP, PartitionOffsets] = {}
         self.failure: RecordFailed | None = None
+        self._missing: list[str] = []  # subscribed topics not seen in the cluster's metadata
+        self._absent: TopicNotFound | None = None  # until_idle ran out while one was missing
         self._fatal: KafkaException | None = None  # a transaction that cannot go on
         self._stop = threading.Event()
         self._hard_stop = threading.Event()
+        self._drained = False  # shutdown's drain is over: nothing waits for running work again
         self._consumer: Any = None
         self.outputs = OutputThread(
             settings.bootstrap_servers, settings.kafka_config, self.completions
@@ -142,13 +145,16 @@ class ControlLoop:
             while not self._stop.is_set():
                 self._step()
                 if until_idle is not None and self._idle_for(until_idle):
-                    log.info("no record for %.1f s and nothing pending: stopping", until_idle)
+                    if self._absent is None:
+                        log.info("no record for %.1f s and nothing pending: stopping", until_idle)
                     break
             self._drain()
         finally:
             self._close()
         if self.failure is not None:
             raise self.failure
+        if self._absent is not None:
+            raise self._absent
         if self._fatal is not None:
             raise self._fatal
         return self._stats
@@ -159,15 +165,20 @@ class ControlLoop:
         try:
             metadata = self._consumer.list_topics(timeout=s.connect_timeout)
         except KafkaException as exc:
+            secured = "security.protocol" in s.kafka_config
             raise BrokerUnreachable(
                 f"cannot reach Kafka at {s.bootstrap_servers!r} within "
                 f"{s.connect_timeout:g} s ({exc.args[0].str() if exc.args else exc}): check "
-                "--bootstrap-servers and that the broker is running, or raise --connect-timeout"
+                "--bootstrap-servers and that the broker is running"
+                + (", that -X security.protocol/sasl.*/ssl.* match its listener" if secured else "")
+                + ", or raise --connect-timeout"
             ) from None
-        missing = [t for t in s.topics if not t.startswith("^") and t not in metadata.topics]
-        if missing:
+        self._missing = [t for t in s.topics if not t.startswith("^") and t not in metadata.topics]
+        if self._missing:
             log.warning(
-                "topic(s) %s do not exist yet; waiting for them to be created", ", ".join(missing)
+                "topic(s) %s do not exist yet; waiting for them to be created (noticed at the "
+                "client's next metadata refresh, -X topic.metadata.refresh.interval.ms)",
+                ", ".join(self._missing),
             )
 
     def _step(self) -> None:
@@ -494,7 +505,7 @@ class ControlLoop:
                 record.attempt,
                 RuntimeError(
                     f"writing it to the dead-letter topic {self.settings.dead_letter_topic!r} "
-                    f"failed ({error}); check that the topic exists and accepts the record"
+                    f"failed ({error}); {_send_hint(error)}"
                 ),
             )
             log.error("%s; stopping", self.failure)
@@ -633,7 +644,9 @@ class ControlLoop:
         self._last_activity = self.clock()
         tps = {(p.topic, p.partition) for p in partitions}
         self.scheduler.drop_partitions(tps)
-        deadline = self.clock() + self.settings.revoke_timeout
+        # The revoke in close() comes after shutdown's drain has waited already.
+        wait = 0.0 if self._drained or self._hard_stop.is_set() else self.settings.revoke_timeout
+        deadline = self.clock() + wait
         while self._running_in(tps) and self.clock() < deadline and not self._hard_stop.is_set():
             self.completions.wait(BUSY_WAIT)
             self._handle_completions()
@@ -642,7 +655,7 @@ class ControlLoop:
             log.warning(
                 "revoke: records of %s still running%s; they will be redelivered",
                 _names(partitions),
-                "" if self._hard_stop.is_set() else f" after {self.settings.revoke_timeout:g} s",
+                f" after {wait:g} s" if wait else "",
             )
         self.commit(asynchronous=False, only=tps)
         if self.release is not None:
@@ -729,9 +742,38 @@ class ControlLoop:
         return high if high is not None and high >= 0 else None
 
     def _idle_for(self, seconds: float) -> bool:
-        if self._first_assignment_at is None or self.scheduler.held or self._sending:
+        """Idle: assigned (possibly nothing), nothing held, no record for `seconds`. A topic
+        still missing by then ends the run too, with TopicNotFound (a typo must not look
+        like an empty topic)."""
+        if self._first_assignment_at is None and not self._missing:
             return False
-        return self.clock() - self._last_activity >= seconds
+        if self.scheduler.held or self._sending:
+            return False
+        if self.clock() - self._last_activity < seconds:
+            return False
+        if self._missing:
+            missing = self._still_missing()
+            if missing:
+                self._absent = TopicNotFound(
+                    f"topic(s) {', '.join(missing)} do not exist (still missing after "
+                    f"{seconds:g} s idle): check the names given with -t, or create the "
+                    "topics first"
+                )
+                return True
+            if missing is not None:  # created meanwhile: give it time to be assigned
+                self._missing = []
+            self._last_activity = self.clock()
+            return False
+        return True
+
+    def _still_missing(self) -> list[str] | None:
+        """The missing topics the cluster's metadata still does not list (None: unknown)."""
+        try:
+            metadata = self._consumer.list_topics(timeout=self.settings.connect_timeout)
+        except KafkaException as exc:
+            log.debug("metadata request failed: %s", exc)
+            return None
+        return [t for t in self._missing if t not in metadata.topics]
 
     def _drain(self) -> None:
         """Let running handlers finish (bounded), then commit what is done."""
@@ -750,6 +792,7 @@ class ControlLoop:
         self.letters.flush(max(0.0, deadline - self.clock()))
         self._handle_completions()
         self.commit(asynchronous=False)
+        self._drained = True
 
     @property
     def _sending(self) -> bool:
@@ -789,6 +832,17 @@ class ControlLoop:
             membership=self.membership.state,
             membership_since=self.membership.since,
         )
+
+
+def _send_hint(error: BaseException) -> str:
+    """What to do about a record the producer refused."""
+    cause = error.args[0] if isinstance(error, KafkaException) and error.args else None
+    if isinstance(cause, KafkaError) and cause.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+        return (
+            "the record is larger than the client or the topic accepts: raise "
+            "-X message.max.bytes and the topic's max.message.bytes"
+        )
+    return "check that the topic exists and accepts the record"
 
 
 def _where(record: Record) -> str:

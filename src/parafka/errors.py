@@ -15,6 +15,10 @@ class BrokerUnreachable(ParafkaError):
     """The Kafka cluster did not answer within the connection timeout."""
 
 
+class TopicNotFound(ParafkaError):
+    """A topic to consume still did not exist when `until_idle` ran out."""
+
+
 class RecordFailed(ParafkaError):
     """A record kept failing after its last attempt; it was not committed.
 

@@ -71,9 +71,33 @@ def check_user_config(user: Mapping[str, Any]) -> None:
             raise ConfigError(f"{key}={user[key]} is not allowed: {why}; remove it")
 
 
+def check_group_id(group_id: str) -> None:
+    """Refuse a group id that is empty, blank or padded with whitespace or control characters.
+
+    librdkafka aborts the whole process on a blank one (an assertion in the client), and a
+    padded one is almost always a quoting mistake that would silently start a new group.
+    """
+    if not group_id:
+        raise ConfigError("no consumer group: pass group_id='my-group' (CLI -g)")
+    if not group_id.strip():
+        raise ConfigError(
+            f"group id {group_id!r} is blank: pass a name such as 'my-group' (CLI -g)"
+        )
+    if group_id != group_id.strip():
+        raise ConfigError(
+            f"group id {group_id!r} starts or ends with whitespace: use {group_id.strip()!r} "
+            "(CLI -g)"
+        )
+    if not group_id.isprintable():
+        raise ConfigError(
+            f"group id {group_id!r} holds control characters: use printable text (CLI -g)"
+        )
+
+
 def consumer_config(
     bootstrap_servers: str, group_id: str, user: Mapping[str, Any]
 ) -> dict[str, Any]:
+    check_group_id(group_id)
     check_user_config(user)
     config: dict[str, Any] = {
         "auto.offset.reset": "earliest",
@@ -126,6 +150,11 @@ def is_secret(key: str) -> bool:
 def shown(key: str, value: Any) -> str:
     """`key=value` for messages, with secret values masked."""
     return f"{key}={'*****' if is_secret(key) else value}"
+
+
+def masked(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `config` fit to show: secret values replaced by `*****`."""
+    return {k: "*****" if is_secret(str(k)) else v for k, v in config.items()}
 
 
 def validate_client_config(user: Mapping[str, Any]) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from parafka.codec import DEFAULT_MAX_METADATA_BYTES
 from parafka.errors import ConfigError
-from parafka.kafka_config import validate_client_config
+from parafka.kafka_config import check_group_id, masked, validate_client_config
 from parafka.retry import RetryPolicy
 from parafka.scheduler import ORDERINGS, Ordering
 
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]+")
 EXECUTORS = ("thread", "async", "process")
 FAILURE_POLICIES = ("stop", "dead-letter", "skip")
 
@@ -49,10 +51,11 @@ class Settings:
                 "no bootstrap servers: pass bootstrap_servers='host:9092' "
                 "(CLI -b or PARAFKA_BOOTSTRAP_SERVERS)"
             )
-        if not self.group_id:
-            raise ConfigError("no consumer group: pass group_id='my-group' (CLI -g)")
+        check_group_id(self.group_id)
         if not self.topics or not all(self.topics):
             raise ConfigError("no topic to consume: pass topics=['name'] (CLI -t NAME)")
+        for topic in self.topics:
+            _check_topic(topic)
         if self.ordering not in ORDERINGS:
             raise ConfigError(
                 f"unknown ordering {self.ordering!r}: use one of {', '.join(ORDERINGS)}"
@@ -81,6 +84,12 @@ class Settings:
                 f"max_metadata_bytes={self.max_metadata_bytes} is invalid: use 0 (no metadata) "
                 "or the broker's offset.metadata.max.bytes"
             )
+
+    def __repr__(self) -> str:
+        """The dataclass repr with secret Kafka settings masked (a repr ends up in logs)."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["kafka_config"] = masked(self.kafka_config)
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @property
     def buffer_limit(self) -> int:
@@ -126,6 +135,17 @@ class Settings:
                 "exactly_once=True needs output_topic= (CLI --output-topic): exactly-once "
                 "covers what a handler produces together with the offsets it consumed"
             )
+
+
+def _check_topic(name: str) -> None:
+    """Kafka topic names are 1-249 of [A-Za-z0-9._-] (a "^" prefix subscribes by regex)."""
+    if name.startswith("^"):
+        return
+    if len(name) > 249 or name in (".", "..") or not _TOPIC_NAME.fullmatch(name):
+        raise ConfigError(
+            f"topic {name!r} is not a valid Kafka topic name: use 1-249 letters, digits, "
+            "'.', '_' or '-' (CLI -t NAME)"
+        )
 
 
 def _positive_int(name: str, value: object) -> None:

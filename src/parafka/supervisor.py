@@ -22,6 +22,7 @@ child is also sent SIGTERM by the kernel if the supervisor dies without stopping
 from __future__ import annotations
 
 import enum
+import json
 import math
 import os
 import select
@@ -31,7 +32,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from types import FrameType
@@ -40,7 +41,9 @@ from typing import Any
 import click
 
 from parafka.broker import _die_with_parent
+from parafka.cli_config import INHERITED_SECRETS, KAFKA_PARAM
 from parafka.errors import ConfigError
+from parafka.kafka_config import is_secret
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # How a child asked to stop by our signal may end without having failed: its own clean exit,
@@ -206,8 +209,10 @@ class Supervisor:
         echo: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         poll: float = 0.5,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.command = list(command)
+        self.env = None if env is None else dict(env)  # None: the children inherit ours
         self.plan = Supervision(processes, policy or RestartPolicy(), kill_after)
         self._echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
         self._clock = clock
@@ -269,7 +274,7 @@ class Supervisor:
             posix = {"process_group": 0, "preexec_fn": _die_with_parent()}
         self.plan.started(slot, now)
         try:
-            child = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, **posix)
+            child = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, env=self.env, **posix)
         except OSError as exc:  # e.g. out of processes: a failure like any other
             ended = self.plan.ended(slot, EXIT_FAILURE, now)
             self._echo(f"parafka: child {slot + 1} could not start: {exc}; {self._explain(ended)}")
@@ -381,7 +386,9 @@ def run_arguments(ctx: click.Context, reset: str) -> list[str]:
 
     Only values given on the command line are repeated: a child inherits the environment
     (PARAFKA_* variables) and gets the same --config, and has the same defaults. `reset` is
-    written out (`--processes 1`) so that neither of those can set it in the child.
+    written out (`--processes 1`) so that neither of those can set it in the child. Secret
+    -X settings are left out: `secret_settings` hands them over through the environment,
+    since any user can read a process's command line.
     """
     options: list[str] = []
     arguments: list[str] = []
@@ -400,6 +407,8 @@ def run_arguments(ctx: click.Context, reset: str) -> list[str]:
             continue
         if ctx.get_parameter_source(name) is not click.ParameterSource.COMMANDLINE:
             continue
+        if name == KAFKA_PARAM and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if not is_secret(k)}
         flag = max(param.opts, key=len)
         if param.is_flag and isinstance(value, bool):
             if value:
@@ -420,7 +429,26 @@ def _values(value: object) -> list[str]:
     return [str(value)]
 
 
-def supervise(processes: int, arguments: Sequence[str], kill_after: float) -> int:
-    """Run `parafka <arguments>` as `processes` supervised children; returns the exit code."""
+def secret_settings(ctx: click.Context) -> dict[str, str]:
+    """The secret -X settings given on the command line, which `run_arguments` leaves out."""
+    if ctx.get_parameter_source(KAFKA_PARAM) is not click.ParameterSource.COMMANDLINE:
+        return {}
+    given = ctx.params.get(KAFKA_PARAM) or {}
+    return {k: v for k, v in given.items() if is_secret(k)}
+
+
+def supervise(
+    processes: int,
+    arguments: Sequence[str],
+    kill_after: float,
+    secrets: Mapping[str, str] | None = None,
+) -> int:
+    """Run `parafka <arguments>` as `processes` supervised children; returns the exit code.
+
+    `secrets` (-X settings) reach the children in their environment (readable by the same
+    user only), never on their command lines."""
     command = [sys.executable, "-m", "parafka.cli", *arguments]
-    return Supervisor(command, processes, kill_after=kill_after).run()
+    env = None
+    if secrets:
+        env = {**os.environ, INHERITED_SECRETS: json.dumps(dict(secrets))}
+    return Supervisor(command, processes, kill_after=kill_after, env=env).run()
