@@ -18,6 +18,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from parafka.broker import BrokerNotAvailable
 from parafka.cli_config import ParafkaGroup
+from parafka.cli_demo import demo
 from parafka.cli_sizing import partitions
 from parafka.errors import ConfigError, ParafkaError
 from parafka.logs import QuietRepeats
@@ -48,6 +49,7 @@ def cli() -> None:
 
 
 cli.add_command(partitions)
+cli.add_command(demo)
 
 
 @cli.command()
