@@ -40,12 +40,20 @@ def _settings(ctx: click.Context, param: click.Parameter, values: Sequence[str])
     help="Play only this scene; repeatable  [default: all, in order]",
 )
 @click.option("--no-live", is_flag=True, help="Log lines instead of the live view.")
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=15.0,
+    show_default=True,
+    help="Seconds to wait for the cluster given with -b.",
+)
 def demo(
     bootstrap_servers: str | None,
     kafka_config: dict[str, str],
     quick: bool,
     scenes: tuple[str, ...],
     no_live: bool,
+    connect_timeout: float,
 ) -> None:
     """Show what parafka does, measured: IO-bound jobs, an md5 transformer, an anomaly
     detector under rising load, ordering modes on few partitions, two groups on one topic.
@@ -57,5 +65,5 @@ def demo(
     """
     from parafka.demo.runner import main
 
-    code = main(bootstrap_servers, kafka_config, quick, scenes, live=not no_live)
+    code = main(bootstrap_servers, kafka_config, quick, scenes, not no_live, connect_timeout)
     click.get_current_context().exit(code)

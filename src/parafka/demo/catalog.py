@@ -18,8 +18,8 @@ SCENES: tuple[SceneInfo, ...] = (
     SceneInfo(
         "sleep",
         "IO-bound jobs",
-        "Jobs that wait 10-30 ms. The usual fix, a batch with one thread per record, waits "
-        "for its slowest record every batch; parafka keeps C jobs running in every mode.",
+        "Jobs that wait on I/O. The usual fix, a batch with one thread per record, waits for "
+        "its slowest record every batch; parafka keeps C jobs running in every mode.",
         "parafka.demo.sleep",
     ),
     SceneInfo(
@@ -39,8 +39,8 @@ SCENES: tuple[SceneInfo, ...] = (
     SceneInfo(
         "partitions",
         "few partitions: what caps each ordering mode",
-        "IO-bound jobs on 2 partitions: `partition` runs one job per partition, `key` one "
-        "per key, `unordered` as many as the concurrency allows.",
+        "I/O-bound jobs on 2 partitions: `partition` runs one job per partition at a time, "
+        "`key` one per key, `unordered` as many as the concurrency allows.",
         "parafka.demo.partitions",
     ),
     SceneInfo(

@@ -125,22 +125,24 @@ class Stage:
         defaults = LOCAL_SETTINGS if local else CLUSTER_SETTINGS
         return cls(bootstrap_servers, {**defaults, **user}, quick, local)
 
-    def check_reachable(self) -> None:
+    def check_reachable(self, timeout: float = _TIMEOUT) -> None:
         """BrokerUnreachable (one line) if the cluster does not answer."""
-        admin = AdminClient(admin_config(self.bootstrap_servers, self.settings))
         try:
-            admin.list_topics(timeout=_TIMEOUT)
+            self._admin().list_topics(timeout=timeout)
         except KafkaException as exc:
             raise BrokerUnreachable(
-                f"cannot reach Kafka at {self.bootstrap_servers} within {_TIMEOUT:.0f} s "
+                f"cannot reach Kafka at {self.bootstrap_servers} within {timeout:g} s "
                 f"({exc.args[0] if exc.args else exc}); check -b and the -X security settings"
             ) from None
+
+    def _admin(self) -> AdminClient:
+        # Quiet: what goes wrong is raised; librdkafka's notices would only add noise.
+        return AdminClient({**admin_config(self.bootstrap_servers, self.settings), "log_level": 3})
 
     def topic(self, name: str, partitions: int) -> str:
         """Create a topic with a name no other run uses; returns the name."""
         topic = f"parafka-demo-{name}-{uuid.uuid4().hex[:8]}"
-        admin = AdminClient(admin_config(self.bootstrap_servers, self.settings))
-        futures = admin.create_topics(
+        futures = self._admin().create_topics(
             [NewTopic(topic, num_partitions=partitions)],
             request_timeout=_TIMEOUT,
             operation_timeout=_TIMEOUT,
@@ -189,7 +191,7 @@ class Stage:
         broker, which goes away anyway); returns what could not be deleted."""
         if self.local or not (self.topics or self.groups):
             return []
-        admin = AdminClient(admin_config(self.bootstrap_servers, self.settings))
+        admin = self._admin()
         left: list[str] = []
         futures: dict[str, Any] = {}
         if self.groups:

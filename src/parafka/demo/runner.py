@@ -30,6 +30,7 @@ def main(
     quick: bool,
     names: Sequence[str],
     live: bool,
+    connect_timeout: float = 15.0,
     console: Console | None = None,
 ) -> int:
     """Run the demo on the cluster at `bootstrap_servers`, or on a local broker it starts."""
@@ -42,7 +43,7 @@ def main(
     )
     if bootstrap_servers is not None:
         stage = Stage.create(bootstrap_servers, user_settings, quick, local=False)
-        stage.check_reachable()
+        stage.check_reachable(connect_timeout)
         return play_all(stage, chosen, view, console, where=bootstrap_servers)
 
     from parafka.testing import LocalBroker

@@ -122,8 +122,8 @@ class LiveView:
         self.done: list[SceneResult] = []
         self.current: _LivePanel | None = None
         self.started = time.monotonic()
-        self._live = Live(console=console, refresh_per_second=4, get_renderable=self._render)
         self._lock = threading.Lock()
+        self._live = Live(console=console, refresh_per_second=4, get_renderable=self._render)
 
     def _render(self) -> RenderableType:
         with self._lock:
