@@ -158,7 +158,7 @@ def _watch(
         if 0 <= phase < len(peaks):
             peak = peaks[phase]
             peak.lag, peak.samples = max(peak.lag, stats.lag), peak.samples + 1
-            lanes[phase].status = f"lag {stats.lag:,} (peak {peak.lag:,})"
+            lanes[phase].status = f"lag {stats.lag:,} records (peak {peak.lag:,})"
             for earlier in range(phase):
                 if not lanes[earlier].finished:
                     lanes[earlier].finish(f"peak lag {peaks[earlier].lag:,}")
@@ -188,8 +188,8 @@ def _played(latency: Any, phases: list[Any], peaks: list[Peak], lanes: list[Lane
             Row(
                 f"{phase.rate:,}/s offered ({fmt_rate(phase.offered)} sent)",
                 f"p99 {p99:,.0f} ms",
-                f"p50 {p50:,.0f} ms; peak lag {peak.lag:,} records; "
-                f"{fmt_rate(phase.served)} scored",
+                f"p50 {p50:,.0f} ms; peak lag {peak.lag:,} records "
+                f"({_behind(peak, phase.rate)} of input); {fmt_rate(phase.served)} scored",
                 check,
                 ok=phase.missing == 0 and sent > 0,
                 rate=phase.served,
@@ -198,5 +198,16 @@ def _played(latency: Any, phases: list[Any], peaks: list[Peak], lanes: list[Lane
         lane.status = f"p99 {p99:,.0f} ms, peak lag {peak.lag:,}"
     p99_text = " / ".join(f"{p:,.0f}" for p in p99s)
     lag_text = " / ".join(f"{p.lag:,}" for p in peaks)
+    behind = " / ".join(_behind(peak, rate) for peak, rate in zip(peaks, RATES, strict=True))
     rates = " / ".join(f"{r // 1000}k" for r in RATES)
-    return Played(rows, f"at {rates} requests/s: p99 {p99_text} ms, peak lag {lag_text}")
+    return Played(
+        rows,
+        f"at {rates} requests/s offered: p99 {p99_text} ms; peak lag {lag_text} records "
+        f"= {behind} of input",
+    )
+
+
+def _behind(peak: Peak, rate: int) -> str:
+    """The lag as time: how much of the offered input it holds. It grows in records with
+    the rate even when the service keeps up (batches in flight, the commit interval)."""
+    return f"{peak.lag / rate:.2f} s"

@@ -142,7 +142,8 @@ class Stage:
     def topic(self, name: str, partitions: int) -> str:
         """Create a topic with a name no other run uses; returns the name."""
         topic = f"parafka-demo-{name}-{uuid.uuid4().hex[:8]}"
-        futures = self._admin().create_topics(
+        admin = self._admin()  # kept until the result is in: destroying it fails the future
+        futures = admin.create_topics(
             [NewTopic(topic, num_partitions=partitions)],
             request_timeout=_TIMEOUT,
             operation_timeout=_TIMEOUT,
