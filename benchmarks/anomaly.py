@@ -45,11 +45,10 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from common import console, fmt_rate, fmt_ratio, fresh_group, note, produce, table
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
@@ -58,7 +57,8 @@ from parafka.testing import LocalBroker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for examples/
 from examples.anomaly.generator import encode, generate
-from examples.anomaly.service import HANDLER, MODEL_ENV, LoadGenerator, load_model, score
+from examples.anomaly.latency import Phase, match, offer_in_child, percentiles
+from examples.anomaly.service import HANDLER, MODEL_ENV, load_model, score
 from examples.anomaly.train import train
 
 PARTITIONS = 4
@@ -284,15 +284,7 @@ def throughput(broker: LocalBroker, config: dict[str, Any], count: int) -> list[
     return rows
 
 
-# -- latency: the load generator and the reader, each in its own process --------------------
-def _offer(bootstrap: str, topic: str, total: int, rate: float | None, seed: int, out: Any) -> None:
-    """Child process: offer `total` requests at `rate`/s; send back (id -> send time in ms,
-    achieved offered rate)."""
-    load = LoadGenerator(bootstrap, topic, total, rate, seed)
-    load.run()
-    out.put((load.sent_at, load.offered_rate))
-
-
+# -- latency: the reader in its own process (the load generator: examples/anomaly/latency.py) --
 def _read(config: dict[str, Any], topic: str, stop: Any, expected: Any, out: Any) -> None:
     """Child process: every verdict of `topic` as (request id, verdict timestamp ms, received
     ms), from the start until `stop` is set and `expected` verdicts came (or none for 2 s)."""
@@ -329,31 +321,6 @@ def _read(config: dict[str, Any], topic: str, stop: Any, expected: Any, out: Any
 
 
 @dataclass
-class Phase:
-    """One offered rate: what was sent, and what came back."""
-
-    rate: int
-    sent_at: dict[str, int] = field(default_factory=dict)
-    offered: float = 0.0  # achieved offered rate
-    by_ts: list[float] = field(default_factory=list)  # verdict timestamp - request timestamp
-    by_read: list[float] = field(default_factory=list)  # received - request timestamp
-    verdicts: int = 0
-    duplicates: int = 0
-    first_sent: int = 0  # ms
-    last_verdict: int = 0  # ms
-
-    @property
-    def missing(self) -> int:
-        return len(self.sent_at) - self.verdicts
-
-    @property
-    def served(self) -> float:
-        """Verdicts/s from the first request sent to the last verdict produced."""
-        span = (self.last_verdict - self.first_sent) / 1000.0
-        return self.verdicts / span if span > 0 else float("nan")
-
-
-@dataclass
 class LatencyRun:
     """One service setup at one fetch.wait.max.ms, through every offered rate."""
 
@@ -368,21 +335,6 @@ def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> Non
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} after {timeout:.0f} s")
         time.sleep(0.01)
-
-
-def _offer_in_child(
-    ctx: Any, bootstrap: str, topic: str, total: int, rate: float | None, seed: int
-) -> tuple[dict[str, int], float]:
-    results = ctx.Queue()
-    proc = ctx.Process(target=_offer, args=(bootstrap, topic, total, rate, seed, results))
-    proc.start()
-    try:
-        sent_at, offered = results.get(timeout=total / (rate or 10_000) + 120)
-    finally:
-        proc.join(30)
-        if proc.is_alive():
-            proc.terminate()
-    return sent_at, offered
 
 
 def latency(
@@ -414,12 +366,12 @@ def latency(
         _wait_until(lambda: service.assigned, 60, f"{name}: no partitions")
         reader.start()
         note(f"latency: {name}, fetch.wait.max.ms={fetch_wait or 'default'}: warming up")
-        warm, _ = _offer_in_child(ctx, servers, topic, WARM_UP, None, 100)
+        warm, _ = offer_in_child(ctx, servers, topic, WARM_UP, None, 100)
         total = len(warm)
         _wait_until(lambda: service.processed >= total, 120, f"{name}: warm-up not done")
         for index, phase in enumerate(phases):
             count = int(phase.rate * duration)
-            phase.sent_at, phase.offered = _offer_in_child(
+            phase.sent_at, phase.offered = offer_in_child(
                 ctx, servers, topic, count, phase.rate, 101 + index
             )
             total += len(phase.sent_at)
@@ -439,42 +391,15 @@ def latency(
         service.stop()
     seen = collected.get(timeout=120)
     reader.join(30)
-    _match(phases, seen)
+    match(phases, seen)
     return LatencyRun(name, fetch_wait, phases)
-
-
-def _match(phases: list[Phase], seen: list[tuple[str, int, float]]) -> None:
-    """Give each verdict to the phase whose request it answers (warm-up ones to none)."""
-    owner = {request_id: phase for phase in phases for request_id in phase.sent_at}
-    answered: set[str] = set()
-    for request_id, verdict_ms, received_ms in seen:
-        phase = owner.get(request_id)
-        if phase is None:
-            continue
-        if request_id in answered:
-            phase.duplicates += 1
-            continue
-        answered.add(request_id)
-        sent = phase.sent_at[request_id]
-        phase.verdicts += 1
-        phase.by_ts.append(verdict_ms - sent)
-        phase.by_read.append(received_ms - sent)
-        phase.last_verdict = max(phase.last_verdict, verdict_ms)
-    for phase in phases:
-        phase.first_sent = min(phase.sent_at.values(), default=0)
-
-
-def _percentiles(values: list[float]) -> list[float]:
-    if not values:
-        return [float("nan")] * 4
-    return [*np.percentile(values, [50, 95, 99]).tolist(), max(values)]
 
 
 def p99(run: LatencyRun, rate: int, by: str = "ts") -> float:
     phase = next((p for p in run.phases if p.rate == rate), None)
     if phase is None:
         return float("nan")
-    return _percentiles(phase.by_ts if by == "ts" else phase.by_read)[2]
+    return percentiles(phase.by_ts if by == "ts" else phase.by_read)[2]
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -569,8 +494,8 @@ def report_all(
     rows = []
     for run in runs:
         for phase in run.phases:
-            ts = _percentiles(phase.by_ts)
-            read = _percentiles(phase.by_read)
+            ts = percentiles(phase.by_ts)
+            read = percentiles(phase.by_read)
             rows.append(
                 (
                     run.name,

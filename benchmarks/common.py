@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import random
 import statistics
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import Message
 from rich.console import Console
 from rich.table import Table
 
 from parafka import ParallelConsumer, Record
+
+# The baseline loops and fast producing are shared with the demo (re-exported here).
+from parafka.demo.baselines import batch_threads_loop as batch_threads_loop
+from parafka.demo.baselines import plain_loop as plain_loop
+from parafka.demo.kafka import produce as produce
 
 console = Console()
 if not console.is_terminal:  # piped to a file: do not squeeze tables into 80 columns
@@ -65,43 +69,6 @@ def sleep_items(
 
 def mean_sleep_seconds(items: Sequence[Item]) -> float:
     return statistics.fmean(float(value) for _, _, value in items) / 1000.0
-
-
-def produce(bootstrap_servers: str, topic: str, items: Iterable[Item]) -> int:
-    """Produce fast (large batches, linger) and wait until every record is acknowledged."""
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "linger.ms": 20,
-            "batch.num.messages": 10000,
-            "batch.size": 1_000_000,
-            "queue.buffering.max.messages": 500_000,
-            "queue.buffering.max.kbytes": 512 * 1024,
-        }
-    )
-    failures: list[KafkaError] = []
-
-    def on_delivery(error: KafkaError | None, _message: Message) -> None:
-        if error is not None:
-            failures.append(error)
-
-    count = 0
-    send = producer.produce
-    for partition, key, value in items:
-        while True:
-            try:
-                send(topic, value, key, partition, on_delivery=on_delivery)
-                break
-            except BufferError:  # local queue full: let deliveries drain it
-                producer.poll(0.05)
-        count += 1
-    unsent = producer.flush(120)
-    if unsent or failures:
-        raise RuntimeError(
-            f"producing to {topic!r}: {unsent} of {count} unacknowledged, "
-            f"{len(failures)} failed (first: {failures[0] if failures else '-'})"
-        )
-    return count
 
 
 # -- timing ----------------------------------------------------------------------------------
@@ -184,83 +151,7 @@ class SleepJob:
         return Result(name, records, self.span.seconds, mean)
 
 
-# -- the loops being compared --------------------------------------------------------------
-def _baseline_consumer(config: Mapping[str, Any], topic: str, group: str) -> Consumer:
-    consumer = Consumer(
-        {
-            **config,
-            "group.id": group,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.subscribe([topic])
-    return consumer
-
-
-def _commit_position(consumer: Consumer) -> None:
-    """Commit where the consumer stands: right when every record returned so far is done."""
-    offsets = [tp for tp in consumer.position(consumer.assignment()) if tp.offset >= 0]
-    if offsets:
-        consumer.commit(offsets=offsets, asynchronous=True)
-
-
-def plain_loop(
-    config: Mapping[str, Any],
-    topic: str,
-    handler: Callable[[Message], object],
-    count: int,
-    timeout: float = 600.0,
-) -> int:
-    """The plain serial loop: consume(1000), call the handler on each message, commit.
-
-    Stops after `count` records; returns how many were handled.
-    """
-    consumer = _baseline_consumer(config, topic, fresh_group("bench-plain"))
-    handled, deadline = 0, time.monotonic() + timeout
-    try:
-        while handled < count and time.monotonic() < deadline:
-            batch = consumer.consume(1000, 0.5)
-            for message in batch:
-                if message.error() is None:
-                    handler(message)
-                    handled += 1
-                    if handled == count:
-                        break
-            if batch:
-                _commit_position(consumer)
-    finally:
-        consumer.close()
-    return handled
-
-
-def batch_threads_loop(
-    config: Mapping[str, Any],
-    topic: str,
-    handler: Callable[[Message], object],
-    count: int,
-    concurrency: int,
-    timeout: float = 600.0,
-) -> int:
-    """The common fix: consume(C), one thread per record, join them all, commit, repeat."""
-    consumer = _baseline_consumer(config, topic, fresh_group("bench-batch"))
-    handled, deadline = 0, time.monotonic() + timeout
-    try:
-        while handled < count and time.monotonic() < deadline:
-            batch = [m for m in consumer.consume(concurrency, 0.5) if m.error() is None]
-            threads = [threading.Thread(target=handler, args=(m,)) for m in batch]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            handled += len(batch)
-            if batch:
-                _commit_position(consumer)
-    finally:
-        consumer.close()
-    return handled
-
-
+# -- the loops being compared (shared with the demo) -----------------------------------
 def parafka_run(
     handler: Callable[[Record], object],
     config: Mapping[str, Any],

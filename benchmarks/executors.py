@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import multiprocessing
 import os
 import platform
@@ -41,129 +40,16 @@ from common import (
     produce,
     table,
 )
-from confluent_kafka import Consumer, Producer
 
 from parafka import ParallelConsumer, Record
 from parafka.testing import LocalBroker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for examples/
+from examples.md5_baselines import plain_loops, queue_pipeline
 from examples.md5_transformer import encode, generate
 
 PARTITIONS = 4
 RESULTS_DIR = Path(__file__).resolve().parent
-
-
-# -- md5 baselines ---------------------------------------------------------------------------
-def _md5_value(value: bytes) -> bytes:
-    digest = hashlib.md5(value).hexdigest()
-    return value[:-1] + b',"hash":"' + digest.encode() + b'"}'
-
-
-def _plain_md5_loop(
-    config: dict[str, Any], topic: str, out: str, group: str, count: int, done: Any, times: Any
-) -> None:
-    """consume(1000) -> md5 -> produce -> flush -> commit, until the whole group (the shared
-    counter `done`) has handled `count` records; `times` holds the first and last batch end."""
-    consumer = Consumer(
-        {**config, "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
-    )
-    producer = Producer({"bootstrap.servers": config["bootstrap.servers"], "linger.ms": 5})
-    consumer.subscribe([topic])
-    try:
-        while done.value < count:
-            batch = [m for m in consumer.consume(1000, 0.2) if m.error() is None]
-            for message in batch:
-                producer.produce(out, _md5_value(message.value()), message.key())
-            if batch:
-                producer.flush()
-                consumer.commit(asynchronous=False)
-                with done.get_lock():
-                    if done.value == 0:
-                        times[0] = time.time()
-                    done.value += len(batch)
-                    times[1] = time.time()
-    finally:
-        consumer.close()
-
-
-def plain_loops(config: dict[str, Any], topic: str, out: str, count: int, n: int) -> float:
-    """`n` plain md5 loops in one group, each its own process; records/s overall."""
-    ctx = multiprocessing.get_context("spawn")
-    done, times = ctx.Value("q", 0), ctx.Array("d", [0.0, 0.0])
-    group = fresh_group("bench-md5-plain")
-    procs = [
-        ctx.Process(target=_plain_md5_loop, args=(config, topic, out, group, count, done, times))
-        for _ in range(n)
-    ]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(600)
-    return count / (times[1] - times[0])
-
-
-def _pipe_consumer(config: dict[str, Any], topic: str, group: str, count: int, q: Any) -> None:
-    consumer = Consumer(
-        {**config, "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
-    )
-    consumer.subscribe([topic])
-    sent = 0
-    try:
-        while sent < count:
-            for message in consumer.consume(1000, 0.2):
-                if message.error() is None:
-                    q.put((message.key(), message.value()))
-                    sent += 1
-    finally:
-        consumer.close()
-
-
-def _pipe_worker(q_in: Any, q_out: Any) -> None:
-    while (item := q_in.get()) is not None:
-        key, value = item
-        q_out.put((key, _md5_value(value)))
-
-
-def _pipe_producer(bootstrap: str, out: str, count: int, q: Any, times: Any) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    for done in range(count):
-        key, value = q.get()
-        if done == 0:
-            times[0] = time.time()
-        while True:
-            try:
-                producer.produce(out, value, key)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
-    producer.flush()
-    times[1] = time.time()
-
-
-def queue_pipeline(config: dict[str, Any], topic: str, out: str, count: int, workers: int) -> float:
-    """consumer process -> Queue -> `workers` md5 processes -> Queue -> producer process."""
-    ctx = multiprocessing.get_context("spawn")
-    q_in, q_out = ctx.Queue(10_000), ctx.Queue(10_000)
-    times = ctx.Array("d", [0.0, 0.0])
-    group = fresh_group("bench-md5-queues")
-    procs = [ctx.Process(target=_pipe_consumer, args=(config, topic, group, count, q_in))]
-    procs += [ctx.Process(target=_pipe_worker, args=(q_in, q_out)) for _ in range(workers)]
-    procs.append(
-        ctx.Process(
-            target=_pipe_producer, args=(config["bootstrap.servers"], out, count, q_out, times)
-        )
-    )
-    for proc in procs:
-        proc.start()
-    procs[-1].join(600)
-    for _ in range(workers):
-        q_in.put(None)
-    for proc in procs:
-        proc.join(10)
-        if proc.is_alive():
-            proc.terminate()
-    return count / (times[1] - times[0])
 
 
 # -- parafka ----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from parafka.cli_common import (
 )
 from parafka.cli_common import setup_logging as _setup_logging
 from parafka.cli_config import ParafkaGroup
+from parafka.cli_demo import demo
 from parafka.cli_dlq import dlq
 from parafka.cli_sizing import partitions
 from parafka.errors import ConfigError, ParafkaError
@@ -32,6 +33,8 @@ from parafka.scheduler import ORDERINGS
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _BROKER_LOG_LINES = 10
+
+
 # Every command gets PARAFKA_* variables, --config FILE and --print-config (cli_config.py).
 @click.group(cls=ParafkaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="parafka")
@@ -41,6 +44,7 @@ def cli() -> None:
 
 cli.add_command(partitions)
 cli.add_command(dlq)
+cli.add_command(demo)
 
 
 @cli.command()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from examples import md5_transformer
+from examples import md5_transformer, slow_calls
 from examples.common import read_topic
 from parafka import Record
 from parafka.testing import LocalBroker
@@ -68,6 +68,22 @@ def test_md5_handler_splices_like_the_json_reference(value: bytes) -> None:
     assert isinstance(spliced.value, bytes) and isinstance(reference.value, bytes)
     assert json.loads(spliced.value) == json.loads(reference.value)
     assert json.loads(spliced.value)["hash"] == hashlib.md5(value).hexdigest()
+
+
+# -- slow calls (IO-bound) -------------------------------------------------------------------
+@pytest.mark.parametrize("handler", ["handle", "handle_async"])
+def test_slow_calls_answer_every_record_with_the_time_waited(
+    broker: LocalBroker, handler: str
+) -> None:
+    source, sink = broker.new_topic("calls", 2), broker.new_topic("answers", 2)
+    broker.produce(source, [(f"k{i % 7}".encode(), b"%d" % (i % 3)) for i in range(300)])
+
+    pc = consumer(broker, getattr(slow_calls, handler), source, group(), output_topic=sink,
+                  concurrency=50)  # fmt: skip
+    assert pc.run(until_idle=1.5).processed == 300
+
+    answers = [json.loads(m.value()) for m in read_topic(broker.bootstrap_servers, sink, 300)]
+    assert sorted(a["waited_ms"] for a in answers) == sorted(float(i % 3) for i in range(300))
 
 
 # -- anomaly detector ------------------------------------------------------------------------

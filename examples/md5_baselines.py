@@ -1,0 +1,203 @@
+"""The md5 transformer without parafka: the two ways people run it today, as baselines for
+benchmarks/executors.py and the demo (`parafka demo --scene md5`).
+
+- `start_plain_loops(n)`: n plain loops in one group, each its own process:
+  consume(1000) -> md5 -> produce -> flush -> commit.
+- `start_queue_pipeline(workers)`: a consumer process -> Queue -> `workers` md5 processes ->
+  Queue -> a producer process; every record pays pickling and two pipe hops.
+
+Each returns a `Running`: `processed()` counts records done so far (shared memory, for a
+progress bar) and `wait()` returns records/s, timed from the first record done to the last.
+Processes are started with `spawn`, like parafka's process executor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+
+from parafka.kafka_config import producer_config
+
+
+def md5_value(value: bytes) -> bytes:
+    """The transformer's output for a compact JSON object: the input plus "hash"."""
+    digest = hashlib.md5(value).hexdigest()
+    return value[:-1] + b',"hash":"' + digest.encode() + b'"}'
+
+
+@dataclass
+class Running:
+    """Baseline processes at work: records done so far, and their first and last times."""
+
+    procs: list[BaseProcess]
+    done: Any  # multiprocessing Value "q"
+    times: Any  # multiprocessing Array "d": [first record done, last record done]
+    count: int
+    watch: list[BaseProcess]  # the run is over when these have ended
+    finish: Callable[[], None] = field(default=lambda: None)  # tells helpers to end
+    # Queues the children use: they must outlive the children's start (a queue collected
+    # in the parent takes its semaphores with it).
+    queues: tuple[Any, ...] = ()
+
+    def processed(self) -> int:
+        return int(self.done.value)
+
+    def alive(self) -> bool:
+        return any(proc.is_alive() for proc in self.watch)
+
+    def wait(self, timeout: float = 600.0) -> float:
+        """Wait for the run to end; records/s. Raises if it fell short."""
+        deadline = time.monotonic() + timeout
+        while self.processed() < self.count and self.alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.finish()
+        for proc in self.procs:
+            proc.join(max(1.0, min(10.0, deadline - time.monotonic())))
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
+        if self.processed() < self.count:
+            raise RuntimeError(f"the baseline did {self.processed()} of {self.count} records")
+        return self.count / (self.times[1] - self.times[0])
+
+
+def _group(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def _consumer(config: dict[str, Any], group: str) -> Consumer:
+    return Consumer(
+        {**config, "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
+    )
+
+
+def _producer(config: dict[str, Any]) -> Producer:
+    return Producer(producer_config(config["bootstrap.servers"], config))
+
+
+def _note_done(done: Any, times: Any, records: int) -> None:
+    with done.get_lock():
+        if done.value == 0:
+            times[0] = time.time()
+        done.value += records
+        times[1] = time.time()
+
+
+# -- plain loops ------------------------------------------------------------------------------
+def _plain_md5_loop(
+    config: dict[str, Any], topic: str, out: str, group: str, count: int, done: Any, times: Any
+) -> None:
+    """consume(1000) -> md5 -> produce -> flush -> commit, until the whole group (the shared
+    counter `done`) has handled `count` records."""
+    consumer, producer = _consumer(config, group), _producer(config)
+    consumer.subscribe([topic])
+    try:
+        while done.value < count:
+            batch = [m for m in consumer.consume(1000, 0.2) if m.error() is None]
+            for message in batch:
+                producer.produce(out, md5_value(message.value()), message.key())
+            if batch:
+                producer.flush()
+                consumer.commit(asynchronous=False)
+                _note_done(done, times, len(batch))
+    finally:
+        consumer.close()
+
+
+def start_plain_loops(config: dict[str, Any], topic: str, out: str, count: int, n: int) -> Running:
+    """`n` plain md5 loops in one group, each its own process."""
+    ctx = multiprocessing.get_context("spawn")
+    done, times = ctx.Value("q", 0), ctx.Array("d", [0.0, 0.0])
+    group = _group("md5-plain")
+    procs: list[BaseProcess] = [
+        ctx.Process(target=_plain_md5_loop, args=(config, topic, out, group, count, done, times))
+        for _ in range(n)
+    ]
+    for proc in procs:
+        proc.start()
+    return Running(procs, done, times, count, watch=procs)
+
+
+def plain_loops(config: dict[str, Any], topic: str, out: str, count: int, n: int) -> float:
+    """`n` plain md5 loops in one group, each its own process; records/s overall."""
+    return start_plain_loops(config, topic, out, count, n).wait()
+
+
+# -- the multiprocessing-queue pipeline -------------------------------------------------------
+def _pipe_consumer(config: dict[str, Any], topic: str, group: str, count: int, q: Any) -> None:
+    consumer = _consumer(config, group)
+    consumer.subscribe([topic])
+    sent = 0
+    try:
+        while sent < count:
+            for message in consumer.consume(1000, 0.2):
+                if message.error() is None:
+                    q.put((message.key(), message.value()))
+                    sent += 1
+    finally:
+        consumer.close()
+
+
+def _pipe_worker(q_in: Any, q_out: Any) -> None:
+    while (item := q_in.get()) is not None:
+        key, value = item
+        q_out.put((key, md5_value(value)))
+
+
+def _pipe_producer(
+    config: dict[str, Any], out: str, count: int, q: Any, done: Any, times: Any
+) -> None:
+    producer = _producer(config)
+    step = 500  # records between two updates of the shared counter
+    for index in range(count):
+        key, value = q.get()
+        if index == 0:
+            times[0] = time.time()
+        while True:
+            try:
+                producer.produce(out, value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+        if (index + 1) % step == 0 and index + 1 < count:
+            done.value = index + 1
+    producer.flush()
+    times[1] = time.time()
+    done.value = count
+
+
+def start_queue_pipeline(
+    config: dict[str, Any], topic: str, out: str, count: int, workers: int
+) -> Running:
+    """consumer process -> Queue -> `workers` md5 processes -> Queue -> producer process."""
+    ctx = multiprocessing.get_context("spawn")
+    q_in, q_out = ctx.Queue(10_000), ctx.Queue(10_000)
+    done, times = ctx.Value("q", 0), ctx.Array("d", [0.0, 0.0])
+    group = _group("md5-queues")
+    procs: list[BaseProcess] = [
+        ctx.Process(target=_pipe_consumer, args=(config, topic, group, count, q_in))
+    ]
+    procs += [ctx.Process(target=_pipe_worker, args=(q_in, q_out)) for _ in range(workers)]
+    procs.append(ctx.Process(target=_pipe_producer, args=(config, out, count, q_out, done, times)))
+    for proc in procs:
+        proc.start()
+
+    def finish() -> None:
+        for _ in range(workers):
+            q_in.put(None)
+
+    return Running(procs, done, times, count, watch=procs[-1:], finish=finish, queues=(q_in, q_out))
+
+
+def queue_pipeline(config: dict[str, Any], topic: str, out: str, count: int, workers: int) -> float:
+    """The queue pipeline with `workers` md5 processes; records/s."""
+    return start_queue_pipeline(config, topic, out, count, workers).wait()

@@ -1,0 +1,129 @@
+"""IO-bound jobs: records that tell the handler how long to sleep, and a log of every call.
+
+A job's value is `b"<job id>:<milliseconds>"`; the id lets a scene check that every job
+ran, the recorded calls that order held and how many ran at once.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from confluent_kafka import Message
+
+from parafka import Record
+from parafka.demo.checks import Call, span, verdict
+from parafka.demo.kafka import Item
+from parafka.demo.results import Row, fmt_rate
+from parafka.demo.runs import Run, play_run, together
+from parafka.demo.view import Lane
+
+
+def sleep_jobs(
+    count: int, keys: int, partitions: int, low_ms: float, high_ms: float, seed: int
+) -> list[Item]:
+    """`count` jobs over `keys` keys, each key as often as the others, in a shuffled order.
+
+    A key always goes to partition `key % partitions`, so partitions get the same share
+    (partition mode is not held back by one partition being longer).
+    """
+    rng = random.Random(seed)
+    key_indexes = [i % keys for i in range(count)]
+    rng.shuffle(key_indexes)
+    return [
+        (k % partitions, b"customer-%d" % k, b"%d:%.2f" % (job, rng.uniform(low_ms, high_ms)))
+        for job, k in enumerate(key_indexes)
+    ]
+
+
+def mean_ms(items: Sequence[Item]) -> float:
+    return statistics.fmean(float(value.split(b":")[1]) for _, _, value in items)
+
+
+class JobLog:
+    """Runs jobs and records each call; safe from many threads (list.append is atomic).
+
+    With `sleep_ms`, every job sleeps that long instead of the time its record holds.
+    """
+
+    def __init__(self, sleep_ms: float | None = None) -> None:
+        self.calls: list[Call] = []
+        self.sleep_ms = sleep_ms
+
+    def run(self, partition: int, key: bytes | None, offset: int, value: bytes) -> None:
+        job, sleep_ms = value.split(b":")
+        started = time.perf_counter()
+        time.sleep((self.sleep_ms if self.sleep_ms is not None else float(sleep_ms)) / 1000.0)
+        self.calls.append(Call(started, time.perf_counter(), partition, key, offset, int(job)))
+
+    def record(self, record: Record) -> None:
+        """The handler for parafka."""
+        self.run(record.partition, record.key, record.offset, record.value or b"-1:0")
+
+    def message(self, message: Message) -> None:
+        """The handler for the baseline loops, which see the client's messages."""
+        self.run(
+            message.partition() or 0,
+            message.key(),
+            message.offset() or 0,
+            message.value() or b"-1:0",
+        )
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+
+@dataclass
+class JobRun:
+    """One run of a sleep-job scene: its lane, the run, the log its handler writes, the
+    order it promises and its ideal records/s."""
+
+    name: str
+    lane: Lane
+    run: Run
+    log: JobLog
+    ordering: str | None
+    ideal: float
+
+
+def play_job_runs(
+    runs: Sequence[JobRun], expected: int, timeout: float, at_once: bool = False
+) -> list[Row]:
+    """Play the runs one after the other (each alone, so each figure is its own), or all
+    at once (`at_once`: quick mode); a row per run. A lane shows its figure as soon as its
+    run is over."""
+    for job_run in runs:
+        job_run.lane.status = "waiting"
+    if at_once:
+        errors = together([(r.lane, r.run) for r in runs], expected, timeout)
+        return [_row(job_run, expected, error) for job_run, error in zip(runs, errors, strict=True)]
+    return [
+        _row(job_run, expected, play_run(job_run.lane, job_run.run, expected, timeout))
+        for job_run in runs
+    ]
+
+
+def _row(job_run: JobRun, expected: int, error: str | None) -> Row:
+    row = job_row(job_run.name, job_run.log, expected, job_run.ordering, job_run.ideal, error)
+    job_run.lane.finish(f"{row.measured} ({row.compared})")
+    return row
+
+
+def job_row(
+    run: str,
+    log: JobLog,
+    expected: int,
+    ordering: str | None,
+    ideal: float,
+    error: str | None,
+) -> Row:
+    """The summary row of one sleep-job run."""
+    rate = len(log.calls) / span(log.calls) if log.calls else float("nan")
+    check, ok = verdict(log.calls, expected, ordering)
+    if error is not None:
+        check, ok = f"{error}; {check}", False
+    compared = f"{rate / ideal:.0%} of the ideal {fmt_rate(ideal)}"
+    return Row(run, fmt_rate(rate), compared, check, ok, rate=rate)

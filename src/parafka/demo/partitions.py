@@ -1,0 +1,68 @@
+"""Scene: IO-bound jobs on 2 partitions; what caps each ordering mode.
+
+`partition` runs one job per partition at a time, `key` one per key, `unordered` up to the
+concurrency: with 2 partitions < 20 keys < C = 50, the three ceilings are far apart. Each
+run shows how many jobs it had running at once at most, measured from the calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from parafka.demo.checks import max_concurrent
+from parafka.demo.jobs import JobLog, JobRun, mean_ms, play_job_runs, sleep_jobs
+from parafka.demo.kafka import Stage
+from parafka.demo.results import Played, fmt_rate
+from parafka.demo.runs import ParafkaRun
+from parafka.demo.view import Panel
+
+MODES = ("partition", "key", "unordered")
+
+
+@dataclass(frozen=True)
+class Size:
+    jobs: int
+    partitions: int
+    keys: int
+    low_ms: float
+    high_ms: float
+    concurrency: int
+    timeout: float
+
+
+FULL = Size(jobs=1500, partitions=2, keys=20, low_ms=5, high_ms=15, concurrency=50, timeout=90)
+QUICK = Size(jobs=150, partitions=2, keys=10, low_ms=1, high_ms=3, concurrency=20, timeout=60)
+
+
+def play(stage: Stage, panel: Panel) -> Played:
+    size = QUICK if stage.quick else FULL
+    c = size.concurrency
+    topic = stage.topic("few-partitions", size.partitions)
+    items = sleep_jobs(size.jobs, size.keys, size.partitions, size.low_ms, size.high_ms, seed=9)
+    stage.produce(topic, items)
+    mean_s = mean_ms(items) / 1000.0
+    at_once = {"partition": size.partitions, "key": min(size.keys, c), "unordered": c}
+    panel.note(
+        f"{size.jobs:,} jobs of {size.low_ms:g}-{size.high_ms:g} ms, {size.partitions} "
+        f"partitions, {size.keys} keys, concurrency C={c}: at most "
+        + ", ".join(f"{n} at once in {mode} mode" for mode, n in at_once.items())
+    )
+    runs = []
+    for mode in MODES:
+        log = JobLog()
+        run = ParafkaRun(
+            stage.parallel(log.record, topic, f"few-{mode}", ordering=mode, concurrency=c)
+        )
+        lane = panel.lane(f"parafka {mode}", size.jobs, run.processed)
+        runs.append(JobRun(f"{mode}, C={c}", lane, run, log, mode, at_once[mode] / mean_s))
+    rows = play_job_runs(runs, size.jobs, size.timeout, at_once=stage.quick)
+    rows = [
+        replace(
+            row,
+            compared=f"{row.compared}; {max_concurrent(job_run.log.calls)} running at once "
+            f"at most (limit {at_once[mode]})",
+        )
+        for row, job_run, mode in zip(rows, runs, MODES, strict=True)
+    ]
+    rates = ", ".join(f"{mode} {fmt_rate(row.rate)}" for mode, row in zip(MODES, rows, strict=True))
+    return Played(rows, f"on {size.partitions} partitions: {rates}")

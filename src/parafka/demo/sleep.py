@@ -1,0 +1,79 @@
+"""Scene: IO-bound jobs, the batch + thread-per-record loop against parafka's three modes.
+
+The four runs read the same topic one after the other, each in its own group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from parafka.demo.baselines import batch_threads_loop
+from parafka.demo.jobs import JobLog, JobRun, mean_ms, play_job_runs, sleep_jobs
+from parafka.demo.kafka import Stage
+from parafka.demo.results import Played, fmt_rate, fmt_ratio
+from parafka.demo.runs import ParafkaRun, ThreadRun
+from parafka.demo.view import Panel
+
+MODES = ("key", "partition", "unordered")
+
+
+@dataclass(frozen=True)
+class Size:
+    jobs: int
+    partitions: int
+    keys: int
+    low_ms: float
+    high_ms: float
+    concurrency: int
+    timeout: float
+
+
+FULL = Size(jobs=3000, partitions=8, keys=200, low_ms=10, high_ms=30, concurrency=50, timeout=90)
+QUICK = Size(jobs=200, partitions=4, keys=40, low_ms=1, high_ms=3, concurrency=20, timeout=60)
+
+
+def play(stage: Stage, panel: Panel) -> Played:
+    size = QUICK if stage.quick else FULL
+    c = size.concurrency
+    topic = stage.topic("jobs", size.partitions)
+    items = sleep_jobs(size.jobs, size.keys, size.partitions, size.low_ms, size.high_ms, seed=7)
+    stage.produce(topic, items)
+    mean_s = mean_ms(items) / 1000.0
+    panel.note(
+        f"{size.jobs:,} jobs of {size.low_ms:g}-{size.high_ms:g} ms over {size.keys} keys and "
+        f"{size.partitions} partitions, concurrency C={c}; ideal = C / mean job time "
+        f"(partition mode: partitions / mean job time)"
+    )
+
+    baseline = JobLog()
+    settings = stage.consumer_settings()
+    runs = [
+        JobRun(
+            f"batch + thread per record, C={c}",
+            panel.lane("batch + thread per record", size.jobs, lambda: len(baseline)),
+            ThreadRun(
+                lambda: batch_threads_loop(settings, topic, baseline.message, size.jobs, c),
+                lambda: len(baseline),
+            ),
+            baseline,
+            None,
+            c / mean_s,
+        )
+    ]
+    for mode in MODES:
+        log = JobLog()
+        run = ParafkaRun(
+            stage.parallel(log.record, topic, f"sleep-{mode}", ordering=mode, concurrency=c)
+        )
+        ideal = (min(c, size.partitions) if mode == "partition" else c) / mean_s
+        lane = panel.lane(f"parafka {mode}", size.jobs, run.processed)
+        runs.append(JobRun(f"parafka {mode}, C={c}", lane, run, log, mode, ideal))
+    base, *parafka = play_job_runs(runs, size.jobs, size.timeout, at_once=stage.quick)
+    rows = [base] + [
+        replace(row, compared=f"{row.compared}; {fmt_ratio(row.rate / base.rate)} the batch loop")
+        for row in parafka
+    ]
+    rates = ", ".join(
+        f"{mode} {fmt_rate(row.rate)}" for mode, row in zip(MODES, parafka, strict=True)
+    )
+    return Played(rows, f"parafka {rates}; batch + thread per record {fmt_rate(base.rate)}")
