@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from typing import TextIO
 
 import click
 from confluent_kafka import KafkaError, KafkaException
@@ -307,14 +308,21 @@ def _tail(path: str | None) -> str:
 
 
 def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if level.upper() != "DEBUG":
-        handler.addFilter(QuietRepeats())
     logging.basicConfig(
         level=level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        handlers=[handler],
+        handlers=[log_handler(level)],
     )
+
+
+def log_handler(level: str, stream: TextIO | None = None) -> logging.Handler:
+    """The CLI's log handler: repeated warnings and errors are folded (librdkafka's own
+    lines are folded where they are logged, `client_logger`); information lines such as
+    "assigned ..." and "revoked ..." are state changes and always shown."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if level.upper() != "DEBUG":
+        handler.addFilter(QuietRepeats(min_level=logging.WARNING))
+    return handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:
