@@ -157,6 +157,8 @@ class ControlLoop:
         if self._newly_assigned:
             if self.flow.stalled:
                 self._consumer.pause(self._newly_assigned)
+            else:  # the client keeps a pause from before a revoke or loss: clear it
+                self._consumer.resume(self._newly_assigned)
             self._newly_assigned = []
         if now >= self._next_commit_at:
             self.commit(asynchronous=True)
