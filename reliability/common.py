@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 import uuid
 from collections import Counter
@@ -200,13 +201,17 @@ def tally(produced: Produced, reports: Iterable[Report]) -> Tally:
     )
 
 
-def rate(reports: Sequence[Report]) -> float:
-    """Records per second over the span of these handler runs (0 if under two)."""
+def rate(reports: Sequence[Report], window: float = 2.0) -> float:
+    """Records per second over the last `window` seconds of these handler runs (or over all
+    of them if they span less); 0 if there are fewer than two."""
     if len(reports) < 2:
         return 0.0
-    times = [r.started_ns for r in reports]
-    span = (max(times) - min(times)) / 1e9
-    return len(reports) / span if span > 0 else 0.0
+    times = sorted(r.started_ns for r in reports)
+    span = min(window, (times[-1] - times[0]) / 1e9)
+    if span <= 0:
+        return 0.0
+    recent = sum(1 for t in times if t >= times[-1] - span * 1e9)
+    return recent / span
 
 
 # -- parafka run ---------------------------------------------------------------------------------
@@ -223,6 +228,35 @@ def instance_env(instance: str, **extra: str) -> dict[str, str]:
 def assigned_count(stderr: Path) -> int:
     """How many assignments the consumer(s) writing to `stderr` logged so far."""
     return stderr.read_text(errors="replace").count("parafka: assigned ") if stderr.exists() else 0
+
+
+_REBALANCE = re.compile(r"parafka: (assigned|revoked|lost) ")
+
+
+def rebalance_events(stderr: Path) -> list[str]:
+    """ "assigned", "revoked" and "lost" in the order the consumer(s) logged them."""
+    if not stderr.exists():
+        return []
+    return _REBALANCE.findall(stderr.read_text(errors="replace"))
+
+
+def wait_settled(stderr: Path, quiet_for: float, timeout: float, alive: Callable[[], bool]) -> None:
+    """Wait until the last rebalance line is an assignment and none came for `quiet_for` s.
+
+    On the local broker, members leaving a group while it rebalances can leave it unable to
+    assign anyone again, so the scenarios stop members only once the group has settled.
+    """
+    deadline = time.monotonic() + timeout
+    seen, since = 0, time.monotonic()
+    while time.monotonic() < deadline:
+        assert alive(), stderr.read_text(errors="replace")
+        events = rebalance_events(stderr)
+        if len(events) != seen:
+            seen, since = len(events), time.monotonic()
+        if events and events[-1] == "assigned" and time.monotonic() - since >= quiet_for:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the group did not settle within {timeout} s; see {stderr}")
 
 
 # -- memory ---------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from reliability.common import Produced, Report, RssSeries, tally
+from reliability.common import Produced, Report, RssSeries, rate, tally
 from reliability.crash_loop import duplicate_bound
 from reliability.rebalance_churn import Period, check_order, ownership_periods
 
@@ -96,3 +96,12 @@ def test_rss_series_windows() -> None:
     assert series.peak == 30
     assert series.at(0.5) == 20  # first sample at or after 2.0 s
     assert series.window_max(2.0, 4.0) == 25
+
+
+def test_rate_is_taken_over_the_last_seconds() -> None:
+    slow = [n * 1.0 for n in range(8)]  # 1 per second, then 20 per second for 2 s
+    fast = [8.0 + n * 0.05 for n in range(40)]
+    runs = [Report(0, n, "k", "i", 1, int(t * 1e9)) for n, t in enumerate(slow + fast)]
+    assert rate(runs) == 20.0
+    assert rate(runs[:3]) == 1.5  # a span under the window: 3 runs over 2 s
+    assert rate(runs[:1]) == 0.0
