@@ -240,23 +240,29 @@ def rebalance_events(stderr: Path) -> list[str]:
     return _REBALANCE.findall(stderr.read_text(errors="replace"))
 
 
-def wait_settled(stderr: Path, quiet_for: float, timeout: float, alive: Callable[[], bool]) -> None:
-    """Wait until the last rebalance line is an assignment and none came for `quiet_for` s.
+def wait_settled(
+    stderrs: Path | Sequence[Path], quiet_for: float, timeout: float, alive: Callable[[], bool]
+) -> None:
+    """Wait until every log's last rebalance line is an assignment and no log got one for
+    `quiet_for` s.
 
     On the local broker, members leaving a group while it rebalances can leave it unable to
     assign anyone again, so the scenarios stop members only once the group has settled.
     """
+    paths = [stderrs] if isinstance(stderrs, Path) else list(stderrs)
     deadline = time.monotonic() + timeout
-    seen, since = 0, time.monotonic()
+    seen, since = -1, time.monotonic()
     while time.monotonic() < deadline:
-        assert alive(), stderr.read_text(errors="replace")
-        events = rebalance_events(stderr)
-        if len(events) != seen:
-            seen, since = len(events), time.monotonic()
-        if events and events[-1] == "assigned" and time.monotonic() - since >= quiet_for:
+        assert alive(), "a consumer ended while waiting for its group to settle"
+        events = [rebalance_events(path) for path in paths]
+        count = sum(len(e) for e in events)
+        if count != seen:
+            seen, since = count, time.monotonic()
+        settled = all(e and e[-1] == "assigned" for e in events)
+        if settled and time.monotonic() - since >= quiet_for:
             return
         time.sleep(0.1)
-    raise AssertionError(f"the group did not settle within {timeout} s; see {stderr}")
+    raise AssertionError(f"the group did not settle within {timeout} s; see {paths}")
 
 
 # -- memory ---------------------------------------------------------------------------------------

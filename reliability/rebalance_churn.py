@@ -54,6 +54,7 @@ from reliability.common import (
     quiet,
     run_args,
     tally,
+    wait_settled,
 )
 from tests.integration.helpers import committed, wait_until
 from tests.integration.test_cli import started_cli, wait_exit
@@ -188,7 +189,7 @@ def churn(
     logs: Path,
     *,
     instances: int = 3,
-    events: int = 20,
+    events: int = 25,
     interval: tuple[float, float] = (2.0, 5.0),
     concurrency: int = 16,
     settle_timeout: float = 300.0,
@@ -251,7 +252,13 @@ def churn(
             report.settle_seconds = time.monotonic() - churn_ended
             offsets = committed(broker, group, produced.topic, workload.partitions)
             report.uncommitted = sum(n - max(0, offsets[p]) for p, n in produced.counts.items())
+            # One at a time, each after the group settled (see common.wait_settled).
             for name in sorted(live):
+                if len(live) > 1:
+                    stderrs = [logs / n / "stderr" for n in live]
+                    wait_settled(
+                        stderrs, 2.0, 90, lambda: all(p.poll() is None for p in live.values())
+                    )
                 leave(name)
     finally:
         reader.close()
@@ -271,8 +278,8 @@ def churn(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--events", type=int, default=30)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--events", type=int, default=25)
+    parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--logs", type=Path, default=Path("/tmp/parafka-churn"))
     args = parser.parse_args(argv)
