@@ -6,7 +6,8 @@ consumer may be left stuck.
     .venv/bin/python reliability/rebalance_churn.py --records 20000 --events 8
 
 Three `parafka run` instances start; then every 2-5 s one leaves (SIGTERM: a graceful leave)
-or a new one joins, keeping between one and three running. Each handler run reports
+or a new one joins, keeping between one and three running, until 90% of the records are
+processed (or `--events` events). Each handler run reports
 (instance, partition, offset, key, start time) to an output topic. Ownership periods come
 from each instance's own log ("assigned ..." / "revoked ..." / "lost ..." lines). Checks:
 
@@ -189,7 +190,8 @@ def churn(
     logs: Path,
     *,
     instances: int = 3,
-    events: int = 25,
+    events: int | None = None,
+    churn_until: float = 0.9,
     interval: tuple[float, float] = (2.0, 5.0),
     concurrency: int = 16,
     settle_timeout: float = 300.0,
@@ -229,7 +231,11 @@ def churn(
                 60,
                 "a first assignment",
             )
-            for number in range(1, events + 1):
+            for number in itertools.count(1):
+                if events is not None and number > events:
+                    break
+                if events is None and len(reader.distinct) >= churn_until * produced.total:
+                    break
                 time.sleep(rng.uniform(*interval))  # the churn's own rhythm
                 for name, proc in live.items():
                     assert proc.poll() is None, (logs / name / "stderr").read_text()
@@ -278,8 +284,8 @@ def churn(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--events", type=int, default=25)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--events", type=int, default=None, help="default: until 90%% done")
+    parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--logs", type=Path, default=Path("/tmp/parafka-churn"))
     args = parser.parse_args(argv)
