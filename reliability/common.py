@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from parafka.testing import LocalBroker
 from tests.integration.test_cli import cli_env
@@ -113,9 +113,14 @@ class Report(NamedTuple):
 
 
 class OutputReader:
-    """Reads an output topic from its beginning, a little more at each `read()`."""
+    """Reads an output topic from its beginning, a little more at each `read()`.
+
+    Each output record is taken once (by its own partition and offset), so reading a part of
+    the topic again (`rewind()`) never counts a handler run twice.
+    """
 
     def __init__(self, broker: LocalBroker, topic: str) -> None:
+        self.topic = topic
         self.reports: list[Report] = []
         self.distinct: set[tuple[int, int]] = set()
         self._consumer = Consumer(
@@ -126,8 +131,8 @@ class OutputReader:
             }
         )
         metadata = self._consumer.list_topics(topic, timeout=30)
-        partitions = metadata.topics[topic].partitions
-        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        self._next = dict.fromkeys(metadata.topics[topic].partitions, 0)
+        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in self._next])
 
     def read(self, quiet_for: float = 0.5, timeout: float = 60.0) -> int:
         """Read until nothing new came for `quiet_for` s (the local broker's high watermark
@@ -145,11 +150,24 @@ class OutputReader:
                 continue
             quiet_since = time.monotonic()
             for message in good:
-                body = json.loads(message.value() or b"{}")
-                report = Report(body["p"], body["o"], body["k"], body["i"], body["pid"], body["t"])
-                self.reports.append(report)
-                self.distinct.add((report.partition, report.offset))
+                self._take(message)
         return len(self.reports) - before
+
+    def _take(self, message: Message) -> None:
+        partition, offset = message.partition(), message.offset()
+        assert partition is not None and offset is not None
+        if offset < self._next[partition]:
+            return  # read again after a rewind
+        self._next[partition] = offset + 1
+        body = json.loads(message.value() or b"{}")
+        report = Report(body["p"], body["o"], body["k"], body["i"], body["pid"], body["t"])
+        self.reports.append(report)
+        self.distinct.add((report.partition, report.offset))
+
+    def rewind(self) -> None:
+        """Fetch every partition again from its last record read."""
+        for partition, offset in self._next.items():
+            self._consumer.seek(TopicPartition(self.topic, partition, max(0, offset - 1)))
 
     def read_until(self, covered: int, timeout: float, what: str) -> None:
         """Read until `covered` distinct records were reported, then until quiet."""
@@ -158,9 +176,11 @@ class OutputReader:
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"timed out after {timeout} s waiting for {what}: "
-                    f"{len(self.distinct):,} of {covered:,} records reported"
+                    f"{len(self.distinct):,} of {covered:,} records reported; next offset read "
+                    f"per output partition: {self._next}"
                 )
-            self.read(quiet_for=0.2, timeout=2.0)
+            if not self.read(quiet_for=0.2, timeout=2.0):
+                self.rewind()  # in case the client stopped fetching a partition
         self.read()
 
     def close(self) -> None:
