@@ -123,13 +123,14 @@ class OutputReader:
         self.topic = topic
         self.reports: list[Report] = []
         self.distinct: set[tuple[int, int]] = set()
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": broker.bootstrap_servers,
-                "group.id": new_group("reliability-reader"),  # required, never joined
-                "enable.auto.commit": False,
-            }
-        )
+        self.errors: list[str] = []  # errors the client reported while reading
+        self._config = {
+            "bootstrap.servers": broker.bootstrap_servers,
+            "group.id": new_group("reliability-reader"),  # required, never joined
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+        self._consumer = Consumer(self._config)
         metadata = self._consumer.list_topics(topic, timeout=30)
         self._next = dict.fromkeys(metadata.topics[topic].partitions, 0)
         self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in self._next])
@@ -143,6 +144,7 @@ class OutputReader:
         quiet_since = time.monotonic()
         while time.monotonic() < deadline:
             batch = self._consumer.consume(1000, 0.1)
+            self.errors += [str(m.error()) for m in batch if m.error() is not None]
             good = [m for m in batch if m.error() is None]
             if not good:
                 if time.monotonic() - quiet_since >= quiet_for:
@@ -164,10 +166,13 @@ class OutputReader:
         self.reports.append(report)
         self.distinct.add((report.partition, report.offset))
 
-    def rewind(self) -> None:
-        """Fetch every partition again from its last record read."""
-        for partition, offset in self._next.items():
-            self._consumer.seek(TopicPartition(self.topic, partition, max(0, offset - 1)))
+    def reopen(self) -> None:
+        """Continue with a new client from where this one got. (Once in a long churn run, a
+        reading client stopped receiving from the local broker, silently, while a new one
+        read the rest at once.)"""
+        self._consumer.close()
+        self._consumer = Consumer(self._config)
+        self._consumer.assign([TopicPartition(self.topic, p, o) for p, o in self._next.items()])
 
     def read_until(self, covered: int, timeout: float, what: str) -> None:
         """Read until `covered` distinct records were reported, then until quiet."""
@@ -177,10 +182,10 @@ class OutputReader:
                 raise AssertionError(
                     f"timed out after {timeout} s waiting for {what}: "
                     f"{len(self.distinct):,} of {covered:,} records reported; next offset read "
-                    f"per output partition: {self._next}"
+                    f"per output partition: {self._next}; client errors: {self.errors[-5:]}"
                 )
-            if not self.read(quiet_for=0.2, timeout=2.0):
-                self.rewind()  # in case the client stopped fetching a partition
+            if not self.read(quiet_for=1.0, timeout=3.0):
+                self.reopen()
         self.read()
 
     def close(self) -> None:
