@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test unit demo lint bench clean
+.PHONY: venv test unit demo lint bench reliability clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,14 +25,22 @@ demo: $(STAMP)
 	$(BIN)/python -m parafka.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks reliability
+	$(BIN)/ruff format --check src tests benchmarks reliability
 	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/io_bound.py
 	$(BIN)/python benchmarks/overhead.py
 	cd benchmarks && ../$(BIN)/python executors.py
+
+# The long reliability scenarios (about 30 minutes); short versions run in `make test`.
+reliability: $(STAMP)
+	$(BIN)/python reliability/crash_loop.py
+	$(BIN)/python reliability/rebalance_churn.py
+	$(BIN)/python reliability/connection_loss.py
+	$(BIN)/python reliability/memory.py
+	$(BIN)/python reliability/soak.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -113,14 +113,20 @@ class BrokerProcess:
 
     `start()` returns once the broker answers a metadata request; `stop()` ends it.
     The child also ends when Python exits (atexit) or, on Linux, dies abruptly.
+    `advertised_port` (default: `port`) is the port the broker tells clients to connect to,
+    e.g. a proxy's in front of it: clients reconnect to the advertised address.
     """
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
-        if port is not None and not 0 < port < 65536:
-            raise ValueError(f"port must be between 1 and 65535, got {port}")
+    def __init__(
+        self, port: int | None = None, host: str = "127.0.0.1", advertised_port: int | None = None
+    ) -> None:
+        for name, value in (("port", port), ("advertised_port", advertised_port)):
+            if value is not None and not 0 < value < 65536:
+                raise ValueError(f"{name} must be between 1 and 65535, got {value}")
         self.host = host
         self._auto_port = port is None
         self.port = free_port(host) if port is None else port
+        self.advertised_port = advertised_port
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_dir: str | None = None
 
@@ -215,13 +221,14 @@ class BrokerProcess:
     def _spawn(self, binary: str) -> None:
         self._log_dir = tempfile.mkdtemp(prefix="parafka-broker-")
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self.advertised_port or self.port}"
         command = [
             binary,
             "broker",
             "--listener-url",
             url,
             "--advertised-listener-url",
-            url,
+            advertised,
             "--storage-engine",
             "memory://tansu/",
         ]

@@ -6,6 +6,7 @@ import logging
 import re
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 import click
 
@@ -36,15 +37,22 @@ def key_values(
 
 
 def setup_logging(level: str) -> None:
-    """Log lines to stderr; librdkafka's repeats folded unless at DEBUG."""
-    handler = logging.StreamHandler(sys.stderr)
-    if level.upper() != "DEBUG":
-        handler.addFilter(QuietRepeats())
+    """Log lines to stderr; repeated warnings folded unless at DEBUG."""
     logging.basicConfig(
         level=level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        handlers=[handler],
+        handlers=[log_handler(level)],
     )
+
+
+def log_handler(level: str, stream: TextIO | None = None) -> logging.Handler:
+    """The CLI's log handler: repeated warnings and errors are folded (librdkafka's own
+    lines are folded where they are logged, `client_logger`); information lines such as
+    "assigned ..." and "revoked ..." are state changes and always shown."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if level.upper() != "DEBUG":
+        handler.addFilter(QuietRepeats(min_level=logging.WARNING))
+    return handler
 
 
 # Options several commands take, declared once (each use makes a new click.Option).

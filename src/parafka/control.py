@@ -85,6 +85,7 @@ class ControlLoop:
         self.transaction: Transaction | None = None
         self.flow = FlowControl(settings.buffer_limit, STALL_BEFORE_PAUSE, STARVE_AFTER)
         self._newly_assigned: list[TopicPartition] = []
+        self._paused: set[TP] = set()  # paused by us; the client keeps it through a revoke
         self._first_assignment_at: float | None = None
         self._last_activity = clock()
         self._processed = 0  # hot path: a plain attribute, not in _counts
@@ -191,8 +192,11 @@ class ControlLoop:
         self._dispatch()
         fetched = self._fetch(now)
         if self._newly_assigned:
+            new = {(tp.topic, tp.partition) for tp in self._newly_assigned}
             if self.flow.stalled:
-                self._consumer.pause(self._newly_assigned)
+                self._pause(new)
+            else:  # back after a revoke or loss while paused: still paused in the client
+                self._resume(new & self._paused)
             self._newly_assigned = []
         if now >= self._next_commit_at:
             self.commit(asynchronous=True)
@@ -689,6 +693,7 @@ class ControlLoop:
     def _pause(self, tps: set[TP]) -> None:
         if tps:
             self._consumer.pause([TopicPartition(t, p) for t, p in tps])
+            self._paused |= tps
 
     def _resume(self, tps: set[TP]) -> None:
         """Resume fetching at the next offset each partition expects. The seek restarts
@@ -705,6 +710,7 @@ class ControlLoop:
                 except KafkaException as exc:  # not fetching yet: a plain resume will do
                     log.debug("seek %s[%d]@%d before resume: %s", topic, partition, offset, exc)
         self._consumer.resume([TopicPartition(t, p) for t, p in tps])
+        self._paused -= tps
 
     def _share_buffer(self, now: float) -> None:
         """Fair-share pauses: keep a few partitions from holding the whole buffer while

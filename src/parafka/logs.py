@@ -12,18 +12,27 @@ class QuietRepeats(logging.Filter):
     """Show a log line at most once per `window` seconds, with a count of the repeats.
 
     While a broker is down, librdkafka reports the same connection failure many times a
-    second; without this the one line that says what to do drowns in them.
+    second; without this the one line that says what to do drowns in them. Lines below
+    `min_level` always pass (state changes such as "assigned ..." must never be hidden).
     """
 
     _TIMING = re.compile(r" \(after \d+ms in state \w+\)")
 
-    def __init__(self, window: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        window: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        min_level: int = logging.NOTSET,
+    ) -> None:
         super().__init__()
         self.window = window
+        self.min_level = min_level
         self.clock = clock
         self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < self.min_level:
+            return True
         message = self._TIMING.sub("", record.getMessage())
         key = (record.name, record.levelno, message)
         now = self.clock()

@@ -36,8 +36,14 @@ from parafka.broker import BrokerProcess
 class LocalBroker:
     """A broker on a free port for the length of a `with` block; no process outlives it."""
 
-    def __init__(self, port: int | None = None, start_timeout: float = 30.0) -> None:
-        self._process = BrokerProcess(port)
+    def __init__(
+        self,
+        port: int | None = None,
+        start_timeout: float = 30.0,
+        advertised_port: int | None = None,
+    ) -> None:
+        """`advertised_port`: the port clients are told to use (a proxy's, say); default `port`."""
+        self._process = BrokerProcess(port, advertised_port=advertised_port)
         self._start_timeout = start_timeout
 
     def __enter__(self) -> LocalBroker:

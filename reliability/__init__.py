@@ -1,0 +1,1 @@
+"""Reliability scenarios: crash loop, rebalance churn, connection loss, memory (issue 6)."""
