@@ -96,17 +96,20 @@ def encode(event: dict[str, Any]) -> bytes:
 
 
 def check_outputs(
-    inputs: dict[bytes, bytes], outputs: Sequence[tuple[bytes | None, bytes | None]]
+    inputs: dict[bytes, bytes],
+    outputs: Sequence[tuple[bytes | None, bytes | None]],
+    duplicates_allowed: bool = False,
 ) -> list[str]:
     """Problems found comparing outputs (key, value) with inputs {key: value}: each input
-    must have exactly one output, with the input's fields and the right hash."""
+    must have an output (exactly one unless `duplicates_allowed`: at-least-once repeats
+    records after a rebalance), with the input's fields and the right hash."""
     problems: list[str] = []
     seen: set[bytes] = set()
     for key, value in outputs:
         if key not in inputs:
             problems.append(f"output with unknown key {key!r}")
             continue
-        if key in seen:
+        if key in seen and not duplicates_allowed:
             problems.append(f"duplicate output for key {key!r}")
         seen.add(key)
         source = inputs[key]

@@ -770,7 +770,11 @@ class ControlLoop:
                 self._missing = []
             self._last_activity = self.clock()
             return False
-        return True
+        # Not before the client has heard from the broker about every partition (its high
+        # watermark comes with the first fetch response): on a slow broker the first fetch
+        # after an assignment can take longer than `seconds`, and a topic with records must
+        # not pass for an empty one.
+        return all(self._high_watermark(tp) is not None for tp in self.partitions)
 
     def _still_missing(self) -> list[str] | None:
         """The missing topics the cluster's metadata still does not list (None: unknown)."""

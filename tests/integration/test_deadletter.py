@@ -155,7 +155,7 @@ def test_cli_dead_letter_topic_and_errors(broker: LocalBroker, tmp_path: Path) -
     dlq = broker.new_topic("cli-dl-dlq", 1)
     produced(broker, topic, 20, keys=5)
     args = run_args(broker, FAIL_AT_SEVEN, topic, group, "--max-attempts", "2",
-                    "--retry-backoff", "0.05", "--until-idle", "2",
+                    "--retry-backoff", "0.05", "--until-idle", "5",
                     "--dead-letter-topic", dlq)  # fmt: skip
     result = run_cli(args, cli_env(), timeout=60)
     assert result.returncode == 0, result.stderr

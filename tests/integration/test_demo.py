@@ -45,7 +45,7 @@ def test_quick_demo_plays_every_scene_and_every_check_passes(
         "two consumer groups",
     ):
         assert title in out
-    assert "order per key: held" in out and "every event: one output, right hash" in out
+    assert "order per key: held" in out and "every event: an output, right hash" in out
 
 
 def test_scenes_that_need_examples_are_skipped_outside_a_checkout(

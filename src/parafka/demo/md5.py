@@ -3,7 +3,8 @@
 Three runs, one after the other, read the same name events and each write their own
 output topic: the plain batched loop in one process and the multiprocessing-queue pipeline
 (examples/md5_baselines.py, as in benchmarks/executors.py), and parafka's process executor.
-Every output topic is read back: each event must have exactly one output, with its hash.
+Every output topic is read back: each event must have an output with its hash (at least
+once: a rebalance may repeat some).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def play(stage: Stage, panel: Panel) -> Played:
     for lane, (name, out, run), error in zip(lanes, runs, errors, strict=True):
         lane.status = "reading its output back"
         problems = _problems(md5, common, stage, outputs[out], inputs)
-        check = error or (problems[0] if problems else "every event: one output, right hash")
+        check = error or (problems[0] if problems else "every event: an output, right hash")
         if problems and len(problems) > 1:
             check += f" (+{len(problems) - 1} more)"
         rows.append(Row(name, fmt_rate(run.rate), "", check, error is None and not problems,
@@ -119,5 +120,7 @@ def _problems(
         stage.bootstrap_servers, topic, minimum=len(inputs), timeout=30, settle=0.5,
         config=stage.consumer_settings(),
     )  # fmt: skip
-    problems: list[str] = md5.check_outputs(inputs, [(m.key(), m.value()) for m in messages])
+    # At least once: a rebalance (a session lost on a busy machine, say) may repeat records.
+    outputs = [(m.key(), m.value()) for m in messages]
+    problems: list[str] = md5.check_outputs(inputs, outputs, duplicates_allowed=True)
     return problems
