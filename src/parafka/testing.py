@@ -36,6 +36,8 @@ from parafka.broker import BrokerProcess
 class LocalBroker:
     """A broker on a free port for the length of a `with` block; no process outlives it."""
 
+    STALL = 3.0  # seconds without a record before consume_all tries a new client
+
     def __init__(
         self,
         port: int | None = None,
@@ -141,16 +143,18 @@ class LocalBroker:
         """Read `topic` from the beginning until `expected` records arrived or time ran out.
 
         Uses a manually assigned consumer (no group join, no commits) and returns the
-        records received, at most `expected`, without error events.
+        records received, at most `expected`, without error events. A client that gets
+        nothing for `STALL` seconds is replaced by a new one that goes on from where it
+        got: now and then a reading client stops receiving from the local broker, silently,
+        while a new one reads the rest at once.
         """
         deadline = time.monotonic() + timeout
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap_servers,
-                "group.id": f"parafka-consume-all-{uuid.uuid4().hex}",  # required, never joined
-                "enable.auto.commit": False,
-            }
-        )
+        config = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "group.id": f"parafka-consume-all-{uuid.uuid4().hex}",  # required, never joined
+            "enable.auto.commit": False,
+        }
+        consumer = Consumer(config)
         received: list[Message] = []
         try:
             metadata = consumer.list_topics(topic, timeout=max(0.1, deadline - time.monotonic()))
@@ -160,9 +164,9 @@ class LocalBroker:
                     f"cannot read topic {topic!r} on {self.bootstrap_servers}: "
                     f"{topic_metadata.error.str()}"
                 )
-            consumer.assign(
-                [TopicPartition(topic, p, OFFSET_BEGINNING) for p in topic_metadata.partitions]
-            )
+            next_offsets = dict.fromkeys(topic_metadata.partitions, OFFSET_BEGINNING)
+            consumer.assign([TopicPartition(topic, p, o) for p, o in next_offsets.items()])
+            last_progress = time.monotonic()
             while len(received) < expected:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -170,7 +174,20 @@ class LocalBroker:
                 batch = consumer.consume(
                     num_messages=min(1000, expected - len(received)), timeout=min(0.5, remaining)
                 )
-                received.extend(m for m in batch if m.error() is None)
+                for message in batch:
+                    partition, offset = message.partition(), message.offset()
+                    if message.error() is not None or partition is None or offset is None:
+                        continue
+                    if next_offsets[partition] >= 0 and offset < next_offsets[partition]:
+                        continue  # read again by a new client
+                    next_offsets[partition] = offset + 1
+                    received.append(message)
+                    last_progress = time.monotonic()
+                if time.monotonic() - last_progress >= self.STALL:
+                    consumer.close()
+                    consumer = Consumer(config)
+                    consumer.assign([TopicPartition(topic, p, o) for p, o in next_offsets.items()])
+                    last_progress = time.monotonic()
         finally:
             consumer.close()
         return received
