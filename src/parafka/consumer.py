@@ -197,10 +197,13 @@ class ParallelConsumer:
         loop.running.wait()
         return self
 
-    def stop(self, drain: bool = True) -> None:
-        """Stop consuming; running handlers finish (bounded) unless drain=False. Thread-safe."""
+    def stop(self, drain: bool = True, wake: bool = True) -> None:
+        """Stop consuming; running handlers finish (bounded) unless drain=False. Thread-safe.
+
+        wake=False, for signal handlers: only set flags (no lock taken); the loop notices
+        within 50 ms."""
         if self._loop is not None:
-            self._loop.stop(drain)
+            self._loop.stop(drain, wake)
 
     def join(self, timeout: float | None = None) -> Stats | None:
         """Wait for the background run to end; re-raises its error. None on timeout."""
@@ -262,10 +265,10 @@ class _StopOnSignals:
         name = signal.Signals(signum).name
         if self.received == 1:
             log.info("%s received: finishing running records, then committing", name)
-            self.consumer.stop(drain=True)
+            self.consumer.stop(drain=True, wake=False)
         else:
             log.warning("%s received again: stopping now; unfinished records are redelivered", name)
-            self.consumer.stop(drain=False)
+            self.consumer.stop(drain=False, wake=False)
 
     def __enter__(self) -> None:
         if threading.current_thread() is not threading.main_thread():

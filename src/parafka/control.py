@@ -48,6 +48,21 @@ SHARE_EVERY = 0.1  # seconds between two fair-share checks
 ERROR_LOG_EVERY = 30.0  # seconds between two log lines for the same client error
 
 
+class Flag:
+    """A flag set once, from any thread or a signal handler: no lock to take (see stop())."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 class ControlLoop:
     """One run of a parallel consumer, from subscribe to close."""
 
@@ -69,8 +84,11 @@ class ControlLoop:
         self._missing: list[str] = []  # subscribed topics not seen in the cluster's metadata
         self._absent: TopicNotFound | None = None  # until_idle ran out while one was missing
         self._fatal: KafkaException | None = None  # a transaction that cannot go on
-        self._stop = threading.Event()
-        self._hard_stop = threading.Event()
+        # Plain flags, not threading.Event: stop() is called from signal handlers, which run
+        # on the main thread between two bytecodes, maybe while that thread holds an Event's
+        # lock (a loop run in the foreground does); setting an Event there could deadlock.
+        self._stop = Flag()
+        self._hard_stop = Flag()
         self._drained = False  # shutdown's drain is over: nothing waits for running work again
         self._consumer: Any = None
         self.outputs = OutputThread(
@@ -110,12 +128,16 @@ class ControlLoop:
         self.recent_dead_letters = RecentDeadLetters()  # for the web dashboard
 
     # -- public, thread-safe ------------------------------------------------------
-    def stop(self, drain: bool = True) -> None:
-        """Ask the loop to finish: drain running work (bounded) unless drain=False."""
+    def stop(self, drain: bool = True, wake: bool = True) -> None:
+        """Ask the loop to finish: drain running work (bounded) unless drain=False.
+
+        wake=False only sets flags (safe in a signal handler): the loop notices them at its
+        next round, within IDLE_WAIT, instead of at once."""
         if not drain:
             self._hard_stop.set()
         self._stop.set()
-        self.completions.wake()
+        if wake:
+            self.completions.wake()
 
     def stats(self) -> Stats:
         return self._stats
