@@ -32,13 +32,19 @@ def by_key(messages: list[Any]) -> dict[bytes, list[bytes]]:
 
 
 # -- md5 transformer -------------------------------------------------------------------------
-def test_md5_transformer_adds_the_hash_of_every_event(broker: LocalBroker) -> None:
+@pytest.mark.parametrize("batch_size", [None, 300])
+def test_md5_transformer_adds_the_hash_of_every_event(
+    broker: LocalBroker, batch_size: int | None
+) -> None:
     source, sink = broker.new_topic("names", 4), broker.new_topic("hashed", 4)
     events = md5_transformer.generate(2000, seed=5)
     inputs = {f"n{i}".encode(): md5_transformer.encode(e) for i, e in enumerate(events)}
     broker.produce(source, inputs.items())
 
-    pc = consumer(broker, md5_transformer.handle, source, group(), output_topic=sink, concurrency=4)
+    handler = md5_transformer.handle if batch_size is None else md5_transformer.handle_batch
+    pc = consumer(
+        broker, handler, source, group(), output_topic=sink, concurrency=4, batch_size=batch_size
+    )
     assert pc.run(until_idle=1.5).processed == 2000
 
     outputs = by_key(read_topic(broker.bootstrap_servers, sink, minimum=2000, settle=0.5))
@@ -64,6 +70,7 @@ def test_md5_handler_splices_like_the_json_reference(value: bytes) -> None:
     record = Record("t", 0, 0, b"k", value)
     spliced = md5_transformer.handle(record)
     reference = md5_transformer.handle_json(record)
+    assert md5_transformer.handle_batch([record]) == [spliced]
     assert spliced.key == reference.key == b"k"
     assert isinstance(spliced.value, bytes) and isinstance(reference.value, bytes)
     assert json.loads(spliced.value) == json.loads(reference.value)
