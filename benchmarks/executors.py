@@ -4,16 +4,19 @@ thousands of concurrent awaits, each beside its baselines in the same run.
 - md5 transform (consume -> md5 of the value -> produce), 200,000 name events, 4 partitions:
   one plain batched loop, two plain loops in one group (two processes), the
   multiprocessing-queue pipeline (consumer process -> queue -> hash workers -> queue ->
-  producer process), and parafka's process executor (unordered and key) and thread
-  executor. Targets: parafka's best >= 0.9x two plain loops and >= 3x the queue pipeline.
+  producer process), and parafka: two processes in one group (`--processes 2`) with a batch
+  or a per-record handler, the process executor, one process; unordered and key. Every
+  configuration runs `--rounds` times in turn; each rate is taken from the run's output
+  topic (first output's timestamp to the last's). Targets: parafka's best >= 0.9x two plain
+  loops and >= 3x the queue pipeline.
 - process executor, no-op handler, 200,000 records: >= 100,000 records/s.
 - asyncio executor, 50,000 records awaiting a 10-30 ms sleep, concurrency 1,000:
   >= 20,000 records/s.
 
-Rates for parafka and for the multi-process baselines are timed from the outside: from the
-first record done to the last, sampled every 10 ms (workers live in other processes).
+The no-op and async rates are timed from the first record done to the last, sampled every
+10 ms from parafka's stats.
 
-Usage: python benchmarks/executors.py [--quick] [--workers N]
+Usage: python benchmarks/executors.py [--quick] [--workers N] [--rounds R]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import multiprocessing
 import os
 import platform
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -45,10 +49,12 @@ from parafka import ParallelConsumer, Record
 from parafka.testing import LocalBroker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for examples/
+from examples.common import read_topic
 from examples.md5_baselines import plain_loops, queue_pipeline
 from examples.md5_transformer import encode, generate
 
 PARTITIONS = 4
+MD5_BATCH = 1000  # records per handler call in the batch configurations
 RESULTS_DIR = Path(__file__).resolve().parent
 
 
@@ -85,7 +91,9 @@ def parafka_rate(
         consumer.join(60)
     if first is None or last is None:
         raise RuntimeError(f"parafka {kw} did not process {count} records")
-    return count / (last - first)
+    # All of it within one stats refresh: too quick to time this way (the md5 runs are
+    # timed from their outputs instead).
+    return count / (last - first) if last > first else float("nan")
 
 
 def _parafka_member(
@@ -147,13 +155,140 @@ async def async_sleep(record: Record) -> None:
     await asyncio.sleep(float(record.value or b"0") / 1000.0)
 
 
+# -- md5 ---------------------------------------------------------------------------------------
+def output_rate(servers: str, config: dict[str, Any], topic: str, count: int) -> float:
+    """records/s of a finished md5 run, from its output topic: `count` over the time from
+    the first output produced to the last (the producers' CreateTime stamps, in ms). The
+    same clock for every run, wherever its work happened."""
+    messages = read_topic(servers, topic, minimum=count, settle=0.3, config=config)
+    stamps = [m.timestamp()[1] for m in messages]
+    if len(messages) < count:  # more is fine: at-least-once repeats after a rebalance
+        raise RuntimeError(f"{topic}: {len(messages)} outputs, expected {count}")
+    return count / ((max(stamps) - min(stamps)) / 1000.0)
+
+
+def _md5_configs(workers: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """(name, how, parafka settings): how is "x2" (two parafka processes in one group,
+    what `parafka run --processes 2` starts) or "x1" (one process)."""
+    per_record, batch = "examples.md5_transformer:handle", "examples.md5_transformer:handle_batch"
+    configs: list[tuple[str, str, dict[str, Any]]] = []
+    for ordering in ("unordered", "key"):
+        configs.append(
+            (
+                f"parafka x2 processes, {ordering}, batches of {MD5_BATCH}",
+                "x2",
+                {"handler": batch, "ordering": ordering, "batch_size": MD5_BATCH},
+            )
+        )
+    for ordering in ("unordered", "key"):
+        configs.append(
+            (
+                f"parafka x2 processes, {ordering}, per record C=4",
+                "x2",
+                {"handler": per_record, "ordering": ordering, "concurrency": 4},
+            )
+        )
+    for ordering in ("unordered", "key"):
+        for count in sorted({1, workers}):
+            configs.append(
+                (
+                    f"parafka process executor, {ordering}, workers={count}",
+                    "x1",
+                    {
+                        "handler": per_record,
+                        "ordering": ordering,
+                        "executor": "process",
+                        "workers": count,
+                    },
+                )
+            )
+    configs.append(
+        (
+            f"parafka process executor, unordered, workers={workers}, batches of {MD5_BATCH}",
+            "x1",
+            {
+                "handler": batch,
+                "ordering": "unordered",
+                "executor": "process",
+                "workers": workers,
+                "batch_size": MD5_BATCH,
+            },
+        )
+    )
+    configs.append(
+        (
+            f"parafka x1 process, unordered, batches of {MD5_BATCH}",
+            "x1",
+            {"handler": batch, "ordering": "unordered", "batch_size": MD5_BATCH},
+        )
+    )
+    return configs
+
+
+def _md5_runs(
+    args: argparse.Namespace,
+    config: dict[str, Any],
+    servers: str,
+    names: str,
+    count: int,
+    out: Callable[[], str],
+) -> list[tuple[str, str, float, str]]:
+    """Every md5 configuration, `args.rounds` times in turn (so that a slower moment of a
+    shared machine touches every configuration alike); one row per configuration with the
+    median rate, its spread in the note."""
+    runs: list[tuple[str, Callable[[str], object]]] = [
+        ("plain loop x1", lambda topic: plain_loops(config, names, topic, count, 1)),
+        ("plain loops x2 (one group)", lambda topic: plain_loops(config, names, topic, count, 2)),
+        (
+            f"queue pipeline ({args.workers} hash workers)",
+            lambda topic: queue_pipeline(config, names, topic, count, args.workers),
+        ),
+    ]
+    for name, how, settings in _md5_configs(args.workers):
+        settings = dict(settings)
+        handler = settings.pop("handler")
+        if how == "x2":
+            runs.append(
+                (
+                    name,
+                    lambda topic, h=handler, kw=settings: parafka_processes(
+                        h, config, names, count, 2, output_topic=topic, **kw
+                    ),
+                )
+            )
+        else:
+            runs.append(
+                (
+                    name,
+                    lambda topic, h=handler, kw=settings: parafka_rate(
+                        h, config, names, count, output_topic=topic, **kw
+                    ),
+                )
+            )
+    rates: dict[str, list[float]] = {name: [] for name, _ in runs}
+    for round_number in range(1, args.rounds + 1):
+        for name, run in runs:
+            topic = out()
+            run(topic)
+            rate = output_rate(servers, config, topic, count)
+            rates[name].append(rate)
+            note(f"md5 round {round_number}: {name}: {fmt_rate(rate)} records/s")
+    rows = []
+    for name, measured in rates.items():
+        spread = f"{fmt_rate(min(measured))}-{fmt_rate(max(measured))}" if len(measured) > 1 else ""
+        rows.append(("md5", name, statistics.median(measured), spread))
+    return rows
+
+
 # -- main -------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (about a minute)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--rounds", type=int, help="md5 rounds (default 3, --quick 1)")
     args = parser.parse_args(argv)
     md5_count = 40_000 if args.quick else 200_000
+    args.rounds = args.rounds or (1 if args.quick else 3)
     noop_count = 40_000 if args.quick else 200_000
     async_count = 10_000 if args.quick else 50_000
     rows: list[tuple[str, str, float, str]] = []  # section, name, rate, note
@@ -169,67 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         def out() -> str:
             return broker.new_topic("md5-out", PARTITIONS)
 
-        target = "examples.md5_transformer:handle"
-        runs: list[tuple[str, Callable[[], float]]] = [
-            ("plain loop x1", lambda: plain_loops(config, names, out(), md5_count, 1)),
-            ("plain loops x2 (one group)", lambda: plain_loops(config, names, out(), md5_count, 2)),
-            (
-                f"queue pipeline ({args.workers} hash workers)",
-                lambda: queue_pipeline(config, names, out(), md5_count, args.workers),
-            ),
-        ]
-        for ordering in ("unordered", "key"):
-            for workers in sorted({1, args.workers}):
-                runs.append(
-                    (
-                        f"parafka process {ordering} workers={workers}",
-                        lambda o=ordering, w=workers: parafka_rate(
-                            target,
-                            config,
-                            names,
-                            md5_count,
-                            executor="process",
-                            workers=w,
-                            ordering=o,
-                            output_topic=out(),
-                        ),
-                    )
-                )
-        for ordering in ("unordered", "key"):
-            runs.append(
-                (
-                    f"parafka x2 processes, thread {ordering} C=4",
-                    lambda o=ordering: parafka_processes(
-                        target,
-                        config,
-                        names,
-                        md5_count,
-                        2,
-                        ordering=o,
-                        concurrency=4,
-                        output_topic=out(),
-                    ),
-                )
-            )
-        runs.append(
-            (
-                "parafka thread unordered C=4",
-                lambda: parafka_rate(
-                    target,
-                    config,
-                    names,
-                    md5_count,
-                    ordering="unordered",
-                    concurrency=4,
-                    output_topic=out(),
-                ),
-            )
-        )
-        for name, run in runs:
-            note(f"md5: {name} ...")
-            rate = run()
-            note(f"md5: {name}: {fmt_rate(rate)} records/s")
-            rows.append(("md5", name, rate, ""))
+        md5_rows = _md5_runs(args, config, servers, names, md5_count, out)
+        rows.extend(md5_rows)
 
         noop_topic = broker.new_topic("noop", PARTITIONS)
         produce(

@@ -11,6 +11,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from itertools import repeat
+from operator import is_
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -21,7 +23,7 @@ from parafka.deadletter import Failure, dead_letter
 from parafka.deserializers import DeserializationError
 from parafka.errors import BrokerUnreachable, RecordFailed, TopicNotFound
 from parafka.exactly_once import OrderedRelease, Transaction, TransactionAborted
-from parafka.executors import NOT_RUN, Completions, Executor, Work
+from parafka.executors import NOT_RUN, Completions, Executor, Outcome, Work
 from parafka.flow import FlowControl
 from parafka.health import Membership
 from parafka.kafka_config import consumer_config, producer_config
@@ -30,7 +32,7 @@ from parafka.logs import client_logger
 from parafka.offsets import PartitionOffsets
 from parafka.outputs import OutputProducer, OutputThread
 from parafka.recent import RecentDeadLetters
-from parafka.record import Produced, Record, record_from_message
+from parafka.record import MessageRecord, Produced, Record
 from parafka.scheduler import Scheduler
 from parafka.settings import Settings
 from parafka.stats import Stats
@@ -258,11 +260,7 @@ class ControlLoop:
         runs = scheduler.take()
         if runs:
             for run in runs:
-                for record in run:
-                    state = record._ticket
-                    state.running += 1
-                    if record.offset > state.max_started:
-                        state.max_started = record.offset
+                _mark_started(run)
             executor.submit(runs)
 
     def _batch_ready(self) -> bool:
@@ -318,22 +316,23 @@ class ControlLoop:
     def _accept(self, messages: list[Any]) -> None:
         partitions, add = self.partitions, self.scheduler.add
         state: PartitionOffsets | None = None
-        last_tp: TP | None = None
+        last_topic: str | None = None
+        last_partition = -1
         for message in messages:
             if message.error() is not None:
                 self._on_message_error(message.error())
                 continue
-            record = record_from_message(message)
-            tp = (record.topic, record.partition)
-            if tp != last_tp:
-                state, last_tp = partitions.get(tp), tp
+            topic, partition = message.topic(), message.partition()
+            if partition != last_partition or topic != last_topic:
+                state = partitions.get((topic, partition))
+                last_topic, last_partition = topic, partition
             if state is None:
                 continue  # not ours any more (a revoke raced the fetch)
-            if not state.receive(record.offset):
+            offset = message.offset()
+            if not state.receive(offset):
                 self._counts["skipped"] += 1
                 continue
-            record._ticket = state
-            add(record)
+            add(MessageRecord(message, topic, partition, offset, state))
 
     def _on_message_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
@@ -351,6 +350,17 @@ class ControlLoop:
         for records, outcomes in chunks:
             if outcomes is None:
                 self._finish_all(records)
+                continue
+            first = outcomes[0]
+            if _one_success(first, outcomes):
+                # A batch that succeeded in one call: its records share one output list.
+                assert first is not None
+                if not first[0]:
+                    self._finish_all(records)
+                elif self.release is None:
+                    sending.append((records, first[0]))
+                else:
+                    self._hold(records, first[0])
                 continue
             unrun: list[Record] = []
             failed_shards: set[object] = set()
@@ -415,14 +425,21 @@ class ControlLoop:
             self.scheduler.unrun(live)
 
     def _finish_all(self, records: list[Record]) -> None:
-        """`_finish` for a chunk that succeeded without outputs (the hot path)."""
+        """`_finish` for each record of a chunk (the hot path): offsets are settled per
+        partition, a run of records of one partition at a time."""
         self.scheduler.done_many(records)
         self._processed += len(records)
+        state: PartitionOffsets | None = None
+        offsets: list[int] = []
         for record in records:
-            state = record._ticket
-            state.running -= 1
-            if not state.closed:
-                state.finish(record.offset)
+            if record._ticket is not state:
+                if state is not None:
+                    state.settle(offsets)
+                state, offsets = record._ticket, [record.offset]
+            else:
+                offsets.append(record.offset)
+        if state is not None:
+            state.settle(offsets)
 
     def _finish(self, record: Record) -> None:
         """The record and its outputs are done: free its shard and its offset."""
@@ -864,6 +881,36 @@ class ControlLoop:
             membership=self.membership.state,
             membership_since=self.membership.since,
         )
+
+
+def _mark_started(run: list[Record]) -> None:
+    """Count the run's records as running in their partitions (runs are mostly of one
+    partition, in offset order)."""
+    state: PartitionOffsets | None = None
+    count = 0
+    highest = -1
+    for record in run:
+        if record._ticket is not state:
+            if state is not None:
+                state.started(count, highest)
+            state, count, highest = record._ticket, 0, -1
+        count += 1
+        if record.offset > highest:
+            highest = record.offset
+    if state is not None:
+        state.started(count, highest)
+
+
+def _one_success(first: Outcome | None, outcomes: list[Outcome | None]) -> bool:
+    """True when every record of a chunk has the very same successful outcome (`first`):
+    a batch handled in one call. By identity: equal outputs of separate records are not
+    one batch's (each record's must be produced)."""
+    return (
+        first is not None
+        and first is not NOT_RUN
+        and first[1] is None
+        and all(map(is_, outcomes, repeat(first)))
+    )
 
 
 def _send_hint(error: BaseException) -> str:

@@ -69,6 +69,29 @@ class PartitionOffsets:
         else:
             self._done.add(offset)
 
+    def started(self, count: int, highest: int) -> None:
+        """`count` records up to offset `highest` were handed to the executor."""
+        self.running += count
+        if highest > self.max_started:
+            self.max_started = highest
+
+    def settle(self, offsets: list[int]) -> None:
+        """Records at `offsets` handed to the executor are settled: they stop counting as
+        running and are finished, unless the partition was revoked meanwhile (the new
+        owner processes them again). The same as `finish` for each, in one pass."""
+        self.running -= len(offsets)
+        if self.closed:
+            return
+        self._dirty = True
+        pending, done = self._pending, self._done
+        for offset in offsets:
+            if pending and pending[0] == offset:
+                pending.popleft()
+            else:
+                done.add(offset)
+        while pending and pending[0] in done:
+            done.discard(pending.popleft())
+
     @property
     def position(self) -> int | None:
         """The offset to commit: lowest not finished, or last received + 1. None if unknown."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -112,6 +111,11 @@ class OutputThread:
     failures (`delivery.report.only.error`), so no Python callback runs per message on
     success, and the control thread never waits for the broker. While one epoch flushes,
     the next one fills, so epochs grow with the load.
+
+    No callback is attached per message (it costs the client a reference per message):
+    the producer's one delivery callback notes failed messages, and after the flush they
+    are matched to the items whose outputs they were (by topic, key and value; an item
+    with an equal output fails too: retried, never lost).
     """
 
     FLUSH_STEP = 0.5  # seconds per flush call, so that a stop is noticed
@@ -122,7 +126,9 @@ class OutputThread:
         self._config = {
             **producer_config(bootstrap_servers, kafka_config),
             "delivery.report.only.error": True,
+            "on_delivery": self._on_failure,
         }
+        self._failures: list[tuple[tuple[str, bytes | None, bytes | None], KafkaError]] = []
         self._completions = completions
         self._inbox: deque[tuple[list[Record], list[Produced]]] = deque()
         self._wake = threading.Event()
@@ -161,13 +167,15 @@ class OutputThread:
             for index, (members, outputs) in enumerate(epoch):
                 spans.append((len(records), len(records) + len(members)))
                 records.extend(members)
-                refused = self._produce(producer, outputs, partial(_failed, errors, index))
+                refused = self._produce(producer, outputs)
                 if refused is not None:
                     errors.setdefault(index, refused)
             while producer.flush(self.FLUSH_STEP) and not self._stop.is_set():
                 pass
             if self._stop.is_set():
                 return  # stopping without waiting: these records are not reported
+            if self._failures:
+                self._match_failures(epoch, errors)
             outcomes: list[Outcome | None] | None = None
             if errors:
                 outcomes = [None] * len(records)
@@ -178,17 +186,38 @@ class OutputThread:
             with self._lock:
                 self._pending -= len(records)
 
+    def _on_failure(self, err: KafkaError | None, message: Any) -> None:
+        """The producer's delivery callback: called for failed messages only."""
+        if err is not None:
+            self._failures.append(((message.topic(), message.key(), message.value()), err))
+
+    def _match_failures(
+        self,
+        epoch: list[tuple[list[Record], list[Produced]]],
+        errors: dict[int, BaseException],
+    ) -> None:
+        """Fail the items of the epoch whose outputs could not be delivered."""
+        failed = dict(self._failures)
+        self._failures.clear()
+        for index, (_members, outputs) in enumerate(epoch):
+            for out in outputs:
+                err = failed.get((out.topic, out.key, out.value))
+                if err is not None:
+                    errors.setdefault(index, KafkaException(err))
+                    break
+
     @staticmethod
-    def _produce(
-        producer: Any, outputs: list[Produced], on_error: Callable[[Any, Any], None]
-    ) -> BaseException | None:
+    def _produce(producer: Any, outputs: list[Produced]) -> BaseException | None:
         """Hand the outputs to the producer; the client's refusal, if any."""
-        for out in outputs:
+        produce = producer.produce
+        for topic, value, key, headers in outputs:
             while True:
                 try:
-                    producer.produce(
-                        out.topic, out.value, out.key, headers=out.headers, on_delivery=on_error
-                    )
+                    # Without headers=None: passing it costs as much as the call itself.
+                    if headers is None:
+                        produce(topic, value, key)
+                    else:
+                        produce(topic, value, key, headers=headers)
                     break
                 except BufferError:
                     producer.poll(0.05)  # local queue full: let deliveries drain
@@ -202,9 +231,3 @@ class OutputThread:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-
-
-def _failed(errors: dict[int, BaseException], index: int, err: KafkaError | None, _: Any) -> None:
-    """Delivery report of a failed output (the only kind this producer gets)."""
-    if err is not None:
-        errors.setdefault(index, KafkaException(err))

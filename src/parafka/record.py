@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 Headers = list[tuple[str, bytes | None]]
-_RAW: Any = object()  # Record.data before a deserializer set it: the value itself
+_RAW: Any = object()
+_new_tuple = tuple.__new__  # Record.data before a deserializer set it: the value itself
 
 
 class Record:
@@ -116,7 +116,9 @@ class MessageRecord(Record):
 
     __slots__ = ("_msg",)
 
-    def __init__(self, message: Any, topic: str, partition: int, offset: int) -> None:
+    def __init__(
+        self, message: Any, topic: str, partition: int, offset: int, ticket: Any = None
+    ) -> None:
         self._msg = message
         self.topic = topic
         self.partition = partition
@@ -124,7 +126,7 @@ class MessageRecord(Record):
         self.attempt = 1
         self._data = _RAW
         self._first_failure = None
-        self._ticket = None
+        self._ticket = ticket
         self._shard = None
 
     @property
@@ -150,15 +152,14 @@ def record_from_message(message: Any) -> Record:
     return MessageRecord(message, message.topic(), message.partition(), message.offset())
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
-    """A record to produce. `topic=None` means the consumer's `output_topic`."""
+class Output(NamedTuple):
+    """A record to produce. `topic=None` means the consumer's `output_topic`.
+
+    Immutable, and cheap to build (a tuple: a handler may build one per record)."""
 
     value: bytes | str | dict[str, Any] | list[Any] | None
     key: bytes | str | None = None
-    headers: Sequence[tuple[str, bytes | str | None]] | dict[str, bytes | str] | None = field(
-        default=None
-    )
+    headers: Sequence[tuple[str, bytes | str | None]] | dict[str, bytes | str] | None = None
     topic: str | None = None
 
 
@@ -192,11 +193,25 @@ def normalize_outputs(result: object, default_topic: str | None) -> list[Produce
         return []
     if isinstance(result, bytes | str) and default_topic is not None:  # the common case
         return [Produced(default_topic, _to_bytes(result), None, None)]
-    items = result if isinstance(result, list | tuple) else [result]
+    if isinstance(result, Output):
+        items: Sequence[object] = (result,)
+    else:
+        items = result if isinstance(result, list | tuple) else [result]
     produced = []
     for item in items:
         if item is None:
             continue
+        if type(item) is Output:  # the fast path: bytes in, nothing to convert
+            value, key, headers, topic = item
+            topic = topic or default_topic
+            if (
+                type(value) is bytes
+                and (key is None or type(key) is bytes)
+                and headers is None
+                and topic is not None
+            ):
+                produced.append(_new_tuple(Produced, (topic, value, key, None)))
+                continue
         out = item if isinstance(item, Output) else Output(_check_value(item))
         topic = out.topic or default_topic
         if topic is None:

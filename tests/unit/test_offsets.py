@@ -104,3 +104,54 @@ def test_skipped_offsets_that_never_arrive_are_dropped() -> None:
     po.finish(12)
     assert po.position == 13
     assert po.done_above == [20]
+
+
+@given(
+    st.lists(st.integers(1, 3), min_size=1, max_size=120),
+    st.lists(st.integers(1, 40), min_size=1, max_size=10),
+    st.randoms(),
+)
+def test_settling_runs_is_finishing_each_record(
+    steps: list[int], cuts: list[int], rnd: object
+) -> None:
+    """settle(offsets) of runs, in any order, leaves the same state as finish() of each."""
+    import random
+
+    assert isinstance(rnd, random.Random)
+    offsets, offset = [], 0
+    for step in steps:
+        offsets.append(offset)
+        offset += step
+    order = offsets[:]
+    rnd.shuffle(order)
+    runs, at = [], 0
+    for cut in cuts * len(order):
+        if at >= len(order):
+            break
+        runs.append(sorted(order[at : at + cut]))  # a run is in offset order
+        at += cut
+    by_run, by_record = PartitionOffsets(committed=0), PartitionOffsets(committed=0)
+    for state in (by_run, by_record):
+        for o in offsets:
+            state.receive(o)
+        state.started(len(offsets), offsets[-1])
+    for run in runs:
+        by_run.settle(run)
+        for o in run:
+            by_record.running -= 1
+            by_record.finish(o)
+        assert by_run.position == by_record.position
+        assert sorted(by_run.done_above) == sorted(by_record.done_above)
+        assert by_run.running == by_record.running
+    assert by_run.running == 0 and by_run.position == offsets[-1] + 1
+
+
+def test_settling_a_revoked_partition_only_counts_the_records_down() -> None:
+    state = PartitionOffsets(committed=0)
+    for o in range(3):
+        state.receive(o)
+    state.started(3, 2)
+    assert state.max_started == 2
+    state.closed = True
+    state.settle([0, 1, 2])
+    assert state.running == 0 and state.position == 0  # nothing finished after the revoke

@@ -33,6 +33,12 @@ def test_record_accessors() -> None:
             [b"a", None, Output(b"b")],
             [Produced("out", b"a", None, None), Produced("out", b"b", None, None)],
         ),
+        (Output(b"v", key=b"k"), [Produced("out", b"v", b"k", None)]),  # a lone Output
+        (
+            (Output(b"v", b"k", topic="other"), Output({"a": 1}, key="k")),
+            [Produced("other", b"v", b"k", None), Produced("out", b'{"a":1}', b"k", None)],
+        ),
+        (Output(None, key=b"k"), [Produced("out", None, b"k", None)]),  # a tombstone
     ],
 )
 def test_normalize_outputs(result: object, expected: list[Produced]) -> None:
@@ -47,3 +53,9 @@ def test_output_without_topic_names_the_fix() -> None:
 def test_unsupported_return_type_names_the_fix() -> None:
     with pytest.raises(TypeError, match="'int'"):
         normalize_outputs(42, "out")
+
+
+def test_an_output_cannot_be_changed() -> None:
+    out = Output(b"v")
+    with pytest.raises(AttributeError):
+        out.value = b"w"  # type: ignore[misc]

@@ -122,10 +122,13 @@ class _WorkerOutputs:
     def _produce(self, outputs: list[Produced]) -> BaseException | None:
         """Hand the outputs to the producer; the client's refusal, if any."""
         produce, poll = self.producer.produce, self.producer.poll
-        for out in outputs:
+        for topic, value, key, headers in outputs:
             while True:
                 try:
-                    produce(out.topic, out.value, out.key, headers=out.headers)
+                    if headers is None:  # headers=None costs as much as the call itself
+                        produce(topic, value, key)
+                    else:
+                        produce(topic, value, key, headers=headers)
                     break
                 except BufferError:
                     poll(0.05)
