@@ -169,30 +169,44 @@ def output_rate(servers: str, config: dict[str, Any], topic: str, count: int) ->
 
 def _md5_configs(workers: int) -> list[tuple[str, str, dict[str, Any]]]:
     """(name, how, parafka settings): how is "x2" (two parafka processes in one group,
-    what `parafka run --processes 2` starts) or "x1" (one process)."""
+    what `parafka run --processes 2` starts) or "x1" (one process). A CPU-bound batch
+    handler gets one worker thread (C=1) per process: more threads only contend for the GIL."""
     per_record, batch = "examples.md5_transformer:handle", "examples.md5_transformer:handle_batch"
     configs: list[tuple[str, str, dict[str, Any]]] = []
     for ordering in ("unordered", "key"):
         configs.append(
             (
-                f"parafka x2 processes, {ordering}, batches of {MD5_BATCH}",
+                f"parafka x2 processes, {ordering}, batches of {MD5_BATCH}, C=1",
                 "x2",
-                {"handler": batch, "ordering": ordering, "batch_size": MD5_BATCH},
+                {"handler": batch, "ordering": ordering, "batch_size": MD5_BATCH, "concurrency": 1},
             )
         )
     for ordering in ("unordered", "key"):
         configs.append(
             (
-                f"parafka x2 processes, {ordering}, per record C=4",
+                f"parafka x2 processes, {ordering}, per record, C=4",
                 "x2",
                 {"handler": per_record, "ordering": ordering, "concurrency": 4},
             )
         )
-    for ordering in ("unordered", "key"):
-        for count in sorted({1, workers}):
+    for threads in (1, 2):
+        configs.append(
+            (
+                f"parafka x1 process, unordered, batches of {MD5_BATCH}, C={threads}",
+                "x1",
+                {
+                    "handler": batch,
+                    "ordering": "unordered",
+                    "batch_size": MD5_BATCH,
+                    "concurrency": threads,
+                },
+            )
+        )
+    for ordering, counts in (("unordered", sorted({1, workers})), ("key", [workers])):
+        for count in counts:
             configs.append(
                 (
-                    f"parafka process executor, {ordering}, workers={count}",
+                    f"parafka process executor, {ordering}, per record, workers={count}",
                     "x1",
                     {
                         "handler": per_record,
@@ -204,7 +218,7 @@ def _md5_configs(workers: int) -> list[tuple[str, str, dict[str, Any]]]:
             )
     configs.append(
         (
-            f"parafka process executor, unordered, workers={workers}, batches of {MD5_BATCH}",
+            f"parafka process executor, unordered, batches of {MD5_BATCH}, workers={workers}",
             "x1",
             {
                 "handler": batch,
@@ -213,13 +227,6 @@ def _md5_configs(workers: int) -> list[tuple[str, str, dict[str, Any]]]:
                 "workers": workers,
                 "batch_size": MD5_BATCH,
             },
-        )
-    )
-    configs.append(
-        (
-            f"parafka x1 process, unordered, batches of {MD5_BATCH}",
-            "x1",
-            {"handler": batch, "ordering": "unordered", "batch_size": MD5_BATCH},
         )
     )
     return configs
