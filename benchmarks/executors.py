@@ -45,7 +45,7 @@ from common import (
     table,
 )
 
-from parafka import ParallelConsumer, Record
+from parafka import ParallelConsumer, Record, tune_gc
 from parafka.testing import LocalBroker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for examples/
@@ -101,7 +101,9 @@ def _parafka_member(
     times: Any, kw: dict[str, Any],
 ) -> None:  # fmt: skip
     """One consumer of a `--processes N`-style group: adds its progress to the shared
-    counter every 10 ms until the whole group has handled `count` records."""
+    counter every 10 ms until the whole group has handled `count` records. Tunes the
+    garbage collector as `parafka run` does."""
+    tune_gc()
     consumer = ParallelConsumer(
         target, bootstrap_servers=str(config["bootstrap.servers"]), group_id=group,
         topics=topic, kafka_config=config, **kw,
@@ -254,24 +256,15 @@ def _md5_runs(
     for name, how, settings in _md5_configs(args.workers):
         settings = dict(settings)
         handler = settings.pop("handler")
-        if how == "x2":
-            runs.append(
-                (
-                    name,
-                    lambda topic, h=handler, kw=settings: parafka_processes(
-                        h, config, names, count, 2, output_topic=topic, **kw
-                    ),
-                )
+        members = 2 if how == "x2" else 1  # each its own process, as `parafka run` starts
+        runs.append(
+            (
+                name,
+                lambda topic, h=handler, kw=settings, n=members: parafka_processes(
+                    h, config, names, count, n, output_topic=topic, **kw
+                ),
             )
-        else:
-            runs.append(
-                (
-                    name,
-                    lambda topic, h=handler, kw=settings: parafka_rate(
-                        h, config, names, count, output_topic=topic, **kw
-                    ),
-                )
-            )
+        )
     rates: dict[str, list[float]] = {name: [] for name, _ in runs}
     for round_number in range(1, args.rounds + 1):
         for name, run in runs:

@@ -8,6 +8,7 @@ from parafka.errors import (
     RecordFailed,
     TopicNotFound,
 )
+from parafka.gctuning import tune_gc
 from parafka.record import Output, Record
 from parafka.retry import RetryPolicy
 from parafka.stats import PartitionStats, Stats
@@ -24,6 +25,7 @@ __all__ = [
     "RetryPolicy",
     "Stats",
     "TopicNotFound",
+    "tune_gc",
 ]
 
 __version__ = "0.1.0"

@@ -271,6 +271,7 @@ def run(
 ) -> None:
     """Run HANDLER (module:function or path/to/file.py:function) on every record."""
     from parafka.consumer import ParallelConsumer
+    from parafka.gctuning import tune_gc
     from parafka.loader import load_exception, load_target
     from parafka.retry import RetryPolicy
 
@@ -325,6 +326,7 @@ def run(
         children.insert(1, "--no-dashboard")  # N live panels would draw over each other
         ctx.exit(supervise(processes, children, kill_after, secret_settings(ctx)))
     _setup_logging(log_level)
+    tune_gc()  # this process only consumes: collect garbage less often (gctuning.py)
     started = time.monotonic()
     try:
         from parafka.views.run import run_with_views

@@ -314,7 +314,9 @@ class ControlLoop:
         return True
 
     def _accept(self, messages: list[Any]) -> None:
-        partitions, add = self.partitions, self.scheduler.add
+        partitions = self.partitions
+        accepted: list[Record] = []
+        add = accepted.append
         state: PartitionOffsets | None = None
         last_topic: str | None = None
         last_partition = -1
@@ -333,6 +335,7 @@ class ControlLoop:
                 self._counts["skipped"] += 1
                 continue
             add(MessageRecord(message, topic, partition, offset, state))
+        self.scheduler.add_many(accepted)
 
     def _on_message_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:

@@ -94,6 +94,15 @@ class Scheduler:
         else:
             queue.append(record)
 
+    def add_many(self, records: list[Record]) -> None:
+        """`add` for each record, in order."""
+        if self._shard_of is None:
+            self.held += len(records)
+            self._fifo.extend(records)
+            return
+        for record in records:
+            self.add(record)
+
     # -- dispatch -------------------------------------------------------------
     def take(self, limit: int | None = None) -> list[Run]:
         """Runs that may start now, marked as in flight (at most the free slots).

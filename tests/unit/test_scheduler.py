@@ -237,3 +237,20 @@ def test_done_out_of_run_order_is_accepted() -> None:
     assert sch.take() == []
     sch.done(a)
     assert sch.held == 0 and sch.in_flight == 0
+
+
+@pytest.mark.parametrize("ordering", ORDERINGS)
+def test_adding_many_is_adding_each(ordering: str) -> None:
+    records = make_records(200, 3, 7, random.Random(5))
+    one, many = Scheduler(ordering, 50, 4), Scheduler(ordering, 50, 4)
+    for record in records:
+        one.add(record)
+    many.add_many(records)
+    assert (one.held, one.queued) == (many.held, many.queued) == (200, 200)
+    while one.held:
+        taken_one, taken_many = one.take(), many.take()
+        assert taken_one == taken_many
+        for run in taken_one:
+            one.done_many(run)
+            many.done_many(run)
+    assert many.held == 0

@@ -37,32 +37,46 @@ class BatchRun:
     def start(self, skip: dict[int, BaseException] | None = None) -> None:
         """Begin with the whole batch minus the records in `skip` (index -> error, for
         values that failed before the handler)."""
-        for index, error in sorted((skip or {}).items()):
+        if not skip:
+            self._pending.append(list(range(len(self.records))))
+            return
+        for index, error in sorted(skip.items()):
             self._fail(index, error)
-        self._pending.append([i for i in range(len(self.records)) if i not in (skip or {})])
+        self._pending.append([i for i in range(len(self.records)) if i not in skip])
 
     def next_batch(self) -> list[Record] | None:
         """The records to pass to the handler next, or None when the batch is settled."""
+        records = self.records
         while self._pending:
             members = self._pending.popleft()
-            runnable = []
-            for index in members:
-                if self._shard_failed(index):
-                    self._set(index, NOT_RUN)
-                else:
-                    runnable.append(index)
+            if not self._failed_shards:  # nothing held back (always, on a first call)
+                runnable = members
+            else:
+                runnable = []
+                for index in members:
+                    if self._shard_failed(index):
+                        self._set(index, NOT_RUN)
+                    else:
+                        runnable.append(index)
             if runnable:
                 self._current = runnable
                 self.calls += 1
-                return [self.records[i] for i in runnable]
+                if len(runnable) == len(records):
+                    return list(records)  # a copy: the handler may reorder its list
+                return [records[i] for i in runnable]
         return None
 
     def succeeded(self, outputs: list[Produced] | None) -> None:
         """The last batch given out succeeded, with these outputs (None: no output)."""
         if outputs:
             shared: Outcome = (outputs, None)
-            for index in self._current:
-                self._set(index, shared)
+            current, outcomes = self._current, self._outcomes
+            if len(current) == len(outcomes):
+                self._outcomes = [shared] * len(outcomes)
+            else:
+                for index in current:
+                    outcomes[index] = shared
+            self._any_outcome = True
 
     def failed(self, error: BaseException) -> None:
         """The last batch given out failed: split it, or isolate its single record."""

@@ -42,6 +42,7 @@ from parafka.executors.base import (
     pack_runs,
     run_chunk,
 )
+from parafka.gctuning import tune_gc
 from parafka.record import Produced, Record
 
 log = logging.getLogger("parafka.executor")
@@ -181,6 +182,7 @@ def _worker_main(work: Work, conn: Connection) -> None:
         handler = load_target(handler)
     decoder = work.decoder()
     outputs = _WorkerOutputs(dict(work.producer_config)) if work.producer_config else None
+    tune_gc()  # a worker process is parafka's own: collect garbage less often
     clock = time.perf_counter
     while True:
         try:
