@@ -29,6 +29,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 HANDLERS = Path(__file__).resolve().parents[1] / "handlers"
 RECORD_OFFSETS = f"{HANDLERS / 'record_offsets.py'}:handle"
 FAIL_AT_SEVEN = f"{HANDLERS / 'fail_at_seven.py'}:handle"
+GC_THRESHOLD = f"{HANDLERS / 'gc_threshold.py'}:handle"
 # A new group gets its first assignment in about 3 s with these, not 23 s (DESIGN.md).
 QUICK_GROUP = ["-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500"]
 
@@ -149,6 +150,16 @@ def test_until_idle_processes_everything_and_commits(broker: LocalBroker, tmp_pa
     assert result.returncode == 0, result.stderr
     assert processed(second) == []
     assert "processed 0 records" in result.stderr
+
+
+def test_run_tunes_the_garbage_collector(broker: LocalBroker, tmp_path: Path) -> None:
+    topic, group = broker.new_topic("cli-gc", partitions=1), f"g-{uuid.uuid4().hex[:8]}"
+    produced(broker, topic, 3, keys=1)
+    out = tmp_path / "threshold.txt"
+    args = run_args(broker, GC_THRESHOLD, topic, group, "--until-idle", "1")
+    result = run_cli(args, cli_env(PARAFKA_TEST_OUT=str(out)), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert int(out.read_text()) >= 50_000  # CPython's default is 700
 
 
 def test_sigterm_finishes_running_work_and_commits(broker: LocalBroker, tmp_path: Path) -> None:
