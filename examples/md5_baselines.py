@@ -1,10 +1,13 @@
 """The md5 transformer without parafka: the two ways people run it today, as baselines for
-benchmarks/executors.py and the demo (`parafka demo --scene md5`).
+benchmarks/executors.py and the demo (`parafka demo --scene md5`); and parafka run the same
+way beside them.
 
 - `start_plain_loops(n)`: n plain loops in one group, each its own process:
   consume(1000) -> md5 -> produce -> flush -> commit.
 - `start_queue_pipeline(workers)`: a consumer process -> Queue -> `workers` md5 processes ->
   Queue -> a producer process; every record pays pickling and two pipe hops.
+- `start_parafka_processes(n)`: n parafka consumers in one group, each its own process,
+  with the batch handler (what `parafka run --processes N --batch-size 1000` starts).
 
 Each returns a `Running`: `processed()` counts records done so far (shared memory, for a
 progress bar) and `wait()` returns records/s, timed from the first record done to the last.
@@ -20,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
@@ -129,6 +133,61 @@ def start_plain_loops(config: dict[str, Any], topic: str, out: str, count: int, 
 def plain_loops(config: dict[str, Any], topic: str, out: str, count: int, n: int) -> float:
     """`n` plain md5 loops in one group, each its own process; records/s overall."""
     return start_plain_loops(config, topic, out, count, n).wait()
+
+
+# -- parafka, one consumer per process (what `parafka run --processes N` starts) ----------
+BATCH_HANDLER = f"{Path(__file__).resolve().parent / 'md5_transformer.py'}:handle_batch"
+
+
+def _parafka_member(
+    config: dict[str, Any], topic: str, out: str, group: str, count: int, done: Any, times: Any
+) -> None:
+    """One parafka consumer of the group, running the batch handler on one thread (the work
+    is CPU-bound: more threads would only contend for the GIL), until the whole group (the
+    shared counter `done`) has handled `count` records."""
+    from parafka import ParallelConsumer, tune_gc
+
+    tune_gc()  # as `parafka run` does
+    consumer = ParallelConsumer(
+        BATCH_HANDLER,
+        bootstrap_servers=str(config["bootstrap.servers"]),
+        group_id=group,
+        topics=topic,
+        kafka_config=config,
+        output_topic=out,
+        ordering="unordered",
+        batch_size=1000,
+        concurrency=1,
+        max_buffered=12_000,
+    )
+    consumer.start()
+    seen = 0
+    try:
+        while done.value < count and consumer.is_running:
+            processed = consumer.stats().processed
+            if processed > seen:
+                _note_done(done, times, processed - seen)
+                seen = processed
+            time.sleep(0.01)
+    finally:
+        consumer.stop()
+        consumer.join(60)
+
+
+def start_parafka_processes(
+    config: dict[str, Any], topic: str, out: str, count: int, n: int
+) -> Running:
+    """`n` parafka consumers in one group, each its own process, with a batch handler."""
+    ctx = multiprocessing.get_context("spawn")
+    done, times = ctx.Value("q", 0), ctx.Array("d", [0.0, 0.0])
+    group = _group("md5-parafka")
+    procs: list[BaseProcess] = [
+        ctx.Process(target=_parafka_member, args=(config, topic, out, group, count, done, times))
+        for _ in range(n)
+    ]
+    for proc in procs:
+        proc.start()
+    return Running(procs, done, times, count, watch=procs)
 
 
 # -- the multiprocessing-queue pipeline -------------------------------------------------------

@@ -1,10 +1,11 @@
 """Scene: the md5 transformer (examples/md5_transformer.py), consume -> md5 -> produce.
 
-Three runs, one after the other, read the same name events and each write their own
-output topic: the plain batched loop in one process and the multiprocessing-queue pipeline
-(examples/md5_baselines.py, as in benchmarks/executors.py), and parafka's process executor.
-Every output topic is read back: each event must have an output with its hash (at least
-once: a rebalance may repeat some).
+Five runs, one after the other, read the same name events and each write their own output
+topic: the plain batched loop in one process and in two, the multiprocessing-queue pipeline
+(examples/md5_baselines.py, as in benchmarks/executors.py), two parafka processes with a
+batch handler (the fastest setup) and parafka's process executor. Every output topic is
+read back: each event must have an output with its hash (at least once: a rebalance may
+repeat some), and the run is timed from its first output to its last.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ FULL = Size(events=100_000, partitions=4, workers=2, timeout=90)
 QUICK = Size(events=2_000, partitions=4, workers=2, timeout=60)
 
 
-class BaselineRun:
-    """A baseline of examples/md5_baselines.py: processes started by `start`."""
+class ProcessesRun:
+    """Processes started by `start` (examples/md5_baselines.py): the baselines, and parafka run
+    as `parafka run --processes N` runs it."""
 
     def __init__(self, start: Callable[[], Any]) -> None:
         self._start = start
@@ -66,23 +68,52 @@ def play(stage: Stage, panel: Panel) -> Played:
     stage.produce(topic, ((None, key, value) for key, value in inputs.items()))
     panel.note(
         f"{n:,} name events in {size.partitions} partitions; each run writes its own topic, "
-        "read back at the end to check every output"
+        "read back at the end to check every output and to time the run (first output to "
+        "last)"
     )
 
     config = stage.consumer_settings()
-    outputs = {name: stage.topic(f"hashed-{name}", size.partitions) for name in ("a", "b", "c")}
-    plain = BaselineRun(lambda: baselines.start_plain_loops(config, topic, outputs["a"], n, 1))
-    pipeline = BaselineRun(
-        lambda: baselines.start_queue_pipeline(config, topic, outputs["b"], n, workers)
-    )
-    parafka = ParafkaRun(
-        stage.parallel(HANDLER, topic, "md5-parafka", executor="process", workers=workers,
-                       ordering="unordered", output_topic=outputs["c"])
-    )  # fmt: skip
+    outputs = {name: stage.topic(f"hashed-{name}", size.partitions) for name in "abcde"}
     runs: list[tuple[str, str, Any]] = [
-        ("plain loop (1 process)", "a", plain),
-        (f"queue pipeline ({workers} md5 processes)", "b", pipeline),
-        (f"parafka process executor ({workers} workers)", "c", parafka),
+        (
+            "plain loop (1 process)",
+            "a",
+            ProcessesRun(lambda: baselines.start_plain_loops(config, topic, outputs["a"], n, 1)),
+        ),
+        (
+            "two plain loops (one group)",
+            "b",
+            ProcessesRun(lambda: baselines.start_plain_loops(config, topic, outputs["b"], n, 2)),
+        ),
+        (
+            f"queue pipeline ({workers} md5 processes)",
+            "c",
+            ProcessesRun(
+                lambda: baselines.start_queue_pipeline(config, topic, outputs["c"], n, workers)
+            ),
+        ),
+        (
+            "parafka, 2 processes, batches of 1,000",
+            "d",
+            ProcessesRun(
+                lambda: baselines.start_parafka_processes(config, topic, outputs["d"], n, 2)
+            ),
+        ),
+        (
+            f"parafka process executor ({workers} workers)",
+            "e",
+            ParafkaRun(
+                stage.parallel(
+                    HANDLER,
+                    topic,
+                    "md5-parafka",
+                    executor="process",
+                    workers=workers,
+                    ordering="unordered",
+                    output_topic=outputs["e"],
+                )
+            ),
+        ),
     ]
     lanes = [panel.lane(name, n, run.processed) for name, _, run in runs]
     entries = [(lane, run) for lane, (_, _, run) in zip(lanes, runs, strict=True)]
@@ -93,29 +124,35 @@ def play(stage: Stage, panel: Panel) -> Played:
     else:  # one after the other: each has the cores to itself
         errors = [play_run(lane, run, n, size.timeout) for lane, run in entries]
     rows: list[Row] = []
-    for lane, (name, out, run), error in zip(lanes, runs, errors, strict=True):
+    for lane, (name, out, _run), error in zip(lanes, runs, errors, strict=True):
         lane.status = "reading its output back"
-        problems = _problems(md5, common, stage, outputs[out], inputs)
+        problems, rate = _check(md5, common, stage, outputs[out], inputs)
         check = error or (problems[0] if problems else "every event: an output, right hash")
         if problems and len(problems) > 1:
             check += f" (+{len(problems) - 1} more)"
-        rows.append(Row(name, fmt_rate(run.rate), "", check, error is None and not problems,
-                        rate=run.rate))  # fmt: skip
-        lane.finish(fmt_rate(run.rate))
-    plain_rate, pipeline_rate = rows[0].rate, rows[1].rate
+        rows.append(Row(name, fmt_rate(rate), "", check, error is None and not problems,
+                        rate=rate))  # fmt: skip
+        lane.finish(fmt_rate(rate))
+    one, two, pipeline = (row.rate for row in rows[:3])
     compared = [
         "the baseline",
-        f"{fmt_ratio(pipeline_rate / plain_rate)} the plain loop",
-        f"{fmt_ratio(rows[2].rate / plain_rate)} the plain loop, "
-        f"{fmt_ratio(rows[2].rate / pipeline_rate)} the pipeline",
+        f"{fmt_ratio(two / one)} one loop",
+        f"{fmt_ratio(pipeline / two)} the two loops",
+        *(
+            f"{fmt_ratio(row.rate / two)} the two loops, {fmt_ratio(row.rate / pipeline)} the "
+            "pipeline"
+            for row in rows[3:]
+        ),
     ]
     rows = [replace(row, compared=text) for row, text in zip(rows, compared, strict=True)]
     return Played(rows, ", ".join(f"{r.run.split(' (')[0]} {r.measured}" for r in rows))
 
 
-def _problems(
+def _check(
     md5: Any, common: Any, stage: Stage, topic: str, inputs: dict[bytes, bytes]
-) -> list[str]:
+) -> tuple[list[str], float]:
+    """What is wrong with a run's outputs, and its rate: records over the time from the
+    first output's timestamp to the last one's (the same clock for every run)."""
     messages = common.read_topic(
         stage.bootstrap_servers, topic, minimum=len(inputs), timeout=30, settle=0.5,
         config=stage.consumer_settings(),
@@ -123,4 +160,6 @@ def _problems(
     # At least once: a rebalance (a session lost on a busy machine, say) may repeat records.
     outputs = [(m.key(), m.value()) for m in messages]
     problems: list[str] = md5.check_outputs(inputs, outputs, duplicates_allowed=True)
-    return problems
+    stamps = [m.timestamp()[1] for m in messages]
+    span = (max(stamps) - min(stamps)) / 1000 if stamps else 0.0
+    return problems, len(inputs) / span if span > 0 else float("nan")
