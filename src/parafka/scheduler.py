@@ -92,16 +92,29 @@ class Scheduler:
             if shard not in self._running:  # else a revoked run still ends first
                 self._ready.append(shard)
         else:
+            if queue:  # one shard object for the records of a queue: compared by identity
+                record._shard = queue[0]._shard
             queue.append(record)
 
     def add_many(self, records: list[Record]) -> None:
         """`add` for each record, in order."""
-        if self._shard_of is None:
-            self.held += len(records)
+        shard_of = self._shard_of
+        self.held += len(records)
+        if shard_of is None:
             self._fifo.extend(records)
             return
+        queues, running, ready = self._queues, self._running, self._ready
         for record in records:
-            self.add(record)
+            shard = shard_of(record)
+            queue = queues.get(shard)
+            if queue is None:
+                record._shard = shard
+                queues[shard] = deque((record,))
+                if shard not in running:
+                    ready.append(shard)
+            else:
+                record._shard = queue[0]._shard if queue else shard
+                queue.append(record)
 
     # -- dispatch -------------------------------------------------------------
     def take(self, limit: int | None = None) -> list[Run]:
@@ -177,13 +190,44 @@ class Scheduler:
             self._settle(record, remove=True)
 
     def done_many(self, records: list[Record]) -> None:
-        """`done` for each record, in order."""
+        """`done` for each record, in order. The records of a shard that follow each other
+        (a run comes back whole) are settled together."""
         count = len(records)
         self.in_flight -= count
         self.held -= count
-        if self._shard_of is not None:
-            for record in records:
-                self._settle(record, remove=True)
+        if self._shard_of is None:
+            return
+        start = 0
+        while start < count:
+            shard = records[start]._shard
+            end = start + 1
+            while end < count and records[end]._shard is shard:
+                end += 1
+            if end - start == 1:
+                self._settle(records[start], remove=True)
+            else:
+                self._settle_run(records[start:end], shard)
+            start = end
+
+    def _settle_run(self, run: list[Record], shard: Hashable) -> None:
+        """`_settle(record, remove=True)` for each record of `run`, all of one shard."""
+        queue = self._queues.get(shard)
+        if queue is not None:
+            for record in run:
+                if queue and queue[0] is record:
+                    queue.popleft()
+                else:
+                    queue.remove(record)
+        count = self._running.get(shard, 0)
+        if count > len(run):
+            self._running[shard] = count - len(run)
+            return
+        self._running.pop(shard, None)
+        if queue is not None and not queue:
+            del self._queues[shard]
+            self._waiting.discard(shard)
+        elif queue is not None and shard not in self._waiting:
+            self._ready.append(shard)
 
     def retry(self, record: Record, due: float) -> None:
         """A started record failed and starts again at `due`; its shard waits for it."""

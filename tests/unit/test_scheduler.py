@@ -254,3 +254,34 @@ def test_adding_many_is_adding_each(ordering: str) -> None:
             one.done_many(run)
             many.done_many(run)
     assert many.held == 0
+
+
+@pytest.mark.parametrize("ordering", ORDERINGS)
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32), n=st.integers(1, 200), run_length=st.integers(1, 6))
+def test_settling_runs_at_once_is_settling_each_record(
+    ordering: str, seed: int, n: int, run_length: int
+) -> None:
+    """done_many(runs, in any order and mixed) leaves the scheduler as done() per record."""
+    rnd = random.Random(seed)
+    records = make_records(n, 2, 5, rnd)
+    each, runs_at_once = Scheduler(ordering, 12, run_length), Scheduler(ordering, 12, run_length)
+    for scheduler in (each, runs_at_once):
+        scheduler.add_many(records)
+    in_flight: list[list[Record]] = []
+    while each.held:
+        taken = each.take()
+        assert taken == runs_at_once.take()
+        in_flight.extend(taken)
+        rnd.shuffle(in_flight)
+        finished = [in_flight.pop() for _ in range(rnd.randint(1, len(in_flight)))]
+        for run in finished:
+            for record in run:
+                each.done(record)
+        runs_at_once.done_many([r for run in finished for r in run])  # several runs at once
+        assert (each.held, each.in_flight, each.queued) == (
+            runs_at_once.held,
+            runs_at_once.in_flight,
+            runs_at_once.queued,
+        )
+    assert runs_at_once.held == 0 and runs_at_once.take() == []
