@@ -125,7 +125,16 @@ def connection_loss(
                 assert proc.poll() is None, (logs / "stderr").read_text()
                 reader.read_until(produced.total, settle_timeout, "every record after the outage")
                 finished_after = time.monotonic() - restored
-                offsets = committed(broker, group, produced.topic, workload.partitions)
+                # Every record has an output by now, but records the group repeats after the
+                # outage (a rebalance hands partitions back from their committed offsets) may
+                # still be running: their commits follow within seconds.
+                deadline = time.monotonic() + 30
+                while True:
+                    offsets = committed(broker, group, produced.topic, workload.partitions)
+                    behind = sum(n - max(0, offsets[p]) for p, n in produced.counts.items())
+                    if behind == 0 or time.monotonic() > deadline or proc.poll() is not None:
+                        break
+                    time.sleep(0.5)
                 proc.send_signal(signal.SIGTERM)
                 code = wait_exit(proc, 60, logs)
         finally:
