@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import os
 import platform
 import random
@@ -45,12 +44,11 @@ from common import (
     table,
 )
 
-from parafka import ParallelConsumer, Record, tune_gc
+from parafka import ParallelConsumer, Record
 from parafka.testing import LocalBroker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for examples/
-from examples.common import read_topic
-from examples.md5_baselines import plain_loops, queue_pipeline
+from examples.md5_baselines import plain_loops, queue_pipeline, start_parafka_processes
 from examples.md5_transformer import encode, generate
 
 PARTITIONS = 4
@@ -100,57 +98,14 @@ def parafka_rate(
     return count / (last - first) if last > first else float("nan")
 
 
-def _parafka_member(
-    target: str, config: dict[str, Any], topic: str, group: str, count: int, done: Any,
-    times: Any, kw: dict[str, Any],
-) -> None:  # fmt: skip
-    """One consumer of a `--processes N`-style group: adds its progress to the shared
-    counter every 10 ms until the whole group has handled `count` records. Tunes the
-    garbage collector as `parafka run` does."""
-    tune_gc()
-    consumer = ParallelConsumer(
-        target, bootstrap_servers=str(config["bootstrap.servers"]), group_id=group,
-        topics=topic, kafka_config=config, **kw,
-    )  # fmt: skip
-    consumer.start()
-    seen = 0
-    try:
-        while done.value < count and consumer.is_running:
-            processed = consumer.stats().processed
-            if processed > seen:
-                with done.get_lock():
-                    if done.value == 0:
-                        times[0] = time.time()
-                    done.value += processed - seen
-                    times[1] = time.time()
-                seen = processed
-            time.sleep(0.01)
-    finally:
-        consumer.stop()
-        consumer.join(60)
-
-
 def parafka_processes(
     target: str, config: dict[str, Any], topic: str, count: int, n: int, **kw: Any
-) -> float:
+) -> None:
     """`n` parafka consumers in one group, each its own process (what `parafka run
-    --processes N` starts); records/s overall, timed like the plain loops."""
-    ctx = multiprocessing.get_context("spawn")
-    done, times = ctx.Value("q", 0), ctx.Array("d", [0.0, 0.0])
-    group = fresh_group("bench-md5-parafka-procs")
-    procs = [
-        ctx.Process(
-            target=_parafka_member, args=(target, config, topic, group, count, done, times, kw)
-        )
-        for _ in range(n)
-    ]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(600)
-    if done.value < count:
-        raise RuntimeError(f"parafka x{n} {kw} handled {done.value} of {count} records")
-    return count / (times[1] - times[0])
+    --processes N` starts), until they handled `count` records (the md5 runs are timed from
+    their outputs)."""
+    out = kw.pop("output_topic")
+    start_parafka_processes(config, topic, out, count, n, target=target, settings=kw).wait()
 
 
 def noop(record: Record) -> None:
@@ -162,14 +117,15 @@ async def async_sleep(record: Record) -> None:
 
 
 # -- md5 ---------------------------------------------------------------------------------------
-def output_rate(servers: str, config: dict[str, Any], topic: str, count: int) -> float:
+def output_rate(broker: LocalBroker, topic: str, count: int) -> float:
     """records/s of a finished md5 run, from its output topic: `count` over the time from
     the first output produced to the last (the producers' CreateTime stamps, in ms). The
-    same clock for every run, wherever its work happened."""
-    messages = read_topic(servers, topic, minimum=count, settle=0.3, config=config)
-    stamps = [m.timestamp()[1] for m in messages]
-    if len(messages) < count:  # more is fine: at-least-once repeats after a rebalance
+    same clock for every run, wherever its work happened. Read with `consume_all`, which
+    replaces a reading client that the local broker stops serving."""
+    messages = broker.consume_all(topic, expected=count, timeout=60)
+    if len(messages) < count:
         raise RuntimeError(f"{topic}: {len(messages)} outputs, expected {count}")
+    stamps = [m.timestamp()[1] for m in messages]
     return count / ((max(stamps) - min(stamps)) / 1000.0)
 
 
@@ -250,7 +206,7 @@ def _md5_configs(workers: int) -> list[tuple[str, str, dict[str, Any]]]:
 def _md5_runs(
     args: argparse.Namespace,
     config: dict[str, Any],
-    servers: str,
+    broker: LocalBroker,
     names: str,
     count: int,
     out: Callable[[], str],
@@ -283,7 +239,7 @@ def _md5_runs(
         for name, run in runs:
             topic = out()
             run(topic)
-            rate = output_rate(servers, config, topic, count)
+            rate = output_rate(broker, topic, count)
             rates[name].append(rate)
             note(f"md5 round {round_number}: {name}: {fmt_rate(rate)} records/s")
     rows = []
@@ -322,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         def out() -> str:
             return broker.new_topic("md5-out", PARTITIONS)
 
-        md5_rows = _md5_runs(args, config, servers, names, md5_count, out)
+        md5_rows = _md5_runs(args, config, broker, names, md5_count, out)
         rows.extend(md5_rows)
 
         noop_topic = broker.new_topic("noop", PARTITIONS)

@@ -118,12 +118,20 @@ def _plain_md5_loop(
 
 def start_plain_loops(config: dict[str, Any], topic: str, out: str, count: int, n: int) -> Running:
     """`n` plain md5 loops in one group, each its own process."""
+    return _start_members(_plain_md5_loop, n, "md5-plain", count, (config, topic, out))
+
+
+def _start_members(
+    member: Callable[..., None], n: int, prefix: str, count: int, head: tuple[Any, ...],
+    tail: tuple[Any, ...] = (),
+) -> Running:  # fmt: skip
+    """`n` processes of one new group, each running member(*head, group, count, done, times,
+    *tail), where `done` counts the records the group has handled."""
     ctx = multiprocessing.get_context("spawn")
     done, times = ctx.Value("q", 0), ctx.Array("d", [0.0, 0.0])
-    group = _group("md5-plain")
+    group = _group(prefix)
     procs: list[BaseProcess] = [
-        ctx.Process(target=_plain_md5_loop, args=(config, topic, out, group, count, done, times))
-        for _ in range(n)
+        ctx.Process(target=member, args=(*head, group, count, done, times, *tail)) for _ in range(n)
     ]
     for proc in procs:
         proc.start()
@@ -137,28 +145,33 @@ def plain_loops(config: dict[str, Any], topic: str, out: str, count: int, n: int
 
 # -- parafka, one consumer per process (what `parafka run --processes N` starts) ----------
 BATCH_HANDLER = f"{Path(__file__).resolve().parent / 'md5_transformer.py'}:handle_batch"
+# The fastest setup for this handler (benchmarks/RESULTS.md, "Executors"): batches on one
+# thread per process (the work is CPU-bound: more threads only contend for the GIL).
+BEST_SETTINGS: dict[str, Any] = {
+    "ordering": "unordered",
+    "batch_size": 1000,
+    "concurrency": 1,
+    "max_buffered": 12_000,
+}
 
 
 def _parafka_member(
-    config: dict[str, Any], topic: str, out: str, group: str, count: int, done: Any, times: Any
-) -> None:
-    """One parafka consumer of the group, running the batch handler on one thread (the work
-    is CPU-bound: more threads would only contend for the GIL), until the whole group (the
-    shared counter `done`) has handled `count` records."""
+    config: dict[str, Any], topic: str, out: str, group: str, count: int, done: Any,
+    times: Any, target: str, settings: dict[str, Any],
+) -> None:  # fmt: skip
+    """One parafka consumer of the group, until the whole group (the shared counter `done`)
+    has handled `count` records."""
     from parafka import ParallelConsumer, tune_gc
 
     tune_gc()  # as `parafka run` does
     consumer = ParallelConsumer(
-        BATCH_HANDLER,
+        target,
         bootstrap_servers=str(config["bootstrap.servers"]),
         group_id=group,
         topics=topic,
         kafka_config=config,
         output_topic=out,
-        ordering="unordered",
-        batch_size=1000,
-        concurrency=1,
-        max_buffered=12_000,
+        **settings,
     )
     consumer.start()
     seen = 0
@@ -175,19 +188,15 @@ def _parafka_member(
 
 
 def start_parafka_processes(
-    config: dict[str, Any], topic: str, out: str, count: int, n: int
-) -> Running:
-    """`n` parafka consumers in one group, each its own process, with a batch handler."""
-    ctx = multiprocessing.get_context("spawn")
-    done, times = ctx.Value("q", 0), ctx.Array("d", [0.0, 0.0])
-    group = _group("md5-parafka")
-    procs: list[BaseProcess] = [
-        ctx.Process(target=_parafka_member, args=(config, topic, out, group, count, done, times))
-        for _ in range(n)
-    ]
-    for proc in procs:
-        proc.start()
-    return Running(procs, done, times, count, watch=procs)
+    config: dict[str, Any], topic: str, out: str, count: int, n: int,
+    target: str = BATCH_HANDLER, settings: dict[str, Any] | None = None,
+) -> Running:  # fmt: skip
+    """`n` parafka consumers in one group, each its own process: the batch handler with
+    BEST_SETTINGS unless told otherwise."""
+    return _start_members(
+        _parafka_member, n, "md5-parafka", count, (config, topic, out),
+        (target, BEST_SETTINGS if settings is None else settings),
+    )  # fmt: skip
 
 
 # -- the multiprocessing-queue pipeline -------------------------------------------------------
