@@ -11,8 +11,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from itertools import repeat
-from operator import is_
+from itertools import groupby, repeat
+from operator import attrgetter, is_
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -48,6 +48,7 @@ STARVE_AFTER = 0.2  # a partition with records waiting got none this long -> fai
 STATS_EVERY = 0.25
 SHARE_EVERY = 0.1  # seconds between two fair-share checks
 ERROR_LOG_EVERY = 30.0  # seconds between two log lines for the same client error
+_TICKET = attrgetter("_ticket")  # a record's partition state: runs of records share one
 
 
 class Flag:
@@ -432,17 +433,8 @@ class ControlLoop:
         partition, a run of records of one partition at a time."""
         self.scheduler.done_many(records)
         self._processed += len(records)
-        state: PartitionOffsets | None = None
-        offsets: list[int] = []
-        for record in records:
-            if record._ticket is not state:
-                if state is not None:
-                    state.settle(offsets)
-                state, offsets = record._ticket, [record.offset]
-            else:
-                offsets.append(record.offset)
-        if state is not None:
-            state.settle(offsets)
+        for state, run in groupby(records, _TICKET):
+            state.settle([record.offset for record in run])
 
     def _finish(self, record: Record) -> None:
         """The record and its outputs are done: free its shard and its offset."""
@@ -889,19 +881,9 @@ class ControlLoop:
 def _mark_started(run: list[Record]) -> None:
     """Count the run's records as running in their partitions (runs are mostly of one
     partition, in offset order)."""
-    state: PartitionOffsets | None = None
-    count = 0
-    highest = -1
-    for record in run:
-        if record._ticket is not state:
-            if state is not None:
-                state.started(count, highest)
-            state, count, highest = record._ticket, 0, -1
-        count += 1
-        if record.offset > highest:
-            highest = record.offset
-    if state is not None:
-        state.started(count, highest)
+    for state, records in groupby(run, _TICKET):
+        offsets = [record.offset for record in records]
+        state.started(len(offsets), max(offsets))
 
 
 def _one_success(first: Outcome | None, outcomes: list[Outcome | None]) -> bool:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 Headers = list[tuple[str, bytes | None]]
-_RAW: Any = object()
-_new_tuple = tuple.__new__  # Record.data before a deserializer set it: the value itself
+_RAW: Any = object()  # Record.data before a deserializer set it: the value itself
+_new_tuple = tuple.__new__
 
 
 class Record:
@@ -145,11 +145,6 @@ class MessageRecord(Record):
     def timestamp(self) -> int | None:
         ts_type, ts = self._msg.timestamp()
         return ts if ts_type else None
-
-
-def record_from_message(message: Any) -> Record:
-    """Build a Record from an error-free confluent_kafka.Message."""
-    return MessageRecord(message, message.topic(), message.partition(), message.offset())
 
 
 class Output(NamedTuple):

@@ -25,6 +25,7 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
+from operator import attrgetter
 from typing import Literal
 
 from parafka.record import Record
@@ -79,25 +80,11 @@ class Scheduler:
 
     # -- intake ---------------------------------------------------------------
     def add(self, record: Record) -> None:
-        """Queue a newly received record (records of a partition arrive in offset order)."""
-        self.held += 1
-        shard_of = self._shard_of
-        if shard_of is None:
-            self._fifo.append(record)
-            return
-        shard = record._shard = shard_of(record)
-        queue = self._queues.get(shard)
-        if queue is None:
-            self._queues[shard] = deque((record,))
-            if shard not in self._running:  # else a revoked run still ends first
-                self._ready.append(shard)
-        else:
-            if queue:  # one shard object for the records of a queue: compared by identity
-                record._shard = queue[0]._shard
-            queue.append(record)
+        """Queue a newly received record."""
+        self.add_many([record])
 
     def add_many(self, records: list[Record]) -> None:
-        """`add` for each record, in order."""
+        """Queue newly received records (those of a partition arrive in offset order)."""
         shard_of = self._shard_of
         self.held += len(records)
         if shard_of is None:
@@ -105,15 +92,13 @@ class Scheduler:
             return
         queues, running, ready = self._queues, self._running, self._ready
         for record in records:
-            shard = shard_of(record)
+            shard = record._shard = shard_of(record)
             queue = queues.get(shard)
             if queue is None:
-                record._shard = shard
                 queues[shard] = deque((record,))
                 if shard not in running:
                     ready.append(shard)
             else:
-                record._shard = queue[0]._shard if queue else shard
                 queue.append(record)
 
     # -- dispatch -------------------------------------------------------------
@@ -187,7 +172,7 @@ class Scheduler:
         self.in_flight -= 1
         self.held -= 1
         if self._shard_of is not None:
-            self._settle(record, remove=True)
+            self._settle([record], remove=True)
 
     def done_many(self, records: list[Record]) -> None:
         """`done` for each record, in order. The records of a shard that follow each other
@@ -195,45 +180,15 @@ class Scheduler:
         count = len(records)
         self.in_flight -= count
         self.held -= count
-        if self._shard_of is None:
-            return
-        start = 0
-        while start < count:
-            shard = records[start]._shard
-            end = start + 1
-            while end < count and records[end]._shard is shard:
-                end += 1
-            if end - start == 1:
-                self._settle(records[start], remove=True)
-            else:
-                self._settle_run(records[start:end], shard)
-            start = end
-
-    def _settle_run(self, run: list[Record], shard: Hashable) -> None:
-        """`_settle(record, remove=True)` for each record of `run`, all of one shard."""
-        queue = self._queues.get(shard)
-        if queue is not None:
-            for record in run:
-                if queue and queue[0] is record:
-                    queue.popleft()
-                else:
-                    queue.remove(record)
-        count = self._running.get(shard, 0)
-        if count > len(run):
-            self._running[shard] = count - len(run)
-            return
-        self._running.pop(shard, None)
-        if queue is not None and not queue:
-            del self._queues[shard]
-            self._waiting.discard(shard)
-        elif queue is not None and shard not in self._waiting:
-            self._ready.append(shard)
+        if self._shard_of is not None:
+            for _, run in itertools.groupby(records, attrgetter("_shard")):
+                self._settle(list(run), remove=True)
 
     def retry(self, record: Record, due: float) -> None:
         """A started record failed and starts again at `due`; its shard waits for it."""
         self.in_flight -= 1
         if self._shard_of is not None:
-            self._waiting.add(self._settle(record, remove=False))
+            self._waiting.add(self._settle([record], remove=False))
         heapq.heappush(self._retries, (due, next(self._seq), record))
 
     def unrun(self, records: list[Record]) -> None:
@@ -244,21 +199,22 @@ class Scheduler:
             self._fifo.extendleft(reversed(records))
             return
         for record in records:
-            self._settle(record, remove=False, front=True)
+            self._settle([record], remove=False, front=True)
 
-    def _settle(self, record: Record, remove: bool, front: bool = False) -> Hashable:
-        """Account for one in-flight record of an ordered shard (removing it from its
-        queue when it is done); frees the shard when its run has settled."""
-        shard: Hashable = record._shard
+    def _settle(self, records: list[Record], remove: bool, front: bool = False) -> Hashable:
+        """Account for in-flight records of one ordered shard (removing them from its queue
+        when they are done); frees the shard when its run has settled."""
+        shard: Hashable = records[0]._shard
         queue = self._queues.get(shard)
         if remove and queue is not None:
-            if queue and queue[0] is record:
-                queue.popleft()
-            else:
-                queue.remove(record)  # an earlier record of its run still awaits its outputs
+            for record in records:
+                if queue and queue[0] is record:
+                    queue.popleft()
+                else:
+                    queue.remove(record)  # an earlier record of its run awaits its outputs
         count = self._running.get(shard, 0)
-        if count > 1:
-            self._running[shard] = count - 1
+        if count > len(records):
+            self._running[shard] = count - len(records)
             return shard
         self._running.pop(shard, None)
         if queue is not None and not queue:
