@@ -30,6 +30,7 @@ from parafka.cli_sizing import partitions
 from parafka.errors import ConfigError, ParafkaError
 from parafka.kafka_config import kafka_error_text as _kafka_text
 from parafka.scheduler import ORDERINGS
+from parafka.seam import ClientError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _BROKER_LOG_LINES = 10
@@ -341,6 +342,8 @@ def run(
         )
     except KafkaException as exc:
         raise ParafkaError(f"Kafka client error: {_kafka_text(exc)}") from None
+    except ClientError as exc:
+        raise ParafkaError(f"Kafka client error: {exc}") from None
     elapsed = time.monotonic() - started
     click.echo(
         f"parafka: processed {stats.processed} records in {elapsed:.1f} s "

@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
-
-from parafka.logs import client_logger
 from parafka.offsets import PartitionOffsets
-from parafka.record import Produced, Record
+from parafka.record import Produced
+from parafka.seam import ClientError, Kafka, Offset
+
+if TYPE_CHECKING:
+    from parafka.entry import Entry
 
 log = logging.getLogger("parafka")
 
@@ -27,38 +28,40 @@ TP = tuple[str, int]
 
 
 class _Held:
-    """Outputs that belong to some records (one record, or the records of a batch)."""
+    """Outputs that belong to some entries (one record, or the records of a batch)."""
 
-    __slots__ = ("by_partition", "outputs", "records")
+    __slots__ = ("by_partition", "entries", "outputs")
 
-    def __init__(self, records: list[Record], outputs: list[Produced]) -> None:
-        self.records, self.outputs = records, outputs
+    def __init__(self, entries: list[Entry], outputs: list[Produced]) -> None:
+        self.entries, self.outputs = entries, outputs
         self.by_partition: dict[TP, list[int]] = {}
-        for record in records:
-            self.by_partition.setdefault((record.topic, record.partition), []).append(record.offset)
+        for entry in entries:
+            self.by_partition.setdefault(entry.part.tp, []).append(entry.offset)
         for offsets in self.by_partition.values():
             offsets.sort()
 
 
 class OrderedRelease:
-    """Finished records with outputs, held until they are the oldest unfinished records
+    """Finished entries with outputs, held until they are the oldest unfinished records
     of their partitions. Pure: the caller owns the PartitionOffsets."""
 
     def __init__(self) -> None:
         self._held: dict[TP, dict[int, _Held]] = {}
         self.released: list[Produced] = []  # outputs for the next transaction
 
-    def hold(self, records: list[Record], outputs: list[Produced]) -> set[TP]:
-        """Hold `outputs` of finished `records`; returns their partitions."""
-        held = _Held(records, outputs)
-        for record in records:
-            self._held.setdefault((record.topic, record.partition), {})[record.offset] = held
+    def hold(self, entries: list[Entry], outputs: list[Produced]) -> set[TP]:
+        """Hold `outputs` of finished `entries`; returns their partitions."""
+        held = _Held(entries, outputs)
+        for entry in entries:
+            self._held.setdefault(entry.part.tp, {})[entry.offset] = held
         return set(held.by_partition)
 
-    def release(self, partitions: Mapping[TP, PartitionOffsets], changed: Iterable[TP]) -> int:
+    def release(
+        self, partitions: Mapping[TP, PartitionOffsets], changed: Iterable[TP]
+    ) -> list[Entry]:
         """Move every held group now at the head of its partitions to `released` and mark
-        its records finished. Returns how many records were released."""
-        work, count = list(changed), 0
+        its records finished. Returns the entries released."""
+        work, released = list(changed), []
         while work:
             tp = work.pop()
             held, state = self._held.get(tp), partitions.get(tp)
@@ -77,18 +80,25 @@ class OrderedRelease:
                     del self._held[p][offset]
                     partitions[p].finish(offset)
                 work.append(p)
-            count += len(group.records)
-        return count
+            released.extend(group.entries)
+        return released
 
-    def forget(self, tps: Iterable[TP] | None = None) -> None:
+    def forget(self, tps: Iterable[TP] | None = None) -> list[Entry]:
         """Drop what is held for `tps` (all partitions when None), and the released
-        outputs, which are no longer valid once any partition rewinds."""
-        if tps is None:
-            self._held.clear()
-        else:
-            for tp in tps:
-                self._held.pop(tp, None)
+        outputs, which are no longer valid once any partition rewinds. Returns the
+        entries dropped."""
+        dropped: dict[int, _Held] = {}
+        for tp in list(self._held) if tps is None else tps:
+            for group in self._held.pop(tp, {}).values():
+                dropped[id(group)] = group
+        for group in dropped.values():  # a batch's group may span partitions
+            for p in group.by_partition:
+                held = self._held.get(p)
+                if held is not None:
+                    for offset in group.by_partition[p]:
+                        held.pop(offset, None)
         self.released = []
+        return [entry for group in dropped.values() for entry in group.entries]
 
     @property
     def held(self) -> int:
@@ -103,12 +113,12 @@ class Transaction:
     """A transactional producer: `commit()` produces the released outputs and commits
     them with the consumer's offsets, atomically."""
 
-    def __init__(self, config: Mapping[str, Any], timeout: float) -> None:
+    def __init__(self, kafka: Kafka, config: Mapping[str, Any], timeout: float) -> None:
         config = dict(config)
         config.setdefault("transactional.id", f"parafka-{uuid.uuid4().hex}")
         self.transactional_id = str(config["transactional.id"])
         self._timeout = timeout
-        self._producer = Producer(config, logger=client_logger())
+        self._producer = kafka.transactional_producer(config)
         self.commits = 0
 
     def start(self) -> None:
@@ -116,10 +126,10 @@ class Transaction:
         self._producer.init_transactions(self._timeout)
 
     def commit(
-        self, outputs: list[Produced], offsets: list[TopicPartition], group_metadata: Any
+        self, outputs: list[Produced], offsets: list[Offset], group_metadata: object
     ) -> None:
         """One transaction: `outputs`, then `offsets` for the consumer group. Raises
-        TransactionAborted when it had to be aborted, KafkaException when fatal."""
+        TransactionAborted when it had to be aborted, ClientError when fatal."""
         producer = self._producer
         try:
             producer.begin_transaction()
@@ -133,7 +143,7 @@ class Transaction:
             if offsets:
                 producer.send_offsets_to_transaction(offsets, group_metadata, self._timeout)
             self._commit()
-        except KafkaException as exc:
+        except ClientError as exc:
             self._abort_or_raise(exc)
         self.commits += 1
 
@@ -142,22 +152,20 @@ class Transaction:
             try:
                 self._producer.commit_transaction(self._timeout)
                 return
-            except KafkaException as exc:
-                error: KafkaError = exc.args[0]
-                if not error.retriable() or error.txn_requires_abort():
+            except ClientError as error:
+                if not error.retriable or error.txn_requires_abort:
                     raise
-                log.warning("transaction commit: %s; retrying", error.str())
+                log.warning("transaction commit: %s; retrying", error)
 
-    def _abort_or_raise(self, exc: KafkaException) -> None:
-        error: KafkaError = exc.args[0]
-        if error.fatal() or not error.txn_requires_abort():
-            raise exc
-        log.warning("transaction aborted: %s", error.str())
+    def _abort_or_raise(self, error: ClientError) -> None:
+        if error.fatal or not error.txn_requires_abort:
+            raise error
+        log.warning("transaction aborted: %s", error)
         try:
             self._producer.abort_transaction(self._timeout)
-        except KafkaException as again:
-            raise again from exc
-        raise TransactionAborted(error.str()) from exc
+        except ClientError as again:
+            raise again from error
+        raise TransactionAborted(str(error)) from error
 
     def close(self) -> None:
         self._producer.flush(self._timeout)

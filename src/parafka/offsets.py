@@ -26,7 +26,6 @@ class PartitionOffsets:
         "_next",
         "_pending",
         "_skip",
-        "closed",
         "committed",
         "first_received",
         "max_started",
@@ -40,8 +39,7 @@ class PartitionOffsets:
         self._skip = set(done_above)  # finished by a previous owner; skip on receipt
         self._next: int | None = None  # last received offset + 1
         self._dirty = False  # something finished since the last commit
-        self.running = 0  # records of this partition handed to the executor, not settled
-        self.closed = False  # the partition was revoked: late finishes are ignored
+        self.running = 0  # records in runs (running or awaiting acks); the ledger counts them
         self.max_started = -1  # highest offset ever handed to the executor
         self.first_received: int | None = None
 
@@ -59,15 +57,7 @@ class PartitionOffsets:
 
     def finish(self, offset: int) -> None:
         """Mark `offset` done; advances the committable offset when it is the oldest."""
-        self._dirty = True
-        pending = self._pending
-        if pending and pending[0] == offset:
-            pending.popleft()
-            done = self._done
-            while pending and pending[0] in done:
-                done.discard(pending.popleft())
-        else:
-            self._done.add(offset)
+        self.settle([offset])
 
     def started(self, count: int, highest: int) -> None:
         """`count` records up to offset `highest` were handed to the executor."""
@@ -76,18 +66,15 @@ class PartitionOffsets:
             self.max_started = highest
 
     def settle(self, offsets: list[int]) -> None:
-        """Records at `offsets` handed to the executor are settled: they stop counting as
-        running and are finished, unless the partition was revoked meanwhile (the new
-        owner processes them again). The same as `finish` for each, in one pass."""
-        self.running -= len(offsets)
-        if self.closed:
-            return
+        """Mark received `offsets` done (`finish` for each, in one pass). An offset that is
+        not pending (below the position, or given back by `trim_from`) is ignored: only
+        received, unfinished offsets can be finished."""
         self._dirty = True
         pending, done = self._pending, self._done
         for offset in offsets:
             if pending and pending[0] == offset:
                 pending.popleft()
-            else:
+            elif pending and pending[0] < offset <= pending[-1]:
                 done.add(offset)
         while pending and pending[0] in done:
             done.discard(pending.popleft())
@@ -124,8 +111,14 @@ class PartitionOffsets:
         cutoff = max(unfinished[keep], self.max_started + 1)
         if pending[-1] < cutoff:
             return None
+        done = self._done
         while pending and pending[-1] >= cutoff:
-            pending.pop()
+            offset = pending.pop()
+            if offset in done:
+                # Finished already (a previous owner's): still done when it comes again,
+                # and still in the metadata meanwhile.
+                done.discard(offset)
+                self._skip.add(offset)
         self._next = cutoff
         return cutoff
 

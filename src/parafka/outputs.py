@@ -13,29 +13,28 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer
-
+from parafka.entry import Entry
 from parafka.executors.base import ChunkResult, Completions, Outcome
 from parafka.kafka_config import producer_config
-from parafka.logs import client_logger
-from parafka.record import Produced, Record
+from parafka.record import Produced
+from parafka.seam import ClientError, Kafka, Message, Producer
 
-Settled = Callable[[Record, BaseException | None], None]
+Settled = Callable[[Entry, BaseException | None], None]
 
 
 class _Ack:
-    """Counts the delivery reports of the outputs of some records (one record, or the
-    records of a batch, whose outputs belong to all of them); reports each record once,
+    """Counts the delivery reports of the outputs of some entries (one record, or the
+    records of a batch, whose outputs belong to all of them); reports each entry once,
     at the last report."""
 
-    __slots__ = ("error", "on_settled", "records", "remaining")
+    __slots__ = ("entries", "error", "on_settled", "remaining")
 
-    def __init__(self, records: list[Record], count: int, on_settled: Settled) -> None:
-        self.records, self.remaining, self.on_settled = records, count, on_settled
+    def __init__(self, entries: list[Entry], count: int, on_settled: Settled) -> None:
+        self.entries, self.remaining, self.on_settled = entries, count, on_settled
         self.error: BaseException | None = None
 
-    def delivered(self, err: KafkaError | None, _msg: Any) -> None:
-        self.settle(1, None if err is None else KafkaException(err))
+    def delivered(self, err: ClientError | None, _msg: Message) -> None:
+        self.settle(1, err)
 
     def settle(self, count: int, error: BaseException | None) -> None:
         """`count` outputs are settled (delivered, failed, or never sent)."""
@@ -43,36 +42,41 @@ class _Ack:
             self.error = error
         self.remaining -= count
         if self.remaining == 0:
-            for record in self.records:
-                self.on_settled(record, self.error)
+            for entry in self.entries:
+                self.on_settled(entry, self.error)
 
 
 class OutputProducer:
-    """Produces outputs and calls `on_settled(record, error)` once all of a record's
-    outputs are acknowledged (error None) or one of them failed."""
+    """Produces dead letters and calls `on_settled(entry, error)` once all of an entry's
+    records are acknowledged (error None) or one of them failed."""
 
     def __init__(
-        self, bootstrap_servers: str, kafka_config: Mapping[str, Any], on_settled: Settled
+        self,
+        kafka: Kafka,
+        bootstrap_servers: str,
+        kafka_config: Mapping[str, Any],
+        on_settled: Settled,
     ) -> None:
+        self._kafka = kafka
         self._config = producer_config(bootstrap_servers, kafka_config)
         self._on_settled = on_settled
-        self._producer: Any = None  # created at the first output
-        self.pending = 0  # records whose outputs are not all settled
+        self._producer: Producer | None = None  # created at the first output
+        self.pending = 0  # entries whose outputs are not all settled
 
-    def send(self, records: list[Record], outputs: list[Produced]) -> None:
-        """Produce `outputs` for `records`; each record settles through `on_settled` when
-        all of them are acknowledged."""
+    def send(self, entries: list[Entry], outputs: list[Produced]) -> None:
+        """Produce `outputs` for `entries`; each settles through `on_settled` when all
+        of them are acknowledged."""
         if self._producer is None:
-            self._producer = Producer(self._config, logger=client_logger())
+            self._producer = self._kafka.producer(self._config)
         producer = self._producer
-        self.pending += len(records)
+        self.pending += len(entries)
         settled = self._on_settled
 
-        def counted(record: Record, error: BaseException | None) -> None:
+        def counted(entry: Entry, error: BaseException | None) -> None:
             self.pending -= 1
-            settled(record, error)
+            settled(entry, error)
 
-        ack = _Ack(records, len(outputs), counted)
+        ack = _Ack(entries, len(outputs), counted)
         for sent, out in enumerate(outputs):
             while True:
                 try:
@@ -86,12 +90,12 @@ class OutputProducer:
                     break
                 except BufferError:
                     producer.poll(0.05)  # local queue full: let deliveries drain
-                except (KafkaException, TypeError, ValueError) as exc:
+                except ClientError as exc:
                     ack.settle(len(outputs) - sent, exc)  # these get no delivery report
                     return
 
     def poll(self, timeout: float = 0.0) -> None:
-        """Serve delivery reports (calls `on_settled` for records now settled)."""
+        """Serve delivery reports (calls `on_settled` for entries now settled)."""
         if self._producer is not None:
             self._producer.poll(timeout)
 
@@ -100,37 +104,52 @@ class OutputProducer:
             self._producer.flush(timeout)
 
 
+Item = tuple[list[Entry], list[Produced]]
+
+
+class Acknowledged(ChunkResult):
+    """An epoch's acknowledgements (a ChunkResult of entries whose outputs were sent):
+    outcomes None when all were delivered, else per entry None or (None, error)."""
+
+
 class OutputThread:
     """Produces handler outputs on its own thread and acknowledges them in epochs.
 
-    The control thread hands over (records, outputs) with `send()`, a list append. The
+    The control thread hands over (entries, outputs) with `send()`, a list append. The
     thread produces everything handed over so far, then flushes: when the flush returns,
-    every output of that epoch is acknowledged (or one failed), and the epoch's records are
-    reported to `completions` as one chunk: done, except the records whose outputs failed
-    (retried: a duplicate downstream, never a loss). Delivery reports come only for
-    failures (`delivery.report.only.error`), so no Python callback runs per message on
-    success, and the control thread never waits for the broker. While one epoch flushes,
-    the next one fills, so epochs grow with the load.
+    every output of that epoch is acknowledged (or one failed), and the epoch's entries
+    are reported to `completions` as one chunk: done, except the entries whose outputs
+    failed (retried: a duplicate downstream, never a loss). Deliveries are reported only
+    when they fail, so no Python callback runs per message on success, and the control
+    thread never waits for the broker. While one epoch flushes, the next one fills, so
+    epochs grow with the load. Epochs are reported in the order they were handed over.
 
-    No callback is attached per message (it costs the client a reference per message):
-    the producer's one delivery callback notes failed messages, and after the flush they
-    are matched to the items whose outputs they were (by topic, key and value; an item
-    with an equal output fails too: retried, never lost).
+    After the flush, failed messages are matched to the items whose outputs they were
+    (by topic, key and value; an item with an equal output fails too: retried, never lost).
+
+    `pump()` does one step of that work; the thread calls it in a loop, the simulator
+    calls it when its schedule says so.
     """
 
     FLUSH_STEP = 0.5  # seconds per flush call, so that a stop is noticed
 
     def __init__(
-        self, bootstrap_servers: str, kafka_config: Mapping[str, Any], completions: Completions
+        self,
+        kafka: Kafka,
+        bootstrap_servers: str,
+        kafka_config: Mapping[str, Any],
+        completions: Completions,
+        threaded: bool = True,
     ) -> None:
-        self._config = {
-            **producer_config(bootstrap_servers, kafka_config),
-            "delivery.report.only.error": True,
-            "on_delivery": self._on_failure,
-        }
-        self._failures: list[tuple[tuple[str, bytes | None, bytes | None], KafkaError]] = []
+        self._kafka = kafka
+        self._config = producer_config(bootstrap_servers, kafka_config)
+        self._failures: list[tuple[tuple[str, bytes | None, bytes | None], ClientError]] = []
         self._completions = completions
-        self._inbox: deque[tuple[list[Record], list[Produced]]] = deque()
+        self._inbox: deque[Item] = deque()
+        self._epoch: list[Item] | None = None
+        self._errors: dict[int, BaseException] = {}  # item of the epoch -> its first failure
+        self._producer: Producer | None = None
+        self._threaded = threaded
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -139,63 +158,74 @@ class OutputThread:
 
     @property
     def pending(self) -> int:
-        """Records handed over whose outputs are not reported yet."""
+        """Entries handed over whose outputs are not reported yet."""
         return self._pending
 
-    def send(self, items: list[tuple[list[Record], list[Produced]]]) -> None:
-        """Hand over (records, their outputs) pairs: one wake-up for all of them."""
-        if self._thread is None:
+    def send(self, items: list[Item]) -> None:
+        """Hand over (entries, their outputs) pairs: one wake-up for all of them."""
+        if self._thread is None and self._threaded:
             self._thread = threading.Thread(target=self._run, name="parafka-outputs", daemon=True)
             self._thread.start()
         with self._lock:
-            self._pending += sum(len(records) for records, _ in items)
+            self._pending += sum(len(entries) for entries, _ in items)
         self._inbox.extend(items)
         self._wake.set()
 
     def _run(self) -> None:
-        producer = Producer(self._config, logger=client_logger())
-        inbox = self._inbox
         while not self._stop.is_set():
-            if not inbox:
+            if self._epoch is None and not self._inbox:
                 self._wake.wait(0.1)
                 self._wake.clear()
                 continue
-            epoch = [inbox.popleft() for _ in range(len(inbox))]
-            records: list[Record] = []
-            spans: list[tuple[int, int]] = []  # each item's records within `records`
-            errors: dict[int, BaseException] = {}  # item -> its first failure
-            for index, (members, outputs) in enumerate(epoch):
-                spans.append((len(records), len(records) + len(members)))
-                records.extend(members)
+            self.pump(self.FLUSH_STEP)
+
+    def pump(self, timeout: float = 0.0) -> bool:
+        """Start an epoch with what was handed over (if none is flushing), flush for up
+        to `timeout`, and report the epoch once it is all acknowledged. True when an
+        epoch was reported."""
+        if self._producer is None:
+            self._producer = self._kafka.producer(self._config, on_failed=self._on_failure)
+        producer = self._producer
+        if self._epoch is None:
+            if not self._inbox:
+                return False
+            inbox = self._inbox
+            self._epoch = [inbox.popleft() for _ in range(len(inbox))]
+            self._errors = {}
+            for index, (_entries, outputs) in enumerate(self._epoch):
                 refused = self._produce(producer, outputs)
                 if refused is not None:
-                    errors.setdefault(index, refused)
-            while producer.flush(self.FLUSH_STEP) and not self._stop.is_set():
-                pass
-            if self._stop.is_set():
-                return  # stopping without waiting: these records are not reported
-            if self._failures:
-                self._match_failures(epoch, errors)
-            outcomes: list[Outcome | None] | None = None
-            if errors:
-                outcomes = [None] * len(records)
-                for index, error in errors.items():
-                    start, end = spans[index]
-                    outcomes[start:end] = [(None, error)] * (end - start)
-            self._completions.put(ChunkResult(records, outcomes))
-            with self._lock:
-                self._pending -= len(records)
+                    self._errors.setdefault(index, refused)
+        if producer.flush(timeout) or self._stop.is_set():
+            return False  # stopping without waiting: these entries are not reported
+        epoch, errors = self._epoch, self._errors
+        self._epoch = None
+        if self._failures:
+            self._match_failures(epoch, errors)
+        entries: list[Entry] = []
+        outcomes: list[Outcome | None] | None = [] if errors else None
+        for index, (members, _outputs) in enumerate(epoch):
+            entries.extend(members)
+            if outcomes is not None:
+                error = errors.get(index)
+                outcomes.extend([None if error is None else (None, error)] * len(members))
+        self._completions.put(Acknowledged(entries, outcomes))
+        with self._lock:
+            self._pending -= len(entries)
+        return True
 
-    def _on_failure(self, err: KafkaError | None, message: Any) -> None:
-        """The producer's delivery callback: called for failed messages only."""
-        if err is not None:
-            self._failures.append(((message.topic(), message.key(), message.value()), err))
+    @property
+    def idle(self) -> bool:
+        """Nothing handed over and nothing flushing."""
+        return self._epoch is None and not self._inbox
 
-    def _match_failures(
-        self,
-        epoch: list[tuple[list[Record], list[Produced]]],
-        errors: dict[int, BaseException],
+    def _on_failure(
+        self, err: ClientError, topic: str, key: bytes | None, value: bytes | None
     ) -> None:
+        """The producer's failure callback: called for failed messages only."""
+        self._failures.append(((topic, key, value), err))
+
+    def _match_failures(self, epoch: list[Item], errors: dict[int, BaseException]) -> None:
         """Fail the items of the epoch whose outputs could not be delivered."""
         failed = dict(self._failures)
         self._failures.clear()
@@ -203,25 +233,21 @@ class OutputThread:
             for out in outputs:
                 err = failed.get((out.topic, out.key, out.value))
                 if err is not None:
-                    errors.setdefault(index, KafkaException(err))
+                    errors.setdefault(index, err)
                     break
 
     @staticmethod
-    def _produce(producer: Any, outputs: list[Produced]) -> BaseException | None:
+    def _produce(producer: Producer, outputs: list[Produced]) -> BaseException | None:
         """Hand the outputs to the producer; the client's refusal, if any."""
         produce = producer.produce
         for topic, value, key, headers in outputs:
             while True:
                 try:
-                    # Without headers=None: passing it costs as much as the call itself.
-                    if headers is None:
-                        produce(topic, value, key)
-                    else:
-                        produce(topic, value, key, headers=headers)
+                    produce(topic, value, key, headers)
                     break
                 except BufferError:
                     producer.poll(0.05)  # local queue full: let deliveries drain
-                except (KafkaException, TypeError, ValueError) as exc:
+                except ClientError as exc:
                     return exc
         return None
 

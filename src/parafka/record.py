@@ -20,11 +20,8 @@ class Record:
 
     __slots__ = (
         "_data",
-        "_first_failure",
         "_headers",
         "_key",
-        "_shard",
-        "_ticket",
         "_timestamp",
         "_value",
         "attempt",
@@ -53,10 +50,6 @@ class Record:
         self._timestamp = timestamp
         self.attempt = attempt
         self._data = _RAW
-        self._first_failure: float | None = None  # wall-clock time of the first failure
-        # Set by the control loop: which assignment of the partition this record belongs to.
-        self._ticket: Any = None
-        self._shard: Any = None  # set by the scheduler: the record's ordering shard
 
     @property
     def key(self) -> bytes | None:
@@ -116,18 +109,13 @@ class MessageRecord(Record):
 
     __slots__ = ("_msg",)
 
-    def __init__(
-        self, message: Any, topic: str, partition: int, offset: int, ticket: Any = None
-    ) -> None:
+    def __init__(self, message: Any, topic: str, partition: int, offset: int) -> None:
         self._msg = message
         self.topic = topic
         self.partition = partition
         self.offset = offset
         self.attempt = 1
         self._data = _RAW
-        self._first_failure = None
-        self._ticket = ticket
-        self._shard = None
 
     @property
     def key(self) -> bytes | None:

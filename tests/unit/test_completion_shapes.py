@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from parafka.control import _one_success
+from parafka.ledger import _one_success
 from parafka.executors import NOT_RUN
 from parafka.record import Produced
 

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from parafka.deserializers import Decode, decode
+from parafka.entry import Entry
 from parafka.executors.base import (
     NOT_RUN,
     ChunkResult,
@@ -108,7 +109,7 @@ def merge_results(results: list[ChunkResult]) -> ChunkResult:
     has one run in flight at a time). Outcomes stay None when every part's are."""
     if len(results) == 1:
         return results[0]
-    records: list[Record] = []
+    records: list[Any] = []
     outcomes: list[Outcome | None] | None = None
     for part_records, part_outcomes in results:
         if part_outcomes is not None:
@@ -143,8 +144,8 @@ class AsyncExecutor(Executor):
         self._closed = False
         # Touched only on the loop thread:
         self._workers: set[asyncio.Task[None]] = set()
-        self._idle: list[asyncio.Future[list[Record] | None]] = []  # one per idle worker
-        self._waiting: deque[list[Record]] = deque()  # runs no worker has taken yet
+        self._idle: list[asyncio.Future[list[Entry] | None]] = []  # one per idle worker
+        self._waiting: deque[list[Entry]] = deque()  # runs no worker has taken yet
         self._closing = False  # workers exit once nothing is waiting
         self._finished: list[ChunkResult] = []
         self._flush_scheduled = False
@@ -187,7 +188,7 @@ class AsyncExecutor(Executor):
             finally:
                 loop.close()
 
-    def submit(self, runs: list[list[Record]]) -> None:
+    def submit(self, runs: list[list[Entry]]) -> None:
         loop = self._loop
         if loop is None or self._closed:
             raise RuntimeError("AsyncExecutor.submit() needs start() first and no shutdown()")
@@ -195,7 +196,7 @@ class AsyncExecutor(Executor):
             runs = pack_runs(runs, self._batch_size)
         loop.call_soon_threadsafe(self._hand_out, runs)
 
-    def _hand_out(self, runs: list[list[Record]]) -> None:
+    def _hand_out(self, runs: list[list[Entry]]) -> None:
         """Give each run to an idle worker, else queue it (starting a worker if allowed)."""
         idle, waiting = self._idle, self._waiting
         for records in runs:
@@ -219,16 +220,17 @@ class AsyncExecutor(Executor):
         try:
             while True:
                 if waiting:
-                    records = waiting.popleft()
+                    items = waiting.popleft()
                 elif self._closing:
                     return
                 else:
-                    wake: asyncio.Future[list[Record] | None] = loop.create_future()
+                    wake: asyncio.Future[list[Entry] | None] = loop.create_future()
                     idle.append(wake)
                     handed = await wake
                     if handed is None:
                         return
-                    records = handed
+                    items = handed
+                records = [item.record for item in items]
                 started = clock() if timings is not None else 0.0
                 if single and len(records) == 1 and decoder is None:
                     # run_chunk_async inlined for the common case: one coroutine frame less
@@ -241,9 +243,10 @@ class AsyncExecutor(Executor):
                         if _task_cancelled(exc):
                             raise
                         outcomes = [(None, exc)]
-                    finished.append(ChunkResult(records, outcomes))
+                    finished.append(ChunkResult(items, outcomes))
                 else:
-                    finished.append(await run_chunk_async(handler, records, work, decoder))
+                    result = await run_chunk_async(handler, records, work, decoder)
+                    finished.append(ChunkResult(items, result.outcomes))
                 if timings is not None:
                     timings.chunk(records, clock() - started, finished[-1].outcomes)
                 if not self._flush_scheduled:

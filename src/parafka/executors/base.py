@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from parafka.deserializers import Decode, Deserializer, decode, resolve
 from parafka.executors.isolation import BatchRun
@@ -22,11 +22,23 @@ from parafka.record import Record, normalize_outputs
 from parafka.scheduler import SHARD_FUNCTIONS
 
 if TYPE_CHECKING:
+    from parafka.entry import Entry
     from parafka.timings import ChunkTimings
+
+T = TypeVar("T")
 
 Handler = Callable[..., Any]
 
-__all__ = ["NOT_RUN", "ChunkResult", "Completions", "Executor", "Outcome", "Work", "run_chunk"]
+__all__ = [
+    "NOT_RUN",
+    "ChunkResult",
+    "Completions",
+    "Executor",
+    "Outcome",
+    "Work",
+    "fail_first",
+    "run_chunk",
+]
 
 
 @dataclass(frozen=True)
@@ -53,13 +65,20 @@ class Work:
 
 
 class ChunkResult(NamedTuple):
-    """The outcome of a chunk of records. `outcomes` is None when every record is done
-    with no output (the common case, kept cheap); otherwise it holds one entry per record:
-    None for "done, no output", NOT_RUN, or an Outcome. The records of a batch share one
-    Outcome object carrying the batch's outputs."""
+    """The outcome of a chunk. `records` are what was run: the engine's entries when an
+    executor reports (the records themselves from `run_chunk`). `outcomes` is None when
+    every record is done with no output (the common case, kept cheap); otherwise it holds
+    one item per record: None for "done, no output", NOT_RUN, or an Outcome. The records
+    of a batch share one Outcome object carrying the batch's outputs."""
 
-    records: list[Record]
+    records: list[Any]
     outcomes: list[Outcome | None] | None
+
+
+def fail_first(records: list[Any], error: BaseException) -> list[Outcome | None]:
+    """Outcomes for a chunk whose run broke off with `error` before it could report
+    (a handler raising SystemExit, say): the first record failed, the rest did not run."""
+    return [(None, error), *[NOT_RUN] * (len(records) - 1)]
 
 
 def run_chunk(
@@ -173,7 +192,7 @@ class Executor(ABC):
         """How many consecutive records of one shard are worth running as one unit."""
 
     @abstractmethod
-    def submit(self, runs: list[list[Record]]) -> None:
+    def submit(self, runs: list[list[Entry]]) -> None:
         """Run the handler on each record; the records of a run in order, on one worker
         (called from the control thread only)."""
 
@@ -186,10 +205,10 @@ class Executor(ABC):
         """
 
 
-def pack_runs(runs: list[list[Record]], size: int) -> list[list[Record]]:
+def pack_runs(runs: list[list[T]], size: int) -> list[list[T]]:
     """Chunks of about `size` records made of whole runs (a run is never split)."""
-    chunks: list[list[Record]] = []
-    chunk: list[Record] = []
+    chunks: list[list[T]] = []
+    chunk: list[T] = []
     for run in runs:
         if chunk and len(chunk) + len(run) > size:
             chunks.append(chunk)

@@ -32,6 +32,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from parafka.entry import Entry
 from parafka.executors.base import (
     NOT_RUN,
     ChunkResult,
@@ -39,6 +40,7 @@ from parafka.executors.base import (
     Executor,
     Outcome,
     Work,
+    fail_first,
     pack_runs,
     run_chunk,
 )
@@ -52,6 +54,26 @@ Row = tuple[str, int, int, bytes | None, bytes | None, Any, int | None, int]
 
 class WorkerDied(RuntimeError):
     """The worker process running a record exited before reporting it."""
+
+
+def died_outcomes(
+    size: int, chunk_id: int, running: tuple[int, int], error: BaseException
+) -> list[Outcome | None]:
+    """Outcomes of a chunk of `size` records whose worker died. `running` is what the
+    worker last wrote: (chunk id, handler calls in it). Only the record it was running
+    is charged an attempt; the chunk's other records go back unrun (those it had finished
+    run again: their results died with it). A batch handler is one call for the whole
+    chunk, so a batch that kills its worker charges all its records. A death outside the
+    chunk's handler calls (say, while flushing outputs) charges nobody."""
+    current, calls = running
+    if size == 1 or (current == chunk_id and calls == 0):
+        return [(None, error)] * size
+    if current != chunk_id or not 1 <= calls <= size:
+        return [NOT_RUN] * size
+    blamed = calls - 1
+    outcomes: list[Outcome | None] = [NOT_RUN] * size
+    outcomes[blamed] = (None, error)
+    return outcomes
 
 
 def _row(record: Record) -> Row:
@@ -172,7 +194,18 @@ def _portable_error(error: BaseException) -> BaseException:
     return error
 
 
-def _worker_main(work: Work, conn: Connection) -> None:
+def _tracked(handler: Any, progress: Any) -> Any:
+    """`handler`, counting its calls in `progress[1]` (shared memory the parent reads
+    when the worker dies: the record it was running is the one to blame)."""
+
+    def run(record: Record) -> Any:
+        progress[1] += 1
+        return handler(record)
+
+    return run
+
+
+def _worker_main(work: Work, conn: Connection, progress: Any = None) -> None:
     """A worker process: run chunks until told to stop (None) or the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     handler = work.handler
@@ -180,6 +213,8 @@ def _worker_main(work: Work, conn: Connection) -> None:
         from parafka.loader import load_target
 
         handler = load_target(handler)
+    if progress is not None and work.batch_size is None:
+        handler = _tracked(handler, progress)
     decoder = work.decoder()
     outputs = _WorkerOutputs(dict(work.producer_config)) if work.producer_config else None
     tune_gc()  # a worker process is parafka's own: collect garbage less often
@@ -195,10 +230,17 @@ def _worker_main(work: Work, conn: Connection) -> None:
             break
         chunk_id, rows = message
         records = [Record(*row) for row in rows]
+        if progress is not None:
+            progress[0], progress[1] = chunk_id, 0
         started = clock()
-        result = run_chunk(handler, records, work, decoder)
+        try:
+            outcomes = run_chunk(handler, records, work, decoder).outcomes
+        except BaseException as exc:  # SystemExit/KeyboardInterrupt from a handler
+            outcomes = fail_first(records, exc)
         seconds = clock() - started
-        outcomes = _portable(result.outcomes)
+        if progress is not None:
+            progress[0] = -1
+        outcomes = _portable(outcomes)
         if outputs is not None and outcomes is not None:
             outputs.send(_PendingChunk(chunk_id, outcomes, seconds))
         else:
@@ -215,9 +257,11 @@ class _Slot:
         self.lock = threading.Lock()
         self.process: BaseProcess | None = None
         self.conn: Connection | None = None
-        self.outstanding: dict[int, list[Record]] = {}
+        self.outstanding: dict[int, list[Entry]] = {}
+        # (chunk id, handler calls so far in it), written by the worker, read at its death
+        self.progress: Any = None
         self.load = 0  # records handed to this worker and not reported
-        self.inbox: queue.SimpleQueue[tuple[int, list[Record]] | None] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[tuple[int, list[Entry]] | None] = queue.SimpleQueue()
         self.started_at = 0.0
         self.quick_deaths = 0
         self.up = threading.Event()  # set while a live worker is attached
@@ -271,9 +315,10 @@ class ProcessExecutor(Executor):
 
     def _spawn(self, slot: _Slot) -> None:
         parent_end, child_end = self._context.Pipe(duplex=True)
+        slot.progress = self._context.RawArray("q", [-1, 0])
         process = self._context.Process(
             target=_worker_main,
-            args=(self._work, child_end),
+            args=(self._work, child_end, slot.progress),
             name=f"parafka-worker-{slot.number}",
             daemon=True,
         )
@@ -283,7 +328,7 @@ class ProcessExecutor(Executor):
         slot.started_at = time.monotonic()
         slot.up.set()
 
-    def submit(self, runs: list[list[Record]]) -> None:
+    def submit(self, runs: list[list[Entry]]) -> None:
         size = self.chunk_size
         if self._work is not None and self._work.batch_size is None:
             total = sum(len(run) for run in runs)
@@ -323,7 +368,7 @@ class ProcessExecutor(Executor):
     def _send(self, slot: _Slot) -> None:
         while (item := slot.inbox.get()) is not None:
             chunk_id, records = item
-            rows = [_row(record) for record in records]
+            rows = [_row(entry.record) for entry in records]
             while not slot.up.wait(1.0) and not self._stopping:
                 pass  # its worker is being replaced
             with slot.lock:
@@ -348,7 +393,12 @@ class ProcessExecutor(Executor):
             try:
                 assert conn is not None
                 chunk_id, outcomes, seconds = conn.recv()
-            except (EOFError, OSError, ValueError):
+            except Exception as exc:  # the pipe broke, or a result could not be read
+                if not isinstance(exc, EOFError | OSError | ValueError):
+                    log.warning(
+                        "worker %d sent what cannot be read (%s); replacing it", slot.number, exc
+                    )
+                    self._stop_worker(slot)
                 if not self._worker_died(slot):
                     return
                 continue
@@ -362,7 +412,7 @@ class ProcessExecutor(Executor):
             if outcomes is not None:  # NOT_RUN lost its identity in the pipe
                 outcomes = [NOT_RUN if o == NOT_RUN else o for o in outcomes]
             if self.timings is not None:
-                self.timings.chunk(records, seconds, outcomes)
+                self.timings.chunk([e.record for e in records], seconds, outcomes)
             put(ChunkResult(records, outcomes))
 
     def _worker_died(self, slot: _Slot) -> bool:
@@ -376,8 +426,9 @@ class ProcessExecutor(Executor):
             code = process.exitcode
         with slot.lock:
             lost = list(slot.outstanding)
+        running = (int(slot.progress[0]), int(slot.progress[1])) if slot.progress else (-1, 0)
         for chunk_id in lost:
-            self._fail_chunk(slot, chunk_id, code)
+            self._fail_chunk(slot, chunk_id, code, running)
         if self._stopping:
             return False
         # A worker that dies right after starting (a broken import, say) is restarted
@@ -395,7 +446,15 @@ class ProcessExecutor(Executor):
             self._spawn(slot)
         return True
 
-    def _fail_chunk(self, slot: _Slot, chunk_id: int, code: int | None = None) -> None:
+    def _fail_chunk(
+        self,
+        slot: _Slot,
+        chunk_id: int,
+        code: int | None = None,
+        running: tuple[int, int] = (-1, 0),
+    ) -> None:
+        """Report a chunk its worker never reported: the record it was running (if it
+        was running one) failed with WorkerDied; the others go back unrun."""
         with slot.lock:
             records = slot.outstanding.pop(chunk_id, None)
             if records is not None:
@@ -403,4 +462,12 @@ class ProcessExecutor(Executor):
         if records is None or self._completions is None:
             return
         error = WorkerDied(f"worker process {slot.number} exited (code {code}) while running it")
-        self._completions.put(ChunkResult(records, [(None, error)] * len(records)))
+        self._completions.put(
+            ChunkResult(records, died_outcomes(len(records), chunk_id, running, error))
+        )
+
+    @staticmethod
+    def _stop_worker(slot: _Slot) -> None:
+        process = slot.process
+        if process is not None and process.is_alive():
+            process.kill()

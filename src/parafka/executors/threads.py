@@ -7,8 +7,16 @@ import queue
 import threading
 import time
 
-from parafka.executors.base import Completions, Executor, Work, pack_runs, run_chunk
-from parafka.record import Record
+from parafka.entry import Entry
+from parafka.executors.base import (
+    ChunkResult,
+    Completions,
+    Executor,
+    Work,
+    fail_first,
+    pack_runs,
+    run_chunk,
+)
 
 log = logging.getLogger("parafka.executor")
 
@@ -27,7 +35,7 @@ class ThreadExecutor(Executor):
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._queue: queue.SimpleQueue[list[Record] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[Entry] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._mean_seconds = 0.01  # handler time per record, refined as chunks complete
         self._batch_size: int | None = None
@@ -69,15 +77,19 @@ class ThreadExecutor(Executor):
         decoder = work.decoder()
         get, put, clock = self._queue.get, completions.put, time.perf_counter
         while (chunk := get()) is not None:
+            records = [entry.record for entry in chunk]
             started = clock()
-            result = run_chunk(handler, chunk, work, decoder)
+            try:
+                outcomes = run_chunk(handler, records, work, decoder).outcomes
+            except BaseException as exc:  # SystemExit/KeyboardInterrupt from a handler
+                outcomes = fail_first(records, exc)
             per_record = (clock() - started) / len(chunk)
             self._mean_seconds += 0.2 * (per_record - self._mean_seconds)
             if self.timings is not None:
-                self.timings.chunk(chunk, per_record * len(chunk), result.outcomes)
-            put(result)
+                self.timings.chunk(records, per_record * len(chunk), outcomes)
+            put(ChunkResult(chunk, outcomes))
 
-    def submit(self, runs: list[list[Record]]) -> None:
+    def submit(self, runs: list[list[Entry]]) -> None:
         put = self._queue.put
         if self.chunk_size == 1 and all(len(run) == 1 for run in runs):
             for run in runs:

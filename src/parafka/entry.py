@@ -1,0 +1,67 @@
+"""The engine's record of one Kafka record: its state, its partition's epoch, its shard.
+
+An `Entry` wraps the `Record` a handler sees, so engine state never sits on the user's
+object. Only the ledger changes an entry's state (see ledger.py for the transitions).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Hashable
+from typing import TYPE_CHECKING
+
+from parafka.record import Record
+
+if TYPE_CHECKING:
+    from parafka.ledger import Part
+
+
+class State(enum.Enum):
+    """Where a record is. Every entry is in exactly one state."""
+
+    QUEUED = "queued"  # received, may start when its shard is free
+    RUNNING = "running"  # handed to the executor
+    RETRY_WAIT = "retry-wait"  # failed; starts again at `due` (its shard waits for it)
+    SENDING = "sending"  # handler done; its outputs (or its dead letter) await acknowledgement
+    HELD = "held"  # exactly-once: outputs wait for older records, then a transaction
+    DONE = "done"  # finished; counted in the offsets once every older entry of its shard is
+    SETTLED = "settled"  # counted as done in its partition's offsets (final)
+    STOPPED = "stopped"  # failed for good with the stop policy: never committed (final)
+    DROPPED = "dropped"  # its partition was revoked or trimmed: redelivered later (final)
+
+
+QUEUED = State.QUEUED
+RUNNING = State.RUNNING
+RETRY_WAIT = State.RETRY_WAIT
+SENDING = State.SENDING
+HELD = State.HELD
+DONE = State.DONE
+SETTLED = State.SETTLED
+STOPPED = State.STOPPED
+DROPPED = State.DROPPED
+# States in which an entry belongs to its shard's current run (the shard is busy).
+IN_RUN = frozenset({RUNNING, SENDING, DONE, HELD})
+FINAL = frozenset({SETTLED, STOPPED, DROPPED})
+
+
+class Entry:
+    """One record in the engine: the record, its partition epoch, shard and state."""
+
+    __slots__ = ("due", "first_failure", "offset", "part", "record", "shard", "state")
+
+    def __init__(self, record: Record, part: Part, shard: Hashable = None) -> None:
+        self.record = record
+        self.offset = record.offset
+        self.part = part
+        self.shard = shard
+        self.state = QUEUED
+        self.due = 0.0  # RETRY_WAIT: when it may start again
+        self.first_failure: float | None = None  # wall-clock time of its first failure
+
+    @property
+    def tp(self) -> tuple[str, int]:
+        return self.part.tp
+
+    def __repr__(self) -> str:
+        r = self.record
+        return f"Entry({r.topic}[{r.partition}]@{r.offset}, {self.state.value})"

@@ -1,0 +1,565 @@
+"""The work ledger: every record's state in one place, changed only by its transitions. Pure.
+
+Each received record becomes an `Entry` (entry.py) in exactly one state:
+
+    QUEUED -> RUNNING -> DONE -> SETTLED                   (handler returned nothing)
+                      -> SENDING -> DONE -> SETTLED        (outputs acknowledged)
+                      -> HELD -> SETTLED                   (exactly-once: in a transaction)
+                      -> RETRY_WAIT -> QUEUED               (failed, retried after a backoff)
+                      -> SENDING (dead letter) -> DONE      (failed for good, dead-lettered)
+                      -> STOPPED                            (failed for good, policy "stop")
+    any unfinished state -> DROPPED                         (partition revoked, lost, trimmed)
+
+Each transition is one method here, and it updates together what must agree: the
+scheduler's queues, the partition's offsets, the held count that flow control bounds, and
+the partition's epoch. The rules it keeps (docs/architecture.md, "The ledger"):
+
+- An entry counts as done in its partition's offsets (SETTLED) only when it and every
+  older entry of its shard are done: a later record of a key never takes effect, or is
+  skipped on redelivery, before an earlier one. When an entry fails, the newer entries of
+  its shard that finished meanwhile are rolled back to QUEUED and run again after it.
+- Everything received and not final counts in `held`: queued, running, awaiting
+  acknowledgements, waiting for a retry, held for a transaction.
+- A partition is marked revoking before any completion of it is handled: a failure or a
+  put-back of a revoking or revoked partition drops the entry (the next owner runs it),
+  never retries or re-queues it. An entry belongs to one assignment (`Part`) of its
+  partition: completions of an old assignment never touch the new one.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable, Iterable
+from itertools import groupby, repeat
+from operator import attrgetter, is_
+
+from parafka.entry import (
+    DONE,
+    DROPPED,
+    HELD,
+    IN_RUN,
+    QUEUED,
+    RETRY_WAIT,
+    RUNNING,
+    SENDING,
+    SETTLED,
+    STOPPED,
+    Entry,
+)
+from parafka.errors import RecordFailed
+from parafka.exactly_once import OrderedRelease
+from parafka.executors.outcomes import NOT_RUN, Outcome
+from parafka.offsets import PartitionOffsets
+from parafka.record import MessageRecord, Produced
+from parafka.retry import RetryPolicy
+from parafka.scheduler import Ordering, Run, Scheduler
+from parafka.seam import Message
+
+log = logging.getLogger("parafka")
+
+TP = tuple[str, int]
+_PART = attrgetter("part")
+
+
+class Phase(enum.Enum):
+    """An assignment of a partition: open, being revoked (no new work), or over."""
+
+    OPEN = "open"
+    REVOKING = "revoking"
+    CLOSED = "closed"
+
+
+class Part:
+    """One assignment of a partition (an epoch): its offsets and its phase."""
+
+    __slots__ = ("epoch", "offsets", "phase", "tp")
+
+    def __init__(self, tp: TP, epoch: int, offsets: PartitionOffsets) -> None:
+        self.tp = tp
+        self.epoch = epoch
+        self.offsets = offsets
+        self.phase = Phase.OPEN
+
+    def __repr__(self) -> str:
+        return f"Part({self.tp[0]}[{self.tp[1]}] epoch {self.epoch}, {self.phase.value})"
+
+
+class Actions:
+    """What the I/O shell must do after a transition: produce outputs, write dead
+    letters, or stop."""
+
+    __slots__ = ("failure", "letters", "send")
+
+    def __init__(self) -> None:
+        self.send: list[tuple[list[Entry], list[Produced]]] = []
+        self.letters: list[tuple[Entry, BaseException]] = []
+        self.failure: RecordFailed | None = None
+
+
+class Counts:
+    """Counters since start (read by the stats snapshot)."""
+
+    __slots__ = ("dead_lettered", "dropped", "failed", "processed", "retried", "skipped")
+
+    def __init__(self) -> None:
+        self.processed = 0  # handler returned and its outputs were acknowledged
+        self.failed = 0  # failed attempts, retried or not
+        self.retried = 0
+        self.skipped = 0  # skipped on receipt: a previous owner had finished them
+        self.dead_lettered = 0
+        self.dropped = 0  # failed for good and skipped (on_failure="skip")
+
+
+class Ledger:
+    """Every received record's state, and the transitions between states."""
+
+    def __init__(
+        self,
+        ordering: Ordering,
+        concurrency: int,
+        retry: RetryPolicy,
+        failure_policy: str = "stop",
+        exactly_once: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.scheduler = Scheduler(ordering, concurrency)
+        self._shard_of = self.scheduler.shard_of
+        self.retry = retry
+        self.failure_policy = failure_policy  # "dead-letter", "skip" or "stop"
+        self.release = OrderedRelease() if exactly_once else None
+        self.clock = clock
+        self.wall = wall
+        self.parts: dict[TP, Part] = {}
+        self.held = 0  # entries received and not final
+        self.counts = Counts()
+        self._epochs = 0
+
+    # -- partitions -----------------------------------------------------------------------
+    def assign(self, tp: TP, committed: int | None, done: Iterable[int] = ()) -> Part:
+        """A new assignment of `tp`, starting at `committed` with `done` finished above."""
+        old = self.parts.get(tp)
+        if old is not None:
+            self.close([tp])
+        self._epochs += 1
+        part = Part(tp, self._epochs, PartitionOffsets(committed, done))
+        self.parts[tp] = part
+        return part
+
+    def revoking(self, tps: Iterable[TP]) -> None:
+        """Stop work on `tps` before anything else of them is handled: no new run starts,
+        queued and retry-waiting entries are dropped; entries in runs may still finish
+        (and be committed) until `close`."""
+        gone = [tp for tp in tps if tp in self.parts]
+        for tp in gone:
+            self.parts[tp].phase = Phase.REVOKING
+        self._drop(self.scheduler.drop_partitions(gone))
+
+    def close(self, tps: Iterable[TP]) -> None:
+        """The assignments of `tps` are over. Entries still in runs stay in their shards
+        (a redelivered record of the same shard waits for them) and are dropped when
+        they come back."""
+        closed = []
+        for tp in tps:
+            part = self.parts.pop(tp, None)
+            if part is None:
+                continue
+            part.phase = Phase.CLOSED
+            closed.append(tp)
+        if not closed:
+            return
+        self._drop(self.scheduler.drop_partitions(closed))
+        if self.release is not None:
+            self._drop_held(self.release.forget(closed))
+
+    def running_in(self, tps: Iterable[TP]) -> bool:
+        """True when some entry of `tps` is in a run (running or awaiting acknowledgement)."""
+        return any(self.parts[tp].offsets.running for tp in tps if tp in self.parts)
+
+    # -- intake ---------------------------------------------------------------------------
+    def accept(self, messages: list[Message]) -> int:
+        """Queue fetched messages of assigned partitions (those already done by a previous
+        owner are skipped). Returns how many records were queued."""
+        parts = self.parts
+        accepted: list[Entry] = []
+        add = accepted.append
+        shard_of = self._shard_of
+        part: Part | None = None
+        last: TP | None = None
+        skipped = 0
+        for message in messages:
+            topic, partition = message.topic(), message.partition()
+            tp = (topic, partition)
+            if tp != last:
+                part = parts.get(tp)
+                if part is not None and part.phase is not Phase.OPEN:
+                    part = None
+                last = tp
+            if part is None:
+                continue  # not ours any more (a revoke raced the fetch)
+            offset = message.offset()
+            if not part.offsets.receive(offset):
+                skipped += 1
+                continue
+            record = MessageRecord(message, topic, partition, offset)
+            entry = Entry(record, part)
+            if shard_of is not None:
+                entry.shard = shard_of(record)
+            add(entry)
+        self.counts.skipped += skipped
+        self.held += len(accepted)
+        self.scheduler.add_many(accepted)
+        return len(accepted)
+
+    def take(self, limit: int | None = None) -> list[Run]:
+        """Runs that may start now, marked RUNNING."""
+        runs = self.scheduler.take(limit)
+        for run in runs:
+            for entry in run:
+                entry.state = RUNNING
+            for part, members in groupby(run, _PART):
+                offsets = [e.offset for e in members]
+                part.offsets.started(len(offsets), max(offsets))
+        return runs
+
+    def release_due(self, now: float) -> int:
+        """Retry-waiting entries whose time has come may start again."""
+        return self.scheduler.release_due(now)
+
+    # -- outcomes -------------------------------------------------------------------------
+    def completed(self, entries: list[Entry], outcomes: list[Outcome | None] | None) -> Actions:
+        """The executor reports a chunk: per entry None (done, no output), NOT_RUN, or an
+        Outcome (outputs, or an exception). Entries of a batch share one Outcome."""
+        actions = Actions()
+        if outcomes is None:
+            self._finished(entries, actions, processed=True)
+            return actions
+        first = outcomes[0]
+        if _one_success(first, outcomes):
+            assert first is not None
+            live = [e for e in entries if e.state is RUNNING]
+            if first[0]:
+                self._outputs(live, first[0], actions)
+            else:
+                self._finished(live, actions, processed=True)
+            return actions
+        done: list[Entry] = []
+        unrun: list[Entry] = []
+        failed_shards: set[object] = set()
+        batches: dict[int, tuple[list[Produced], list[Entry]]] = {}
+        failures: list[tuple[Entry, BaseException]] = []
+        for entry, outcome in zip(entries, outcomes, strict=True):
+            if entry.state is not RUNNING:
+                continue  # stale: already resolved
+            if outcome is None:
+                done.append(entry)
+            elif outcome is NOT_RUN:
+                unrun.append(entry)
+            elif outcome[1] is not None:
+                # A failed batch fails all its records; per shard, the first one waits
+                # for its retry and the later ones go back unrun behind it.
+                shard = entry.shard if entry.shard is not None else entry
+                if shard in failed_shards:
+                    unrun.append(entry)
+                    continue
+                failed_shards.add(shard)
+                failures.append((entry, outcome[1]))
+            elif outcome[0]:
+                batches.setdefault(id(outcome[0]), (outcome[0], []))[1].append(entry)
+            else:
+                done.append(entry)
+        for outputs, members in batches.values():
+            self._outputs(members, outputs, actions)
+        if done:
+            self._finished(done, actions, processed=True)
+        if unrun:
+            self._unrun(unrun)
+        for entry, error in failures:
+            self._failed(entry, error, actions)
+        return actions
+
+    def acknowledged(self, entries: list[Entry], outcomes: list[Outcome | None] | None) -> Actions:
+        """Outputs were acknowledged (None) or failed (an Outcome with the error)."""
+        actions = Actions()
+        if outcomes is None:
+            live = [e for e in entries if e.state is SENDING]
+            if live:
+                self._finished(live, actions, processed=True)
+            return actions
+        done = []
+        failures = []
+        for entry, outcome in zip(entries, outcomes, strict=True):
+            if entry.state is not SENDING:
+                continue  # rolled back or dropped meanwhile: a stale acknowledgement
+            if outcome is None or outcome[1] is None:
+                done.append(entry)
+            else:
+                failures.append((entry, outcome[1]))
+        if done:
+            self._finished(done, actions, processed=True)
+        for entry, error in failures:
+            if entry.state is SENDING:
+                self._failed(entry, error, actions)
+        return actions
+
+    def letter_settled(self, entry: Entry, error: BaseException | None) -> Actions:
+        """The dead letter of `entry` was acknowledged (error None) or refused."""
+        actions = Actions()
+        if entry.state is not SENDING:
+            return actions
+        if error is None:
+            self.counts.dead_lettered += 1
+            self._finished([entry], actions, processed=False)
+            return actions
+        self._stop(
+            entry,
+            RuntimeError(f"writing it to the dead-letter topic failed ({error})"),
+            actions,
+        )
+        return actions
+
+    def letter_held(self, entry: Entry, letter: Produced) -> None:
+        """Exactly-once: the dead letter of `entry` goes out in a transaction, in order."""
+        self.counts.dead_lettered += 1
+        self._hold([entry], [letter], processed=False)
+
+    # -- transitions ----------------------------------------------------------------------
+    def _outputs(self, entries: list[Entry], outputs: list[Produced], actions: Actions) -> None:
+        """Handler done with outputs: send them (SENDING) or hold them (exactly-once)."""
+        live = [e for e in entries if e.part.phase is not Phase.CLOSED]
+        if len(live) < len(entries):
+            self._discard([e for e in entries if e.part.phase is Phase.CLOSED])
+        if not live:
+            return
+        if self.release is not None:
+            self._hold(live, outputs, processed=True)
+            return
+        for entry in live:
+            entry.state = SENDING
+        actions.send.append((live, outputs))
+
+    def _hold(self, entries: list[Entry], outputs: list[Produced], processed: bool) -> None:
+        assert self.release is not None
+        for entry in entries:
+            entry.state = HELD
+        if processed:
+            self.counts.processed += len(entries)
+        self._settle(self.scheduler.finished(entries))
+        offsets = {tp: part.offsets for tp, part in self.parts.items()}
+        self.release.hold(entries, outputs)
+        self._released(self.release.release(offsets, {e.part.tp for e in entries}))
+
+    def release_outputs(self, tps: Iterable[TP]) -> None:
+        """Exactly-once: move held outputs whose older records are all done to the next
+        transaction (after records of `tps` finished)."""
+        if self.release is not None:
+            offsets = {tp: part.offsets for tp, part in self.parts.items()}
+            self._released(self.release.release(offsets, tps))
+
+    def _released(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            entry.state = SETTLED
+            entry.part.offsets.running -= 1
+        self.held -= len(entries)
+
+    def _finished(self, entries: list[Entry], actions: Actions, processed: bool) -> None:
+        """Entries are DONE; those at the head of their shards settle now."""
+        for entry in entries:
+            entry.state = DONE
+        if processed:
+            self.counts.processed += len(entries)
+        self._settle(self.scheduler.finished(entries))
+        if self.release is not None:
+            self.release_outputs({e.part.tp for e in entries})
+
+    def _settle(self, entries: list[Entry]) -> None:
+        """Count entries that left their shards (DONE, in shard order) in their offsets."""
+        settled = 0
+        for part, members in groupby(entries, _PART):
+            done = [e for e in members if e.state is DONE]
+            if not done:
+                continue  # HELD: settled when released
+            settled += len(done)
+            part.offsets.running -= len(done)
+            if part.phase is Phase.CLOSED:
+                for entry in done:
+                    entry.state = DROPPED
+                continue
+            for entry in done:
+                entry.state = SETTLED
+            part.offsets.settle([e.offset for e in done])
+        self.held -= settled
+
+    def _unrun(self, entries: list[Entry]) -> None:
+        """Entries of runs go back to their queues, ahead of newer ones (dropped instead
+        when their partition is being revoked)."""
+        gone = [e for e in entries if e.part.phase is not Phase.OPEN]
+        if gone:
+            self._discard(gone)
+            entries = [e for e in entries if e.part.phase is Phase.OPEN]
+        for entry in entries:
+            entry.state = QUEUED
+            entry.part.offsets.running -= 1
+        if entries:
+            self.scheduler.unrun(entries)
+
+    def _failed(self, entry: Entry, error: BaseException, actions: Actions) -> None:
+        """An attempt failed (the handler raised, or its outputs were refused): retry it
+        after a backoff, or give up by the failure policy."""
+        self.counts.failed += 1
+        if entry.part.phase is not Phase.OPEN:
+            self._discard([entry])  # revoked while it ran: the new owner runs it again
+            return
+        self._roll_back_after(entry)
+        if entry.first_failure is None:
+            entry.first_failure = self.wall()
+        record = entry.record
+        if self.retry.should_retry(record.attempt, error):
+            delay = self.retry.delay(record.attempt)
+            log.warning(
+                "%s failed on attempt %d (%s: %s); retrying in %.2f s",
+                where(entry),
+                record.attempt,
+                type(error).__name__,
+                error,
+                delay,
+            )
+            record.attempt += 1
+            self.counts.retried += 1
+            entry.state = RETRY_WAIT
+            entry.due = self.clock() + delay
+            entry.part.offsets.running -= 1
+            self.scheduler.retry(entry)
+            return
+        self._give_up(entry, error, actions)
+
+    def _roll_back_after(self, entry: Entry) -> None:
+        """Newer entries of `entry`'s shard that finished, or await acknowledgement, run
+        again after it: none may take effect before it."""
+        if entry.shard is None:
+            return
+        later = [
+            e
+            for e in self.scheduler.shard_entries(entry.shard)
+            if e.offset > entry.offset and e.part is entry.part and e.state in (DONE, SENDING)
+        ]
+        if later:
+            for e in later:
+                if e.state is DONE:
+                    self.counts.processed -= 1  # it will be processed again
+            self._unrun(later)
+
+    def _give_up(self, entry: Entry, error: BaseException, actions: Actions) -> None:
+        policy = self.failure_policy
+        if policy == "dead-letter":
+            entry.state = SENDING  # done once its dead letter is acknowledged
+            actions.letters.append((entry, error))
+            return
+        if policy == "skip":
+            self.counts.dropped += 1
+            log.warning(
+                "%s failed on attempt %d (%s: %s); skipped",
+                where(entry),
+                entry.record.attempt,
+                type(error).__name__,
+                error,
+            )
+            self._finished([entry], actions, processed=False)
+            return
+        self._stop(entry, error, actions)
+
+    def _stop(self, entry: Entry, error: BaseException, actions: Actions) -> None:
+        """Failed for good: the entry is never done, so its offset is never committed,
+        and it blocks its shard (nothing after it counts as done)."""
+        entry.state = STOPPED
+        entry.part.offsets.running -= 1
+        self.held -= 1
+        self.scheduler.hold_back(entry)
+        record = entry.record
+        actions.failure = RecordFailed(
+            record.topic, record.partition, record.offset, record.attempt, error
+        )
+
+    def _discard(self, entries: list[Entry]) -> None:
+        """Entries of runs whose partition is revoked leave without finishing."""
+        for entry in entries:
+            entry.state = DROPPED
+            entry.part.offsets.running -= 1
+        self.held -= len(entries)
+        self.scheduler.discard(entries)
+
+    def _drop(self, entries: list[Entry]) -> None:
+        """Entries not in a run (queued, retry-waiting) leave: redelivered later."""
+        for entry in entries:
+            entry.state = DROPPED
+        self.held -= len(entries)
+
+    def _drop_held(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            entry.state = DROPPED
+            entry.part.offsets.running -= 1
+        self.held -= len(entries)
+
+    # -- flow -----------------------------------------------------------------------------
+    def trim(self, tp: TP, keep: int) -> int:
+        """Give back queued entries of `tp` beyond its oldest `keep` unfinished ones, to
+        be fetched again later. Returns how many."""
+        part = self.parts.get(tp)
+        if part is None:
+            return 0
+        cutoff = part.offsets.trim_from(keep)
+        if cutoff is None:
+            return 0
+        removed = self.scheduler.trim(tp, cutoff)
+        self._drop(removed)
+        return len(removed)
+
+    def rewind(self, tps: Iterable[TP]) -> dict[TP, int | None]:
+        """Exactly-once: forget everything not committed of `tps` and start them again
+        from their last committed offsets. Returns where each restarts."""
+        restart: dict[TP, int | None] = {}
+        for tp in list(tps):
+            old = self.parts.get(tp)
+            if old is None:
+                continue
+            committed = old.offsets.committed
+            restart[tp] = committed if committed is not None else old.offsets.first_received
+            self.revoking([tp])
+            self.close([tp])
+            self.assign(tp, committed)
+        return restart
+
+    # -- views ----------------------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        return self.scheduler.in_flight
+
+    @property
+    def queued(self) -> int:
+        return self.scheduler.queued
+
+    @property
+    def waiting_retry(self) -> int:
+        return self.scheduler.waiting_retry
+
+    def in_run(self, entry: Entry) -> bool:
+        return entry.state in IN_RUN
+
+
+def _one_success(first: Outcome | None, outcomes: list[Outcome | None]) -> bool:
+    """True when every record of a chunk has the very same successful outcome (`first`):
+    a batch handled in one call. By identity: equal outputs of separate records are not
+    one batch's (each record's must be produced)."""
+    return (
+        first is not None
+        and first is not NOT_RUN
+        and first[1] is None
+        and all(map(is_, outcomes, repeat(first)))
+    )
+
+
+def where(entry: Entry) -> str:
+    record = entry.record
+    return f"{record.topic}[{record.partition}]@{record.offset}"
