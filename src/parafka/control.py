@@ -375,9 +375,10 @@ class ControlLoop:
 
     def _letter_settled(self, entry: Entry, error: BaseException | None) -> None:
         if error is not None:
+            why = f"{error.code}: {error}" if isinstance(error, ClientError) else str(error)
             error = RuntimeError(
                 f"writing it to the dead-letter topic {self.settings.dead_letter_topic!r} "
-                f"failed ({error}); {_send_hint(error)}"
+                f"failed ({why}); {_send_hint(error)}"
             )
         self._act(self.ledger.letter_settled(entry, error))
 

@@ -313,11 +313,7 @@ class Ledger:
             self.counts.dead_lettered += 1
             self._finished([entry], actions, processed=False)
             return actions
-        self._stop(
-            entry,
-            RuntimeError(f"writing it to the dead-letter topic failed ({error})"),
-            actions,
-        )
+        self._stop(entry, error, actions)
         return actions
 
     def letter_held(self, entry: Entry, letter: Produced) -> None:
