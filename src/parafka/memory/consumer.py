@@ -188,12 +188,13 @@ class MemoryConsumer:
 
     def _join(self) -> None:
         state = self._state
-        self.member = Member(state.next_id("member"), self._topics)
+        member = Member(state.next_id("member"), self._topics)
+        state.group(self.group_id).join(member, self._strategy)
+        self.member = member
         self.status = Status.MEMBER
         self._last_poll = state.clock.now()
         if self not in state.consumers:
             state.consumers.append(self)
-        state.group(self.group_id).join(self.member, self._strategy)
 
     def _leave(self) -> None:
         if self.member is not None:

@@ -18,7 +18,7 @@ from parafka.memory.groups import Group
 from parafka.memory.log import PartitionLog, Transaction
 from parafka.seam import TP, ClientError, CommitResult, Offset
 
-IdleHook = Callable[[float], None]
+IdleHook = Callable[[float], object]
 
 
 class Expirable(Protocol):
