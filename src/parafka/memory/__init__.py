@@ -11,7 +11,8 @@ from parafka.memory.events import RecordingEvents
 from parafka.memory.faults import Faults
 from parafka.memory.groups import GroupMetadata
 from parafka.memory.log import MemoryMessage
-from parafka.memory.producer import MemoryProducer, MemoryTransactionalProducer
+from parafka.memory.producer import MemoryProducer
+from parafka.memory.transactions import MemoryTransactionalProducer
 
 __all__ = [
     "Faults",

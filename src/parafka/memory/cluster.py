@@ -16,12 +16,9 @@ from parafka.memory.clock import VirtualClock
 from parafka.memory.consumer import MemoryConsumer
 from parafka.memory.faults import Faults
 from parafka.memory.log import READ_COMMITTED, MemoryMessage, PartitionLog, key_partition
-from parafka.memory.producer import (
-    MemoryProducer,
-    MemoryTransactionalProducer,
-    abort_open_transaction,
-)
+from parafka.memory.producer import MemoryProducer
 from parafka.memory.state import ClusterState, IdleHook
+from parafka.memory.transactions import MemoryTransactionalProducer, abort_open_transaction
 from parafka.seam import TP, ConsumerEvents, FailedCallback, Headers, Offset
 
 DEFAULT_OFFSET_METADATA_MAX_BYTES = 4096  # the broker's offset.metadata.max.bytes
