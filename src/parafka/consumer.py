@@ -295,6 +295,7 @@ def _resolve_handler(handler: Handler | str, executor: str | None) -> tuple[Hand
         function = handler
     if not callable(function):
         raise ConfigError(f"handler {handler!r} is not callable: pass a function taking a Record")
+    _check_signature(function)
     is_async = inspect.iscoroutinefunction(function)
     chosen = executor or ("async" if is_async else "thread")
     name = getattr(function, "__qualname__", repr(function))
@@ -311,6 +312,29 @@ def _resolve_handler(handler: Handler | str, executor: str | None) -> tuple[Hand
     if chosen == "process" and not isinstance(handler, str):
         _check_picklable(handler, "handler")
     return function, chosen
+
+
+def _check_signature(function: Handler) -> None:
+    """A handler is called with one argument (a Record, or a list with batch_size): one
+    that cannot be would fail on every record, so it is refused before anything runs."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # some built-ins have no signature: let them be
+        return
+    try:
+        signature.bind(None)
+    except TypeError:
+        name = getattr(function, "__qualname__", repr(function))
+        code = getattr(function, "__code__", None)
+        at = f" (at {code.co_filename}:{code.co_firstlineno})" if code is not None else ""
+        params = ", ".join(
+            str(p.replace(annotation=p.empty)) for p in signature.parameters.values()
+        )
+        raise ConfigError(
+            f"handler {name}({params}) cannot be called with one record{at}: parafka calls "
+            "handler(record) (a list of records with batch_size); give the other "
+            "parameters defaults or remove them"
+        ) from None
 
 
 def _check_picklable(function: object, what: str) -> None:

@@ -24,6 +24,7 @@ from parafka.deserializers import DeserializationError
 from parafka.errors import BrokerUnreachable, RecordFailed, TopicNotFound
 from parafka.exactly_once import OrderedRelease, Transaction, TransactionAborted
 from parafka.executors import NOT_RUN, Completions, Executor, Outcome, Work
+from parafka.failures import FailureLog, is_mistake, report, report_due
 from parafka.flow import FlowControl
 from parafka.health import Membership
 from parafka.kafka_config import consumer_config, producer_config
@@ -129,6 +130,7 @@ class ControlLoop:
         self._error_logged_at: dict[int, float] = {}
         self.running = threading.Event()  # set once subscribed
         self.recent_dead_letters = RecentDeadLetters()  # for the web dashboard
+        self.failure_log = FailureLog()  # newcomer: what to log of handler failures
 
     # -- public, thread-safe ------------------------------------------------------
     def stop(self, drain: bool = True, wake: bool = True) -> None:
@@ -466,13 +468,15 @@ class ControlLoop:
                 self.scheduler.done(record)  # shutting down: not finished, redelivered later
                 return
             delay = retry.delay(record.attempt)
-            log.warning(
-                "%s failed on attempt %d (%s: %s); retrying in %.2f s",
+            # newcomer: first failure in full with file:line, repeats grouped (failures.py)
+            report(
+                log,
+                self.failure_log,
+                error,
                 _where(record),
                 record.attempt,
-                type(error).__name__,
-                error,
-                delay,
+                f"retrying in {delay:.2f} s",
+                self.clock(),
             )
             record.attempt += 1
             self._counts["retried"] += 1
@@ -483,8 +487,9 @@ class ControlLoop:
     def _give_up(self, record: Record, error: BaseException) -> None:
         """The record failed for good: dead-letter it, skip it, or stop (by the policy)."""
         s = self.settings
-        policy = s.failure_policy
-        why = f"{type(error).__name__}: {error}"
+        policy = (
+            "stop" if is_mistake(error) else s.failure_policy
+        )  # newcomer: no retry/DLQ fixes it
         if policy == "dead-letter" and s.dead_letter_topic is not None:
             failure = Failure(
                 error,
@@ -493,13 +498,15 @@ class ControlLoop:
                 time.time(),
                 "deserializer" if isinstance(error, DeserializationError) else "handler",
             )
-            log.warning(
-                "%s failed on attempt %d (%s); sending it to %s",
+            report(
+                log,
+                self.failure_log,
+                error,
                 _where(record),
                 record.attempt,
-                why,
-                s.dead_letter_topic,
-            )
+                f"sent to dead-letter topic {s.dead_letter_topic}",
+                self.clock(),
+            )  # newcomer:
             letter = dead_letter(record, s.dead_letter_topic, s.group_id, failure)
             self.recent_dead_letters.add(record, error)
             if self.release is not None:  # in the transaction, in offset order
@@ -513,9 +520,15 @@ class ControlLoop:
         self.scheduler.done(record)
         if policy == "skip":
             self._counts["dropped"] += 1
-            log.warning(
-                "%s failed on attempt %d (%s); skipped", _where(record), record.attempt, why
-            )
+            report(
+                log,
+                self.failure_log,
+                error,
+                _where(record),
+                record.attempt,
+                "skipped",
+                self.clock(),
+            )  # newcomer:
             record._ticket.finish(record.offset)
             return
         # Stop: the record is not finished, so its offset is never committed.
@@ -856,6 +869,7 @@ class ControlLoop:
 
     def _refresh_stats(self, now: float) -> None:
         self._stats_at = now
+        report_due(log, self.failure_log, now, final=self._drained)  # newcomer: grouped repeats
         heads, high = self._heads, self._high_watermark
         parts = [
             partition_stats(tp, st, high(tp), heads, now)
