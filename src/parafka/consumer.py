@@ -100,6 +100,7 @@ class ParallelConsumer:
             shutdown_timeout=shutdown_timeout,
             revoke_timeout=revoke_timeout,
             connect_timeout=connect_timeout,
+            join_grace=join_grace,
             max_metadata_bytes=max_metadata_bytes,
             batch_size=batch_size,
             batch_wait=batch_wait,

@@ -21,7 +21,7 @@ from parafka.codec import decode_completed
 from parafka.commits import CommitPlanner
 from parafka.deadletter import Failure, dead_letter
 from parafka.deserializers import DeserializationError
-from parafka.errors import BrokerUnreachable, RecordFailed, TopicNotFound
+from parafka.errors import BrokerUnreachable, NotAssigned, RecordFailed, TopicNotFound
 from parafka.exactly_once import OrderedRelease, Transaction, TransactionAborted
 from parafka.executors import NOT_RUN, Completions, Executor, Outcome, Work
 from parafka.failures import FailureLog, is_mistake, report, report_due
@@ -37,6 +37,7 @@ from parafka.record import MessageRecord, Produced, Record
 from parafka.scheduler import Scheduler
 from parafka.settings import Settings
 from parafka.stats import Stats
+from parafka.waits import ConnectWatch, WaitReporter, wait_for_metadata
 
 log = logging.getLogger("parafka")
 
@@ -86,7 +87,9 @@ class ControlLoop:
         self.partitions: dict[TP, PartitionOffsets] = {}
         self.failure: RecordFailed | None = None
         self._missing: list[str] = []  # subscribed topics not seen in the cluster's metadata
-        self._absent: TopicNotFound | None = None  # until_idle ran out while one was missing
+        self._absent: TopicNotFound | NotAssigned | None = (
+            None  # until_idle ran out while one was missing
+        )
         self._fatal: KafkaException | None = None  # a transaction that cannot go on
         # Plain flags, not threading.Event: stop() is called from signal handlers, which run
         # on the main thread between two bytecodes, maybe while that thread holds an Event's
@@ -131,6 +134,8 @@ class ControlLoop:
         self.running = threading.Event()  # set once subscribed
         self.recent_dead_letters = RecentDeadLetters()  # for the web dashboard
         self.failure_log = FailureLog()  # newcomer: what to log of handler failures
+        self.connect_watch = ConnectWatch()  # newcomer: a refused connection fails fast
+        self.waits = WaitReporter(settings.group_id, settings.topics, settings.kafka_config)
 
     # -- public, thread-safe ------------------------------------------------------
     def stop(self, drain: bool = True, wake: bool = True) -> None:
@@ -155,6 +160,7 @@ class ControlLoop:
         conf["error_cb"] = self._on_error
         conf["logger"] = client_logger()
         self._consumer = Consumer(conf)
+        self.waits.join_grace = s.join_grace if until_idle is not None else None  # newcomer:
         try:
             self._check_cluster()
             if self.release is not None:
@@ -191,7 +197,15 @@ class ControlLoop:
         """Fail fast, with a clear message, when the cluster is unreachable."""
         s = self.settings
         try:
-            metadata = self._consumer.list_topics(timeout=s.connect_timeout)
+            metadata = wait_for_metadata(  # newcomer: says it waits; refused -> fail fast
+                self._consumer,
+                s.bootstrap_servers,
+                s.connect_timeout,
+                self.connect_watch,
+                self.waits,
+                log,
+                self.clock,
+            )
         except KafkaException as exc:
             secured = "security.protocol" in s.kafka_config
             raise BrokerUnreachable(
@@ -645,6 +659,7 @@ class ControlLoop:
                     state.mark_dirty()
 
     def _on_error(self, err: KafkaError) -> None:
+        self.connect_watch.client_error(err.str(), self.clock())  # newcomer: refused?
         if err.fatal():
             log.error("fatal Kafka error: %s", err.str())
             self._stop.set()
@@ -798,6 +813,9 @@ class ControlLoop:
         """Idle: assigned (possibly nothing), nothing held, no record for `seconds`. A topic
         still missing by then ends the run too, with TopicNotFound (a typo must not look
         like an empty topic)."""
+        if self._first_assignment_at is None and self.waits.join_given_up(self.clock()):
+            self._absent = NotAssigned(self.waits.not_assigned_message())  # newcomer: join grace
+            return True
         if self._first_assignment_at is None and not self._missing:
             return False
         if self.scheduler.held or self._sending:
@@ -870,6 +888,8 @@ class ControlLoop:
     def _refresh_stats(self, now: float) -> None:
         self._stats_at = now
         report_due(log, self.failure_log, now, final=self._drained)  # newcomer: grouped repeats
+        if line := self.waits.joining(now, self._first_assignment_at is not None):  # newcomer:
+            log.info("%s", line)
         heads, high = self._heads, self._high_watermark
         parts = [
             partition_stats(tp, st, high(tp), heads, now)

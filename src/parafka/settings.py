@@ -35,6 +35,7 @@ class Settings:
     shutdown_timeout: float = 30.0
     revoke_timeout: float = 10.0
     connect_timeout: float = 15.0
+    join_grace: float = 60.0  # out of the group this long: /healthz fails; with until_idle, exit
     max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
     batch_size: int | None = None  # set: the handler takes a list of up to this many records
     batch_wait: float = 0.05  # seconds a partial batch waits for more records
@@ -73,7 +74,13 @@ class Settings:
             _positive_int("batch_size", self.batch_size)
         if not isinstance(self.batch_wait, int | float) or self.batch_wait < 0:
             raise ConfigError(f"batch_wait={self.batch_wait!r} is invalid: use seconds >= 0")
-        for name in ("commit_interval", "shutdown_timeout", "revoke_timeout", "connect_timeout"):
+        for name in (
+            "commit_interval",
+            "shutdown_timeout",
+            "revoke_timeout",
+            "connect_timeout",
+            "join_grace",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value <= 0:
                 raise ConfigError(f"{name}={value!r} is invalid: use a number of seconds > 0")
