@@ -117,9 +117,9 @@ class ControlLoop:
         self._counts = {
             "failed": 0,
             "retried": 0,
-            "skipped": 0,
+            "skipped_already_done": 0,  # newcomer: renamed from "skipped"
             "dead_lettered": 0,
-            "dropped": 0,
+            "skipped_after_failure": 0,  # newcomer: renamed from "dropped"
             "rebalances": 0,
             "commits": 0,
         }
@@ -135,7 +135,9 @@ class ControlLoop:
         self.recent_dead_letters = RecentDeadLetters()  # for the web dashboard
         self.failure_log = FailureLog()  # newcomer: what to log of handler failures
         self.connect_watch = ConnectWatch()  # newcomer: a refused connection fails fast
-        self.waits = WaitReporter(settings.group_id, settings.topics, settings.kafka_config)
+        self.waits = WaitReporter(
+            settings.group_id, settings.topics, settings.kafka_config, watch=self.connect_watch
+        )
 
     # -- public, thread-safe ------------------------------------------------------
     def stop(self, drain: bool = True, wake: bool = True) -> None:
@@ -349,7 +351,7 @@ class ControlLoop:
                 continue  # not ours any more (a revoke raced the fetch)
             offset = message.offset()
             if not state.receive(offset):
-                self._counts["skipped"] += 1
+                self._counts["skipped_already_done"] += 1  # newcomer: renamed
                 continue
             add(MessageRecord(message, topic, partition, offset, state))
         self.scheduler.add_many(accepted)
@@ -533,7 +535,7 @@ class ControlLoop:
         record._ticket.running -= 1
         self.scheduler.done(record)
         if policy == "skip":
-            self._counts["dropped"] += 1
+            self._counts["skipped_after_failure"] += 1  # newcomer: renamed
             report(
                 log,
                 self.failure_log,

@@ -39,9 +39,11 @@ class ConnectWatch:
     refused_for: float = REFUSED_FOR
     first_refused: float | None = None
     last_text: str = ""
+    last_error: str = ""  # the client's latest error of any kind, shown while joining
 
     def client_error(self, text: str, now: float) -> None:
         """An error the client reported while connecting."""
+        self.last_error = _TIMING.sub("", text)
         if _REFUSED in text:
             self.last_text = text
             if self.first_refused is None:
@@ -52,10 +54,10 @@ class ConnectWatch:
 
 
 def refused_message(bootstrap_servers: str, watch: ConnectWatch) -> str:
+    said = _TIMING.sub("", watch.last_text.split(": ", 1)[-1])
     return (
-        f"connection refused by {bootstrap_servers} (nothing listens there: "
-        f"{_TIMING.sub('', watch.last_text.split(': ', 1)[-1])}): check --bootstrap-servers and that the "
-        "broker is running (`parafka broker` starts a local one)"
+        f"connection refused by {bootstrap_servers} (nothing listens there: {said}): check "
+        "--bootstrap-servers and that the broker is running (`parafka broker` starts a local one)"
     )
 
 
@@ -67,6 +69,7 @@ class WaitReporter:
     topics: tuple[str, ...]
     kafka_config: Mapping[str, Any] = field(default_factory=dict)
     join_grace: float | None = None  # set with until_idle: the wait ends after this
+    watch: ConnectWatch = field(default_factory=ConnectWatch)
     every: float = REPORT_EVERY
     _since: float | None = None
     _told: float | None = None
@@ -93,6 +96,8 @@ class WaitReporter:
             f"waiting for group {self.group_id!r} to assign partitions of "
             f"{', '.join(self.topics)} ({waited:.0f} s so far)"
         )
+        if self.watch.last_error:
+            line += f"; last client error: {self.watch.last_error}"
         if self.join_grace is not None:
             line += f"; giving up after --join-grace {self.join_grace:g} s"
         if _slow_join(self.kafka_config):

@@ -124,3 +124,18 @@ def test_a_handler_with_the_wrong_signature_is_refused_at_load() -> None:
         lambda record, extra=1: None, bootstrap_servers="x:1", group_id="g", topics="t"
     )
     ParallelConsumer(print, bootstrap_servers="x:1", group_id="g", topics="t")
+
+
+def test_the_summary_gives_the_rate_over_the_active_time() -> None:
+    from parafka.stats import Activity
+
+    activity = Activity(every=0.25)
+    activity.observe(10.0, 0)  # joining: nothing yet
+    activity.observe(20.0, 500)
+    activity.observe(21.75, 2000)
+    activity.observe(40.0, 2000)  # the idle wait: the count stays
+    assert activity.seconds == 2.0
+    assert activity.summary(45.0) == (
+        "processed 2000 records in 2.0 s active (1000 records/s); 45.0 s in all, with "
+        "connecting, joining and waiting"
+    )
