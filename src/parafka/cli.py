@@ -1,4 +1,5 @@
-"""The `parafka` command line: `parafka run MODULE:FUNCTION ...`, `lag` and `broker`.
+"""The `parafka` command line: `parafka run MODULE:FUNCTION ...`, `lag`, `broker`,
+`produce`, `tail` and more.
 
 Exit codes: 0 clean, 1 runtime failure, 2 usage or configuration error. A mistake the
 user can fix is reported as one `parafka: error: ...` line, never a traceback.
@@ -26,6 +27,7 @@ from parafka.cli_common import setup_logging as _setup_logging
 from parafka.cli_config import ParafkaGroup
 from parafka.cli_demo import demo
 from parafka.cli_dlq import dlq
+from parafka.cli_produce import produce, tail
 from parafka.cli_sizing import partitions
 from parafka.errors import ConfigError, ParafkaError
 from parafka.kafka_config import kafka_error_text as _kafka_text
@@ -46,6 +48,8 @@ def cli() -> None:
 cli.add_command(partitions)
 cli.add_command(dlq)
 cli.add_command(demo)
+cli.add_command(produce)
+cli.add_command(tail)
 
 
 @cli.command()
