@@ -78,7 +78,6 @@ def as_text(group: str, rows: Sequence[CommittedLag]) -> str:
             for i, (cell, width) in enumerate(zip(line, widths, strict=True))
         ]
         lines.append("  ".join(cells).rstrip())
-    total = sum(row.lag or 0 for row in rows)
     lines.append(f"group {group}: {_total(rows)}")
     if any(row.done_not_committed is not None for row in rows):
         lines.append(NOTE)
