@@ -26,13 +26,14 @@ from confluent_kafka import (
 )
 
 from parafka.cli_common import bootstrap_option, connect_timeout_option, kafka_config_option
+from parafka.cli_config import ParafkaCommand
 from parafka.errors import BrokerUnreachable, ConfigError, ParafkaError, TopicNotFound
 from parafka.generate import KINDS, Pair, generator
 from parafka.kafka_config import consumer_config, kafka_error_text, producer_config
 from parafka.ratelimit import TokenBucket
 
 
-@click.command()
+@click.command(cls=ParafkaCommand)
 @click.argument("topic")
 @bootstrap_option
 @click.option(
@@ -217,7 +218,7 @@ class _progress:
             self.bar.stop()
 
 
-@click.command()
+@click.command(cls=ParafkaCommand)
 @click.argument("topic")
 @bootstrap_option
 @click.option(
