@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import random
 import sys
 import time
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from parafka import Output, ParallelConsumer, Record
+from parafka.generate import encode, names
 
 _md5 = hashlib.md5
 
@@ -80,29 +80,9 @@ def _with_hash_json(value: bytes, digest: str) -> bytes:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-FIRST_NAMES = (
-    "Ada", "Alan", "Barbara", "Claude", "Dennis", "Edsger", "Frances", "Grace", "Guido",
-    "Hedy", "John", "José", "Ken", "Linus", "Margaret", "Niklaus", "Radia", "Sophie", "Zoë",
-)  # fmt: skip
-LAST_NAMES = (
-    "Allen", "Bartik", "Cerf", "Dijkstra", "Hamilton", "Hopper", "Kernighan", "Knuth",
-    "Lamarr", "Liskov", "Lovelace", "McCarthy", "Perlman", "Ritchie", "Rossum", "Shannon",
-    "Thompson", "Torvalds", "Turing", "Wilson", "Wirth", "Ångström", "O'Neil",
-)  # fmt: skip
-
-
 def generate(n: int, seed: int = 0) -> list[dict[str, str]]:
-    """`n` name events, the same for the same seed."""
-    rng = random.Random(seed)
-    return [
-        {"first_name": rng.choice(FIRST_NAMES), "last_name": rng.choice(LAST_NAMES)}
-        for _ in range(n)
-    ]
-
-
-def encode(event: dict[str, Any]) -> bytes:
-    """An event as the producer sends it: compact UTF-8 JSON."""
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    """`n` name events, the same for the same seed (`parafka produce --generate names`)."""
+    return names(n, seed)
 
 
 def check_outputs(

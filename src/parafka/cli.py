@@ -1,4 +1,5 @@
-"""The `parafka` command line: `parafka run MODULE:FUNCTION ...`, `lag` and `broker`.
+"""The `parafka` command line: `parafka run MODULE:FUNCTION ...`, `lag`, `broker`,
+`produce`, `tail` and more.
 
 Exit codes: 0 clean, 1 runtime failure, 2 usage or configuration error. A mistake the
 user can fix is reported as one `parafka: error: ...` line, never a traceback.
@@ -26,11 +27,13 @@ from parafka.cli_common import setup_logging as _setup_logging
 from parafka.cli_config import ParafkaGroup
 from parafka.cli_demo import demo
 from parafka.cli_dlq import dlq
+from parafka.cli_produce import produce, tail
 from parafka.cli_sizing import partitions
 from parafka.errors import ConfigError, ParafkaError
 from parafka.kafka_config import kafka_error_text as _kafka_text
 from parafka.scheduler import ORDERINGS
 from parafka.seam import ClientError
+from parafka.stats import Activity
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _BROKER_LOG_LINES = 10
@@ -46,6 +49,8 @@ def cli() -> None:
 cli.add_command(partitions)
 cli.add_command(dlq)
 cli.add_command(demo)
+cli.add_command(produce)
+cli.add_command(tail)
 
 
 @cli.command()
@@ -113,7 +118,7 @@ cli.add_command(demo)
     type=click.IntRange(min=1),
     default=5,
     show_default=True,
-    help="Attempts per record before the consumer stops without committing it.",
+    help="Attempts per record (1: no retry); after the last one --on-failure decides.",
 )
 @click.option(
     "--retry-backoff",
@@ -194,11 +199,25 @@ cli.add_command(demo)
 )
 @connect_timeout_option
 @click.option(
+    "--max-metadata-bytes",
+    type=click.IntRange(min=0),
+    default=4096,
+    show_default=True,
+    help="Room for the finished-offsets metadata in a commit (the broker's "
+    "offset.metadata.max.bytes); 0 turns it off.",
+)
+@click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
     default=None,
-    envvar="PARAFKA_METRICS_PORT",
-    help="Serve Prometheus /metrics and /healthz on this port (env PARAFKA_METRICS_PORT).",
+    help="Serve Prometheus /metrics and /healthz on this port (0: a free one, logged).",
+)
+@click.option(
+    "--metrics-host",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address /metrics listens on (0.0.0.0: every interface, for a scraper elsewhere; "
+    "127.0.0.1: this machine only).",
 )
 @click.option(
     "--stuck-after",
@@ -207,6 +226,23 @@ cli.add_command(demo)
     show_default=True,
     metavar="SECONDS",
     help="/healthz fails when a record stays unfinished this long.",
+)
+@click.option(
+    "--join-grace",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Out of the group this long: /healthz fails, and with --until-idle the run gives up "
+    "(exit 1).",
+)
+@click.option(
+    "--revoke-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="On a rebalance, how long running records of revoked partitions get to finish.",
 )
 @log_level_option
 @click.option(
@@ -262,8 +298,12 @@ def run(
     commit_interval: float,
     shutdown_timeout: float,
     connect_timeout: float,
+    max_metadata_bytes: int,
     metrics_port: int | None,
+    metrics_host: str,
     stuck_after: float,
+    join_grace: float,
+    revoke_timeout: float,
     log_level: str,
     processes: int,
     no_dashboard: bool,
@@ -305,8 +345,12 @@ def run(
         commit_interval=commit_interval,
         shutdown_timeout=shutdown_timeout,
         connect_timeout=connect_timeout,
+        max_metadata_bytes=max_metadata_bytes,
         metrics_port=metrics_port,
+        metrics_host=metrics_host,
         stuck_after=stuck_after,
+        join_grace=join_grace,
+        revoke_timeout=revoke_timeout,
     )
     if processes > 1 and metrics_port is not None:
         raise ConfigError(
@@ -329,6 +373,7 @@ def run(
     _setup_logging(log_level)
     tune_gc()  # this process only consumes: collect garbage less often (gctuning.py)
     started = time.monotonic()
+    activity = Activity()
     try:
         from parafka.views.run import run_with_views
 
@@ -339,16 +384,18 @@ def run(
             dashboard_port=dashboard_port,
             dashboard_host=dashboard_host,
             title=f"parafka · group {group_id} · {', '.join(topics)}",
+            activity=activity,
         )
     except KafkaException as exc:
         raise ParafkaError(f"Kafka client error: {_kafka_text(exc)}") from None
     except ClientError as exc:
         raise ParafkaError(f"Kafka client error: {exc}") from None
     elapsed = time.monotonic() - started
+    activity.processed = max(activity.processed, stats.processed)
     click.echo(
-        f"parafka: processed {stats.processed} records in {elapsed:.1f} s "
-        f"({stats.failed} failures, {stats.retried} retries, {stats.dead_lettered} "
-        f"dead-lettered, {stats.dropped} skipped after failing, {stats.skipped} skipped as done)",
+        f"parafka: {activity.summary(elapsed)} ({stats.failed} failures, {stats.retried} "
+        f"retries, {stats.dead_lettered} dead-lettered, {stats.skipped_after_failure} skipped "
+        f"after failure, {stats.skipped_already_done} skipped as already done)",
         err=True,
     )
 
@@ -365,20 +412,14 @@ def run(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @kafka_config_option
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=15.0,
-    show_default=True,
-    help="Seconds to wait for the cluster.",
-)
+@connect_timeout_option
 def lag(
     bootstrap_servers: str,
     group_id: str,
     topics: tuple[str, ...],
     as_json: bool,
     kafka_config: dict[str, str],
-    timeout: float,
+    connect_timeout: float,
 ) -> None:
     """Print the lag of any consumer group per partition (log end - committed offset).
 
@@ -391,7 +432,7 @@ def lag(
     from parafka.lagview import as_json as lag_json
     from parafka.lagview import as_text, print_table
 
-    rows = read_group_lag(bootstrap_servers, group_id, topics, kafka_config, timeout)
+    rows = read_group_lag(bootstrap_servers, group_id, topics, kafka_config, connect_timeout)
     if as_json:
         click.echo(lag_json(group_id, rows))
     elif sys.stdout.isatty():

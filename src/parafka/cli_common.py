@@ -13,7 +13,7 @@ import click
 from parafka.kafka_config import is_secret
 from parafka.logs import QuietRepeats
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 _SETTING_NAME = re.compile(r"[A-Za-z0-9._-]+")  # librdkafka's setting names
 
 
@@ -65,7 +65,10 @@ kafka_config_option = click.option(
     multiple=True,
     callback=key_values,
     metavar="KEY=VALUE",
-    help="Any librdkafka setting, e.g. -X security.protocol=SASL_SSL; repeatable.",
+    help="Any librdkafka setting, e.g. -X security.protocol=SASL_SSL; repeatable. One default "
+    "differs from librdkafka's: auto.offset.reset=earliest (a new group starts at the oldest "
+    "record; -X auto.offset.reset=latest for new records only). bootstrap.servers and group.id "
+    "come from -b and -g.",
 )
 connect_timeout_option = click.option(
     "--connect-timeout",
@@ -77,6 +80,7 @@ connect_timeout_option = click.option(
 log_level_option = click.option(
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    default="INFO",
+    default="info",
     show_default=True,
+    help="How much to log; debug shows every handler failure with its traceback.",
 )

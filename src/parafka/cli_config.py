@@ -2,9 +2,13 @@
 
 `ParafkaGroup` makes every command it creates a `ParafkaCommand`, which
 
-- gives each option without one an environment variable named after it
-  (`--max-buffered` -> PARAFKA_MAX_BUFFERED; an option with only a short flag uses its
-  parameter name: `-X` -> PARAFKA_KAFKA_CONFIG), so options added later get one too;
+- gives each option an environment variable by one convention, so options added later
+  get one too: the options every Kafka command shares (`SHARED`) and those of `run`, the
+  main command, are PARAFKA_<OPTION> (`--max-buffered` -> PARAFKA_MAX_BUFFERED; an option
+  with only a short flag uses its parameter name: `-X` -> PARAFKA_KAFKA_CONFIG); another
+  command's own options are PARAFKA_<COMMAND>_<OPTION> (`broker --port` ->
+  PARAFKA_BROKER_PORT), so a generic name such as PARAFKA_PORT never leaks between
+  commands; `--print-config` has none (it would make every command print and exit);
 - adds `--config FILE`: a TOML file read before the other options, fed to click as the
   context's `default_map` (click's own order is command line > envvar > default_map >
   default), its `[kafka]` table merged under `-X`;
@@ -43,18 +47,37 @@ def long_name(option: click.Option) -> str | None:
     return next((o[2:] for o in option.opts if o.startswith("--")), None)
 
 
-def envvar_for(option: click.Option) -> str:
-    """PARAFKA_ + the first long option name (or the parameter name), upper case."""
+# Options that mean the same on every command: one variable serves them all.
+SHARED = frozenset(
+    {"bootstrap-servers", "group", "kafka_config", "connect-timeout", "log-level", "config"}
+)
+MAIN_COMMAND = ("run",)  # its options keep the short PARAFKA_<OPTION> names
+
+
+def envvar_for(option: click.Option, command: Sequence[str] = MAIN_COMMAND) -> str:
+    """PARAFKA_[COMMAND_]OPTION, upper case (see the module's docstring for the rule)."""
     base = long_name(option) or option.name or ""
-    return ENV_PREFIX + base.replace("-", "_").upper()
+    words = [] if base in SHARED or tuple(command) == MAIN_COMMAND else list(command)
+    return ENV_PREFIX + "_".join([*words, base]).replace("-", "_").upper()
 
 
-def name_envvars(params: Sequence[click.Parameter]) -> None:
+def name_envvars(params: Sequence[click.Parameter], command: Sequence[str]) -> None:
     """Give every option without an environment variable its PARAFKA_* one."""
     for param in params:
-        if isinstance(param, click.Option) and not param.envvar and param.name:
-            param.envvar = envvar_for(param)
-            param.show_envvar = True
+        if not isinstance(param, click.Option) or param.envvar or not param.name:
+            continue
+        if param.name == PRINT_PARAM or param.name == "help":
+            continue
+        param.envvar = envvar_for(param, command)
+        param.show_envvar = True
+
+
+def command_words(ctx: click.Context) -> tuple[str, ...]:
+    """The command's names below the program: ("dlq", "replay") for `parafka dlq replay`."""
+    chain = _chain(ctx)
+    if len(chain) == 1:
+        return ()  # a lone command is a program of its own: no prefix
+    return tuple(c.info_name or c.command.name or "" for c in chain[1:])
 
 
 class ParafkaCommand(click.Command):
@@ -71,7 +94,8 @@ class ParafkaCommand(click.Command):
                     is_eager=True,  # read before the options it supplies
                     expose_value=True,
                     callback=_read_config_file,
-                    help="TOML file with option values and a [kafka] table for -X settings.",
+                    help="TOML file with option values"
+                    + (" and a [kafka] table for -X settings." if KAFKA_PARAM in names else "."),
                 )
             )
         if PRINT_PARAM not in names:
@@ -82,10 +106,9 @@ class ParafkaCommand(click.Command):
                     help="Print the effective settings and where each came from, then exit.",
                 )
             )
-        name_envvars(self.params)
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        name_envvars(self.params)  # options appended after construction get theirs too
+        name_envvars(self.params, command_words(ctx))  # options added later get theirs too
         return super().get_params(ctx)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:

@@ -31,6 +31,12 @@ log = logging.getLogger("parafka")
 class ParallelConsumer:
     """Consume `topics` in group `group_id` and run `handler` on records in parallel.
 
+    Two ways to write it::
+
+        ParallelConsumer(handle, bootstrap_servers="localhost:9092", group_id="g", topics="t")
+        ParallelConsumer({"bootstrap.servers": "localhost:9092", "group.id": "g"}, handle,
+                         topics="t")  # a confluent-kafka style settings dict first
+
     The handler gets a `Record` (with `batch_size`, a list of them) and may return None,
     an `Output`, bytes, str, a dict (JSON-encoded) or a list of those; outputs go to
     `output_topic` (or `Output.topic`) and a record counts as done only once its outputs
@@ -40,18 +46,66 @@ class ParallelConsumer:
     `run()` blocks (SIGINT/SIGTERM stop it gracefully); `start()`/`stop()`/`join()` or
     `with ParallelConsumer(...) as pc:` run it in a background thread.
 
-    With `metrics_port`, `/metrics` (Prometheus) and `/healthz` are served while it runs;
-    `/healthz` fails when a record stays unfinished for `stuck_after` seconds or the
-    consumer is out of its group for `join_grace` seconds.
+    Parameters, with their default and the `parafka run` flag that sets the same:
+
+    - handler: a function taking a Record, or "module:function" / "path/file.py:function"
+      (required; CLI: the MODULE:FUNCTION argument). With a settings dict first, second.
+    - bootstrap_servers: "host:port[,...]" (required unless the dict has bootstrap.servers;
+      -b/--bootstrap-servers).
+    - group_id: the consumer group (required unless the dict has group.id; -g/--group).
+    - topics: a topic name or several; "^regex" subscribes by pattern (required; -t/--topic).
+    - ordering="key": "key" one record at a time per key, "partition" per partition,
+      "unordered" no order (--ordering).
+    - concurrency=16: records processed at the same time (-c/--concurrency).
+    - output_topic=None: where returned outputs go (-o/--output-topic).
+    - kafka_config=None: librdkafka settings for the clients parafka creates (-X KEY=VALUE).
+      One default differs from librdkafka's: auto.offset.reset="earliest". bootstrap.servers
+      and group.id come from the options above; a different value here is refused.
+    - max_attempts=None (5): attempts per record, 1 for no retry (--max-attempts).
+    - retry=None: a RetryPolicy instead of max_attempts, for backoff and no_retry
+      (--retry-backoff 0.5, --max-backoff 30, --no-retry EXCEPTION).
+    - executor=None ("thread", or "async" for an async def handler): "thread", "async" or
+      "process" (--executor).
+    - workers=None (CPU count): worker processes of the process executor (--workers).
+    - max_buffered=None (max(1000, 10 * concurrency)): records held in memory before
+      fetching pauses (--max-buffered).
+    - commit_interval=1.0: seconds between offset commits (--commit-interval).
+    - shutdown_timeout=30.0: seconds running records get to finish on stop
+      (--shutdown-timeout).
+    - revoke_timeout=10.0: seconds running records of revoked partitions get to finish in
+      a rebalance (--revoke-timeout).
+    - connect_timeout=15.0: seconds to wait for the cluster (--connect-timeout); a refused
+      connection fails after about 2 s.
+    - max_metadata_bytes=4096: room for the finished-offsets metadata in a commit; 0 turns
+      it off (--max-metadata-bytes).
+    - batch_size=None: call the handler with a list of up to this many records
+      (--batch-size).
+    - batch_wait=0.05: seconds a partial batch waits for more records (--batch-wait).
+    - dead_letter_topic=None: where records go after their last attempt
+      (--dead-letter-topic).
+    - on_failure=None ("dead-letter" with a dead-letter topic, else "stop"): "stop",
+      "dead-letter" or "skip" (--on-failure).
+    - deserializer=None (bytes): "text", "json", "module:function" or a callable; sets
+      Record.data (--deserializer).
+    - exactly_once=False: outputs and offsets in one transaction (--exactly-once).
+    - metrics_port=None: serve Prometheus /metrics and /healthz on this port; 0 picks a
+      free one (--metrics-port).
+    - metrics_host="0.0.0.0": the address /metrics listens on (--metrics-host).
+    - stuck_after=60.0: /healthz fails when a record stays unfinished this long
+      (--stuck-after).
+    - join_grace=60.0: /healthz fails when out of the group this long; with `until_idle`
+      the run gives up (NotAssigned) when no partition came in that time (--join-grace).
     """
 
     def __init__(
         self,
-        handler: Handler | str,
+        handler: Handler | str | Mapping[str, Any],
+        config_handler: Handler | str | None = None,
+        /,
         *,
-        bootstrap_servers: str,
-        group_id: str,
-        topics: Iterable[str] | str,
+        bootstrap_servers: str | None = None,
+        group_id: str | None = None,
+        topics: Iterable[str] | str = (),
         ordering: Ordering = "key",
         concurrency: int = 16,
         output_topic: str | None = None,
@@ -77,6 +131,27 @@ class ParallelConsumer:
         stuck_after: float = 60.0,
         join_grace: float = 60.0,
     ) -> None:
+        if isinstance(handler, Mapping):  # ParallelConsumer({"bootstrap.servers": ...}, h)
+            if config_handler is None:
+                raise ConfigError(
+                    "ParallelConsumer(config, handler, topics=...): the handler is missing "
+                    "after the settings dict"
+                )
+            if kafka_config is not None:
+                raise ConfigError(
+                    "client settings given twice (a settings dict first and kafka_config=): "
+                    "merge them into one"
+                )
+            kafka_config = dict(handler)
+            bootstrap_servers = bootstrap_servers or str(kafka_config.get("bootstrap.servers", ""))
+            group_id = group_id or str(kafka_config.get("group.id", ""))
+            handler = config_handler
+        elif config_handler is not None:
+            raise ConfigError(
+                f"unexpected second argument {config_handler!r}: it is only for "
+                "ParallelConsumer(settings_dict, handler, topics=...); otherwise pass "
+                "settings by name (bootstrap_servers=, group_id=, topics=)"
+            )
         function, executor = _resolve_handler(handler, executor)
         if retry is None:
             retry = RetryPolicy(max_attempts=max_attempts if max_attempts is not None else 5)
@@ -85,8 +160,8 @@ class ParallelConsumer:
         self.handler = function
         self._work_handler = handler if executor == "process" else function
         self.settings = Settings(
-            bootstrap_servers=bootstrap_servers,
-            group_id=group_id,
+            bootstrap_servers=bootstrap_servers or "",
+            group_id=group_id or "",
             topics=(topics,) if isinstance(topics, str) else tuple(topics),
             ordering=ordering,
             concurrency=concurrency,
@@ -100,6 +175,7 @@ class ParallelConsumer:
             shutdown_timeout=shutdown_timeout,
             revoke_timeout=revoke_timeout,
             connect_timeout=connect_timeout,
+            join_grace=join_grace,
             max_metadata_bytes=max_metadata_bytes,
             batch_size=batch_size,
             batch_wait=batch_wait,
@@ -295,6 +371,7 @@ def _resolve_handler(handler: Handler | str, executor: str | None) -> tuple[Hand
         function = handler
     if not callable(function):
         raise ConfigError(f"handler {handler!r} is not callable: pass a function taking a Record")
+    _check_signature(function)
     is_async = inspect.iscoroutinefunction(function)
     chosen = executor or ("async" if is_async else "thread")
     name = getattr(function, "__qualname__", repr(function))
@@ -311,6 +388,29 @@ def _resolve_handler(handler: Handler | str, executor: str | None) -> tuple[Hand
     if chosen == "process" and not isinstance(handler, str):
         _check_picklable(handler, "handler")
     return function, chosen
+
+
+def _check_signature(function: Handler) -> None:
+    """A handler is called with one argument (a Record, or a list with batch_size): one
+    that cannot be would fail on every record, so it is refused before anything runs."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # some built-ins have no signature: let them be
+        return
+    try:
+        signature.bind(None)
+    except TypeError:
+        name = getattr(function, "__qualname__", repr(function))
+        code = getattr(function, "__code__", None)
+        at = f" (at {code.co_filename}:{code.co_firstlineno})" if code is not None else ""
+        params = ", ".join(
+            str(p.replace(annotation=p.empty)) for p in signature.parameters.values()
+        )
+        raise ConfigError(
+            f"handler {name}({params}) cannot be called with one record{at}: parafka calls "
+            "handler(record) (a list of records with batch_size); give the other "
+            "parameters defaults or remove them"
+        ) from None
 
 
 def _check_picklable(function: object, what: str) -> None:

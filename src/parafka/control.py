@@ -21,9 +21,10 @@ from parafka.confluent import ConfluentKafka
 from parafka.deadletter import Failure, dead_letter
 from parafka.deserializers import DeserializationError
 from parafka.entry import Entry
-from parafka.errors import BrokerUnreachable, RecordFailed, TopicNotFound
+from parafka.errors import BrokerUnreachable, NotAssigned, RecordFailed, TopicNotFound
 from parafka.exactly_once import Transaction, TransactionAborted
 from parafka.executors import Completions, Executor, Work
+from parafka.failures import FailureLog, report, report_due
 from parafka.flow import FlowControl
 from parafka.health import Membership
 from parafka.kafka_config import consumer_config, producer_config
@@ -34,6 +35,7 @@ from parafka.recent import RecentDeadLetters
 from parafka.seam import TP, ClientError, CommitResult, Consumer, Kafka, Offset
 from parafka.settings import Settings
 from parafka.stats import Stats
+from parafka.waits import ConnectWatch, WaitReporter, wait_for_metadata
 
 log = logging.getLogger("parafka")
 
@@ -93,6 +95,7 @@ class ControlLoop:
         self.kafka: Kafka = kafka or ConfluentKafka()
         self.completions = completions or Completions()
         self.phase = Phase.STARTING
+        self.failure_log = FailureLog()  # what to log of handler failures (failures.py)
         self.ledger = Ledger(
             settings.ordering,
             settings.concurrency,
@@ -100,10 +103,12 @@ class ControlLoop:
             settings.failure_policy,
             settings.exactly_once,
             clock,
+            failure_log=self.failure_log,
         )
         self.failure: RecordFailed | None = None
         self._missing: list[str] = []  # subscribed topics not seen in the cluster's metadata
-        self._absent: TopicNotFound | None = None  # until_idle ran out while one was missing
+        # until_idle ran out while a topic was missing, or before any assignment
+        self._absent: TopicNotFound | NotAssigned | None = None
         self._fatal: ClientError | None = None  # a transaction that cannot go on
         # Plain flags, not threading.Event: stop() is called from signal handlers, which run
         # on the main thread between two bytecodes, maybe while that thread holds an Event's
@@ -140,6 +145,10 @@ class ControlLoop:
         self._error_logged_at: dict[str, float] = {}
         self.running = threading.Event()  # set once subscribed
         self.recent_dead_letters = RecentDeadLetters()  # for the web dashboard
+        self.connect_watch = ConnectWatch()  # a refused connection fails fast (waits.py)
+        self.waits = WaitReporter(
+            settings.group_id, settings.topics, settings.kafka_config, watch=self.connect_watch
+        )
 
     # -- public, thread-safe ------------------------------------------------------
     def stop(self, drain: bool = True, wake: bool = True) -> None:
@@ -158,6 +167,7 @@ class ControlLoop:
 
     # -- main loop ------------------------------------------------------------------
     def run(self, until_idle: float | None = None) -> Stats:
+        self.waits.join_grace = self.settings.join_grace if until_idle is not None else None
         try:
             self.open()
             while not self._stop.is_set():
@@ -206,7 +216,15 @@ class ControlLoop:
         """Fail fast, with a clear message, when the cluster is unreachable."""
         s = self.settings
         try:
-            topics = self.consumer.topics(s.connect_timeout)
+            topics = wait_for_metadata(
+                self.consumer,
+                s.bootstrap_servers,
+                s.connect_timeout,
+                self.connect_watch,
+                self.waits,
+                log,
+                self.clock,
+            )
         except ClientError as exc:
             secured = "security.protocol" in s.kafka_config
             raise BrokerUnreachable(
@@ -358,13 +376,14 @@ class ControlLoop:
             now,
             "deserializer" if isinstance(error, DeserializationError) else "handler",
         )
-        log.warning(
-            "%s failed on attempt %d (%s: %s); sending it to %s",
+        report(
+            log,
+            self.failure_log,
+            error,
             where(entry),
             record.attempt,
-            type(error).__name__,
-            error,
-            s.dead_letter_topic,
+            f"sent to dead-letter topic {s.dead_letter_topic}",
+            self.clock(),
         )
         letter = dead_letter(record, s.dead_letter_topic, s.group_id, failure)
         self.recent_dead_letters.add(record, error)
@@ -472,6 +491,7 @@ class ControlLoop:
                 part.offsets.mark_dirty()
 
     def on_error(self, error: ClientError) -> None:
+        self.connect_watch.client_error(str(error), self.clock())
         if error.fatal:
             log.error("fatal Kafka error: %s", error)
             self._stop.set()
@@ -613,6 +633,9 @@ class ControlLoop:
         """Idle: assigned (possibly nothing), nothing held, no record for `seconds`. A topic
         still missing by then ends the run too, with TopicNotFound (a typo must not look
         like an empty topic)."""
+        if self._first_assignment_at is None and self.waits.join_given_up(self.clock()):
+            self._absent = NotAssigned(self.waits.not_assigned_message())
+            return True
         if self._first_assignment_at is None and not self._missing:
             return False
         if self.ledger.held or self._sending:
@@ -692,6 +715,10 @@ class ControlLoop:
 
     def _refresh_stats(self, now: float) -> None:
         self._stats_at = now
+        closing = self.phase in (Phase.CLOSING, Phase.CLOSED, Phase.FAILED)
+        report_due(log, self.failure_log, now, final=closing)  # grouped repeats
+        if line := self.waits.joining(now, self._first_assignment_at is not None):
+            log.info("%s", line)
         heads, high, ledger = self._heads, self._high_watermark, self.ledger
         parts = [
             partition_stats(tp, part.offsets, high(tp), heads, now)
@@ -703,9 +730,9 @@ class ControlLoop:
             processed=counts.processed,
             failed=counts.failed,
             retried=counts.retried,
-            skipped=counts.skipped,
+            skipped_already_done=counts.skipped,
             dead_lettered=counts.dead_lettered,
-            dropped=counts.dropped,
+            skipped_after_failure=counts.dropped,
             rebalances=self._rebalances,
             commits=self._commits,
             in_flight=ledger.in_flight,

@@ -33,8 +33,24 @@ class RecordFailed(ParafkaError):
         self.offset = offset
         self.attempts = attempts
         self.error = error
+        from parafka.failures import describe  # failures.py imports this module
+
         super().__init__(
             f"record {topic}[{partition}]@{offset} failed after {attempts} attempt(s): "
-            f"{type(error).__name__}: {error}; it was not committed and will be "
+            f"{describe(error)}; it was not committed and will be "
             "redelivered when the consumer restarts"
         )
+
+
+class HandlerMistake(ParafkaError, ValueError):
+    """The handler did something that fails for every record, whatever the data (such as
+    returning an output with no topic to send it to): the consumer stops at once instead
+    of retrying. A ValueError too, for code that caught the ValueError raised before."""
+
+
+class NoOutputTopic(HandlerMistake):
+    """The handler returned an output, but neither `output_topic` nor `Output.topic` is set."""
+
+
+class NotAssigned(ParafkaError):
+    """The consumer never got an assignment from its group within the join grace."""

@@ -71,6 +71,47 @@ def check_user_config(user: Mapping[str, Any]) -> None:
             raise ConfigError(f"{key}={user[key]} is not allowed: {why}; remove it")
 
 
+# Settings parafka takes from its own options: a different value in -X would be ignored.
+_FROM_OPTIONS = {
+    "bootstrap.servers": "-b/--bootstrap-servers (API bootstrap_servers=)",
+    "group.id": "-g/--group (API group_id=)",
+}
+HEARTBEAT_DEFAULT_MS = 3000  # librdkafka's heartbeat.interval.ms
+
+
+def check_not_overridden(user: Mapping[str, Any], key: str, value: str) -> None:
+    """Refuse `key` in the user's client settings when it differs from the option parafka
+    sets it from: silently dropping it would connect to, or join, something else."""
+    if key in user and str(user[key]) != value:
+        raise ConfigError(
+            f"Kafka setting {key}={user[key]} conflicts with {value!r} given by "
+            f"{_FROM_OPTIONS[key]}: parafka sets {key} from that option; remove {key} from "
+            "-X / kafka_config / the [kafka] table"
+        )
+
+
+def check_session_timeout(user: Mapping[str, Any]) -> None:
+    """Refuse a session timeout no member can keep: at or below the heartbeat interval,
+    the group expires the member between two heartbeats and rebalances in a loop.
+
+    Values between the heartbeat and Kafka's default group.min.session.timeout.ms (6000)
+    are let through: a broker may allow them (the local broker does); Apache Kafka with
+    its defaults refuses them at join, and the consumer then says so while it waits.
+    """
+    try:
+        session = int(user["session.timeout.ms"])
+        heartbeat = int(user.get("heartbeat.interval.ms", HEARTBEAT_DEFAULT_MS))
+    except (KeyError, TypeError, ValueError):
+        return
+    if session <= heartbeat:
+        raise ConfigError(
+            f"Kafka setting session.timeout.ms={session} is not above heartbeat.interval.ms="
+            f"{heartbeat}: the group would drop the consumer between two heartbeats and "
+            "rebalance in a loop; use session.timeout.ms=6000 (Kafka's default minimum) or "
+            "more, with heartbeat.interval.ms at most a third of it"
+        )
+
+
 def check_group_id(group_id: str) -> None:
     """Refuse a group id that is empty, blank or padded with whitespace or control characters.
 
@@ -99,6 +140,8 @@ def consumer_config(
 ) -> dict[str, Any]:
     check_group_id(group_id)
     check_user_config(user)
+    check_not_overridden(user, "bootstrap.servers", bootstrap_servers)
+    check_not_overridden(user, "group.id", group_id)
     config: dict[str, Any] = {
         "auto.offset.reset": "earliest",
         "log.connection.close": False,
@@ -120,6 +163,7 @@ def consumer_config(
 
 
 def producer_config(bootstrap_servers: str, user: Mapping[str, Any]) -> dict[str, Any]:
+    check_not_overridden(user, "bootstrap.servers", bootstrap_servers)
     config: dict[str, Any] = {"linger.ms": 5, "log.connection.close": False}
     config.update((k, v) for k, v in _stringify(user).items() if not _matches(k, _CONSUMER_ONLY))
     config["bootstrap.servers"] = bootstrap_servers
@@ -129,6 +173,7 @@ def producer_config(bootstrap_servers: str, user: Mapping[str, Any]) -> dict[str
 def admin_config(bootstrap_servers: str, user: Mapping[str, Any]) -> dict[str, Any]:
     """Settings for an AdminClient: the user's, less those only a consumer or a producer
     takes (connection and security settings pass unchanged)."""
+    check_not_overridden(user, "bootstrap.servers", bootstrap_servers)
     config: dict[str, Any] = {"log.connection.close": False}
     config.update(
         (k, v)
@@ -161,6 +206,8 @@ def validate_client_config(user: Mapping[str, Any]) -> None:
     """Let librdkafka judge the user's settings now, without connecting, so a typo is a
     configuration error up front rather than a failure at the first poll or output."""
     check_user_config(user)
+    check_session_timeout(user)
+    user = {k: v for k, v in user.items() if k not in _FROM_OPTIONS}  # checked by Settings
     checks: list[tuple[type[Any], dict[str, Any]]] = [
         (Consumer, consumer_config("", "parafka-config-check", user)),
         (Producer, producer_config("", user)),

@@ -151,6 +151,9 @@ class CommittedLag:
     log_end: int | None
     lag: int | None
     done_not_committed: int | None  # from parafka's commit metadata; None when absent
+    # The broker reported a log end below the committed offset: it cannot be the log end
+    # (the local broker's high watermark lags its log), so the lag is unknown, not 0.
+    log_end_unknown: bool = False
 
 
 def committed_lag(
@@ -171,11 +174,12 @@ def committed_lag(
     if high is not None and high < 0:
         high = None
     lag = None
-    if committed is not None and high is not None:
+    unknown = committed is not None and high is not None and committed > high
+    if committed is not None and high is not None and not unknown:
         lag = max(0, high - max(committed, low if low is not None and low >= 0 else 0))
     done = None
     if committed is not None:
         finished = decode_completed(committed, metadata)
         if finished:
             done = len(finished) if lag is None else min(len(finished), lag)
-    return CommittedLag(topic, partition, committed, high, lag, done)
+    return CommittedLag(topic, partition, committed, high, lag, done, unknown)

@@ -13,6 +13,10 @@ NOTE = (
     "DONE-NOT-COMMITTED: records above the committed offset that parafka already finished "
     "(from its commit metadata; '-' when there is none)"
 )
+UNKNOWN_NOTE = (
+    "?: log end unknown on this broker: it reported a log end below the committed offset "
+    "(the local development broker's watermark lags its log), so the lag cannot be told"
+)
 
 
 def as_dict(group: str, rows: Sequence[CommittedLag]) -> dict[str, Any]:
@@ -27,6 +31,7 @@ def as_dict(group: str, rows: Sequence[CommittedLag]) -> dict[str, Any]:
                 "log_end": row.log_end,
                 "lag": row.lag,
                 "done_not_committed": row.done_not_committed,
+                "log_end_unknown": row.log_end_unknown,
             }
             for row in rows
         ],
@@ -45,10 +50,21 @@ def _cells(row: CommittedLag) -> tuple[str, ...]:
         row.topic,
         str(row.partition),
         show(row.committed),
-        show(row.log_end),
-        show(row.lag),
+        "?" if row.log_end_unknown else show(row.log_end),
+        "?" if row.log_end_unknown else show(row.lag),
         show(row.done_not_committed),
     )
+
+
+def _total(rows: Sequence[CommittedLag]) -> str:
+    total = sum(row.lag or 0 for row in rows)
+    unknown = sum(row.log_end_unknown for row in rows)
+    if unknown:
+        return (
+            f"total lag unknown ({unknown} of {len(rows)} partition(s) without a log end; "
+            f"{total} on the others)"
+        )
+    return f"total lag {total} over {len(rows)} partition(s)"
 
 
 def as_text(group: str, rows: Sequence[CommittedLag]) -> str:
@@ -62,10 +78,11 @@ def as_text(group: str, rows: Sequence[CommittedLag]) -> str:
             for i, (cell, width) in enumerate(zip(line, widths, strict=True))
         ]
         lines.append("  ".join(cells).rstrip())
-    total = sum(row.lag or 0 for row in rows)
-    lines.append(f"group {group}: total lag {total} over {len(rows)} partition(s)")
+    lines.append(f"group {group}: {_total(rows)}")
     if any(row.done_not_committed is not None for row in rows):
         lines.append(NOTE)
+    if any(row.log_end_unknown for row in rows):
+        lines.append(UNKNOWN_NOTE)
     return "\n".join(lines)
 
 
@@ -74,8 +91,7 @@ def print_table(group: str, rows: Sequence[CommittedLag]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    total = sum(row.lag or 0 for row in rows)
-    table = Table(title=f"group {group}: total lag {total}", title_justify="left")
+    table = Table(title=f"group {group}: {_total(rows)}", title_justify="left")
     for index, name in enumerate(COLUMNS):
         table.add_column(name, justify="left" if index == 0 else "right")
     for row in rows:
@@ -84,3 +100,5 @@ def print_table(group: str, rows: Sequence[CommittedLag]) -> None:
     console.print(table)
     if any(row.done_not_committed is not None for row in rows):
         console.print(NOTE, style="dim")
+    if any(row.log_end_unknown for row in rows):
+        console.print(UNKNOWN_NOTE, style="yellow")

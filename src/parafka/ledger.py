@@ -51,6 +51,7 @@ from parafka.entry import (
 from parafka.errors import RecordFailed
 from parafka.exactly_once import OrderedRelease
 from parafka.executors.outcomes import NOT_RUN, Outcome
+from parafka.failures import FailureLog, is_mistake, report
 from parafka.offsets import PartitionOffsets
 from parafka.record import MessageRecord, Produced
 from parafka.retry import RetryPolicy
@@ -124,6 +125,7 @@ class Ledger:
         exactly_once: bool = False,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        failure_log: FailureLog | None = None,
     ) -> None:
         self.scheduler = Scheduler(ordering, concurrency)
         self._shard_of = self.scheduler.shard_of
@@ -132,6 +134,7 @@ class Ledger:
         self.release = OrderedRelease() if exactly_once else None
         self.clock = clock
         self.wall = wall
+        self.failure_log = failure_log or FailureLog()
         self.parts: dict[TP, Part] = {}
         self.held = 0  # entries received and not final
         self.counts = Counts()
@@ -414,14 +417,7 @@ class Ledger:
         record = entry.record
         if self.retry.should_retry(record.attempt, error):
             delay = self.retry.delay(record.attempt)
-            log.warning(
-                "%s failed on attempt %d (%s: %s); retrying in %.2f s",
-                where(entry),
-                record.attempt,
-                type(error).__name__,
-                error,
-                delay,
-            )
+            self._report(entry, error, f"retrying in {delay:.2f} s")
             record.attempt += 1
             self.counts.retried += 1
             entry.state = RETRY_WAIT
@@ -447,21 +443,23 @@ class Ledger:
                     self.counts.processed -= 1  # it will be processed again
             self._unrun(later)
 
+    def _report(self, entry: Entry, error: BaseException, outcome: str) -> None:
+        """Log a failure: the first of a kind in full (file:line), repeats grouped."""
+        report(
+            log, self.failure_log, error, where(entry), entry.record.attempt, outcome, self.clock()
+        )
+
     def _give_up(self, entry: Entry, error: BaseException, actions: Actions) -> None:
-        policy = self.failure_policy
+        # A mistake that fails every record (no output topic, say): no retry or dead
+        # letter fixes it, so the consumer stops.
+        policy = "stop" if is_mistake(error) else self.failure_policy
         if policy == "dead-letter":
             entry.state = SENDING  # done once its dead letter is acknowledged
             actions.letters.append((entry, error))
             return
         if policy == "skip":
             self.counts.dropped += 1
-            log.warning(
-                "%s failed on attempt %d (%s: %s); skipped",
-                where(entry),
-                entry.record.attempt,
-                type(error).__name__,
-                error,
-            )
+            self._report(entry, error, "skipped")
             self._finished([entry], actions, processed=False)
             return
         self._stop(entry, error, actions)

@@ -88,7 +88,16 @@ class MonitorServer:
 
     def start(self) -> MonitorServer:
         self._thread.start()
-        log.info("metrics on http://%s:%d/metrics, health on /healthz", *self._address())
+        host, port = self._address()
+        everywhere = str(self._server.server_address[0]) in ("0.0.0.0", "::")
+        log.info(
+            "metrics on http://%s:%d/metrics, health on /healthz%s",
+            host,
+            port,
+            " (listening on every interface; --metrics-host 127.0.0.1 for this machine only)"
+            if everywhere
+            else "",
+        )
         return self
 
     def stop(self) -> None:

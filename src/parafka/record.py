@@ -6,6 +6,8 @@ import json
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from parafka.errors import NoOutputTopic
+
 Headers = list[tuple[str, bytes | None]]
 _RAW: Any = object()  # Record.data before a deserializer set it: the value itself
 _new_tuple = tuple.__new__
@@ -198,7 +200,7 @@ def normalize_outputs(result: object, default_topic: str | None) -> list[Produce
         out = item if isinstance(item, Output) else Output(_check_value(item))
         topic = out.topic or default_topic
         if topic is None:
-            raise ValueError(
+            raise NoOutputTopic(
                 "the handler returned an output but no topic is set for it: pass "
                 "output_topic= (CLI --output-topic) or Output(..., topic=...)"
             )

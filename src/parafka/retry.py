@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 
 from parafka.deserializers import DeserializationError
-from parafka.errors import ConfigError
+from parafka.errors import ConfigError, HandlerMistake
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ class RetryPolicy:
 
     def retryable(self, error: BaseException) -> bool:
         """False for errors no retry can fix."""
-        return not isinstance(error, (DeserializationError, *self.no_retry))
+        return not isinstance(error, (DeserializationError, HandlerMistake, *self.no_retry))
 
     def should_retry(self, attempt: int, error: BaseException | None = None) -> bool:
         """True when a record that failed on `attempt` (with `error`) gets another one."""

@@ -9,7 +9,12 @@ from typing import Any
 
 from parafka.codec import DEFAULT_MAX_METADATA_BYTES
 from parafka.errors import ConfigError
-from parafka.kafka_config import check_group_id, masked, validate_client_config
+from parafka.kafka_config import (
+    check_group_id,
+    check_not_overridden,
+    masked,
+    validate_client_config,
+)
 from parafka.retry import RetryPolicy
 from parafka.scheduler import ORDERINGS, Ordering
 
@@ -35,6 +40,7 @@ class Settings:
     shutdown_timeout: float = 30.0
     revoke_timeout: float = 10.0
     connect_timeout: float = 15.0
+    join_grace: float = 60.0  # out of the group this long: /healthz fails; with until_idle, exit
     max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
     batch_size: int | None = None  # set: the handler takes a list of up to this many records
     batch_wait: float = 0.05  # seconds a partial batch waits for more records
@@ -48,8 +54,8 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.bootstrap_servers:
             raise ConfigError(
-                "no bootstrap servers: pass bootstrap_servers='host:9092' "
-                "(CLI -b or PARAFKA_BOOTSTRAP_SERVERS)"
+                "no bootstrap servers: pass bootstrap_servers='host:9092' (or a settings dict "
+                "with bootstrap.servers first; CLI -b or PARAFKA_BOOTSTRAP_SERVERS)"
             )
         check_group_id(self.group_id)
         if not self.topics or not all(self.topics):
@@ -73,10 +79,18 @@ class Settings:
             _positive_int("batch_size", self.batch_size)
         if not isinstance(self.batch_wait, int | float) or self.batch_wait < 0:
             raise ConfigError(f"batch_wait={self.batch_wait!r} is invalid: use seconds >= 0")
-        for name in ("commit_interval", "shutdown_timeout", "revoke_timeout", "connect_timeout"):
+        for name in (
+            "commit_interval",
+            "shutdown_timeout",
+            "revoke_timeout",
+            "connect_timeout",
+            "join_grace",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value <= 0:
                 raise ConfigError(f"{name}={value!r} is invalid: use a number of seconds > 0")
+        check_not_overridden(self.kafka_config, "bootstrap.servers", self.bootstrap_servers)
+        check_not_overridden(self.kafka_config, "group.id", self.group_id)
         validate_client_config(self.kafka_config)
         self._check_failure_policy()
         if self.max_metadata_bytes < 0:

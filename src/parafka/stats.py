@@ -38,9 +38,9 @@ class Stats:
     processed: int = 0
     failed: int = 0  # handler failures, including those that were retried
     retried: int = 0
-    skipped: int = 0  # already done according to the commit metadata
+    skipped_already_done: int = 0  # received again but done already (commit metadata)
     dead_lettered: int = 0  # failed for good and written to the dead-letter topic
-    dropped: int = 0  # failed for good and skipped (on_failure="skip")
+    skipped_after_failure: int = 0  # failed for good and skipped (on_failure="skip")
     in_flight: int = 0
     queued: int = 0
     waiting_retry: int = 0
@@ -59,5 +59,53 @@ class Stats:
         return self.queued + self.in_flight + self.waiting_retry
 
     @property
+    def skipped(self) -> int:
+        """Deprecated name of `skipped_already_done`."""
+        return self.skipped_already_done
+
+    @property
+    def dropped(self) -> int:
+        """Deprecated name of `skipped_after_failure`."""
+        return self.skipped_after_failure
+
+    @property
     def lag(self) -> int:
         return sum(p.lag or 0 for p in self.partitions)
+
+
+@dataclass
+class Activity:
+    """When records were being processed, from snapshots of the processed count. Pure.
+
+    The run's total time includes connecting, joining the group and, with `--until-idle`,
+    the idle wait at the end; the rate a user wants is over the time records were actually
+    processed: from the first snapshot that saw a record done to the last one that saw
+    the count move (snapshots come every `every` seconds, which bounds the error).
+    """
+
+    every: float = 0.25
+    first: float | None = None
+    last: float | None = None
+    processed: int = 0
+
+    def observe(self, now: float, processed: int) -> None:
+        if processed > self.processed:
+            if self.first is None:
+                self.first = now - self.every  # it started at most one snapshot earlier
+            self.last = now
+            self.processed = processed
+
+    @property
+    def seconds(self) -> float:
+        if self.first is None or self.last is None:
+            return 0.0
+        return max(self.last - self.first, self.every)
+
+    def summary(self, total: float) -> str:
+        """`N records in X s active (R records/s); T s in all`."""
+        active = self.seconds
+        rate = self.processed / active if active else 0.0
+        return (
+            f"processed {self.processed} records in {active:.1f} s active ({rate:.0f} "
+            f"records/s); {total:.1f} s in all, with connecting, joining and waiting"
+        )

@@ -146,7 +146,7 @@ def test_skip_is_an_explicit_choice_and_is_counted(broker: LocalBroker) -> None:
     pc = consumer(broker, handle, topic, "g-" + uuid.uuid4().hex[:8], retry=QUICK,
                   on_failure="skip")  # fmt: skip
     stats = pc.run(until_idle=1.5)
-    assert (stats.processed, stats.dropped) == (4, 1)
+    assert (stats.processed, stats.skipped_after_failure) == (4, 1)
     assert committed(broker, pc.settings.group_id, topic, 1) == {0: 5}
 
 

@@ -111,7 +111,7 @@ def test_a_sasl_connection_to_a_broker_without_sasl_fails_without_the_password(
     assert "Traceback" not in run.stderr
 
     lag = run_cli(["lag", "-b", broker.bootstrap_servers, "-g", group, "-t", "any", *SASL,
-                   *SECRET_FLAGS, "--timeout", "3"], cli_env(), timeout=60)  # fmt: skip
+                   *SECRET_FLAGS, "--connect-timeout", "3"], cli_env(), timeout=60)  # fmt: skip
     assert lag.returncode == 1, lag.stderr
     assert len(error_lines(lag.stderr)) == 1, lag.stderr
     assert_hidden(run=run.stdout + run.stderr, lag=lag.stdout + lag.stderr)

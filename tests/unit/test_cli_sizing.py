@@ -63,7 +63,9 @@ def test_json_for_scripts() -> None:
 
 
 def test_values_from_the_environment() -> None:
-    out = invoke("--json", env={"PARAFKA_KEYS": "30", "PARAFKA_HEADROOM": "1"})
+    out = invoke(
+        "--json", env={"PARAFKA_PARTITIONS_KEYS": "30", "PARAFKA_PARTITIONS_HEADROOM": "1"}
+    )
     target = json.loads(out)["target"]
     assert (target["keys"], target["headroom"]) == (30, 1.0)
 

@@ -186,3 +186,18 @@ def test_committed_lag_ignores_foreign_metadata_and_missing_commits() -> None:
 def test_committed_lag_does_not_count_records_deleted_by_retention() -> None:
     row = committed_lag("t", 0, low=80, high=100, committed=10, metadata=None)
     assert row.lag == 20
+
+
+def test_a_log_end_below_the_committed_offset_is_unknown_not_zero_lag() -> None:
+    """Seen on the local broker: committed 400, log end 1, printed lag 0 (issue 13)."""
+    from parafka.lag import committed_lag
+    from parafka.lagview import as_dict, as_text
+
+    row = committed_lag("t", 0, low=0, high=1, committed=400, metadata=None)
+    assert row.lag is None and row.log_end_unknown
+    text = as_text("g", [row])
+    assert "log end unknown on this broker" in text
+    assert text.splitlines()[1].split() == ["t", "0", "400", "?", "?", "-"]
+    assert as_dict("g", [row])["partitions"][0]["log_end_unknown"] is True
+    fine = committed_lag("t", 0, low=0, high=500, committed=400, metadata=None)
+    assert fine.lag == 100 and not fine.log_end_unknown

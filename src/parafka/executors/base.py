@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from parafka.deserializers import Decode, Deserializer, decode, resolve
 from parafka.executors.isolation import BatchRun
 from parafka.executors.outcomes import NOT_RUN, Outcome
+from parafka.failures import remember_location
 from parafka.record import Record, normalize_outputs
 from parafka.scheduler import SHARD_FUNCTIONS
 
@@ -100,6 +101,7 @@ def run_chunk(
                 continue
             outcome: Outcome = (normalize_outputs(result, default_topic), None)
         except Exception as exc:
+            remember_location(exc)  # newcomer: file:line survives the trip from a worker process
             outcome = (None, exc)
         if outcomes is None:
             outcomes = [None] * len(records)
@@ -133,6 +135,7 @@ def _run_batch(
             result = handler(members)
             outputs = None if result is None else normalize_outputs(result, work.default_topic)
         except Exception as exc:
+            remember_location(exc)  # newcomer: file:line survives the trip from a worker process
             batch.failed(exc)
             continue
         batch.succeeded(outputs)

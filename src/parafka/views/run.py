@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import sys
-from contextlib import ExitStack
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 
 from rich.console import Console
 
 from parafka.consumer import ParallelConsumer
-from parafka.stats import Stats
+from parafka.stats import Activity, Stats
 from parafka.views.terminal import LiveView
 from parafka.views.web import Dashboard
 
@@ -34,13 +37,17 @@ def run_with_views(
     dashboard_port: int | None,
     dashboard_host: str,
     title: str,
+    activity: Activity | None = None,
 ) -> Stats:
     """Run the consumer in the foreground with the views asked for.
 
     `live`: the terminal panel, when stderr is a terminal. The dashboard binds its port
-    before the consumer starts, so a port in use fails at once (ConfigError).
+    before the consumer starts, so a port in use fails at once (ConfigError). `activity`
+    is fed the consumer's snapshots, for the summary line.
     """
     with ExitStack() as views:
+        if activity is not None:
+            views.enter_context(_watched(consumer, activity))
         if dashboard_port is not None:
             views.enter_context(Dashboard(consumer, dashboard_port, dashboard_host, title=title))
         console = terminal_console() if live else None
@@ -50,3 +57,22 @@ def run_with_views(
                 LiveView(consumer.stats, console, title=title, show_progress=progress)
             )
         return consumer.run(until_idle=until_idle)
+
+
+@contextmanager
+def _watched(consumer: ParallelConsumer, activity: Activity) -> Iterator[None]:
+    """Feed `activity` the consumer's snapshots while the block runs (and the last one)."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(activity.every):
+            activity.observe(time.monotonic(), consumer.stats().processed)
+
+    thread = threading.Thread(target=watch, name="parafka-activity", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        activity.observe(time.monotonic(), consumer.stats().processed)

@@ -64,12 +64,12 @@ def _figures(stats: Stats, rate: float) -> RenderableType:
         _pair("lag", f"{stats.lag:,}"),
     )
     errors = "bold red" if stats.failed else "bold"
-    dead = "bold red" if stats.dead_lettered or stats.dropped else "bold"
+    dead = "bold red" if stats.dead_lettered or stats.skipped_after_failure else "bold"
     grid.add_row(
         _pair("failed", f"{stats.failed:,}", errors),
         _pair("retried", f"{stats.retried:,}"),
         _pair("dead-lettered", f"{stats.dead_lettered:,}", dead),
-        _pair("skipped after failing", f"{stats.dropped:,}", dead),
+        _pair("skipped after failing", f"{stats.skipped_after_failure:,}", dead),
         _pair("commits", f"{stats.commits:,}"),
         _pair("rebalances", f"{stats.rebalances:,}"),
     )

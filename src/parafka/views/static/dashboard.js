@@ -223,7 +223,7 @@ function drawCharts() {
     { label: "failed", color: "#c92a2a", values: column("failed") },
     { label: "retried", color: "#f59f00", values: column("retried") },
     { label: "dead-lettered", color: "#862e9c", values: column("dead_lettered") },
-    { label: "skipped", color: "#868e96", values: column("dropped") },
+    { label: "skipped", color: "#868e96", values: column("skipped_after_failure") },
   ], false);
 }
 
