@@ -409,7 +409,10 @@ class Ledger:
         after a backoff, or give up by the failure policy."""
         self.counts.failed += 1
         if entry.part.phase is not Phase.OPEN:
-            self._discard([entry])  # revoked while it ran: the new owner runs it again
+            # Revoked while it ran: the new owner runs it again, and the newer entries of
+            # its shard that finished behind it leave with it.
+            self._roll_back_after(entry)
+            self._discard([entry])
             return
         self._roll_back_after(entry)
         if entry.first_failure is None:

@@ -16,6 +16,7 @@ from parafka import Output
 from parafka.executors import NOT_RUN, ChunkResult, Completions, Outcome, Work, make_executor
 from parafka.executors.aio import AsyncExecutor
 from parafka.record import Produced, Record
+from tests.unit.entries import wrap_runs
 
 
 def recs(n: int, start: int = 0, key: bytes = b"k") -> list[Record]:
@@ -31,6 +32,10 @@ class Harness:
         self.executor.start(Work(handler, **work), self.completions)
         self.chunks: list[ChunkResult] = []
 
+    def submit(self, runs: list[list[Record]]) -> None:
+        """Submit runs of records, wrapped into entries as the engine hands them over."""
+        self.executor.submit(wrap_runs(runs))
+
     def collect(self, count: int, timeout: float = 5.0) -> list[tuple[Record, Outcome | None]]:
         """Wait until `count` records were reported in all; every (record, outcome)."""
         deadline = time.monotonic() + timeout
@@ -41,9 +46,9 @@ class Harness:
             self.completions.wait(min(left, 0.05))
             self.chunks.extend(self.completions.drain())
         return [
-            (record, None if outcomes is None else outcomes[i])
-            for records, outcomes in self.chunks
-            for i, record in enumerate(records)
+            (entry.record, None if outcomes is None else outcomes[i])
+            for entries, outcomes in self.chunks
+            for i, entry in enumerate(entries)
         ]
 
     @property
@@ -87,7 +92,7 @@ def test_many_sleeps_run_at_the_same_time(harnesses: list[Harness]) -> None:
 
     harnesses.append(h := Harness(handle, concurrency=200))
     started = time.monotonic()
-    h.executor.submit([[r] for r in recs(200)])
+    h.submit([[r] for r in recs(200)])
     results = h.collect(200)
     elapsed = time.monotonic() - started
     assert elapsed < 1.0  # serially: 10 s
@@ -105,7 +110,7 @@ def test_never_more_than_concurrency_calls_at_once(harnesses: list[Harness]) -> 
         running[0] -= 1
 
     harnesses.append(h := Harness(handle, concurrency=3))
-    h.executor.submit([[r] for r in recs(30)])  # more than the window: the rest wait
+    h.submit([[r] for r in recs(30)])  # more than the window: the rest wait
     h.collect(30)
     assert peak[0] == 3
 
@@ -125,7 +130,7 @@ def test_results_are_reported_in_few_chunks(harnesses: list[Harness]) -> None:
         await release[0].wait()
 
     harnesses.append(h := Harness(handle, concurrency=500))
-    h.executor.submit([[r] for r in recs(500)])
+    h.submit([[r] for r in recs(500)])
     h.collect(500)
     assert len(h.chunks) <= 5  # runs finishing together are reported together
 
@@ -143,7 +148,7 @@ def test_a_run_executes_in_order_and_stops_at_the_first_failure(
         return b"out" if record.offset == 1 else None
 
     harnesses.append(h := Harness(handle, default_topic="sink"))
-    h.executor.submit([recs(5)])
+    h.submit([recs(5)])
     results = h.collect(5)
     assert seen == [0, 1, 2]
     assert [r.offset for r, _ in results] == [0, 1, 2, 3, 4]
@@ -165,7 +170,7 @@ def test_runs_of_different_keys_overlap_but_each_keeps_its_order(
 
     harnesses.append(h := Harness(handle))
     started = time.monotonic()
-    h.executor.submit([recs(20, key=b"a"), recs(20, start=20, key=b"b")])
+    h.submit([recs(20, key=b"a"), recs(20, start=20, key=b"b")])
     h.collect(40)
     assert seen == {b"a": list(range(20)), b"b": list(range(20, 40))}
     assert time.monotonic() - started < 0.3  # side by side: serially about 0.22 s each
@@ -182,7 +187,7 @@ def test_outputs_are_normalised_and_a_bad_return_is_a_failure(harnesses: list[Ha
         ][record.offset]
 
     harnesses.append(h := Harness(handle, default_topic="sink"))
-    h.executor.submit([[r] for r in recs(5)])
+    h.submit([[r] for r in recs(5)])
     outcomes = {r.offset: o for r, o in h.collect(5)}
     assert outcomes[0] == ([Produced("sink", b"text", None, None)], None)
     assert outcomes[1] == ([Produced("other", b'{"n":1}', b"k", None)], None)
@@ -205,7 +210,7 @@ def test_a_batch_handler_gets_the_list_and_its_outputs_belong_to_every_record(
 
     harnesses.append(h := Harness(handle, default_topic="sink", batch_size=4))
     # Runs are packed into batches of about 4 records, never split.
-    h.executor.submit([recs(2), recs(2, start=2), recs(3, start=4), recs(3, start=100)])
+    h.submit([recs(2), recs(2, start=2), recs(3, start=4), recs(3, start=100)])
     results = {r.offset: o for r, o in h.collect(10)}
     # The failing batch (one key) is split: its first record is isolated, the rest wait.
     assert sorted(batches) == [[0, 1, 2, 3], [4, 5, 6], [100], [100, 101, 102]]
@@ -226,11 +231,11 @@ def test_a_cancelled_error_raised_by_the_handler_is_a_failure(
         await task  # the handler's own cancellation leaks out of it
 
     harnesses.append(h := Harness(handle))
-    h.executor.submit([recs(run_length)])
+    h.submit([recs(run_length)])
     results = h.collect(run_length)
     assert results[0][1] is not None and isinstance(results[0][1][1], asyncio.CancelledError)
     assert all(outcome is NOT_RUN for _, outcome in results[1:])
-    h.executor.submit([recs(1, start=10)])  # the worker survived it
+    h.submit([recs(1, start=10)])  # the worker survived it
     assert h.collect(run_length + 1)[-1][0].offset == 10
 
 
@@ -242,9 +247,9 @@ def test_system_exit_in_a_handler_fails_its_record_and_keeps_the_loop(
             raise SystemExit(3)  # escaping into the loop it would stop every other record
 
     harnesses.append(h := Harness(handle))
-    h.executor.submit([recs(1)])
+    h.submit([recs(1)])
     h.collect(1)
-    h.executor.submit([recs(1, start=1)])
+    h.submit([recs(1, start=1)])
     results = {r.offset: o for r, o in h.collect(2)}
     assert results[0] is not None and isinstance(results[0][1], SystemExit)
     assert results[1] is None
@@ -268,7 +273,7 @@ def test_every_submitted_record_is_reported_exactly_once(harnesses: list[Harness
         runs.append(records[:size])
         records = records[size:]
     for start in range(0, len(runs), 37):  # many submits, as the control loop does
-        h.executor.submit(runs[start : start + 37])
+        h.submit(runs[start : start + 37])
     results = h.collect(3000)
     assert h.executor.shutdown(1.0)
     h.chunks.extend(h.completions.drain())  # nothing more may arrive
@@ -294,12 +299,12 @@ def test_shutdown_waits_for_running_handlers(harnesses: list[Harness]) -> None:
         await asyncio.sleep(0.1)
 
     harnesses.append(h := Harness(handle, concurrency=4))
-    h.executor.submit([[r] for r in recs(10)])  # 4 running, 6 handed over and waiting
+    h.submit([[r] for r in recs(10)])  # 4 running, 6 handed over and waiting
     assert h.executor.shutdown(5.0)
     h.chunks.extend(h.completions.drain())
     assert h.reported == 10
     with pytest.raises(RuntimeError, match="shutdown"):
-        h.executor.submit([recs(1)])
+        h.submit([recs(1)])
 
 
 def test_shutdown_cancels_what_outlives_the_timeout_without_reporting_it(
@@ -318,14 +323,14 @@ def test_shutdown_cancels_what_outlives_the_timeout_without_reporting_it(
             raise
 
     harnesses.append(h := Harness(handle))
-    h.executor.submit([[r] for r in recs(3)])
+    h.submit([[r] for r in recs(3)])
     h.collect(1)
     started = time.monotonic()
     assert h.executor.shutdown(0.3) is False
     assert 0.25 < time.monotonic() - started < 0.8
     assert cancelled.is_set()
     h.chunks.extend(h.completions.drain())
-    assert [r.offset for records, _ in h.chunks for r in records] == [0]
+    assert [e.record.offset for entries, _ in h.chunks for e in entries] == [0]
 
 
 def test_shutdown_returns_at_its_deadline_when_a_handler_blocks_the_loop(
@@ -337,7 +342,7 @@ def test_shutdown_returns_at_its_deadline_when_a_handler_blocks_the_loop(
         release.wait(10)  # blocks the whole event loop, as time.sleep would
 
     harnesses.append(h := Harness(handle))
-    h.executor.submit([recs(1)])
+    h.submit([recs(1)])
     try:
         started = time.monotonic()
         assert h.executor.shutdown(0.3) is False

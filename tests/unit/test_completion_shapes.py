@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from parafka.ledger import _one_success
 from parafka.executors import NOT_RUN
+from parafka.ledger import _one_success
 from parafka.record import Produced
 
 

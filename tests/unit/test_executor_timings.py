@@ -11,6 +11,7 @@ from parafka.executors import Completions, Work, make_executor
 from parafka.metrics import new_timings
 from parafka.record import Record
 from tests.handlers import fail_offset_five
+from tests.unit.entries import wrap_runs
 
 HANDLERS: dict[str, Any] = {
     "thread": fail_offset_five.handle,
@@ -28,7 +29,9 @@ def test_executors_feed_chunk_timings(kind: str) -> None:
     completions = Completions()
     executor.start(Work(HANDLERS[kind]), completions)
     try:
-        executor.submit([records[:5], records[5:]])  # two runs: the second fails at its head
+        executor.submit(
+            wrap_runs([records[:5], records[5:]])
+        )  # two runs: the second fails at its head
         reported = 0
         deadline = time.monotonic() + 30
         while reported < 10 and time.monotonic() < deadline:

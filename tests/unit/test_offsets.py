@@ -114,7 +114,8 @@ def test_skipped_offsets_that_never_arrive_are_dropped() -> None:
 def test_settling_runs_is_finishing_each_record(
     steps: list[int], cuts: list[int], rnd: object
 ) -> None:
-    """settle(offsets) of runs, in any order, leaves the same state as finish() of each."""
+    """settle(offsets) of runs, in any order, leaves the same state as finish() of each
+    (settle leaves `running` to the ledger)."""
     import random
 
     assert isinstance(rnd, random.Random)
@@ -138,20 +139,38 @@ def test_settling_runs_is_finishing_each_record(
     for run in runs:
         by_run.settle(run)
         for o in run:
-            by_record.running -= 1
             by_record.finish(o)
         assert by_run.position == by_record.position
         assert sorted(by_run.done_above) == sorted(by_record.done_above)
-        assert by_run.running == by_record.running
-    assert by_run.running == 0 and by_run.position == offsets[-1] + 1
+    assert by_run.running == by_record.running == len(offsets)  # untouched by settle
+    assert by_run.position == offsets[-1] + 1
 
 
-def test_settling_a_revoked_partition_only_counts_the_records_down() -> None:
+def test_settling_offsets_not_pending_is_ignored() -> None:
+    """Only received, unfinished offsets can be settled: below the position, above the
+    last received, or given back by trim_from, a settle changes nothing."""
     state = PartitionOffsets(committed=0)
-    for o in range(3):
+    for o in range(6):
         state.receive(o)
-    state.started(3, 2)
-    assert state.max_started == 2
-    state.closed = True
-    state.settle([0, 1, 2])
-    assert state.running == 0 and state.position == 0  # nothing finished after the revoke
+    state.settle([0])
+    assert state.trim_from(keep=2) == 3  # 3, 4, 5 given back
+    state.settle([0, 3, 4, 7])
+    assert state.position == 1 and state.done_above == [] and state.pending_count == 2
+    state.settle([2, 1])
+    assert state.position == 3 and state.done_above == []
+
+
+def test_trim_keeps_skipped_offsets_skipped() -> None:
+    """A previous owner's finished offset given back by trim_from is skipped again when
+    it is fetched again, and stays in the metadata meanwhile."""
+    state = PartitionOffsets(committed=100, done_above={103})
+    for o in range(100, 106):
+        assert state.receive(o) == (o != 103)
+    state.started(1, 100)
+    assert state.trim_from(1) == 101
+    assert 103 in state.done_above
+    for o in range(101, 106):
+        assert state.receive(o) == (o != 103)
+    for o in (100, 101, 102, 104, 105):
+        state.finish(o)
+    assert state.position == 106 and state.done_above == []

@@ -4,37 +4,31 @@ from __future__ import annotations
 
 import pytest
 
+from parafka.ledger import Ledger
 from parafka.offsets import PartitionOffsets
-from parafka.record import Record
-from parafka.scheduler import ORDERINGS, Scheduler
+from parafka.retry import RetryPolicy
+from parafka.scheduler import ORDERINGS
+from tests.unit.entries import FakeMessage
 
 
 @pytest.mark.parametrize("ordering", ORDERINGS)
 def test_trim_gives_back_only_records_that_never_started(ordering: str) -> None:
-    sch = Scheduler(ordering, concurrency=3)  # type: ignore[arg-type]
-    po = PartitionOffsets(committed=0)
-    records = [Record("t", 0, o, b"k%d" % (o % 4)) for o in range(20)]
-    for r in records:
-        po.receive(r.offset)
-        sch.add(r)
-    started = [r for run in sch.take() for r in run]
-    po.max_started = max(r.offset for r in started)
-    cutoff = po.trim_from(keep=8)
-    assert cutoff == 8
-    assert sch.trim(("t", 0), cutoff) == 12
-    assert po.next_offset == 8 and po.pending_count == 8
-    for r in started:
-        sch.done(r)
-        po.finish(r.offset)
-    rest = []
-    while runs := sch.take():
+    ledger = Ledger(ordering, concurrency=3, retry=RetryPolicy())  # type: ignore[arg-type]
+    tp = ("t", 0)
+    po = ledger.assign(tp, 0).offsets
+    ledger.accept([FakeMessage("t", 0, o, b"k%d" % (o % 4)) for o in range(20)])  # type: ignore[misc]
+    started = ledger.take()
+    assert ledger.trim(tp, keep=8) == 12
+    assert po.next_offset == 8 and po.pending_count == 8 and ledger.held == 8
+    for run in started:
+        ledger.completed(run, None)
+    rest = [e.offset for run in started for e in run]
+    while runs := ledger.take():
         for run in runs:
-            for r in run:
-                rest.append(r.offset)
-                sch.done(r)
-                po.finish(r.offset)
-    assert sorted(rest + [r.offset for r in started]) == list(range(8))
-    assert po.position == 8 and sch.held == 0
+            rest.extend(e.offset for e in run)
+            ledger.completed(run, None)
+    assert sorted(rest) == list(range(8))
+    assert po.position == 8 and ledger.held == 0 and ledger.queued == 0
 
 
 def test_trim_never_cuts_below_a_started_record() -> None:

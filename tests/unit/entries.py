@@ -1,0 +1,89 @@
+"""Test helpers: records wrapped into engine entries, and fake fetched messages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
+
+from parafka.entry import Entry
+from parafka.ledger import Part
+from parafka.offsets import PartitionOffsets
+from parafka.record import Record
+from parafka.scheduler import SHARD_FUNCTIONS
+
+TP = tuple[str, int]
+
+
+class Parts:
+    """One `Part` (assignment) per partition, made on first use."""
+
+    def __init__(self) -> None:
+        self.parts: dict[TP, Part] = {}
+
+    def __call__(self, tp: TP) -> Part:
+        part = self.parts.get(tp)
+        if part is None:
+            part = self.parts[tp] = Part(tp, len(self.parts) + 1, PartitionOffsets())
+        return part
+
+
+def wrap(
+    records: Iterable[Record], ordering: str = "key", parts: Parts | None = None
+) -> list[Entry]:
+    """Entries for `records`, with a Part per partition and the shard of `ordering`."""
+    parts = parts if parts is not None else Parts()
+    shard_of: Callable[[Record], Hashable] | None = SHARD_FUNCTIONS[ordering]
+    entries = []
+    for record in records:
+        entry = Entry(record, parts((record.topic, record.partition)))
+        if shard_of is not None:
+            entry.shard = shard_of(record)
+        entries.append(entry)
+    return entries
+
+
+def wrap_runs(runs: Iterable[Iterable[Record]], ordering: str = "key") -> list[list[Entry]]:
+    """Runs of entries for runs of records (one Part per partition across all runs)."""
+    parts = Parts()
+    return [wrap(run, ordering, parts) for run in runs]
+
+
+class FakeMessage:
+    """A fetched message, as the Kafka seam hands it over."""
+
+    __slots__ = ("_headers", "_key", "_offset", "_partition", "_timestamp", "_topic", "_value")
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None = None,
+        value: bytes | None = None,
+        headers: Any = None,
+        timestamp: int = 0,
+    ) -> None:
+        self._topic, self._partition, self._offset = topic, partition, offset
+        self._key, self._value, self._headers = key, value, headers
+        self._timestamp = timestamp
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def headers(self) -> Any:
+        return self._headers
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._timestamp) if self._timestamp else (0, 0)
