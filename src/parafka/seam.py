@@ -2,7 +2,7 @@
 
 The engine (control loop, outputs, transactions, dead letters) talks only to these
 protocols. `parafka.confluent` adapts confluent-kafka (librdkafka) to them, the one
-production implementation; `parafka.testing.memory` is an in-memory cluster behind the
+production implementation; `parafka.memory` is an in-memory cluster behind the
 same protocols, driven by a virtual clock, for the deterministic simulator and for users'
 own tests. The types here are plain Python: no confluent_kafka object crosses the seam.
 
