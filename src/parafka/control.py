@@ -32,7 +32,7 @@ from parafka.lag import HeadWatch, partition_stats
 from parafka.ledger import Actions, Ledger, where
 from parafka.outputs import Acknowledged, OutputProducer, OutputThread
 from parafka.recent import RecentDeadLetters
-from parafka.seam import TP, ClientError, CommitResult, Consumer, Kafka, Offset
+from parafka.seam import TP, ClientError, CommitResult, Consumer, Kafka, Message, Offset
 from parafka.settings import Settings
 from parafka.stats import Stats
 from parafka.waits import ConnectWatch, WaitReporter, wait_for_metadata
@@ -93,7 +93,7 @@ class ControlLoop:
         self.executor = executor
         self.clock = clock
         self.kafka: Kafka = kafka or ConfluentKafka()
-        self.completions = completions or Completions()
+        self.completions = Completions() if completions is None else completions
         self.phase = Phase.STARTING
         self.failure_log = FailureLog()  # what to log of handler failures (failures.py)
         self.ledger = Ledger(
@@ -164,6 +164,11 @@ class ControlLoop:
 
     def stats(self) -> Stats:
         return self._stats
+
+    @property
+    def stopping(self) -> bool:
+        """A stop was asked for (or a record failed for good): run() is winding down."""
+        return self._stop.is_set()
 
     # -- main loop ------------------------------------------------------------------
     def run(self, until_idle: float | None = None) -> Stats:
@@ -323,20 +328,35 @@ class ControlLoop:
                 self._resume(assigned - flow.fair_paused)
             log.debug("%s fetching (%d records held)", "paused" if change else "resumed", held)
         room = flow.room(held)
-        if room <= 0:
-            if not flow.stalled:
-                # Stay responsive to completions; rebalance callbacks wait for the next poll.
-                self.completions.wait(BUSY_WAIT)
-                return False
-            room = 1  # paused: polling serves callbacks and heartbeats only
+        if room <= 0 and not flow.stalled:
+            # Stay responsive to completions; rebalance callbacks wait for the next poll.
+            self.completions.wait(BUSY_WAIT)
+            return False
         idle = self.ledger.in_flight == 0 and not self.completions and not self._sending
         timeout = self._quiet_time(now) if idle else 0.0
-        messages = self.consumer.consume(min(room, FETCH_BATCH), timeout)
+        # Paused, polling only serves callbacks and heartbeats: a record that still comes
+        # (a partition assigned since the pause) is given back, never held over the bound.
+        messages = self.consumer.consume(max(1, min(room, FETCH_BATCH)), timeout)
         if not messages:
+            return False
+        if room <= 0:
+            self._give_back(messages)
             return False
         self.ledger.accept(messages)
         self._last_activity = now
         return True
+
+    def _give_back(self, messages: list[Message]) -> None:
+        """Fetch these records again later: seek their partitions back and pause them."""
+        first: dict[TP, int] = {}
+        for message in messages:
+            first.setdefault((message.topic(), message.partition()), message.offset())
+        for tp, offset in first.items():
+            try:
+                self.consumer.seek(tp, offset)
+            except ClientError as exc:
+                log.debug("seek %s[%d]@%d to give records back: %s", tp[0], tp[1], offset, exc)
+        self._pause(set(first) & set(self.ledger.parts))
 
     # -- completions ------------------------------------------------------------------
     def _handle_completions(self) -> bool:

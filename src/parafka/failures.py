@@ -9,6 +9,7 @@ handler that does not match the data writes a few lines, not one per record and 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sysconfig
@@ -63,9 +64,10 @@ def remember_location(error: BaseException) -> None:
             setattr(error, _ATTRIBUTE, where)
 
 
-def describe(error: BaseException) -> str:
-    """`Type: message (at file:line)` for log lines and the final error."""
-    where = location(error)
+def describe(error: BaseException, where: str | None = None) -> str:
+    """`Type: message (at file:line)` for log lines and the final error (`where`: the
+    location when the caller has it already)."""
+    where = where or location(error)
     text = f"{type(error).__name__}: {error}"
     return f"{text} (at {where})" if where else text
 
@@ -76,7 +78,9 @@ def is_mistake(error: BaseException) -> bool:
     return isinstance(error, HandlerMistake)
 
 
+@functools.lru_cache(maxsize=1024)
 def _resolved(filename: str) -> str:
+    """The real path of a frame's file (cached: the same few files fail again and again)."""
     try:
         return str(Path(filename).resolve())
     except OSError:
@@ -128,7 +132,7 @@ class FailureLog:
         group = self._groups.get(key)
         if group is None:
             self._groups[key] = _Group(started=now)
-            return f"{record} failed on attempt {attempt}: {describe(error)}; {outcome}"
+            return f"{record} failed on attempt {attempt}: {describe(error, key[1])}; {outcome}"
         group.failures += 1
         group.records.add(record)
         group.outcomes[_outcome_kind(outcome)] += 1

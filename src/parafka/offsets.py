@@ -81,10 +81,15 @@ class PartitionOffsets:
 
     @property
     def position(self) -> int | None:
-        """The offset to commit: lowest not finished, or last received + 1. None if unknown."""
+        """The offset to commit: lowest not finished, or last received + 1 (past the
+        offsets a previous owner finished that come next). None if unknown."""
         if self._pending:
             return self._pending[0]
-        return self._next if self._next is not None else self.committed
+        position = self.next_offset
+        skip = self._skip
+        while position is not None and position in skip:
+            position += 1
+        return position
 
     def starts_with(self, offsets: list[int]) -> bool:
         """True when `offsets` (ascending) are the oldest unfinished offsets received."""
@@ -133,12 +138,14 @@ class PartitionOffsets:
         finished that have not arrived again yet: they must survive the next commit too."""
         if not self._skip:
             return list(self._done)
+        fetched = self.next_offset
+        if fetched is not None:
+            # Those below the next offset to fetch never arrived (compaction, transaction
+            # markers) and never will: they no longer matter. The others still come, and
+            # must still be skipped then.
+            self._skip = {o for o in self._skip if o >= fetched}
         position = self.position
-        if position is not None:
-            # Skipped offsets at or below the position never arrived (compaction,
-            # transaction markers): they no longer matter.
-            self._skip = {o for o in self._skip if o > position}
-        return [*self._done, *self._skip]
+        return [*self._done, *(o for o in self._skip if position is None or o > position)]
 
     @property
     def done_above_count(self) -> int:

@@ -174,3 +174,29 @@ def test_trim_keeps_skipped_offsets_skipped() -> None:
     for o in (100, 101, 102, 104, 105):
         state.finish(o)
     assert state.position == 106 and state.done_above == []
+
+
+def test_a_done_offset_at_the_position_stays_done_until_it_arrives() -> None:
+    """Found by the simulator (seed 316): a previous owner finished 6 and 7; the new owner
+    finished everything up to 6 before fetching 7, so its position was 7. The metadata of
+    that commit must still call 7 done, and 7 must be skipped when it arrives; it used to
+    be forgotten (run again after a later record of its key had taken effect)."""
+    state = PartitionOffsets(2, {6, 7})
+    for offset in range(2, 7):
+        state.receive(offset)
+    state.settle([2, 3, 4, 5])
+    assert state.position == 8  # 7 is done: the commit may pass it
+    assert state.receive(7) is False
+    assert state.position == 8
+
+
+def test_the_position_moves_past_offsets_a_previous_owner_finished() -> None:
+    """Everything received is finished and the next offsets were finished by the previous
+    owner: the commit may move past them (and its metadata need not list them)."""
+    state = PartitionOffsets(2, {3, 4, 6})
+    state.receive(2)
+    state.settle([2])
+    assert state.position == 5
+    assert state.done_above == [6]
+    assert [state.receive(o) for o in (3, 4, 5, 6)] == [False, False, True, False]
+    assert state.position == 5

@@ -1,0 +1,186 @@
+"""The simulator's invariants: what must hold after every step of any schedule. Pure.
+
+`Checker` is told what the world observes (handler starts and successes, dispatches,
+partition ownership, outputs and dead letters as they appear in the cluster's logs,
+committed offsets) and raises `Violation` the moment a guarantee breaks:
+
+- committed: a group's committed offset never passes a record that is not done (done:
+  its handler succeeded and its output reached the output topic, or it was dead-lettered),
+  and every offset its commit metadata calls done is done;
+- revoked: no record is handed to an executor for a partition its consumer no longer owns;
+- order: a record of an ordered shard starts only after every older record of its shard
+  succeeded (or was dead-lettered), on whichever consumer;
+- memory: a consumer never holds more records than its buffer limit;
+- at the end (`final`): every record is done, every partition committed to its end, and per
+  key the outputs written by the partition's owners take effect in offset order (the last
+  copy of each record's output comes after the last copy of every older one of its key).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import defaultdict
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+
+from parafka.codec import decode_completed
+from parafka.deadletter import OFFSET, PARTITION, header_text
+from parafka.seam import TP, Message
+
+
+class Violation(AssertionError):
+    """A guarantee broke in a simulated schedule."""
+
+
+@dataclass
+class Output:
+    """An output record as it appeared in the output topic."""
+
+    member: int
+    tp: TP
+    offset: int
+    key: bytes | None
+    owned: bool  # written while its consumer owned the partition
+
+
+@dataclass
+class Checker:
+    """Facts observed so far and the invariants over them."""
+
+    topic: str
+    ordering: str
+    inputs: dict[TP, list[bytes | None]]  # partition -> key of each offset
+    with_output: set[tuple[TP, int]]  # records whose handler returns an output
+    succeeded: set[tuple[TP, int]] = field(default_factory=set)
+    dead: set[tuple[TP, int]] = field(default_factory=set)
+    delivered: set[tuple[TP, int]] = field(default_factory=set)
+    outputs: list[Output] = field(default_factory=list)
+    _owners: dict[tuple[int, TP], list[list[float]]] = field(default_factory=dict)
+    _verified: dict[TP, int] = field(default_factory=dict)  # offsets below are done
+
+    # -- observations -----------------------------------------------------------------
+    def owned(self, member: int, tps: Iterable[TP], now: float) -> None:
+        for tp in tps:
+            self._owners.setdefault((member, tp), []).append([now, float("inf")])
+
+    def released(self, member: int, tps: Iterable[TP], now: float) -> None:
+        for tp in tps:
+            spans = self._owners.get((member, tp))
+            if spans and spans[-1][1] == float("inf"):
+                spans[-1][1] = now
+
+    def owns(self, member: int, tp: TP, now: float) -> bool:
+        return any(start <= now < end for start, end in self._owners.get((member, tp), ()))
+
+    def started(self, member: int, tp: TP, offset: int) -> None:
+        """A handler starts on record `offset` of `tp` (order invariant)."""
+        if self.ordering == "unordered":
+            return
+        key = self.inputs[tp][offset]
+        for older in range(offset):
+            if self.ordering == "key" and self.inputs[tp][older] != key:
+                continue
+            if (tp, older) not in self.succeeded and (tp, older) not in self.dead:
+                raise Violation(
+                    f"order: consumer {member} started {_name(tp, offset)} before "
+                    f"{_name(tp, older)} of its {self._shard_name()} succeeded"
+                )
+
+    def succeeded_on(self, tp: TP, offset: int) -> None:
+        self.succeeded.add((tp, offset))
+
+    def dispatched(self, member: int, tp: TP, offset: int, open_part: bool, now: float) -> None:
+        """A record is handed to member's executor (revoke invariant)."""
+        if not open_part or not self.owns(member, tp, now):
+            raise Violation(
+                f"revoked: consumer {member} handed {_name(tp, offset)} to its executor "
+                "after it stopped owning the partition"
+            )
+
+    def new_outputs(self, messages: Iterable[Message], now: float) -> None:
+        for message in messages:
+            body = json.loads(message.value() or b"{}")
+            tp, offset, member = (self.topic, body["p"]), body["o"], body["m"]
+            owned = self.owns(member, tp, now)
+            self.outputs.append(Output(member, tp, offset, message.key(), owned))
+            self.delivered.add((tp, offset))
+
+    def new_dead_letters(self, messages: Iterable[Message]) -> None:
+        for message in messages:
+            headers = message.headers()
+            partition, offset = header_text(headers, PARTITION), header_text(headers, OFFSET)
+            assert partition is not None and offset is not None
+            self.dead.add(((self.topic, int(partition)), int(offset)))
+
+    # -- invariants -----------------------------------------------------------------------
+    def done(self, tp: TP, offset: int) -> bool:
+        record = (tp, offset)
+        if record in self.dead:
+            return True
+        if record in self.with_output:
+            return record in self.delivered
+        return record in self.succeeded
+
+    def committed(self, tp: TP, offset: int | None, metadata: str) -> None:
+        """The group's committed position of `tp` (committed invariant)."""
+        if offset is None:
+            return
+        start = self._verified.get(tp, 0)
+        for older in range(start, offset):
+            if not self.done(tp, older):
+                raise Violation(
+                    f"committed: offset {offset} of {tp[0]}[{tp[1]}] is committed but "
+                    f"{_name(tp, older)} is not done"
+                )
+        self._verified[tp] = max(start, offset)
+        for finished in decode_completed(offset, metadata):
+            if not self.done(tp, finished):
+                raise Violation(
+                    f"committed: the metadata at {tp[0]}[{tp[1]}]@{offset} calls "
+                    f"{_name(tp, finished)} done, but it is not"
+                )
+
+    @staticmethod
+    def memory(member: int, held: int, limit: int) -> None:
+        if held > limit:
+            raise Violation(f"memory: consumer {member} holds {held} records, over {limit}")
+
+    def final(self, committed: dict[TP, int | None]) -> None:
+        """Once the world is calm and idle: nothing lost, all committed, order of effects."""
+        for tp, keys in self.inputs.items():
+            for offset in range(len(keys)):
+                if not self.done(tp, offset):
+                    raise Violation(f"lost: {_name(tp, offset)} was never done")
+            if committed.get(tp) != len(keys):
+                raise Violation(
+                    f"stall: {tp[0]}[{tp[1]}] committed {committed.get(tp)}, not its end "
+                    f"{len(keys)}"
+                )
+        if self.ordering != "unordered":
+            self._effects_in_order()
+
+    def _effects_in_order(self) -> None:
+        last: dict[tuple[TP, int], int] = {}
+        for position, out in enumerate(self.outputs):
+            if out.owned:
+                last[(out.tp, out.offset)] = position
+        by_shard: dict[Hashable, list[tuple[int, int]]] = defaultdict(list)
+        for (tp, offset), position in last.items():
+            shard: Hashable = (tp, self.inputs[tp][offset]) if self.ordering == "key" else tp
+            by_shard[shard].append((offset, position))
+        for name, items in by_shard.items():
+            items.sort()
+            for (older, at), (newer, later) in itertools.pairwise(items):
+                if at > later:
+                    raise Violation(
+                        f"order of effects: in {self._shard_name()} {name!r} the output of "
+                        f"offset {older} took effect after that of offset {newer}"
+                    )
+
+    def _shard_name(self) -> str:
+        return "key" if self.ordering == "key" else "partition"
+
+
+def _name(tp: TP, offset: int) -> str:
+    return f"{tp[0]}[{tp[1]}]@{offset}"

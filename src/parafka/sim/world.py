@@ -1,0 +1,483 @@
+"""A simulated world: consumers running the real engine over the in-memory cluster.
+
+One seed decides everything: the ordering mode, the records and what their handler does
+on each attempt (fail, kill its worker, succeed with or without an output, be poison), and
+the schedule: which consumer steps, which chunk runs, when outputs are flushed, when time
+passes, and the faults (consumers joining, leaving, crashing and restarting, sessions
+expiring, commits and deliveries failing, deliveries slowed). After a chaos phase the
+faults stop and the world runs until it is idle; `Checker` asserts the invariants after
+every event and at the end. The same seed replays the same run (with PYTHONHASHSEED=0: the
+engine iterates sets of partitions).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from parafka.control import ControlLoop
+from parafka.entry import Entry
+from parafka.executors.base import Work
+from parafka.ledger import Phase as PartPhase
+from parafka.memory import InMemoryCluster, MemoryConsumer, MemoryProducer, VirtualClock
+from parafka.record import Output, Record
+from parafka.retry import RetryPolicy
+from parafka.seam import TP, ConsumerEvents, FailedCallback
+from parafka.settings import Settings
+from parafka.sim.checks import Checker, Violation
+from parafka.sim.executor import KillWorker, SimCompletions, SimExecutor
+
+TOPIC, OUT, DLQ, GROUP = "in", "out", "dlq", "sim"
+ORDERINGS = ("key", "partition", "unordered")
+STRATEGIES = ("range", "cooperative-sticky")
+
+
+class SimFailure(Exception):
+    """What a simulated handler raises on a failing attempt."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the handler does with one record: fail its first `fails` attempts, kill its
+    worker on the attempts in `kills`, always fail (`poison`), return an output or not."""
+
+    output: bool
+    fails: int
+    kills: frozenset[int]
+    poison: bool
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """The shape of one simulated run (the seed draws the rest)."""
+
+    seed: int
+    chaos_events: int = 250
+    records: int = 60
+    partitions: int = 3
+    keys: int = 5
+    max_consumers: int = 3
+    max_attempts: int = 4
+    calm_rounds: int = 3000  # rounds of the calm phase before it counts as a stall
+
+
+class _Clients:
+    """The cluster as one consumer's `seam.Kafka`: remembers the clients it made, so a
+    crash kills them all."""
+
+    def __init__(self, cluster: InMemoryCluster) -> None:
+        self.cluster = cluster
+        self.made: MemoryConsumer | None = None
+        self.producers: list[MemoryProducer] = []
+
+    def consumer(self, config: Mapping[str, Any], events: ConsumerEvents) -> MemoryConsumer:
+        self.made = self.cluster.consumer(config, events)
+        return self.made
+
+    def producer(
+        self, config: Mapping[str, Any], on_failed: FailedCallback | None = None
+    ) -> MemoryProducer:
+        made = self.cluster.producer(config, on_failed)
+        self.producers.append(made)
+        return made
+
+    def transactional_producer(self, config: Mapping[str, Any]) -> Any:
+        return self.cluster.transactional_producer(config)
+
+
+class _Loop(ControlLoop):
+    """The real control loop, telling the checker when it gains and loses partitions."""
+
+    member = 0
+    checker: Checker
+
+    def on_assign(self, partitions: list[TP]) -> None:
+        super().on_assign(partitions)
+        self.checker.owned(self.member, partitions, self.clock())
+
+    def on_revoke(self, partitions: list[TP]) -> None:
+        super().on_revoke(partitions)
+        self.checker.released(self.member, partitions, self.clock())
+
+    def on_lost(self, partitions: list[TP]) -> None:
+        self.checker.released(self.member, partitions, self.clock())
+        super().on_lost(partitions)
+
+
+@dataclass
+class _Member:
+    number: int
+    loop: _Loop
+    executor: SimExecutor
+    clients: _Clients
+    alive: bool = True
+
+
+@dataclass
+class World:
+    """Consumers, cluster, clock and checker of one seeded run."""
+
+    config: SimConfig
+    rng: random.Random = field(init=False)
+    clock: VirtualClock = field(default_factory=VirtualClock)
+    trace: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.config.seed)
+        rng, cfg = self.rng, self.config
+        self.ordering = rng.choice(ORDERINGS)
+        self.strategy = rng.choice(STRATEGIES)
+        self.run_length = rng.choice((1, 1, 2, 4))
+        self.concurrency = rng.choice((1, 2, 4, 8))
+        self.max_buffered = rng.choice((8, 16, 40))
+        self.cluster = InMemoryCluster(self.clock)
+        self.cluster.create_topic(TOPIC, cfg.partitions)
+        self.cluster.create_topic(OUT, 1)
+        self.cluster.create_topic(DLQ, 1)
+        inputs: dict[TP, list[bytes | None]] = {(TOPIC, p): [] for p in range(cfg.partitions)}
+        self.plans: dict[tuple[TP, int], Plan] = {}
+        for _ in range(cfg.records):
+            partition = rng.randrange(cfg.partitions)
+            key = f"k{rng.randrange(cfg.keys)}".encode()
+            self.cluster.produce(TOPIC, b"v", key=key, partition=partition)
+            tp = (TOPIC, partition)
+            self.plans[(tp, len(inputs[tp]))] = self._plan()
+            inputs[tp].append(key)
+        self.checker = Checker(
+            TOPIC,
+            self.ordering,
+            inputs,
+            {record for record, plan in self.plans.items() if plan.output},
+        )
+        self.settings = _settings(self.ordering, self.strategy, self.max_buffered, cfg.max_attempts)
+        self.members: list[_Member] = []
+        self._out_seen = 0
+        self._dlq_seen = 0
+        self._event = 0
+
+    def _plan(self) -> Plan:
+        rng = self.rng
+        poison = rng.random() < 0.03
+        fails = rng.choice((0, 0, 0, 0, 1, 2))
+        kills = frozenset(a for a in (1, 2, 3) if rng.random() < 0.03)
+        return Plan(rng.random() < 0.8, fails, kills, poison)
+
+    # -- consumers ----------------------------------------------------------------------
+    def join(self) -> _Member:
+        number = len(self.members)
+        clients = _Clients(self.cluster)
+        executor = SimExecutor(self.concurrency, self.run_length)
+        completions = SimCompletions(lambda timeout: self._waiting(number, timeout))
+        work = Work(self._handler(number), OUT, ordering=self.ordering)
+        loop = _Loop(
+            self.settings,
+            work,
+            executor,
+            clock=self.clock,
+            kafka=clients,
+            completions=completions,
+            threaded_outputs=False,
+        )
+        loop.member, loop.checker = number, self.checker
+        executor_check = self._dispatch_check(number, loop)
+        executor._on_submit = executor_check
+        member = _Member(number, loop, executor, clients)
+        self.members.append(member)
+        loop.open()
+        self._note(f"join m{number}")
+        return member
+
+    def _dispatch_check(self, number: int, loop: _Loop) -> Callable[[list[Entry]], None]:
+        def check(run: list[Entry]) -> None:
+            for entry in run:
+                self.checker.dispatched(
+                    number,
+                    entry.part.tp,
+                    entry.offset,
+                    entry.part.phase is PartPhase.OPEN
+                    and loop.ledger.parts.get(entry.part.tp) is entry.part,
+                    self.clock(),
+                )
+
+        return check
+
+    def _handler(self, number: int) -> Callable[[Record], Output | None]:
+        checker, plans = self.checker, self.plans
+
+        def handle(record: Record) -> Output | None:
+            tp, offset, attempt = (record.topic, record.partition), record.offset, record.attempt
+            checker.started(number, tp, offset)
+            plan = plans[(tp, offset)]
+            if attempt in plan.kills:
+                raise KillWorker()
+            if plan.poison or attempt <= plan.fails:
+                raise SimFailure(f"attempt {attempt} of {offset} fails")
+            checker.succeeded_on(tp, offset)
+            if not plan.output:
+                return None
+            body = {"m": number, "p": record.partition, "o": offset}
+            return Output(json.dumps(body).encode(), key=record.key)
+
+        return handle
+
+    def live(self) -> list[_Member]:
+        return [m for m in self.members if m.alive]
+
+    def crash(self, member: _Member) -> None:
+        member.alive = False
+        assert member.clients.made is not None
+        self.checker.released(member.number, member.clients.made.assignment, self.clock())
+        self.cluster.crash(member.clients.made)
+        for producer in member.clients.producers:
+            self.cluster.crash(producer)
+        self._note(f"crash m{member.number}")
+
+    def leave(self, member: _Member) -> None:
+        self._note(f"leave m{member.number}")
+        member.alive = False
+        loop = member.loop
+        loop.stop()
+        loop.drain()
+        loop.close()
+        assert member.clients.made is not None
+        self.checker.released(member.number, member.clients.made.assignment, self.clock())
+
+    # -- what happens while a consumer waits ------------------------------------------------
+    def _waiting(self, number: int, timeout: float) -> None:
+        """A consumer waits for completions (in a revoke, a drain, or idle): its work goes
+        on and time passes."""
+        member = self.members[number]
+        self._run_some(member)
+        self._pump(member)
+        self.clock.advance(max(timeout, 0.001))
+
+    def _pump(self, member: _Member) -> None:
+        """Flush a consumer's outputs; note what reached the output topic, and when (the
+        only place outputs are delivered, so the time is exact)."""
+        member.loop.outputs.pump(0.0)
+        if self.cluster.end_offset((OUT, 0)) > self._out_seen:
+            outputs = self.cluster.messages(OUT, 0, isolation="read_uncommitted")
+            self.checker.new_outputs(outputs[self._out_seen :], self.clock())
+            self._out_seen = len(outputs)
+
+    def _run_some(self, member: _Member) -> bool:
+        ready = member.executor.runnable(self.clock())
+        if not ready:
+            return False
+        member.executor.run(self.rng.choice(ready))
+        return True
+
+    # -- the schedule -------------------------------------------------------------------
+    def chaos_event(self) -> None:
+        rng, live = self.rng, self.live()
+        roll = rng.random()
+        if not live or (roll < 0.01 and len(live) < self.config.max_consumers):
+            self.join()
+        elif roll < 0.45:
+            self._step(rng.choice(live))
+        elif roll < 0.70:
+            member = rng.choice(live)
+            ready = member.executor.runnable(self.clock())
+            if ready:
+                index = rng.choice(ready)
+                if rng.random() < 0.03:  # this handler hangs for a while
+                    member.executor.pending[index].hung_until = self.clock() + rng.uniform(1, 20)
+                    self._note(
+                        f"hang m{member.number} chunk {member.executor.pending[index].number}"
+                    )
+                else:
+                    member.executor.run(index)
+        elif roll < 0.80:
+            self._pump(rng.choice(live))
+        elif roll < 0.93:
+            self.clock.advance(rng.uniform(0, 0.5))
+        else:
+            self._fault(rng.choice(live))
+
+    def _fault(self, member: _Member) -> None:
+        rng, faults = self.rng, self.cluster.faults
+        kind = rng.choice(("crash", "leave", "expire", "commit", "deliver", "delay", "join"))
+        if kind == "crash" and len(self.live()) > 1:
+            self.crash(member)
+        elif kind == "leave" and len(self.live()) > 1:
+            self.leave(member)
+        elif kind == "expire":
+            assert member.clients.made is not None
+            self.cluster.expire(member.clients.made)
+            self._note(f"expire m{member.number}")
+        elif kind == "commit":
+            faults.fail_commits(rng.randint(1, 3))
+            self._note("fail commits")
+        elif kind == "deliver":
+            faults.fail_deliveries(rng.randint(1, 3), "MSG_TIMED_OUT")
+            self._note("fail deliveries")
+        elif kind == "delay":
+            faults.delivery_delay = rng.choice((0.0, 0.2, 1.5))
+            self._note(f"delay deliveries {faults.delivery_delay}")
+        elif kind == "join" and len(self.live()) < self.config.max_consumers:
+            self.join()
+
+    def _step(self, member: _Member) -> None:
+        """One round of a consumer; one that stops (a record failed for good: the stop
+        policy, a dead letter refused) drains and closes, as run() would, and a new
+        consumer takes its place, as a supervisor would start one."""
+        member.loop.step()
+        if member.loop.stopping:
+            self._note(f"m{member.number} stops: {member.loop.failure}")
+            self.leave(member)
+            self.join()
+
+    def calm_round(self) -> None:
+        """Every live consumer steps, runs its work and flushes; time moves on."""
+        for member in self.live():
+            self._step(member)
+            if not member.alive:
+                continue
+            while self._run_some(member):
+                pass
+            self._pump(member)
+        self.clock.advance(0.1)
+
+    def idle(self) -> bool:
+        """Nothing held, sent or running anywhere, every partition committed to its end."""
+        for member in self.live():
+            loop = member.loop
+            if loop.ledger.held or not loop.outputs.idle or member.executor.pending:
+                return False
+        return all(
+            offset == len(keys)
+            for offset, keys in zip(
+                self._committed().values(), self.checker.inputs.values(), strict=True
+            )
+        )
+
+    # -- checks ---------------------------------------------------------------------------
+    def check(self) -> None:
+        """The invariants, after every event."""
+        checker = self.checker
+        if self.cluster.end_offset((DLQ, 0)) > self._dlq_seen:
+            letters = self.cluster.messages(DLQ, 0, isolation="read_uncommitted")
+            checker.new_dead_letters(letters[self._dlq_seen :])
+            self._dlq_seen = len(letters)
+        for partition in range(self.config.partitions):
+            offset = self.cluster.committed(GROUP, TOPIC, partition)
+            checker.committed((TOPIC, partition), offset.offset, offset.metadata)
+        for member in self.live():
+            checker.memory(member.number, member.loop.ledger.held, self.settings.buffer_limit)
+
+    def _committed(self) -> dict[TP, int | None]:
+        return {
+            (TOPIC, p): self.cluster.committed(GROUP, TOPIC, p).offset
+            for p in range(self.config.partitions)
+        }
+
+    def _note(self, what: str) -> None:
+        self.trace.append(f"#{self._event} t={self.clock():.3f} {what}")
+
+    # -- the run --------------------------------------------------------------------------
+    def run(self, chaos_events: int | None = None) -> None:
+        """The chaos phase, then the calm phase until idle; Violation on any breach."""
+        chaos = self.config.chaos_events if chaos_events is None else chaos_events
+        for _ in range(2):
+            self.join()
+        for self._event in range(chaos):
+            self.chaos_event()
+            self.check()
+        self.cluster.faults.clear()
+        self._note("calm")
+        if not self.live():
+            self.join()
+        for _ in range(self.config.calm_rounds):
+            self._event += 1
+            self.calm_round()
+            self.check()
+            if self.idle():
+                break
+        else:
+            held = {m.number: m.loop.ledger.held for m in self.live()}
+            raise Violation(f"stall: not idle after the calm phase (held per consumer {held})")
+        self.checker.final(self._committed())
+        for member in self.live():
+            self.leave(member)
+
+    def describe(self) -> str:
+        return (
+            f"seed {self.config.seed}: ordering={self.ordering} assignment={self.strategy} "
+            f"run_length={self.run_length} concurrency={self.concurrency} "
+            f"max_buffered={self.max_buffered}"
+        )
+
+
+_SETTINGS: dict[tuple[str, str, int, int], Settings] = {}
+
+
+def _settings(ordering: str, strategy: str, max_buffered: int, max_attempts: int) -> Settings:
+    """Settings of a simulated consumer (made once per shape: checking them starts a
+    librdkafka client)."""
+    key = (ordering, strategy, max_buffered, max_attempts)
+    if key not in _SETTINGS:
+        _SETTINGS[key] = Settings(
+            bootstrap_servers="memory",
+            group_id=GROUP,
+            topics=(TOPIC,),
+            ordering=ordering,  # type: ignore[arg-type]
+            output_topic=OUT,
+            dead_letter_topic=DLQ,
+            kafka_config={"partition.assignment.strategy": strategy},
+            retry=RetryPolicy(max_attempts=max_attempts, initial_backoff=0.05, jitter=0.0),
+            max_buffered=max_buffered,
+            commit_interval=0.3,
+            shutdown_timeout=5.0,
+            revoke_timeout=2.0,
+            connect_timeout=1.0,
+        )
+    return _SETTINGS[key]
+
+
+def quiet_logs() -> None:
+    """The engine's warnings are the simulator's everyday events: keep them off stderr."""
+    logging.getLogger("parafka").setLevel(logging.CRITICAL)
+
+
+def run_seed(config: SimConfig, chaos_events: int | None = None) -> World:
+    """Run one seed; raises Violation (with the world's trace attached) on a breach."""
+    world = World(config)
+    try:
+        world.run(chaos_events)
+    except Violation as exc:
+        exc.world = world  # type: ignore[attr-defined]
+        raise
+    return world
+
+
+def shortest_failing(config: SimConfig) -> tuple[int, Violation] | None:
+    """The fewest chaos events with which `config.seed` still breaks an invariant (the
+    same seed, a shorter chaos phase), by bisection; None if it does not break."""
+    try:
+        run_seed(config)
+    except Violation as first:
+        failing: tuple[int, Violation] = (config.chaos_events, first)
+    else:
+        return None
+    low, high = 0, config.chaos_events
+    while low < high:
+        middle = (low + high) // 2
+        try:
+            run_seed(config, middle)
+        except Violation as exc:
+            failing, high = (middle, exc), middle
+        else:
+            low = middle + 1
+    return failing
+
+
+def seeds(spec: str) -> Sequence[int]:
+    """'N' (seeds 0..N-1) or 'A:B' (seeds A..B-1)."""
+    if ":" in spec:
+        start, end = spec.split(":", 1)
+        return range(int(start), int(end))
+    return range(int(spec))
