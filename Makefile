@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test unit demo lint bench reliability clean
+.PHONY: venv test unit demo lint bench reliability simulate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ test: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
+
+# The deterministic simulator beyond the 2,000 seeds of `make test`: make simulate SEEDS=20000
+SEEDS ?= 10000
+simulate: $(STAMP)
+	PYTHONHASHSEED=0 $(BIN)/python -m parafka.sim --seeds $(SEEDS)
 
 demo: $(STAMP)
 	$(BIN)/python -m parafka.demo

@@ -590,10 +590,12 @@ class ControlLoop:
         )
 
     def _forget(self, tps: set[TP]) -> None:
-        self.ledger.close(tps)
+        stranded = self.ledger.close(tps)
         for tp in tps:
             self.committer.forget(tp)
             self.flow.fair_paused.discard(tp)
+        if stranded:  # exactly-once: they held a batch's outputs with a closed partition
+            self._rewind(stranded)
 
     # -- pause / idle / shutdown ------------------------------------------------------------------
     def _pause(self, tps: set[TP]) -> None:

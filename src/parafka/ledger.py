@@ -39,7 +39,6 @@ from parafka.entry import (
     DONE,
     DROPPED,
     HELD,
-    IN_RUN,
     QUEUED,
     RETRY_WAIT,
     RUNNING,
@@ -160,10 +159,11 @@ class Ledger:
             self.parts[tp].phase = Phase.REVOKING
         self._drop(self.scheduler.drop_partitions(gone))
 
-    def close(self, tps: Iterable[TP]) -> None:
+    def close(self, tps: Iterable[TP]) -> set[TP]:
         """The assignments of `tps` are over. Entries still in runs stay in their shards
         (a redelivered record of the same shard waits for them) and are dropped when
-        they come back."""
+        they come back. Returns the other partitions that must be rewound: exactly-once
+        outputs of a batch that spans partitions are held together, and leave together."""
         closed = []
         for tp in tps:
             part = self.parts.pop(tp, None)
@@ -172,10 +172,13 @@ class Ledger:
             part.phase = Phase.CLOSED
             closed.append(tp)
         if not closed:
-            return
+            return set()
         self._drop(self.scheduler.drop_partitions(closed))
-        if self.release is not None:
-            self._drop_held(self.release.forget(closed))
+        if self.release is None:
+            return set()
+        forgotten = self.release.forget(closed)
+        self._drop_held(forgotten)
+        return {e.part.tp for e in forgotten if e.part.phase is not Phase.CLOSED}
 
     def running_in(self, tps: Iterable[TP]) -> bool:
         """True when some entry of `tps` is in a run (running or awaiting acknowledgement)."""
@@ -494,6 +497,7 @@ class Ledger:
         self.held -= len(entries)
 
     def _drop_held(self, entries: list[Entry]) -> None:
+        """Held entries (exactly-once, out of their shards already) leave unsettled."""
         for entry in entries:
             entry.state = DROPPED
             entry.part.offsets.running -= 1
@@ -514,17 +518,20 @@ class Ledger:
         return len(removed)
 
     def rewind(self, tps: Iterable[TP]) -> dict[TP, int | None]:
-        """Exactly-once: forget everything not committed of `tps` and start them again
-        from their last committed offsets. Returns where each restarts."""
+        """Exactly-once: forget everything not committed of `tps` (and of the partitions
+        that shared a held batch with them) and start them again from their last
+        committed offsets. Returns where each restarts."""
         restart: dict[TP, int | None] = {}
-        for tp in list(tps):
+        todo = set(tps)
+        while todo:
+            tp = todo.pop()
             old = self.parts.get(tp)
-            if old is None:
+            if old is None or tp in restart:
                 continue
             committed = old.offsets.committed
             restart[tp] = committed if committed is not None else old.offsets.first_received
             self.revoking([tp])
-            self.close([tp])
+            todo |= self.close([tp])
             self.assign(tp, committed)
         return restart
 
@@ -541,8 +548,6 @@ class Ledger:
     def waiting_retry(self) -> int:
         return self.scheduler.waiting_retry
 
-    def in_run(self, entry: Entry) -> bool:
-        return entry.state in IN_RUN
 
 
 def _one_success(first: Outcome | None, outcomes: list[Outcome | None]) -> bool:

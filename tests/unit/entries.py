@@ -1,12 +1,12 @@
-"""Test helpers: records wrapped into engine entries, and fake fetched messages."""
+"""Test helpers: records wrapped into engine entries, and fetched messages."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
-from typing import Any
 
 from parafka.entry import Entry
 from parafka.ledger import Part
+from parafka.memory import MemoryMessage
 from parafka.offsets import PartitionOffsets
 from parafka.record import Record
 from parafka.scheduler import SHARD_FUNCTIONS
@@ -48,42 +48,6 @@ def wrap_runs(runs: Iterable[Iterable[Record]], ordering: str = "key") -> list[l
     return [wrap(run, ordering, parts) for run in runs]
 
 
-class FakeMessage:
-    """A fetched message, as the Kafka seam hands it over."""
-
-    __slots__ = ("_headers", "_key", "_offset", "_partition", "_timestamp", "_topic", "_value")
-
-    def __init__(
-        self,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None = None,
-        value: bytes | None = None,
-        headers: Any = None,
-        timestamp: int = 0,
-    ) -> None:
-        self._topic, self._partition, self._offset = topic, partition, offset
-        self._key, self._value, self._headers = key, value, headers
-        self._timestamp = timestamp
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def headers(self) -> Any:
-        return self._headers
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, self._timestamp) if self._timestamp else (0, 0)
+def message(topic: str, partition: int, offset: int, key: bytes | None = None) -> MemoryMessage:
+    """A fetched message, as the Kafka seam hands it over (the in-memory cluster's)."""
+    return MemoryMessage(topic, partition, offset, key, None, None, 0)

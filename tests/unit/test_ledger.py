@@ -31,7 +31,7 @@ from parafka.offsets import PartitionOffsets
 from parafka.record import Produced
 from parafka.retry import RetryPolicy
 from parafka.scheduler import ORDERINGS
-from tests.unit.entries import FakeMessage
+from tests.unit.entries import message
 
 TP = tuple[str, int]
 # Known src bug (see test_a_refused_ack_of_a_revoking_partition_frees_its_shard): a refused
@@ -105,7 +105,7 @@ class Sim:
         messages = []
         for offset in range(start, start + count):
             key = self.keys.setdefault((tp, offset), b"k%d" % rnd.randrange(keys))
-            messages.append(FakeMessage(tp[0], tp[1], offset, key))
+            messages.append(message(tp[0], tp[1], offset, key))
         self.fetch_at[tp] = start + count
         self.ledger.accept(messages)  # type: ignore[arg-type]
 
@@ -365,9 +365,7 @@ def test_ledger_keeps_its_guarantees_under_random_schedules(
 
 def fetch(sim: Sim, tp: TP, keys: list[bytes], start: int = 0) -> list[Entry]:
     before = len(sim.entries)
-    sim.ledger.accept(
-        [FakeMessage(tp[0], tp[1], start + i, key) for i, key in enumerate(keys)]  # type: ignore[misc]
-    )
+    sim.ledger.accept([message(tp[0], tp[1], start + i, key) for i, key in enumerate(keys)])
     return sim.entries[before:]
 
 
@@ -547,3 +545,22 @@ def test_a_refused_ack_of_a_revoking_partition_frees_its_shard() -> None:
     sim.assign(tp, 0)
     again = fetch(sim, tp, [b"a"])
     assert [e for run in sim.take() for e in run] == again  # the shard is free
+
+
+def test_closing_a_partition_rewinds_one_that_held_a_batch_with_it() -> None:
+    """Exactly-once: a batch with records of two partitions holds its outputs for both.
+    When one partition is closed, the other's records of that batch cannot be released
+    any more: the ledger names that partition, to be rewound, instead of leaving its
+    position stuck on a dropped record."""
+    ledger = Ledger("unordered", 10, RetryPolicy(jitter=0.0), exactly_once=True)
+    for tp in (("t", 0), ("t", 1)):
+        ledger.assign(tp, 0)
+    ledger.accept([message("t", 0, 0), message("t", 0, 1), message("t", 1, 0)])
+    (first,), (second,), (other,) = ledger.take()
+    shared: Outcome = ([Produced("out", b"x", None, None)], None)
+    ledger.completed([second, other], [shared, shared])  # held: t[0]@0 is not done
+    assert ledger.close([("t", 0)]) == {("t", 1)}
+    restart = ledger.rewind([("t", 1)])
+    assert restart == {("t", 1): 0}
+    assert ledger.parts[("t", 1)].offsets.position == 0
+    assert first.state is RUNNING  # still in its run, dropped when it comes back

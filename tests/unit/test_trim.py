@@ -8,7 +8,7 @@ from parafka.ledger import Ledger
 from parafka.offsets import PartitionOffsets
 from parafka.retry import RetryPolicy
 from parafka.scheduler import ORDERINGS
-from tests.unit.entries import FakeMessage
+from tests.unit.entries import message
 
 
 @pytest.mark.parametrize("ordering", ORDERINGS)
@@ -16,7 +16,7 @@ def test_trim_gives_back_only_records_that_never_started(ordering: str) -> None:
     ledger = Ledger(ordering, concurrency=3, retry=RetryPolicy())  # type: ignore[arg-type]
     tp = ("t", 0)
     po = ledger.assign(tp, 0).offsets
-    ledger.accept([FakeMessage("t", 0, o, b"k%d" % (o % 4)) for o in range(20)])  # type: ignore[misc]
+    ledger.accept([message("t", 0, o, b"k%d" % (o % 4)) for o in range(20)])
     started = ledger.take()
     assert ledger.trim(tp, keep=8) == 12
     assert po.next_offset == 8 and po.pending_count == 8 and ledger.held == 8

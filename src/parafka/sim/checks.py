@@ -56,22 +56,31 @@ class Checker:
     dead: set[tuple[TP, int]] = field(default_factory=set)
     delivered: set[tuple[TP, int]] = field(default_factory=set)
     outputs: list[Output] = field(default_factory=list)
+    # (member, partition) -> spans it owned it, as it knew (from its callbacks) and as the
+    # cluster did (which ends a span at once when its session expires, before it hears)
     _owners: dict[tuple[int, TP], list[list[float]]] = field(default_factory=dict)
+    _cluster_owners: dict[tuple[int, TP], list[list[float]]] = field(default_factory=dict)
     _verified: dict[TP, int] = field(default_factory=dict)  # offsets below are done
 
     # -- observations -----------------------------------------------------------------
     def owned(self, member: int, tps: Iterable[TP], now: float) -> None:
         for tp in tps:
-            self._owners.setdefault((member, tp), []).append([now, float("inf")])
+            for owners in (self._owners, self._cluster_owners):
+                owners.setdefault((member, tp), []).append([now, float("inf")])
 
     def released(self, member: int, tps: Iterable[TP], now: float) -> None:
-        for tp in tps:
-            spans = self._owners.get((member, tp))
-            if spans and spans[-1][1] == float("inf"):
-                spans[-1][1] = now
+        """The member gave the partitions up (revoked, lost, closed, crashed)."""
+        tps = list(tps)
+        self.expired(member, tps, now)
+        _end(self._owners, member, tps, now)
 
-    def owns(self, member: int, tp: TP, now: float) -> bool:
-        return any(start <= now < end for start, end in self._owners.get((member, tp), ()))
+    def expired(self, member: int, tps: Iterable[TP], now: float) -> None:
+        """The cluster gave the member's partitions to others; it has not heard yet."""
+        _end(self._cluster_owners, member, tps, now)
+
+    def owns(self, member: int, tp: TP, now: float, cluster: bool = False) -> bool:
+        owners = self._cluster_owners if cluster else self._owners
+        return any(start <= now < end for start, end in owners.get((member, tp), ()))
 
     def started(self, member: int, tp: TP, offset: int) -> None:
         """A handler starts on record `offset` of `tp` (order invariant)."""
@@ -102,7 +111,7 @@ class Checker:
         for message in messages:
             body = json.loads(message.value() or b"{}")
             tp, offset, member = (self.topic, body["p"]), body["o"], body["m"]
-            owned = self.owns(member, tp, now)
+            owned = self.owns(member, tp, now, cluster=True)
             self.outputs.append(Output(member, tp, offset, message.key(), owned))
             self.delivered.add((tp, offset))
 
@@ -180,6 +189,15 @@ class Checker:
 
     def _shard_name(self) -> str:
         return "key" if self.ordering == "key" else "partition"
+
+
+def _end(
+    owners: dict[tuple[int, TP], list[list[float]]], member: int, tps: Iterable[TP], now: float
+) -> None:
+    for tp in tps:
+        spans = owners.get((member, tp))
+        if spans and spans[-1][1] == float("inf"):
+            spans[-1][1] = now
 
 
 def _name(tp: TP, offset: int) -> str:

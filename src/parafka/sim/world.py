@@ -307,6 +307,7 @@ class World:
             self.leave(member)
         elif kind == "expire":
             assert member.clients.made is not None
+            self.checker.expired(member.number, member.clients.made.assignment, self.clock())
             self.cluster.expire(member.clients.made)
             self._note(f"expire m{member.number}")
         elif kind == "commit":
