@@ -549,7 +549,6 @@ class Ledger:
         return self.scheduler.waiting_retry
 
 
-
 def _one_success(first: Outcome | None, outcomes: list[Outcome | None]) -> bool:
     """True when every record of a chunk has the very same successful outcome (`first`):
     a batch handled in one call. By identity: equal outputs of separate records are not
