@@ -61,6 +61,7 @@ class Checker:
     _owners: dict[tuple[int, TP], list[list[float]]] = field(default_factory=dict)
     _cluster_owners: dict[tuple[int, TP], list[list[float]]] = field(default_factory=dict)
     _verified: dict[TP, int] = field(default_factory=dict)  # offsets below are done
+    _ran_at: dict[tuple[int, TP, int], float] = field(default_factory=dict)  # last success
 
     # -- observations -----------------------------------------------------------------
     def owned(self, member: int, tps: Iterable[TP], now: float) -> None:
@@ -78,9 +79,13 @@ class Checker:
         """The cluster gave the member's partitions to others; it has not heard yet."""
         _end(self._cluster_owners, member, tps, now)
 
-    def owns(self, member: int, tp: TP, now: float, cluster: bool = False) -> bool:
-        owners = self._cluster_owners if cluster else self._owners
-        return any(start <= now < end for start, end in owners.get((member, tp), ()))
+    def owns(self, member: int, tp: TP, now: float, since: float | None = None) -> bool:
+        """Whether `member` owned `tp` at `now` as it knew; with `since`, as the cluster
+        knew, without a break from `since` to `now`."""
+        if since is None:
+            return any(start <= now < end for start, end in self._owners.get((member, tp), ()))
+        spans = self._cluster_owners.get((member, tp), ())
+        return any(start <= since and now < end for start, end in spans)
 
     def started(self, member: int, tp: TP, offset: int) -> None:
         """A handler starts on record `offset` of `tp` (order invariant)."""
@@ -96,8 +101,9 @@ class Checker:
                     f"{_name(tp, older)} of its {self._shard_name()} succeeded"
                 )
 
-    def succeeded_on(self, tp: TP, offset: int) -> None:
+    def succeeded_on(self, tp: TP, offset: int, member: int = -1, now: float = 0.0) -> None:
         self.succeeded.add((tp, offset))
+        self._ran_at[(member, tp, offset)] = now
 
     def dispatched(self, member: int, tp: TP, offset: int, open_part: bool, now: float) -> None:
         """A record is handed to member's executor (revoke invariant)."""
@@ -111,7 +117,10 @@ class Checker:
         for message in messages:
             body = json.loads(message.value() or b"{}")
             tp, offset, member = (self.topic, body["p"]), body["o"], body["m"]
-            owned = self.owns(member, tp, now, cluster=True)
+            # An effect of the owner only if it owned the partition from the handler's run
+            # to the delivery: not a zombie's, nor a late one from an earlier assignment.
+            ran = self._ran_at.get((member, tp, offset), now)
+            owned = self.owns(member, tp, now, since=ran)
             self.outputs.append(Output(member, tp, offset, message.key(), owned))
             self.delivered.add((tp, offset))
 

@@ -216,7 +216,7 @@ class World:
                 raise KillWorker()
             if plan.poison or attempt <= plan.fails:
                 raise SimFailure(f"attempt {attempt} of {offset} fails")
-            checker.succeeded_on(tp, offset)
+            checker.succeeded_on(tp, offset, number, self.clock())
             if not plan.output:
                 return None
             body = {"m": number, "p": record.partition, "o": offset}
