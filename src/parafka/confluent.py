@@ -117,7 +117,11 @@ class ConfluentConsumer:
             )
         else:
             messages = consumer.consume(max_records, 0)
-        good: list[Any] = [message for message in messages if self._good(message)]
+        good: list[Any] = [message for message in messages if message.error() is None]
+        if len(good) < len(messages):
+            for message in messages:
+                if message.error() is not None:
+                    self._good(message)  # reports it (or raises a fatal one)
         return good
 
     def _good(self, message: Any) -> bool:

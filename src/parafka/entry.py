@@ -53,7 +53,7 @@ class Entry:
         self.record = record
         self.offset = record.offset
         self.part = part
-        self.shard = shard
+        self.shard = shard  # None: unordered (every record its own shard)
         self.state = QUEUED
         self.due = 0.0  # RETRY_WAIT: when it may start again
         self.first_failure: float | None = None  # wall-clock time of its first failure

@@ -188,46 +188,54 @@ class Ledger:
     def accept(self, messages: list[Message]) -> int:
         """Queue fetched messages of assigned partitions (those already done by a previous
         owner are skipped). Returns how many records were queued."""
-        parts = self.parts
         accepted: list[Entry] = []
-        add = accepted.append
-        shard_of = self._shard_of
-        part: Part | None = None
-        last: TP | None = None
-        skipped = 0
-        for message in messages:
-            topic, partition = message.topic(), message.partition()
-            tp = (topic, partition)
-            if tp != last:
-                part = parts.get(tp)
-                if part is not None and part.phase is not Phase.OPEN:
-                    part = None
-                last = tp
-            if part is None:
-                continue  # not ours any more (a revoke raced the fetch)
-            offset = message.offset()
-            if not part.offsets.receive(offset):
-                skipped += 1
-                continue
-            record = MessageRecord(message, topic, partition, offset)
-            entry = Entry(record, part)
-            if shard_of is not None:
-                entry.shard = shard_of(record)
-            add(entry)
-        self.counts.skipped += skipped
+        start = 0
+        count = len(messages)
+        while start < count:  # one run of messages of one partition at a time
+            first = messages[start]
+            topic, partition = first.topic(), first.partition()
+            end = start + 1
+            while end < count and messages[end].partition() == partition and (
+                messages[end].topic() == topic
+            ):
+                end += 1
+            self._accept_run(topic, partition, messages[start:end], accepted)
+            start = end
         self.held += len(accepted)
         self.scheduler.add_many(accepted)
         return len(accepted)
 
+    def _accept_run(
+        self, topic: str, partition: int, messages: list[Message], accepted: list[Entry]
+    ) -> None:
+        part = self.parts.get((topic, partition))
+        if part is None or part.phase is not Phase.OPEN:
+            return  # not ours any more (a revoke raced the fetch)
+        offsets = [message.offset() for message in messages]
+        skip = part.offsets.receive_many(offsets)
+        self.counts.skipped += len(skip)
+        shard_of, add = self._shard_of, accepted.append
+        for message, offset in zip(messages, offsets, strict=True):
+            if skip and offset in skip:
+                continue
+            record = MessageRecord(message, topic, partition, offset)
+            add(Entry(record, part, None if shard_of is None else shard_of(record)))
+
     def take(self, limit: int | None = None) -> list[Run]:
-        """Runs that may start now, marked RUNNING."""
+        """Runs that may start now, marked RUNNING (and counted in their partitions)."""
         runs = self.scheduler.take(limit)
         for run in runs:
+            part = run[0].part
+            count, high = 0, -1
             for entry in run:
                 entry.state = RUNNING
-            for part, members in groupby(run, _PART):
-                offsets = [e.offset for e in members]
-                part.offsets.started(len(offsets), max(offsets))
+                if entry.part is not part:  # a run of several partitions (unordered)
+                    part.offsets.started(count, high)
+                    part, count, high = entry.part, 0, -1
+                count += 1
+                if entry.offset > high:
+                    high = entry.offset
+            part.offsets.started(count, high)
         return runs
 
     def release_due(self, now: float) -> int:
@@ -348,7 +356,7 @@ class Ledger:
             entry.state = HELD
         if processed:
             self.counts.processed += len(entries)
-        self._settle(self.scheduler.finished(entries))
+        self._settle([e for e in self.scheduler.finished(entries) if e.state is DONE])
         offsets = {tp: part.offsets for tp, part in self.parts.items()}
         self.release.hold(entries, outputs)
         self._released(self.release.release(offsets, {e.part.tp for e in entries}))
@@ -368,31 +376,30 @@ class Ledger:
 
     def _finished(self, entries: list[Entry], actions: Actions, processed: bool) -> None:
         """Entries are DONE; those at the head of their shards settle now."""
-        for entry in entries:
-            entry.state = DONE
         if processed:
             self.counts.processed += len(entries)
-        self._settle(self.scheduler.finished(entries))
+        if self._shard_of is None and self.release is None:
+            # No shards, no held outputs: each one settles at once (the hot path).
+            self._settle(self.scheduler.finished(entries))
+            return
+        for entry in entries:
+            entry.state = DONE
+        self._settle([e for e in self.scheduler.finished(entries) if e.state is DONE])
         if self.release is not None:
             self.release_outputs({e.part.tp for e in entries})
 
     def _settle(self, entries: list[Entry]) -> None:
-        """Count entries that left their shards (DONE, in shard order) in their offsets."""
-        settled = 0
+        """Count done entries that left their shards (in shard order) in their offsets."""
         for part, members in groupby(entries, _PART):
-            done = [e for e in members if e.state is DONE]
-            if not done:
-                continue  # HELD: settled when released
-            settled += len(done)
-            part.offsets.running -= len(done)
-            if part.phase is Phase.CLOSED:
-                for entry in done:
-                    entry.state = DROPPED
-                continue
-            for entry in done:
-                entry.state = SETTLED
-            part.offsets.settle([e.offset for e in done])
-        self.held -= settled
+            offsets = []
+            final = DROPPED if part.phase is Phase.CLOSED else SETTLED
+            for entry in members:
+                entry.state = final
+                offsets.append(entry.offset)
+            part.offsets.running -= len(offsets)
+            if final is SETTLED:
+                part.offsets.settle(offsets)
+        self.held -= len(entries)
 
     def _unrun(self, entries: list[Entry]) -> None:
         """Entries of runs go back to their queues, ahead of newer ones (dropped instead

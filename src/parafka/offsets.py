@@ -55,6 +55,19 @@ class PartitionOffsets:
             return False
         return True
 
+    def receive_many(self, offsets: list[int]) -> set[int]:
+        """`receive` for offsets that arrived together, in order. Returns those already
+        done (to skip), most often none."""
+        if not offsets:
+            return set()
+        if not self._skip:  # the common case: nothing to skip
+            self._pending.extend(offsets)
+            self._next = offsets[-1] + 1
+            if self.first_received is None:
+                self.first_received = offsets[0]
+            return set()
+        return {offset for offset in offsets if not self.receive(offset)}
+
     def finish(self, offset: int) -> None:
         """Mark `offset` done; advances the committable offset when it is the oldest."""
         self.settle([offset])

@@ -51,7 +51,6 @@ SHARD_FUNCTIONS: dict[str, Callable[[Record], Hashable] | None] = {
     "unordered": None,  # each record is its own shard
 }
 
-_FINISHED = (DONE, HELD)
 
 
 class Scheduler:
@@ -191,7 +190,7 @@ class Scheduler:
             if queue is None:
                 continue
             popped = 0
-            while queue and queue[0].state in _FINISHED:
+            while queue and ((state := queue[0].state) is DONE or state is HELD):
                 left.append(queue.popleft())
                 popped += 1
             if popped:
