@@ -22,6 +22,7 @@ from parafka.monitor import MonitorServer, MonitorSettings, serve
 from parafka.recent import DeadLetterEvent
 from parafka.retry import RetryPolicy
 from parafka.scheduler import Ordering
+from parafka.seam import Kafka
 from parafka.settings import Settings
 from parafka.stats import Stats
 
@@ -95,6 +96,8 @@ class ParallelConsumer:
       (--stuck-after).
     - join_grace=60.0: /healthz fails when out of the group this long; with `until_idle`
       the run gives up (NotAssigned) when no partition came in that time (--join-grace).
+    - kafka=None (confluent-kafka): the Kafka client to use, a `parafka.seam.Kafka`; pass
+      `parafka.testing.InMemoryCluster()` to test a handler without a broker (API only).
     """
 
     def __init__(
@@ -130,6 +133,7 @@ class ParallelConsumer:
         metrics_host: str = "0.0.0.0",
         stuck_after: float = 60.0,
         join_grace: float = 60.0,
+        kafka: Kafka | None = None,
     ) -> None:
         if isinstance(handler, Mapping):  # ParallelConsumer({"bootstrap.servers": ...}, h)
             if config_handler is None:
@@ -194,6 +198,7 @@ class ParallelConsumer:
             else MonitorSettings(metrics_port, metrics_host, self._health_policy)
         )
         self._monitor: MonitorServer | None = None
+        self._kafka = kafka
         self._loop: ControlLoop | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -219,7 +224,7 @@ class ParallelConsumer:
             from parafka.metrics import new_timings
 
             executor.timings = new_timings()
-        self._loop = ControlLoop(s, work, executor)
+        self._loop = ControlLoop(s, work, executor, kafka=self._kafka)
         return self._loop
 
     def _serve_monitor(self, loop: ControlLoop) -> None:

@@ -31,6 +31,9 @@ from confluent_kafka import (
 )
 
 from parafka.broker import BrokerProcess
+from parafka.memory import InMemoryCluster, VirtualClock
+
+__all__ = ["InMemoryCluster", "LocalBroker", "VirtualClock"]
 
 
 class LocalBroker:

@@ -24,6 +24,7 @@ RENAMED = {"topics": "topics", "handler": "target", "retry": "max_attempts"}
 CLI_OTHERWISE = {
     "config_handler": "the settings dict form is the API's; the CLI has -b, -g and -X",
     "retry": "--max-attempts, --retry-backoff, --max-backoff, --no-retry",
+    "kafka": "a client object (the in-memory cluster in tests); the CLI always uses Kafka",
 }
 
 
