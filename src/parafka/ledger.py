@@ -195,8 +195,10 @@ class Ledger:
             first = messages[start]
             topic, partition = first.topic(), first.partition()
             end = start + 1
-            while end < count and messages[end].partition() == partition and (
-                messages[end].topic() == topic
+            while (
+                end < count
+                and messages[end].partition() == partition
+                and (messages[end].topic() == topic)
             ):
                 end += 1
             self._accept_run(topic, partition, messages[start:end], accepted)

@@ -52,7 +52,6 @@ SHARD_FUNCTIONS: dict[str, Callable[[Record], Hashable] | None] = {
 }
 
 
-
 class Scheduler:
     """Queues entries per shard and hands out runs that may start now.
 
