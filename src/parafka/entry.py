@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Hashable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from parafka.record import Record
+from parafka.record import _RAW, MessageRecord, Record
 
 if TYPE_CHECKING:
     from parafka.ledger import Part
@@ -44,14 +44,36 @@ IN_RUN = frozenset({RUNNING, SENDING, DONE, HELD})
 FINAL = frozenset({SETTLED, STOPPED, DROPPED})
 
 
-class Entry:
-    """One record in the engine: the record, its partition epoch, shard and state."""
+class Entry(MessageRecord):
+    """One record in the engine: the record a handler sees, plus its partition's
+    assignment (`part`), its shard and its state.
 
-    __slots__ = ("due", "first_failure", "offset", "part", "record", "shard", "state")
+    An Entry *is* the `Record` handed to the handler (a subclass of the message-backed
+    record): one object per record instead of two, which halves the allocations, and so
+    the young garbage collections, on the per-record path (measured: a second wrapper
+    object cost about a fifth of the no-op throughput). The public `Record` class carries
+    no engine state; only this engine-side subclass does, in private slots the ledger
+    alone changes.
+    """
 
-    def __init__(self, record: Record, part: Part, shard: Hashable = None) -> None:
-        self.record = record
-        self.offset = record.offset
+    __slots__ = ("due", "first_failure", "part", "shard", "state")
+
+    def __init__(
+        self,
+        message: Any,
+        topic: str,
+        partition: int,
+        offset: int,
+        part: Part,
+        shard: Hashable = None,
+    ) -> None:
+        # MessageRecord's fields, set here: one call less per record.
+        self._msg = message
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.attempt = 1
+        self._data = _RAW
         self.part = part
         self.shard = shard  # None: unordered (every record its own shard)
         self.state = QUEUED
@@ -59,9 +81,14 @@ class Entry:
         self.first_failure: float | None = None  # wall-clock time of its first failure
 
     @property
+    def record(self) -> Record:
+        """The record as the handler sees it (the entry itself)."""
+        return self
+
+    @property
     def tp(self) -> tuple[str, int]:
         return self.part.tp
 
-    def __repr__(self) -> str:
-        r = self.record
-        return f"Entry({r.topic}[{r.partition}]@{r.offset}, {self.state.value})"
+    def describe(self) -> str:
+        """For debugging the engine: where the record is and its state."""
+        return f"{self.topic}[{self.partition}]@{self.offset} {self.state.value}"

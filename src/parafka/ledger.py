@@ -52,7 +52,7 @@ from parafka.exactly_once import OrderedRelease
 from parafka.executors.outcomes import NOT_RUN, Outcome
 from parafka.failures import FailureLog, is_mistake, report
 from parafka.offsets import PartitionOffsets
-from parafka.record import MessageRecord, Produced
+from parafka.record import Produced
 from parafka.retry import RetryPolicy
 from parafka.scheduler import Ordering, Run, Scheduler
 from parafka.seam import Message
@@ -220,8 +220,10 @@ class Ledger:
         for message, offset in zip(messages, offsets, strict=True):
             if skip and offset in skip:
                 continue
-            record = MessageRecord(message, topic, partition, offset)
-            add(Entry(record, part, None if shard_of is None else shard_of(record)))
+            entry = Entry(message, topic, partition, offset, part)
+            if shard_of is not None:
+                entry.shard = shard_of(entry)
+            add(entry)
 
     def take(self, limit: int | None = None) -> list[Run]:
         """Runs that may start now, marked RUNNING (and counted in their partitions)."""

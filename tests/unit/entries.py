@@ -34,10 +34,14 @@ def wrap(
     parts = parts if parts is not None else Parts()
     shard_of: Callable[[Record], Hashable] | None = SHARD_FUNCTIONS[ordering]
     entries = []
-    for record in records:
-        entry = Entry(record, parts((record.topic, record.partition)))
+    for r in records:
+        message = MemoryMessage(
+            r.topic, r.partition, r.offset, r.key, r.value, r.headers, r.timestamp or 0
+        )
+        entry = Entry(message, r.topic, r.partition, r.offset, parts((r.topic, r.partition)))
+        entry.attempt = r.attempt
         if shard_of is not None:
-            entry.shard = shard_of(record)
+            entry.shard = shard_of(entry)
         entries.append(entry)
     return entries
 

@@ -281,7 +281,8 @@ def test_every_submitted_record_is_reported_exactly_once(harnesses: list[Harness
     assert Counter(r.offset for r, _ in results) == Counter(range(3000))
     assert h.reported == 3000
     for run in runs:  # before a run's first failure: run; after it: not run
-        outcomes = {r.offset: o for r, o in results if r in run}
+        in_run = {record.offset for record in run}
+        outcomes = {r.offset: o for r, o in results if r.offset in in_run}
         stopped = False
         for record in run:
             outcome = outcomes[record.offset]

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from parafka.deserializers import Decode, decode
 from parafka.entry import Entry
@@ -230,7 +230,7 @@ class AsyncExecutor(Executor):
                     if handed is None:
                         return
                     items = handed
-                records = [item.record for item in items]
+                records = cast("list[Record]", items)  # an entry is the record a handler sees
                 started = clock() if timings is not None else 0.0
                 if single and len(records) == 1 and decoder is None:
                     # run_chunk_async inlined for the common case: one coroutine frame less

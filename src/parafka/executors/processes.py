@@ -368,7 +368,7 @@ class ProcessExecutor(Executor):
     def _send(self, slot: _Slot) -> None:
         while (item := slot.inbox.get()) is not None:
             chunk_id, records = item
-            rows = [_row(entry.record) for entry in records]
+            rows = [_row(entry) for entry in records]
             while not slot.up.wait(1.0) and not self._stopping:
                 pass  # its worker is being replaced
             with slot.lock:
@@ -412,7 +412,7 @@ class ProcessExecutor(Executor):
             if outcomes is not None:  # NOT_RUN lost its identity in the pipe
                 outcomes = [NOT_RUN if o == NOT_RUN else o for o in outcomes]
             if self.timings is not None:
-                self.timings.chunk([e.record for e in records], seconds, outcomes)
+                self.timings.chunk(records, seconds, outcomes)
             put(ChunkResult(records, outcomes))
 
     def _worker_died(self, slot: _Slot) -> bool:

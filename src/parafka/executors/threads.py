@@ -6,6 +6,7 @@ import logging
 import queue
 import threading
 import time
+from typing import cast
 
 from parafka.entry import Entry
 from parafka.executors.base import (
@@ -17,6 +18,7 @@ from parafka.executors.base import (
     pack_runs,
     run_chunk,
 )
+from parafka.record import Record
 
 log = logging.getLogger("parafka.executor")
 
@@ -77,7 +79,7 @@ class ThreadExecutor(Executor):
         decoder = work.decoder()
         get, put, clock = self._queue.get, completions.put, time.perf_counter
         while (chunk := get()) is not None:
-            records = [entry.record for entry in chunk]
+            records = cast("list[Record]", chunk)  # an entry is the record a handler sees
             started = clock()
             try:
                 outcomes = run_chunk(handler, records, work, decoder).outcomes
