@@ -199,13 +199,16 @@ RUN_HOLD = (
     "those after it never start while it hangs, even with idle workers"
 )
 HELD = pytest.mark.xfail(strict=True, reason=RUN_HOLD)
+# A thread run's length depends on how many records were queued when it was handed over:
+# when the stuck record happens to run alone the test passes, so this one cannot be strict.
+SOMETIMES_HELD = pytest.mark.xfail(strict=False, reason=RUN_HOLD)
 
 
 @pytest.mark.parametrize(
     ("ordering", "executor"),
     [
         ("key", "thread"),
-        pytest.param("unordered", "thread", marks=HELD),
+        pytest.param("unordered", "thread", marks=SOMETIMES_HELD),
         pytest.param("key", "process", marks=HELD),
         pytest.param("unordered", "process", marks=HELD),
     ],
