@@ -35,8 +35,9 @@ _PORT_ATTEMPTS = 3
 _COMPLETE = ".complete"  # written last: a cache without it is a resolution cut short
 
 # One combined broker+controller fit for tests: single replicas, few internal partitions
-# (each is created on first use), no join delay, short KIP-848 heartbeats and sessions so
-# `group.protocol=consumer` groups assign (and notice a killed member) in seconds.
+# (each is created on first use), no join delay, abandoned transactions aborted promptly,
+# short KIP-848 heartbeats and sessions so `group.protocol=consumer` groups assign (and
+# notice a killed member) in seconds.
 _TEST_SETTINGS = {
     "process.roles": "broker,controller",
     "node.id": "1",
@@ -52,6 +53,9 @@ _TEST_SETTINGS = {
     "share.coordinator.state.topic.min.isr": "1",
     "share.coordinator.state.topic.num.partitions": "3",
     "group.initial.rebalance.delay.ms": "0",
+    # A transaction left open by a killed producer is aborted once its transaction.timeout.ms
+    # passes, checked this often (10 s by default): read_committed readers wait until then.
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
     "group.consumer.min.heartbeat.interval.ms": "200",
     "group.consumer.heartbeat.interval.ms": "500",
     "group.consumer.min.session.timeout.ms": "6000",
@@ -185,8 +189,15 @@ def _pom(version: str) -> str:
 
 
 def _cluster_id() -> str:
-    """A KRaft cluster id: a random UUID in Kafka's URL-safe base64 form (22 characters)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+    """A KRaft cluster id: a random UUID in Kafka's URL-safe base64 form (22 characters).
+
+    Never one starting with '-' (1 in 64): the storage tool would read `-t -x...` as an
+    option and fail, which is why Kafka's own `Uuid.randomUuid()` draws again too.
+    """
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+        if not text.startswith("-"):
+            return text
 
 
 class KafkaProcess:

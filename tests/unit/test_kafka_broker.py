@@ -25,3 +25,12 @@ def test_without_java_the_broker_does_not_start(
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(KafkaNotAvailable, match=r"needs 'java'"), KafkaBroker():
         pass
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    """The storage tool would read `-t -x...` as an option (one random id in 64 did)."""
+    from parafka.kafka_broker import _cluster_id
+
+    ids = [_cluster_id() for _ in range(5000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids)
