@@ -220,4 +220,3 @@ def test_exactly_once_on_kafka_survives_kill_9_inside_transactions(
     duplicated = sum(count - 1 for count in seen.values())
     assert (missing, duplicated) == (0, 0), f"{kills} kills; inside a transaction: {left_open}"
     assert committed(kafka_broker, group, topic, 4) == end_offsets(kafka_broker, topic, 4, total)
-    print("LEFT_OPEN", kills, left_open)
