@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test unit demo lint bench reliability simulate clean
+.PHONY: venv test test-kafka unit demo lint bench reliability simulate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +13,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Three workers (each with its own local broker): the integration tests mostly wait for
-# group joins and idle timeouts, so they overlap well even on 2 cores.
+# Three workers (each with its own local broker, and its own Apache Kafka broker once a
+# test needs one): the integration tests mostly wait for group joins and idle timeouts, so
+# they overlap well even on 2 cores. `make test` includes the Kafka tier (tests marked
+# `kafka`, run against Apache Kafka resolved by Maven into ~/.cache/parafka); it skips
+# without java or mvn, and PARAFKA_REQUIRE_KAFKA=1 (set by .ci/run) makes that a failure.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 3 --durations=10
+
+# The Kafka tier alone, required to run (docs/development.md says what is in it).
+test-kafka: $(STAMP)
+	PARAFKA_REQUIRE_KAFKA=1 $(BIN)/python -m pytest -q -n 3 -m kafka --durations=10
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit

@@ -108,6 +108,37 @@ def _die_with_parent() -> Callable[[], None] | None:
     return preexec
 
 
+def create_topic(
+    bootstrap_servers: str,
+    name: str,
+    partitions: int = 1,
+    timeout: float = 10.0,
+    exist_ok: bool = False,
+) -> None:
+    """Create topic `name` at `bootstrap_servers`; an existing one is an error unless `exist_ok`."""
+    if partitions < 1:
+        raise ValueError(f"a topic needs at least 1 partition, got {partitions}")
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    request = NewTopic(name, num_partitions=partitions, replication_factor=1)
+    futures = admin.create_topics([request], request_timeout=timeout, operation_timeout=timeout)
+    future = futures[name]
+    try:
+        future.result(timeout=timeout + 1.0)
+    except concurrent.futures.TimeoutError as exc:
+        raise TimeoutError(
+            f"creating topic {name!r} on {bootstrap_servers} took over {timeout}s"
+        ) from exc
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else None
+        if (
+            exist_ok
+            and isinstance(error, KafkaError)
+            and error.code() == KafkaError.TOPIC_ALREADY_EXISTS
+        ):
+            return
+        raise
+
+
 class BrokerProcess:
     """One tansu broker child process listening on host:port, with memory-only storage.
 
@@ -196,27 +227,7 @@ class BrokerProcess:
         self, name: str, partitions: int = 1, timeout: float = 10.0, exist_ok: bool = False
     ) -> None:
         """Create topic `name`; an existing topic is an error unless `exist_ok`."""
-        if partitions < 1:
-            raise ValueError(f"a topic needs at least 1 partition, got {partitions}")
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
-        request = NewTopic(name, num_partitions=partitions, replication_factor=1)
-        futures = admin.create_topics([request], request_timeout=timeout, operation_timeout=timeout)
-        future = futures[name]
-        try:
-            future.result(timeout=timeout + 1.0)
-        except concurrent.futures.TimeoutError as exc:
-            raise TimeoutError(
-                f"creating topic {name!r} on {self.bootstrap_servers} took over {timeout}s"
-            ) from exc
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            if (
-                exist_ok
-                and isinstance(error, KafkaError)
-                and error.code() == KafkaError.TOPIC_ALREADY_EXISTS
-            ):
-                return
-            raise
+        create_topic(self.bootstrap_servers, name, partitions, timeout, exist_ok)
 
     def _spawn(self, binary: str) -> None:
         self._log_dir = tempfile.mkdtemp(prefix="parafka-broker-")

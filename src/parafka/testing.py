@@ -1,6 +1,9 @@
-"""A throwaway local Kafka-compatible broker for tests, demos and experiments.
+"""Throwaway brokers for tests, demos and experiments, one per `with` block.
 
-Needs the 'broker' extra (`pip install 'parafka[broker]'`). Storage is in memory only.
+`LocalBroker` is the local Kafka-compatible broker (the 'broker' extra, `pip install
+'parafka[broker]'`; storage in memory only). `KafkaBroker` is Apache Kafka itself, resolved
+from Maven Central on first use (needs `java` and `mvn`; see `parafka.kafka_broker`). Both
+offer the same methods, so a test can run against either.
 
 Example::
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from types import TracebackType
 
@@ -31,52 +35,42 @@ from confluent_kafka import (
 )
 
 from parafka.broker import BrokerProcess
+from parafka.kafka_broker import KAFKA_VERSION, KafkaNotAvailable, KafkaProcess
 from parafka.memory import InMemoryCluster, VirtualClock
 
-__all__ = ["InMemoryCluster", "LocalBroker", "VirtualClock"]
+__all__ = [
+    "Broker",
+    "InMemoryCluster",
+    "KafkaBroker",
+    "KafkaNotAvailable",
+    "LocalBroker",
+    "VirtualClock",
+]
 
 
-class LocalBroker:
-    """A broker on a free port for the length of a `with` block; no process outlives it."""
+class Broker(ABC):
+    """What `LocalBroker` and `KafkaBroker` share: topics, producing, reading back, client
+    settings, all through `bootstrap_servers` and `create_topic`."""
 
     STALL = 3.0  # seconds without a record before consume_all tries a new client
 
-    def __init__(
-        self,
-        port: int | None = None,
-        start_timeout: float = 30.0,
-        advertised_port: int | None = None,
-    ) -> None:
-        """`advertised_port`: the port clients are told to use (a proxy's, say); default `port`."""
-        self._process = BrokerProcess(port, advertised_port=advertised_port)
-        self._start_timeout = start_timeout
-
-    def __enter__(self) -> LocalBroker:
-        self._process.start(self._start_timeout)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._process.stop()
-
     @property
-    def process(self) -> BrokerProcess:
-        return self._process
-
-    @property
+    @abstractmethod
     def bootstrap_servers(self) -> str:
-        return self._process.bootstrap_servers
+        """host:port of the broker, for `bootstrap.servers`."""
+
+    @abstractmethod
+    def create_topic(self, name: str, partitions: int = 1) -> None:
+        """Create topic `name` with `partitions` partitions (an existing one is an error)."""
 
     def client_config(self, **extra: str | int) -> dict[str, str | int]:
         """Client settings for this broker, plus `extra` (`**{"group.id": "g"}`).
 
         The short session timeout matters: with the client's default (45 s) a new group
-        waits about 23 s for its first assignment on this broker, with 6 s about 3 s.
-        (Producers log that they ignore the two consumer settings.)
+        waits about 23 s for its first assignment on the local broker, with 6 s about 3 s;
+        on Apache Kafka it makes a killed member leave in seconds. (Producers log that they
+        ignore the two consumer settings; under `group.protocol=consumer` the broker owns
+        them and they must be left out.)
         """
         config: dict[str, str | int] = {
             "bootstrap.servers": self.bootstrap_servers,
@@ -85,9 +79,6 @@ class LocalBroker:
         }
         config.update(extra)
         return config
-
-    def create_topic(self, name: str, partitions: int = 1) -> None:
-        self._process.create_topic(name, partitions)
 
     def new_topic(self, prefix: str = "t", partitions: int = 1) -> str:
         """Create a topic with a name no other call returns, and return that name."""
@@ -194,3 +185,81 @@ class LocalBroker:
         finally:
             consumer.close()
         return received
+
+
+class LocalBroker(Broker):
+    """A broker on a free port for the length of a `with` block; no process outlives it."""
+
+    def __init__(
+        self,
+        port: int | None = None,
+        start_timeout: float = 30.0,
+        advertised_port: int | None = None,
+    ) -> None:
+        """`advertised_port`: the port clients are told to use (a proxy's, say); default `port`."""
+        self._process = BrokerProcess(port, advertised_port=advertised_port)
+        self._start_timeout = start_timeout
+
+    def __enter__(self) -> LocalBroker:
+        self._process.start(self._start_timeout)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._process.stop()
+
+    @property
+    def process(self) -> BrokerProcess:
+        return self._process
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self._process.bootstrap_servers
+
+    def create_topic(self, name: str, partitions: int = 1) -> None:
+        self._process.create_topic(name, partitions)
+
+
+class KafkaBroker(Broker):
+    """Apache Kafka (one KRaft broker+controller) on free loopback ports for the length of a
+    `with` block; its process group is killed and its storage removed at the end.
+
+    The first use resolves `org.apache.kafka:kafka_2.13:<version>` with Maven into
+    `~/.cache/parafka` (minutes); later uses start in seconds. Raises `KafkaNotAvailable`
+    (a `BrokerNotAvailable`) when `java` or `mvn` is missing or the broker does not start.
+    """
+
+    def __init__(self, version: str = KAFKA_VERSION, start_timeout: float = 90.0) -> None:
+        self._process = KafkaProcess(version)
+        self._start_timeout = start_timeout
+
+    def __enter__(self) -> KafkaBroker:
+        self._process.start(self._start_timeout)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._process.stop()
+
+    @property
+    def process(self) -> KafkaProcess:
+        return self._process
+
+    @property
+    def version(self) -> str:
+        return self._process.version
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self._process.bootstrap_servers
+
+    def create_topic(self, name: str, partitions: int = 1) -> None:
+        self._process.create_topic(name, partitions)

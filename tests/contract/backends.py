@@ -1,9 +1,9 @@
 """The two backends of the seam's contract suite, and a driver that works on both.
 
 The in-memory cluster is driven by advancing its virtual clock between polls; the real
-(local) broker by waiting for conditions with a wall-clock deadline. Tests written
-against `Backend` cannot tell which one they run on, except through the two flags that
-name what the local broker is known not to do.
+brokers (the local one and Apache Kafka) by waiting for conditions with a wall-clock
+deadline. Tests written against `Backend` cannot tell which one they run on, except through
+`keeps_metadata` and `hides_aborts`, which name what the local broker is known not to do.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from parafka.memory import InMemoryCluster, RecordingEvents, VirtualClock
 from parafka.seam import ClientError, Consumer, Kafka, Message
-from parafka.testing import LocalBroker
+from parafka.testing import Broker, LocalBroker
 
 STEP = 0.05  # seconds per poll: virtual on the in-memory cluster, a wait on the real one
 
@@ -36,6 +36,8 @@ class Backend:
     name: str
     kafka: Kafka
     real_time: bool
+    keeps_metadata = True  # commit metadata is read back as it was committed
+    hides_aborts = True  # read_committed readers never see an aborted transaction's records
 
     def new_topic(self, partitions: int = 1) -> str:
         raise NotImplementedError
@@ -80,14 +82,18 @@ class MemoryBackend(Backend):
 
 
 class BrokerBackend(Backend):
-    name = "broker"
+    """confluent-kafka on a real broker: `broker` (the local one) or `kafka` (Apache Kafka)."""
+
     real_time = True
 
-    def __init__(self, broker: LocalBroker) -> None:
+    def __init__(self, broker: Broker) -> None:
         from parafka.confluent import ConfluentKafka
 
         self.broker = broker
         self.kafka = ConfluentKafka()
+        local = isinstance(broker, LocalBroker)
+        self.name = "broker" if local else "kafka"
+        self.keeps_metadata = self.hides_aborts = not local
 
     def new_topic(self, partitions: int = 1) -> str:
         return self.broker.new_topic(partitions=partitions)

@@ -9,15 +9,15 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from parafka import ParallelConsumer
-from parafka.testing import LocalBroker
+from parafka.testing import Broker
 
 
-def produce_keyed(broker: LocalBroker, topic: str, count: int, keys: int) -> None:
+def produce_keyed(broker: Broker, topic: str, count: int, keys: int) -> None:
     """`count` records, key k{i % keys}, value = str(i)."""
     broker.produce(topic, [(f"k{i % keys}".encode(), str(i).encode()) for i in range(count)])
 
 
-def committed(broker: LocalBroker, group: str, topic: str, partitions: int) -> dict[int, int]:
+def committed(broker: Broker, group: str, topic: str, partitions: int) -> dict[int, int]:
     """The group's committed offset per partition (-1001 when none)."""
     consumer = Consumer(broker.client_config(**{"group.id": group}))
     try:
@@ -27,7 +27,7 @@ def committed(broker: LocalBroker, group: str, topic: str, partitions: int) -> d
         consumer.close()
 
 
-def end_offsets(broker: LocalBroker, topic: str, partitions: int, records: int) -> dict[int, int]:
+def end_offsets(broker: Broker, topic: str, partitions: int, records: int) -> dict[int, int]:
     """The end offset of each partition of a topic holding `records` records (read back:
     the local broker's high watermark can lag behind the log end)."""
     counts = dict.fromkeys(range(partitions), 0)
@@ -46,8 +46,23 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.02)
 
 
+# Under KIP-848's consumer protocol (`group.protocol=consumer`) the broker owns the session
+# timeout, the heartbeat interval and the assignor: librdkafka refuses these client settings.
+CLASSIC_ONLY = ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy")
+
+
+def group_config(**extra: Any) -> dict[str, Any]:
+    """Quick group settings (a 6 s session, 0.5 s heartbeats) plus `extra`, less the
+    classic-protocol settings when `extra` asks for `group.protocol=consumer`."""
+    config = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500, **extra}
+    if config.get("group.protocol") == "consumer":
+        for name in CLASSIC_ONLY:
+            config.pop(name, None)
+    return config
+
+
 def consumer(
-    broker: LocalBroker, handler: Callable[..., Any], topic: str, group: str, **kwargs: Any
+    broker: Broker, handler: Callable[..., Any], topic: str, group: str, **kwargs: Any
 ) -> ParallelConsumer:
     """A ParallelConsumer on the test broker with quick group settings."""
     extra = kwargs.pop("kafka_config", {})
@@ -56,6 +71,6 @@ def consumer(
         bootstrap_servers=broker.bootstrap_servers,
         group_id=group,
         topics=[topic],
-        kafka_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 500, **extra},
+        kafka_config=group_config(**extra),
         **kwargs,
     )

@@ -16,13 +16,15 @@ from typing import Any
 import pytest
 
 from parafka import ParallelConsumer, RecordFailed, RetryPolicy
-from parafka.testing import LocalBroker
+from parafka.testing import Broker
 
-from .helpers import committed, end_offsets, produce_keyed, wait_until
+from .helpers import committed, end_offsets, group_config, produce_keyed, wait_until
 
 EXECUTORS = ["thread", "async", "process"]
 HANDLERS = "tests.handlers.behaviour"
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.05, jitter=0)
+
+pytestmark = pytest.mark.any_broker
 
 
 def handler(executor: str, name: str) -> Any:
@@ -35,7 +37,7 @@ def handler(executor: str, name: str) -> Any:
     return getattr(behaviour, f"{name}_async" if executor == "async" else name)
 
 
-def make(broker: LocalBroker, executor: str, name: str, topic: str, out: str, **kw: Any):  # type: ignore[no-untyped-def]
+def make(broker: Broker, executor: str, name: str, topic: str, out: str, **kw: Any):  # type: ignore[no-untyped-def]
     return ParallelConsumer(
         handler(executor, name),
         bootstrap_servers=broker.bootstrap_servers,
@@ -44,18 +46,18 @@ def make(broker: LocalBroker, executor: str, name: str, topic: str, out: str, **
         output_topic=out,
         executor=executor,
         workers=2 if executor == "process" else None,
-        kafka_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 500},
+        kafka_config=group_config(),
         **kw,
     )
 
 
-def reports(broker: LocalBroker, out: str, expected: int) -> list[dict[str, Any]]:
+def reports(broker: Broker, out: str, expected: int) -> list[dict[str, Any]]:
     return [json.loads(m.value()) for m in broker.consume_all(out, expected=expected)]
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
 @pytest.mark.parametrize("ordering", ["key", "partition"])
-def test_order_holds_per_shard(broker: LocalBroker, executor: str, ordering: str) -> None:
+def test_order_holds_per_shard(broker: Broker, executor: str, ordering: str) -> None:
     topic, out = broker.new_topic("bh", 4), broker.new_topic("bh-out", 4)
     produce_keyed(broker, topic, 600, keys=12)
     pc = make(broker, executor, "record_it", topic, out, ordering=ordering, concurrency=16)
@@ -74,7 +76,7 @@ def test_order_holds_per_shard(broker: LocalBroker, executor: str, ordering: str
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
-def test_failures_are_retried_with_the_attempt_visible(broker: LocalBroker, executor: str) -> None:
+def test_failures_are_retried_with_the_attempt_visible(broker: Broker, executor: str) -> None:
     topic, out = broker.new_topic("bh", 2), broker.new_topic("bh-out", 1)
     produce_keyed(broker, topic, 100, keys=5)
     pc = make(broker, executor, "fail_first_attempt", topic, out, retry=FAST_RETRY)
@@ -89,7 +91,7 @@ def test_failures_are_retried_with_the_attempt_visible(broker: LocalBroker, exec
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
-def test_a_poison_record_stops_without_being_committed(broker: LocalBroker, executor: str) -> None:
+def test_a_poison_record_stops_without_being_committed(broker: Broker, executor: str) -> None:
     topic, out = broker.new_topic("bh", 1), broker.new_topic("bh-out", 1)
     produce_keyed(broker, topic, 30, keys=30)  # one key per record: others keep flowing
     pc = make(broker, executor, "poison_offset_3", topic, out, retry=FAST_RETRY)
@@ -101,7 +103,7 @@ def test_a_poison_record_stops_without_being_committed(broker: LocalBroker, exec
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
-def test_a_poison_record_goes_to_the_dead_letter_topic(broker: LocalBroker, executor: str) -> None:
+def test_a_poison_record_goes_to_the_dead_letter_topic(broker: Broker, executor: str) -> None:
     topic, out = broker.new_topic("bh", 1), broker.new_topic("bh-out", 1)
     dlq = broker.new_topic("bh-dlq", 1)
     produce_keyed(broker, topic, 30, keys=30)
@@ -119,7 +121,7 @@ def test_a_poison_record_goes_to_the_dead_letter_topic(broker: LocalBroker, exec
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
-def test_poison_records_in_a_batch_are_isolated(broker: LocalBroker, executor: str) -> None:
+def test_poison_records_in_a_batch_are_isolated(broker: Broker, executor: str) -> None:
     topic, out = broker.new_topic("bh", 1), broker.new_topic("bh-out", 1)
     dlq = broker.new_topic("bh-dlq", 1)
     produce_keyed(broker, topic, 100, keys=100)
@@ -144,7 +146,7 @@ def test_poison_records_in_a_batch_are_isolated(broker: LocalBroker, executor: s
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
-def test_stop_drains_running_work_and_commits_it(broker: LocalBroker, executor: str) -> None:
+def test_stop_drains_running_work_and_commits_it(broker: Broker, executor: str) -> None:
     topic, out = broker.new_topic("bh", 2), broker.new_topic("bh-out", 1)
     produce_keyed(broker, topic, 3000, keys=50)
     pc = make(broker, executor, "slow", topic, out, concurrency=8)
@@ -159,7 +161,7 @@ def test_stop_drains_running_work_and_commits_it(broker: LocalBroker, executor: 
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
-def test_batches_keep_order_and_cover_everything(broker: LocalBroker, executor: str) -> None:
+def test_batches_keep_order_and_cover_everything(broker: Broker, executor: str) -> None:
     topic, out = broker.new_topic("bh", 4), broker.new_topic("bh-out", 4)
     produce_keyed(broker, topic, 800, keys=8)
     pc = make(broker, executor, "batch_it", topic, out, batch_size=50, batch_wait=0.02)
@@ -174,7 +176,7 @@ def test_batches_keep_order_and_cover_everything(broker: LocalBroker, executor: 
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
-def test_a_second_consumer_takes_over_without_loss(broker: LocalBroker, executor: str) -> None:
+def test_a_second_consumer_takes_over_without_loss(broker: Broker, executor: str) -> None:
     topic, out = broker.new_topic("bh", 4), broker.new_topic("bh-out", 4)
     total = 1000
     produce_keyed(broker, topic, total, keys=40)
@@ -190,7 +192,7 @@ def test_a_second_consumer_takes_over_without_loss(broker: LocalBroker, executor
         output_topic=out,
         executor=executor,
         workers=2 if executor == "process" else None,
-        kafka_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 500},
+        kafka_config=group_config(),
     ).start()
     wait_until(lambda: second.stats().processed >= 50, 60, "the second consumer to share")
     first.stop()
@@ -216,7 +218,7 @@ def test_a_second_consumer_takes_over_without_loss(broker: LocalBroker, executor
     assert seen >= wanted
 
 
-def test_a_dead_worker_is_replaced_and_its_records_retried(broker: LocalBroker) -> None:
+def test_a_dead_worker_is_replaced_and_its_records_retried(broker: Broker) -> None:
     topic, out = broker.new_topic("bh", 1), broker.new_topic("bh-out", 1)
     produce_keyed(broker, topic, 200, keys=10)
     pc = make(broker, "process", "die_once", topic, out, retry=FAST_RETRY)

@@ -125,7 +125,10 @@ def test_unreachable_broker_fails_fast_with_one_line() -> None:
     errors = error_lines(result.stderr)
     assert len(errors) == 1, result.stderr
     assert address in errors[0]
-    assert "--connect-timeout" in errors[0]
+    # Refused for 2 s in a row ends the run (naming --bootstrap-servers); the 3 s
+    # --connect-timeout may come first on a loaded machine. Either says what to check.
+    assert "connection refused" in errors[0] or "--connect-timeout" in errors[0], errors[0]
+    assert "--bootstrap-servers" in errors[0]
     assert "Traceback" not in result.stderr
     # librdkafka repeats each refused connection many times a second; the CLI shows it once.
     assert len(result.stderr.splitlines()) < 10, result.stderr

@@ -12,7 +12,7 @@ import pytest
 
 from parafka import Output, Record, RecordFailed, RetryPolicy
 from parafka.errors import BrokerUnreachable
-from parafka.testing import LocalBroker
+from parafka.testing import Broker, KafkaBroker, LocalBroker
 
 from .helpers import committed, consumer, end_offsets, produce_keyed, wait_until
 
@@ -169,10 +169,21 @@ def test_slow_handler_past_max_poll_interval_causes_no_rebalance(broker: LocalBr
     assert committed(broker, gid, topic, 2) == end_offsets(broker, topic, 2, 20)
 
 
+@pytest.mark.any_broker
 @pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
-def test_two_consumers_share_partitions_and_lose_nothing(
-    broker: LocalBroker, strategy: str
+def test_two_consumers_share_partitions_and_lose_nothing(broker: Broker, strategy: str) -> None:
+    """Eager (range) and cooperative rebalances: a second member joins, the first leaves."""
+    share_and_lose_nothing(broker, {"partition.assignment.strategy": strategy})
+
+
+def test_the_consumer_protocol_shares_partitions_and_loses_nothing(
+    kafka_broker: KafkaBroker,
 ) -> None:
+    """KIP-848 (`group.protocol=consumer`): the broker assigns, incrementally."""
+    share_and_lose_nothing(kafka_broker, {"group.protocol": "consumer"})
+
+
+def share_and_lose_nothing(broker: Broker, cfg: dict[str, str]) -> None:
     topic, gid = broker.new_topic("reb", partitions=4), group()
     total = 2000  # about 10 s of work for one consumer: both get to own partitions
     produce_keyed(broker, topic, total, keys=40)
@@ -188,7 +199,6 @@ def test_two_consumers_share_partitions_and_lose_nothing(
     def processed() -> set[tuple[int, int]]:
         return {(p, o) for entries in list(log.values()) for p, _k, o in list(entries)}
 
-    cfg = {"partition.assignment.strategy": strategy}
     a = consumer(broker, handler("a"), topic, gid, concurrency=2, kafka_config=cfg).start()
     wait_until(lambda: len(log["a"]) >= 100, 30, "consumer a to get going")
     b = consumer(broker, handler("b"), topic, gid, concurrency=2, kafka_config=cfg).start()
@@ -280,7 +290,7 @@ def test_unreachable_broker_fails_fast() -> None:
     assert time.monotonic() - started < 10
 
 
-def _broker_keeps_commit_metadata(broker: LocalBroker) -> bool:
+def _broker_keeps_commit_metadata(broker: Broker) -> bool:
     from confluent_kafka import Consumer, TopicPartition
 
     topic, gid = broker.new_topic("probe", 1), group()
@@ -293,9 +303,11 @@ def _broker_keeps_commit_metadata(broker: LocalBroker) -> bool:
         probe.close()
 
 
+@pytest.mark.any_broker
 def test_records_finished_above_the_commit_are_skipped_by_the_next_owner(
-    broker: LocalBroker,
+    broker: Broker,
 ) -> None:
+    """In process, a clean stop: the local broker skips it (it drops metadata)."""
     if not _broker_keeps_commit_metadata(broker):
         pytest.skip("this broker accepts commit metadata but returns it empty on fetch")
     topic, gid = broker.new_topic("meta", 1), group()

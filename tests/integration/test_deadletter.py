@@ -12,15 +12,17 @@ from pathlib import Path
 import pytest
 
 from parafka import Record, RecordFailed, RetryPolicy
-from parafka.testing import LocalBroker
+from parafka.testing import Broker
 
 from .helpers import committed, consumer, end_offsets, wait_until
 from .test_cli import FAIL_AT_SEVEN, cli_env, error_lines, produced, run_args, run_cli
 
+pytestmark = pytest.mark.any_broker
+
 QUICK = RetryPolicy(max_attempts=2, initial_backoff=0.2, jitter=0)
 
 
-def letters(broker: LocalBroker, topic: str, count: int) -> list[dict[str, bytes | None]]:
+def letters(broker: Broker, topic: str, count: int) -> list[dict[str, bytes | None]]:
     found = broker.consume_all(topic, expected=count)
     assert len(found) == count
     return [
@@ -29,7 +31,7 @@ def letters(broker: LocalBroker, topic: str, count: int) -> list[dict[str, bytes
     ]
 
 
-def test_dead_letter_headers_are_exact(broker: LocalBroker) -> None:
+def test_dead_letter_headers_are_exact(broker: Broker) -> None:
     topic, dlq = broker.new_topic("dl", 1), broker.new_topic("dl-dlq", 1)
     broker.produce(topic, [(b"k%d" % i, b"v%d" % i) for i in range(10)], headers=[("trace", b"t1")])
 
@@ -63,7 +65,7 @@ def test_dead_letter_headers_are_exact(broker: LocalBroker) -> None:
     assert committed(broker, pc.settings.group_id, topic, 1) == {0: 10}
 
 
-def test_a_poison_record_blocks_only_its_key(broker: LocalBroker) -> None:
+def test_a_poison_record_blocks_only_its_key(broker: Broker) -> None:
     topic, dlq = broker.new_topic("dl", 2), broker.new_topic("dl-dlq", 1)
     broker.produce(topic, [(b"k%d" % (i % 1000), b"%d" % i) for i in range(2000)])
     seen: list[bytes] = []
@@ -92,7 +94,7 @@ def test_a_poison_record_blocks_only_its_key(broker: LocalBroker) -> None:
     assert seen[-1] == b"1000"
 
 
-def test_undecodable_values_go_to_the_dead_letter_topic_at_once(broker: LocalBroker) -> None:
+def test_undecodable_values_go_to_the_dead_letter_topic_at_once(broker: Broker) -> None:
     topic, dlq = broker.new_topic("dl", 1), broker.new_topic("dl-dlq", 1)
     broker.produce(topic, [(None, b'{"n": 1}'), (None, b"{oops"), (None, b'{"n": 3}')])
     data: list[object] = []
@@ -108,7 +110,7 @@ def test_undecodable_values_go_to_the_dead_letter_topic_at_once(broker: LocalBro
     assert b"JSONDecodeError" in (letter["parafka.dlq.message"] or b"")
 
 
-def test_an_undecodable_value_without_dead_letter_topic_stops(broker: LocalBroker) -> None:
+def test_an_undecodable_value_without_dead_letter_topic_stops(broker: Broker) -> None:
     topic = broker.new_topic("dl", 1)
     broker.produce(topic, [(None, b"\xff\xfe"), (None, b"fine")])
     pc = consumer(broker, lambda r: None, topic, "g-" + uuid.uuid4().hex[:8],
@@ -119,7 +121,7 @@ def test_an_undecodable_value_without_dead_letter_topic_stops(broker: LocalBroke
     assert "UnicodeDecodeError" in str(failed.value)
 
 
-def test_no_retry_errors_give_up_on_the_first_attempt(broker: LocalBroker) -> None:
+def test_no_retry_errors_give_up_on_the_first_attempt(broker: Broker) -> None:
     topic, dlq = broker.new_topic("dl", 1), broker.new_topic("dl-dlq", 1)
     broker.produce(topic, [(None, b"1"), (None, b"2")])
 
@@ -135,7 +137,7 @@ def test_no_retry_errors_give_up_on_the_first_attempt(broker: LocalBroker) -> No
     assert letters(broker, dlq, 1)[0]["parafka.dlq.exception"] == b"KeyError"
 
 
-def test_skip_is_an_explicit_choice_and_is_counted(broker: LocalBroker) -> None:
+def test_skip_is_an_explicit_choice_and_is_counted(broker: Broker) -> None:
     topic = broker.new_topic("dl", 1)
     broker.produce(topic, [(None, b"%d" % i) for i in range(5)])
 
@@ -150,7 +152,7 @@ def test_skip_is_an_explicit_choice_and_is_counted(broker: LocalBroker) -> None:
     assert committed(broker, pc.settings.group_id, topic, 1) == {0: 5}
 
 
-def test_cli_dead_letter_topic_and_errors(broker: LocalBroker, tmp_path: Path) -> None:
+def test_cli_dead_letter_topic_and_errors(broker: Broker, tmp_path: Path) -> None:
     topic, group = broker.new_topic("cli-dl", partitions=1), f"g-{uuid.uuid4().hex[:8]}"
     dlq = broker.new_topic("cli-dl-dlq", 1)
     produced(broker, topic, 20, keys=5)

@@ -24,10 +24,12 @@ from parafka.errors import ConfigError
 from parafka.record import Headers, Record
 from parafka.redrive import NoDestination, Selection
 from parafka.replay import Replayer, ReplayFailed, ReplayJob, replay
-from parafka.testing import LocalBroker
+from parafka.testing import Broker
 
 from .helpers import committed
 from .test_cli import cli_env, error_lines, run_cli, started_cli
+
+pytestmark = pytest.mark.any_broker
 
 TRACE: Headers = [("trace-id", b"t-1"), ("tenant", b"acme")]
 
@@ -42,7 +44,7 @@ def failure(error: BaseException) -> Failure:
 
 
 def write_dead_letters(
-    broker: LocalBroker,
+    broker: Broker,
     dlq: str,
     letters: Iterable[tuple[Record, BaseException]],
     partitions: int = 1,
@@ -60,7 +62,7 @@ def write_dead_letters(
     return count
 
 
-def write_raw(broker: LocalBroker, topic: str, value: bytes, headers: Headers) -> None:
+def write_raw(broker: Broker, topic: str, value: bytes, headers: Headers) -> None:
     """A record that is not a proper dead letter (no parafka.dlq.topic header)."""
     producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
     producer.produce(topic, value, b"raw", headers=list(headers))
@@ -87,7 +89,7 @@ def replayed_form(record: Record, count: int = 1) -> Seen:
     )
 
 
-def assert_holds_exactly(broker: LocalBroker, topic: str, partitions: int, count: int) -> None:
+def assert_holds_exactly(broker: Broker, topic: str, partitions: int, count: int) -> None:
     """`topic` holds `count` records and no more: a sentinel written last to each partition
     must come back among exactly count + partitions records (a surplus record would leave
     some partition unread to its sentinel)."""
@@ -100,12 +102,12 @@ def assert_holds_exactly(broker: LocalBroker, topic: str, partitions: int, count
     assert sum(m.value() == b"sentinel" for m in messages) == partitions
 
 
-def job(broker: LocalBroker, dlq: str, **kwargs: object) -> ReplayJob:
+def job(broker: Broker, dlq: str, **kwargs: object) -> ReplayJob:
     return ReplayJob(bootstrap_servers=broker.bootstrap_servers, dlq_topic=dlq, **kwargs)  # type: ignore[arg-type]
 
 
 # -- the command, end to end ----------------------------------------------------------------
-def test_round_trip_back_to_the_source_topics_then_nothing_again(broker: LocalBroker) -> None:
+def test_round_trip_back_to_the_source_topics_then_nothing_again(broker: Broker) -> None:
     orders = broker.new_topic("orders", partitions=2)
     payments = broker.new_topic("payments", partitions=1)
     dlq = broker.new_topic("dlq", partitions=2)
@@ -134,7 +136,7 @@ def test_round_trip_back_to_the_source_topics_then_nothing_again(broker: LocalBr
     assert_holds_exactly(broker, payments, 1, 4)
 
 
-def test_only_new_dead_letters_are_replayed_by_a_later_run(broker: LocalBroker) -> None:
+def test_only_new_dead_letters_are_replayed_by_a_later_run(broker: Broker) -> None:
     orders = broker.new_topic("orders")
     dlq = broker.new_topic("dlq")
     write_dead_letters(broker, dlq, [(source_record(orders, 0, o), ValueError()) for o in range(3)])
@@ -147,7 +149,7 @@ def test_only_new_dead_letters_are_replayed_by_a_later_run(broker: LocalBroker) 
     assert_holds_exactly(broker, orders, 1, 4)
 
 
-def test_filters_replay_only_matching_dead_letters(broker: LocalBroker) -> None:
+def test_filters_replay_only_matching_dead_letters(broker: Broker) -> None:
     orders = broker.new_topic("orders")
     payments = broker.new_topic("payments")
     dlq = broker.new_topic("dlq", partitions=2)
@@ -172,7 +174,7 @@ def test_filters_replay_only_matching_dead_letters(broker: LocalBroker) -> None:
     assert replay(job(broker, dlq)).total_replayed == 7
 
 
-def test_to_sends_everything_to_one_topic(broker: LocalBroker) -> None:
+def test_to_sends_everything_to_one_topic(broker: Broker) -> None:
     orders = broker.new_topic("orders", partitions=2)
     payments = broker.new_topic("payments")
     retry = broker.new_topic("retry", partitions=3)
@@ -190,7 +192,7 @@ def test_to_sends_everything_to_one_topic(broker: LocalBroker) -> None:
     assert_holds_exactly(broker, payments, 1, 0)
 
 
-def test_rate_limits_records_per_second(broker: LocalBroker) -> None:
+def test_rate_limits_records_per_second(broker: Broker) -> None:
     orders = broker.new_topic("orders")
     dlq = broker.new_topic("dlq")
     write_dead_letters(broker, dlq, [(source_record(orders, 0, o), ValueError()) for o in range(9)])
@@ -203,7 +205,7 @@ def test_rate_limits_records_per_second(broker: LocalBroker) -> None:
 
 
 # -- failures: stop, keep what was acknowledged -----------------------------------------------
-def test_a_dead_letter_without_source_stops_and_names_it(broker: LocalBroker) -> None:
+def test_a_dead_letter_without_source_stops_and_names_it(broker: Broker) -> None:
     orders = broker.new_topic("orders")
     dlq = broker.new_topic("dlq")
     write_dead_letters(broker, dlq, [(source_record(orders, 0, 0), ValueError())])
@@ -218,7 +220,7 @@ def test_a_dead_letter_without_source_stops_and_names_it(broker: LocalBroker) ->
     assert_holds_exactly(broker, orders, 1, 1)
 
 
-def test_a_record_the_producer_refuses_stops_the_replay_at_it(broker: LocalBroker) -> None:
+def test_a_record_the_producer_refuses_stops_the_replay_at_it(broker: Broker) -> None:
     orders = broker.new_topic("orders")
     dlq = broker.new_topic("dlq")
     small, big = source_record(orders, 0, 0), source_record(orders, 0, 1)
@@ -236,7 +238,7 @@ def test_a_record_the_producer_refuses_stops_the_replay_at_it(broker: LocalBroke
     assert_holds_exactly(broker, orders, 1, 3)
 
 
-def test_a_missing_destination_topic_is_a_usage_error(broker: LocalBroker) -> None:
+def test_a_missing_destination_topic_is_a_usage_error(broker: Broker) -> None:
     dlq = broker.new_topic("dlq")
     gone = f"gone-{os.getpid()}-{time.monotonic_ns()}"
     write_dead_letters(broker, dlq, [(source_record(gone, 0, 0), ValueError())])
@@ -248,7 +250,7 @@ def test_a_missing_destination_topic_is_a_usage_error(broker: LocalBroker) -> No
 
 
 # -- the command's errors ---------------------------------------------------------------------
-def test_cli_missing_dead_letter_topic_exits_2(broker: LocalBroker) -> None:
+def test_cli_missing_dead_letter_topic_exits_2(broker: Broker) -> None:
     result = run_cli(
         ["dlq", "replay", "--from", "no-such-dlq", "-b", broker.bootstrap_servers],
         cli_env(),
@@ -278,7 +280,7 @@ def test_cli_unreachable_broker_exits_1_quickly() -> None:
 
 
 def test_sigterm_commits_what_was_replayed_and_a_rerun_finishes(
-    broker: LocalBroker, tmp_path: Path
+    broker: Broker, tmp_path: Path
 ) -> None:
     orders = broker.new_topic("orders")
     dlq = broker.new_topic("dlq")

@@ -10,16 +10,19 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from parafka import ParallelConsumer, Record, RetryPolicy
 from parafka.broker import free_port
 from parafka.codec import encode_completed
-from parafka.testing import LocalBroker
+from parafka.testing import Broker
 
 from .helpers import committed, consumer, wait_until
 from .test_cli import RECORD_OFFSETS, cli_env, line_count, run_args, run_cli, started_cli, wait_exit
+
+pytestmark = pytest.mark.any_broker
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -52,7 +55,7 @@ def _lag(samples: Samples, topic: str, partition: int, part: str) -> float:
     return samples[("parafka_lag_records", labels)]
 
 
-def _produce_each(broker: LocalBroker, topic: str, partition: int, count: int) -> None:
+def _produce_each(broker: Broker, topic: str, partition: int, count: int) -> None:
     """One record per flush: the local broker's high watermark is then exact (it reports
     the start of the last batch + 1)."""
     for i in range(count):
@@ -72,7 +75,7 @@ def _committed_all(pc: ParallelConsumer, offset: int) -> bool:
     return bool(parts) and all(p.committed == offset for p in parts)
 
 
-def test_metrics_after_a_run(broker: LocalBroker) -> None:
+def test_metrics_after_a_run(broker: Broker) -> None:
     topic, group = broker.new_topic("metrics", partitions=2), f"g-{uuid.uuid4().hex[:8]}"
     for partition in (0, 1):
         _produce_each(broker, topic, partition, 10)
@@ -122,7 +125,7 @@ def test_metrics_after_a_run(broker: LocalBroker) -> None:
     assert not any(t.name == "parafka-monitor" for t in threading.enumerate())
 
 
-def test_healthz_names_a_stuck_record_and_lag_shows_it(broker: LocalBroker) -> None:
+def test_healthz_names_a_stuck_record_and_lag_shows_it(broker: Broker) -> None:
     topic, group = broker.new_topic("stuck", partitions=2), f"g-{uuid.uuid4().hex[:8]}"
     for partition in (0, 1):
         _produce_each(broker, topic, partition, 12)
@@ -171,7 +174,7 @@ def test_healthz_names_a_stuck_record_and_lag_shows_it(broker: LocalBroker) -> N
         pc.join(30)
 
 
-def _commit(broker: LocalBroker, group: str, offsets: list[TopicPartition]) -> list[TopicPartition]:
+def _commit(broker: Broker, group: str, offsets: list[TopicPartition]) -> list[TopicPartition]:
     """Commit as a plain consumer of `group` (assigned, never joined); returns what the
     broker gives back, metadata included."""
     plain = Consumer(broker.client_config(**{"group.id": group, "enable.auto.commit": False}))
@@ -182,7 +185,7 @@ def _commit(broker: LocalBroker, group: str, offsets: list[TopicPartition]) -> l
         plain.close()
 
 
-def test_lag_of_a_plain_consumer_group(broker: LocalBroker) -> None:
+def test_lag_of_a_plain_consumer_group(broker: Broker) -> None:
     topic, group = broker.new_topic("plain", partitions=2), f"plain-{uuid.uuid4().hex[:8]}"
     _produce_each(broker, topic, 0, 6)
     _produce_each(broker, topic, 1, 3)
@@ -223,7 +226,7 @@ def test_lag_of_a_plain_consumer_group(broker: LocalBroker) -> None:
     ]
 
 
-def test_lag_of_a_parafka_group(broker: LocalBroker) -> None:
+def test_lag_of_a_parafka_group(broker: Broker) -> None:
     """A group parafka ran: committed up to the log end. Its commit metadata, when the broker
     keeps it, shows records done above the committed offset."""
     topic, group = broker.new_topic("pfk", partitions=1), f"pfk-{uuid.uuid4().hex[:8]}"
@@ -248,7 +251,7 @@ def test_lag_of_a_parafka_group(broker: LocalBroker) -> None:
     assert text.stdout.splitlines()[1].split()[-1] == ("2" if back.metadata else "-")
 
 
-def test_run_serves_metrics_until_it_exits(broker: LocalBroker, tmp_path: Path) -> None:
+def test_run_serves_metrics_until_it_exits(broker: Broker, tmp_path: Path) -> None:
     """`parafka run --metrics-port`: served while running, released at exit."""
     topic, group = broker.new_topic("cli-metrics", partitions=2), f"g-{uuid.uuid4().hex[:8]}"
     broker.produce(topic, [(b"k%d" % (i % 5), b"v") for i in range(50)])

@@ -56,3 +56,26 @@ def test_zero_metadata_bytes_disables_metadata() -> None:
     state = tracker(range(10), [3, 4])
     plan = CommitPlanner(0).plan({("t", 0): state})
     assert plan.offsets == [("t", 0, 0, "")] and not plan.throttle
+
+
+def test_a_throttled_partition_commits_metadata_again_once_it_fits() -> None:
+    """Throttled because the set did not fit; some holes fill and the (non-empty) set fits:
+    the next commit carries it, and the throttle is lifted."""
+    rng = random.Random(11)
+    finished = sorted(rng.sample(range(2, 400), 150))  # ragged: needs more than 64 bytes
+    state = tracker(range(0, 400), finished)
+    planner = CommitPlanner(max_metadata_bytes=64)
+    first = planner.plan({("t", 0): state})
+    assert first.offsets == [("t", 0, 0, "")] and planner.throttled == {("t", 0)}
+    for o in range(2, 400):  # every hole but offsets 0 and 1 fills: a single run above 1
+        if o not in finished:
+            state.finish(o)
+    second = planner.plan({("t", 0): state})
+    ((_, _, offset, metadata),) = second.offsets
+    assert offset == 0 and metadata and len(metadata) <= 64
+    assert decode_completed(0, metadata) == set(range(2, 400))
+    assert second.unthrottle == [("t", 0)] and not second.throttle and not planner.throttled
+    state.finish(0)  # the position moves; the set above it still travels
+    third = planner.plan({("t", 0): state})
+    ((_, _, offset, metadata),) = third.offsets
+    assert offset == 1 and decode_completed(1, metadata) == set(range(2, 400))
