@@ -46,6 +46,7 @@ from parafka.executors.base import (
 )
 from parafka.gctuning import tune_gc
 from parafka.record import Produced, Record
+from parafka.seam import ClientError
 
 log = logging.getLogger("parafka.executor")
 
@@ -112,18 +113,14 @@ class _WorkerOutputs:
     MAX_PENDING = 4  # chunks produced but not flushed
 
     def __init__(self, config: dict[str, Any]) -> None:
-        from confluent_kafka import Producer
+        from parafka.confluent import ConfluentKafka
 
         self.errors: list[BaseException] = []
-        config = {**config, "delivery.report.only.error": True, "on_delivery": self._failed}
-        self.producer = Producer(config)
+        self.producer = ConfluentKafka().producer(config, on_failed=self._failed)
         self.pending: list[_PendingChunk] = []
 
-    def _failed(self, err: Any, _msg: Any) -> None:
-        if err is not None:
-            from confluent_kafka import KafkaException
-
-            self.errors.append(_portable_error(KafkaException(err)))
+    def _failed(self, err: ClientError, _topic: str, _key: Any, _value: Any) -> None:
+        self.errors.append(_portable_error(err))
 
     def send(self, chunk: _PendingChunk) -> None:
         """Produce the chunk's outputs; remember which records had some."""
@@ -148,10 +145,7 @@ class _WorkerOutputs:
         for topic, value, key, headers in outputs:
             while True:
                 try:
-                    if headers is None:  # headers=None costs as much as the call itself
-                        produce(topic, value, key)
-                    else:
-                        produce(topic, value, key, headers=headers)
+                    produce(topic, value, key, headers)
                     break
                 except BufferError:
                     poll(0.05)
@@ -164,7 +158,8 @@ class _WorkerOutputs:
 
     def settle(self, conn: Connection) -> None:
         """Wait for every pending output, then report the pending chunks."""
-        self.producer.flush()
+        while self.producer.flush(10.0):  # every delivery ends (message.timeout.ms bounds it)
+            pass
         error = self.errors[0] if self.errors else None
         self.errors.clear()
         for chunk in self.pending:
