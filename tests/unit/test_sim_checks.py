@@ -93,3 +93,15 @@ def test_a_lost_record_and_a_stalled_partition_are_caught() -> None:
     check.succeeded_on(TP, 3)
     with pytest.raises(Violation, match="stall"):
         check.final({TP: 3})
+
+
+def test_a_record_dead_lettered_for_another_records_failure_is_caught() -> None:
+    check = checker()
+    check.blame_only_failures({(TP, 1)})
+    letter = MemoryMessage(
+        "dlq", 0, 0, None, None, [("parafka.dlq.partition", b"0"), ("parafka.dlq.offset", b"1")], 0
+    )
+    with pytest.raises(Violation, match="blame"):
+        check.new_dead_letters([letter])
+    check.blame_only_failures(set())  # a refused delivery may have used up its attempts
+    check.new_dead_letters([letter])

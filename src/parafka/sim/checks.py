@@ -11,6 +11,8 @@ committed offsets) and raises `Violation` the moment a guarantee breaks:
 - order: a record of an ordered shard starts only after every older record of its shard
   succeeded (or was dead-lettered), on whichever consumer;
 - memory: a consumer never holds more records than its buffer limit;
+- blame: while no delivery can fail, a record whose own attempts succeed in time is never
+  dead-lettered (another record's failure, or its worker's death, is not charged to it);
 - at the end (`final`): every record is done, every partition committed to its end, and per
   key the outputs written by the partition's owners take effect in offset order (the last
   copy of each record's output comes after the last copy of every older one of its key).
@@ -62,6 +64,7 @@ class Checker:
     _cluster_owners: dict[tuple[int, TP], list[list[float]]] = field(default_factory=dict)
     _verified: dict[TP, int] = field(default_factory=dict)  # offsets below are done
     _ran_at: dict[tuple[int, TP, int], float] = field(default_factory=dict)  # last success
+    innocent: set[tuple[TP, int]] = field(default_factory=set)  # see blame_only_failures
 
     # -- observations -----------------------------------------------------------------
     def owned(self, member: int, tps: Iterable[TP], now: float) -> None:
@@ -129,7 +132,18 @@ class Checker:
             headers = message.headers()
             partition, offset = header_text(headers, PARTITION), header_text(headers, OFFSET)
             assert partition is not None and offset is not None
-            self.dead.add(((self.topic, int(partition)), int(offset)))
+            record = ((self.topic, int(partition)), int(offset))
+            if record in self.innocent:
+                raise Violation(
+                    f"blame: {_name(*record)} was dead-lettered, but its own attempts would "
+                    "all have succeeded in time (another record's failure was charged to it)"
+                )
+            self.dead.add(record)
+
+    def blame_only_failures(self, innocent: set[tuple[TP, int]]) -> None:
+        """From now on, these records may not be dead-lettered: their handler succeeds
+        within the attempts allowed, and nothing else (a refused delivery) can fail them."""
+        self.innocent = innocent
 
     # -- invariants -----------------------------------------------------------------------
     def done(self, tp: TP, offset: int) -> bool:

@@ -154,6 +154,15 @@ class World:
             {record for record, plan in self.plans.items() if plan.output},
         )
         self.settings = _settings(self.ordering, self.strategy, self.max_buffered, cfg.max_attempts)
+        # Until a delivery fault is armed, only a record's own failures may use up its
+        # attempts: one whose plan succeeds in time must never be dead-lettered.
+        self.checker.blame_only_failures(
+            {
+                record
+                for record, plan in self.plans.items()
+                if not plan.poison and plan.fails + len(plan.kills) < cfg.max_attempts
+            }
+        )
         self.members: list[_Member] = []
         self._out_seen = 0
         self._dlq_seen = 0
@@ -315,6 +324,7 @@ class World:
             self._note("fail commits")
         elif kind == "deliver":
             faults.fail_deliveries(rng.randint(1, 3), "MSG_TIMED_OUT")
+            self.checker.blame_only_failures(set())  # a refused output costs an attempt
             self._note("fail deliveries")
         elif kind == "delay":
             faults.delivery_delay = rng.choice((0.0, 0.2, 1.5))
