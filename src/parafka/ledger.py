@@ -33,7 +33,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from itertools import groupby, repeat
-from operator import attrgetter, is_
+from operator import attrgetter, is_, itemgetter
 
 from parafka.entry import (
     DONE,
@@ -61,6 +61,7 @@ log = logging.getLogger("parafka")
 
 TP = tuple[str, int]
 _PART = attrgetter("part")
+_OUTPUTS = itemgetter(1)
 
 
 class Phase(enum.Enum):
@@ -69,6 +70,14 @@ class Phase(enum.Enum):
     OPEN = "open"
     REVOKING = "revoking"
     CLOSED = "closed"
+
+
+_CLOSED = Phase.CLOSED
+
+
+def _open(entries: list[Entry]) -> list[Entry]:
+    """The entries whose partition's assignment is not over."""
+    return [e for e in entries if e.part.phase is not _CLOSED]
 
 
 class Part:
@@ -266,7 +275,10 @@ class Ledger:
         done: list[Entry] = []
         unrun: list[Entry] = []
         failed_shards: set[object] = set()
-        batches: dict[int, tuple[list[Produced], list[Entry]]] = {}
+        # (entries, their outputs): one pair per record, or per batch (the entries of one
+        # handler call share its outputs list, and come one after another in the chunk).
+        sends: list[tuple[list[Entry], list[Produced]]] = []
+        last: list[Produced] | None = None
         failures: list[tuple[Entry, BaseException]] = []
         for entry, outcome in zip(entries, outcomes, strict=True):
             if entry.state is not RUNNING:
@@ -284,12 +296,18 @@ class Ledger:
                     continue
                 failed_shards.add(shard)
                 failures.append((entry, outcome[1]))
-            elif outcome[0]:
-                batches.setdefault(id(outcome[0]), (outcome[0], []))[1].append(entry)
+            elif outputs := outcome[0]:
+                if outputs is last:
+                    sends[-1][0].append(entry)
+                else:
+                    sends.append(([entry], outputs))
+                    last = outputs
             else:
                 done.append(entry)
-        for outputs, members in batches.values():
-            self._outputs(members, outputs, actions)
+        if sends:
+            if len(sends) > 1 and len(set(map(id, map(_OUTPUTS, sends)))) < len(sends):
+                sends = _merged(sends)  # a batch's entries were not side by side
+            self._send(sends, actions)
         if done:
             self._finished(done, actions, processed=True)
         if unrun:
@@ -342,17 +360,23 @@ class Ledger:
     # -- transitions ----------------------------------------------------------------------
     def _outputs(self, entries: list[Entry], outputs: list[Produced], actions: Actions) -> None:
         """Handler done with outputs: send them (SENDING) or hold them (exactly-once)."""
-        live = [e for e in entries if e.part.phase is not Phase.CLOSED]
-        if len(live) < len(entries):
-            self._discard([e for e in entries if e.part.phase is Phase.CLOSED])
-        if not live:
-            return
+        self._send([(entries, outputs)], actions)
+
+    def _send(self, sends: list[tuple[list[Entry], list[Produced]]], actions: Actions) -> None:
+        """Handlers done with outputs, (entries, their outputs) per handler call: send them
+        (SENDING) or hold them (exactly-once); entries of closed partitions leave."""
+        closed = [e for entries, _ in sends for e in entries if e.part.phase is _CLOSED]
+        if closed:
+            self._discard(closed)
+            sends = [(live, out) for entries, out in sends if (live := _open(entries))]
         if self.release is not None:
-            self._hold(live, outputs, processed=True)
+            for entries, outputs in sends:
+                self._hold(entries, outputs, processed=True)
             return
-        for entry in live:
-            entry.state = SENDING
-        actions.send.append((live, outputs))
+        for entries, _ in sends:
+            for entry in entries:
+                entry.state = SENDING
+        actions.send.extend(sends)
 
     def _hold(self, entries: list[Entry], outputs: list[Produced], processed: bool) -> None:
         assert self.release is not None
@@ -570,6 +594,17 @@ def _one_success(first: Outcome | None, outcomes: list[Outcome | None]) -> bool:
         and first[1] is None
         and all(map(is_, outcomes, repeat(first)))
     )
+
+
+def _merged(
+    sends: list[tuple[list[Entry], list[Produced]]],
+) -> list[tuple[list[Entry], list[Produced]]]:
+    """One (entries, outputs) pair per outputs list: its outputs are produced once."""
+    by_outputs: dict[int, tuple[list[Entry], list[Produced]]] = {}
+    for entries, outputs in sends:
+        pair = by_outputs.setdefault(id(outputs), ([], outputs))
+        pair[0].extend(entries)
+    return list(by_outputs.values())
 
 
 def where(entry: Entry) -> str:

@@ -1,0 +1,178 @@
+"""Where a record's time goes: parafka's control thread and workers, sampled by py-spy.
+
+Produces `--records` records (100-byte values, 4 partitions, 1,000 keys; or the md5
+transformer's name events with `--handler md5`) on a local broker, then runs one
+ParallelConsumer in this process until it has processed them all, with py-spy sampling this
+process (`--gil`: only the thread holding the GIL, so the samples are Python's CPU time,
+which is what one process can spend). Each sample is charged to one component by its
+innermost parafka frame (or the handler's), and the report gives each component's share and
+its cost in microseconds per record (share x GIL-busy time / records).
+
+Usage: python benchmarks/profile_engine.py [--handler noop|md5] [--ordering key|unordered]
+                                           [--records N] [--concurrency C] [--rate R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from common import console, fresh_group, keyed_items, produce, table
+
+from parafka import Output, ParallelConsumer, Record
+from parafka.testing import LocalBroker
+
+PARTITIONS = 4
+KEYS = 1000
+
+# Innermost parafka module (or the handler) -> the component it belongs to. Checked in
+# order; the first prefix that matches the frame's file path wins.
+COMPONENTS: tuple[tuple[str, str], ...] = (
+    ("Completions.wait", "waiting for completions"),
+    ("normalize_outputs", "outputs and acknowledgements"),
+    ("profile_engine.py", "handler"),
+    ("parafka/confluent.py", "fetch and records"),
+    ("parafka/record.py", "fetch and records"),
+    ("parafka/entry.py", "fetch and records"),
+    ("parafka/scheduler.py", "scheduling"),
+    ("parafka/executors/", "dispatch and workers"),
+    ("parafka/offsets.py", "offsets"),
+    ("parafka/commits.py", "commit"),
+    ("parafka/codec.py", "commit"),
+    ("parafka/outputs.py", "outputs and acknowledgements"),
+    ("parafka/ledger.py", "ledger (accept, take, settle)"),
+    ("parafka/control.py", "control loop"),
+    ("parafka/", "other parafka"),
+)
+
+
+def _md5(record: Record) -> Output:
+    value = record.value or b""
+    return Output(value[:-1] + b',"hash":"' + hashlib.md5(value).hexdigest().encode() + b'"}')
+
+
+def _noop(record: Record) -> None:
+    return None
+
+
+def component(stack: str) -> str:
+    """The component of one py-spy raw stack (outermost first, frames split by ';')."""
+    for frame in reversed(stack.split(";")):
+        for prefix, name in COMPONENTS:
+            if prefix in frame:
+                return name
+    return "client and interpreter (no parafka frame)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--handler", choices=("noop", "md5"), default="noop")
+    parser.add_argument("--ordering", choices=("key", "unordered", "partition"), default="key")
+    parser.add_argument("--records", type=int, default=300_000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--no-profile", action="store_true", help="only time the run")
+    parser.add_argument(
+        "--wall", action="store_true", help="sample every thread, idle included (not --gil)"
+    )
+    parser.add_argument("--functions", type=int, default=0, help="also list the top N functions")
+    args = parser.parse_args(argv)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not args.no_profile and not Path(spy).exists():
+        print("profile_engine: py-spy not found; install the dev extra", file=sys.stderr)
+        return 2
+
+    with LocalBroker() as broker:
+        config = {"bootstrap.servers": broker.bootstrap_servers, "fetch.queue.backoff.ms": 10}
+        topic = f"profile-{os.getpid()}"
+        broker.create_topic(topic, PARTITIONS)
+        out = None
+        if args.handler == "md5":
+            out = f"{topic}-out"
+            broker.create_topic(out, PARTITIONS)
+            values = (b'{"first_name":"Ada%d","last_name":"Lovelace"}' % i for i in range(10**9))
+        else:
+            values = (b"x" * 100 for _ in range(10**9))
+        items = keyed_items(args.records, KEYS, PARTITIONS, values, 7)
+        produce(broker.bootstrap_servers, topic, items)
+        consumer = ParallelConsumer(
+            _md5 if args.handler == "md5" else _noop,
+            bootstrap_servers=broker.bootstrap_servers,
+            group_id=fresh_group("profile"),
+            topics=topic,
+            ordering=args.ordering,
+            concurrency=args.concurrency,
+            kafka_config=config,
+            output_topic=out,
+        )
+        raw = Path(tempfile.mkdtemp()) / "samples.txt"
+        sampler = None
+        consumer.start()
+        while consumer.stats().processed == 0:  # the group join is not part of the profile
+            time.sleep(0.005)
+        began, cpu0 = time.perf_counter(), time.process_time()
+        if not args.no_profile:
+            sampler = subprocess.Popen(
+                [spy, "record", *(("--idle", "--threads") if args.wall else ("--gil",)),
+                 "--nonblocking", "-r", str(args.rate), "--format", "raw", "-o", str(raw),
+                 "--pid", str(os.getpid())],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        first = consumer.stats().processed
+        while consumer.stats().processed < args.records and consumer.is_running:
+            time.sleep(0.01)
+        seconds, cpu = time.perf_counter() - began, time.process_time() - cpu0
+        counted = consumer.stats().processed - first
+        if sampler is not None:
+            sampler.send_signal(signal.SIGINT)
+            sampler.wait(30)
+        consumer.stop()
+        consumer.join(60)
+
+    rate = counted / seconds
+    console.print(
+        f"{args.handler} handler, {args.ordering}, C={args.concurrency}: {counted:,} records "
+        f"in {seconds:.2f} s = {rate:,.0f} records/s ({1e6 / rate:.2f} us a record); "
+        f"process CPU {cpu / seconds:.2f} cores, {cpu / counted * 1e6:.2f} us a record"
+    )
+    if sampler is None:
+        return 0
+    totals: collections.Counter[str] = collections.Counter()
+    functions: collections.Counter[str] = collections.Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if args.wall and "parafka-control;" not in stack:
+            continue  # wall time: the control thread's, where it works and where it waits
+        if stack and count.isdigit():
+            totals[component(stack)] += int(count)
+            functions[stack.split(";")[-1]] += int(count)
+    samples = sum(totals.values())
+    gil_seconds = samples / args.rate
+    rows = [
+        [name, f"{n / samples:.1%}", f"{n / args.rate / counted * 1e6:.2f}"]
+        for name, n in totals.most_common()
+    ]
+    console.print(
+        table(
+            f"GIL held {gil_seconds:.2f} s of {seconds:.2f} s ({gil_seconds / seconds:.0%})",
+            ["component", "share", "us a record"],
+            rows,
+        )
+    )
+    for frame, n in functions.most_common(args.functions):
+        console.print(f"{n / samples:6.1%}  {frame}", highlight=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
