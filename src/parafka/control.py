@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from parafka.codec import decode_completed
 from parafka.commits import CommitPlanner
@@ -365,7 +366,8 @@ class ControlLoop:
             return False
         ledger = self.ledger
         for chunk in chunks:
-            entries, outcomes = chunk
+            records, outcomes = chunk
+            entries = cast("list[Entry]", records)  # the runs this loop submitted
             if isinstance(chunk, Acknowledged):
                 self._act(ledger.acknowledged(entries, outcomes))
             else:
