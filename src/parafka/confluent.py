@@ -308,6 +308,8 @@ class ConfluentShareConsumer:
             messages = self._consumer.poll(timeout)
         except ck.KafkaException as exc:
             raise client_error(exc) from None
+        except ck.IllegalStateException as exc:  # a record of the last poll unacknowledged
+            raise ClientError(str(exc), "ILLEGAL_STATE", fatal=True) from None
         good: list[Any] = []
         for message in messages:
             error = message.error()
@@ -320,9 +322,12 @@ class ConfluentShareConsumer:
         return good
 
     def acknowledge(self, message: ShareMessage, ack: Ack) -> None:
-        self._consumer.acknowledge_offset(
-            message.topic(), message.partition(), message.offset(), _ACK_TYPES[ack]
-        )
+        try:
+            self._consumer.acknowledge_offset(
+                message.topic(), message.partition(), message.offset(), _ACK_TYPES[ack]
+            )
+        except (ck.KafkaException, ck.IllegalStateException) as exc:  # e.g. not acquired now
+            raise ClientError(str(exc), type(exc).__name__) from None
 
     def commit(self) -> None:
         try:
