@@ -171,8 +171,8 @@ class Settings:
         if self.exactly_once:
             raise ConfigError(
                 "group_type='share' cannot run exactly_once=True: a share group has no "
-                "offsets to commit in a transaction; drop exactly_once or use "
-                "group_type='consumer'"
+                "offsets to commit in a transaction; drop exactly_once (CLI --exactly-once) or use "
+                "group_type='consumer' (CLI --group-type consumer)"
             )
 
 
