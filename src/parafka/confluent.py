@@ -46,6 +46,13 @@ def client_error(error: ck.KafkaError | ck.KafkaException | BaseException) -> Cl
     return ClientError(str(error))
 
 
+def _close(consumer: ck.Consumer | ck.ShareConsumer) -> None:
+    try:
+        consumer.close()
+    except ck.KafkaException as exc:
+        raise client_error(exc) from None
+
+
 def _tp(tp: TP, offset: int | None = None, metadata: str | None = None) -> ck.TopicPartition:
     if offset is None:
         return ck.TopicPartition(tp[0], tp[1])
@@ -183,10 +190,7 @@ class ConfluentConsumer:
         return self._consumer.consumer_group_metadata()
 
     def close(self) -> None:
-        try:
-            self._consumer.close()
-        except ck.KafkaException as exc:
-            raise client_error(exc) from None
+        _close(self._consumer)
 
 
 class ConfluentProducer:
@@ -336,10 +340,7 @@ class ConfluentShareConsumer:
             raise client_error(exc) from None
 
     def close(self) -> None:
-        try:
-            self._consumer.close()
-        except ck.KafkaException as exc:
-            raise client_error(exc) from None
+        _close(self._consumer)
 
 
 class ConfluentKafka:

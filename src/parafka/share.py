@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from parafka.confluent import ConfluentKafka, ConfluentShareConsumer
+from parafka.control import Stoppable
 from parafka.deadletter import Failure, dead_letter
 from parafka.deserializers import DeserializationError
 from parafka.errors import RecordFailed
@@ -37,6 +38,7 @@ from parafka.executors import Completions, Executor, Work
 from parafka.executors.outcomes import NOT_RUN, Outcome
 from parafka.failures import FailureLog, is_mistake, report, report_due
 from parafka.kafka_config import share_consumer_config
+from parafka.ledger import Counts
 from parafka.outputs import Acknowledged, OutputThread
 from parafka.recent import RecentDeadLetters
 from parafka.record import MessageRecord, Produced
@@ -98,18 +100,7 @@ class ShareRecord(MessageRecord):
         return f"{self.topic}[{self.partition}]@{self.offset}"
 
 
-class _Counts:
-    __slots__ = ("dead_lettered", "failed", "processed", "rejected", "released")
-
-    def __init__(self) -> None:
-        self.processed = 0  # accepted after success (and outputs acknowledged)
-        self.failed = 0  # failed attempts
-        self.released = 0  # given back for another attempt
-        self.dead_lettered = 0
-        self.rejected = 0  # on_failure="skip"
-
-
-class ShareLoop:
+class ShareLoop(Stoppable):
     """The control thread of a share-group member: the only thread touching the share
     consumer. Same public face as `ControlLoop` for `ParallelConsumer`: `run`, `stop`,
     `stats`, `clock`, `executor`, `running`, `recent_dead_letters`."""
@@ -133,31 +124,18 @@ class ShareLoop:
         self.failure_log = FailureLog()
         self.failure: RecordFailed | None = None
         self._consumer: ShareConsumer | None = None
-        self._stop, self._hard_stop = threading.Event(), threading.Event()
+        Stoppable.__init__(self)  # stop(): running records get shutdown_timeout, then release
         self._held: dict[int, ShareRecord] = {}  # acquired, not acknowledged (by id)
         self._queued: deque[ShareRecord] = deque()  # acquired, not handed to the executor
         self._running = 0  # handed to the executor, not reported
         self._letters: set[int] = set()  # records whose dead letter awaits acknowledgement
-        self._counts = _Counts()
+        self._counts = Counts()  # retried: released; dropped: rejected
         self._acked_since_commit = 0
         self._next_commit_at = 0.0
         self._started_at = clock()
         self._last_record_at: float | None = None
         self._stats = Stats()
         self._stats_at = 0.0
-
-    # -- public, thread-safe ------------------------------------------------------
-    def stop(self, drain: bool = True, wake: bool = True) -> None:
-        """Finish: running records get `shutdown_timeout` (none with drain=False); what
-        is left is released to the group."""
-        if not drain:
-            self._hard_stop.set()
-        self._stop.set()
-        if wake:
-            self.completions.wake()
-
-    def stats(self) -> Stats:
-        return self._stats
 
     # -- the loop -------------------------------------------------------------------
     def run(self, until_idle: float | None = None) -> Stats:
@@ -289,13 +267,13 @@ class ShareLoop:
         now = self.clock()
         if decided is Verdict.RELEASE:
             report(log, self.failure_log, error, record.where(), record.attempt, "released", now)
-            self._counts.released += 1
+            self._counts.retried += 1
             self._settle(record, Ack.RELEASE)
         elif decided is Verdict.DEAD_LETTER:
             self._dead_letter(record, error)
         elif decided is Verdict.REJECT:
             report(log, self.failure_log, error, record.where(), record.attempt, "rejected", now)
-            self._counts.rejected += 1
+            self._counts.dropped += 1
             self._settle(record, Ack.REJECT)
         else:
             self._settle(record, Ack.RELEASE)
@@ -412,9 +390,9 @@ class ShareLoop:
         self._stats = Stats(
             processed=counts.processed,
             failed=counts.failed,
-            retried=counts.released,
+            retried=counts.retried,
             dead_lettered=counts.dead_lettered,
-            skipped_after_failure=counts.rejected,
+            skipped_after_failure=counts.dropped,
             in_flight=len(self._held) - len(self._queued),
             queued=len(self._queued),
             at=now,
