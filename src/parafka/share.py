@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from parafka.confluent import ConfluentKafka, ConfluentShareConsumer
-from parafka.control import Stoppable
+from parafka.control import ERROR_LOG_EVERY, Stoppable
 from parafka.deadletter import Failure, dead_letter
 from parafka.deserializers import DeserializationError
 from parafka.errors import RecordFailed
@@ -92,12 +92,14 @@ class ShareRecord(MessageRecord):
         super().__init__(message, message.topic(), message.partition(), message.offset())
         self.attempt = message.delivery_count() or 1
 
-    @property
-    def message(self) -> ShareMessage:
-        return cast("ShareMessage", self._msg)
 
-    def where(self) -> str:
-        return f"{self.topic}[{self.partition}]@{self.offset}"
+def _message(record: ShareRecord) -> ShareMessage:
+    """The client's message behind `record` (kept off the handler's view of it)."""
+    return cast("ShareMessage", record._msg)
+
+
+def _where(record: ShareRecord) -> str:
+    return f"{record.topic}[{record.partition}]@{record.offset}"
 
 
 class ShareLoop(Stoppable):
@@ -136,6 +138,7 @@ class ShareLoop(Stoppable):
         self._last_record_at: float | None = None
         self._stats = Stats()
         self._stats_at = 0.0
+        self._error_logged_at: dict[str, float] = {}
 
     # -- the loop -------------------------------------------------------------------
     def run(self, until_idle: float | None = None) -> Stats:
@@ -173,8 +176,9 @@ class ShareLoop(Stoppable):
         if not self._held:  # the client refuses a poll while any record is unacknowledged
             self._accept(self.consumer.poll(POLL_WAIT), now)
         self._dispatch()
-        if self._held:
-            self.completions.wait(max(0.0, min(BUSY_WAIT, self._next_commit_at - now)))
+        if self._held:  # a completion wakes it at once; acknowledgements may be due sooner
+            due = self._next_commit_at - now if self._acked_since_commit else BUSY_WAIT
+            self.completions.wait(max(0.0, min(BUSY_WAIT, due)))
         self._handle(self.completions.drain())
         self._commit(now)
         self._refresh_stats(now)
@@ -266,13 +270,13 @@ class ShareLoop(Stoppable):
         decided = verdict(error, record.attempt, s.retry, s.failure_policy)
         now = self.clock()
         if decided is Verdict.RELEASE:
-            report(log, self.failure_log, error, record.where(), record.attempt, "released", now)
+            report(log, self.failure_log, error, _where(record), record.attempt, "released", now)
             self._counts.retried += 1
             self._settle(record, Ack.RELEASE)
         elif decided is Verdict.DEAD_LETTER:
             self._dead_letter(record, error)
         elif decided is Verdict.REJECT:
-            report(log, self.failure_log, error, record.where(), record.attempt, "rejected", now)
+            report(log, self.failure_log, error, _where(record), record.attempt, "rejected", now)
             self._counts.dropped += 1
             self._settle(record, Ack.REJECT)
         else:
@@ -289,7 +293,7 @@ class ShareLoop(Stoppable):
             log,
             self.failure_log,
             error,
-            record.where(),
+            _where(record),
             record.attempt,
             f"sent to dead-letter topic {s.dead_letter_topic}",
             self.clock(),
@@ -310,9 +314,9 @@ class ShareLoop(Stoppable):
             else:
                 self._counts.processed += 1
         try:
-            self.consumer.acknowledge(record.message, ack)
+            self.consumer.acknowledge(_message(record), ack)
         except ClientError as exc:  # e.g. its lock expired and the broker took it back
-            log.warning("acknowledging %s (%s): %s", record.where(), ack.value, exc)
+            log.warning("acknowledging %s (%s): %s", _where(record), ack.value, exc)
         self._acked_since_commit += 1
 
     def _fail(self, record: ShareRecord, error: BaseException) -> None:
@@ -335,7 +339,16 @@ class ShareLoop(Stoppable):
                 )
 
     def _on_error(self, error: ClientError) -> None:
-        log.warning("Kafka client: %s", error)
+        """The client retries by itself: log each kind once per ERROR_LOG_EVERY; a fatal
+        error stops the loop."""
+        if error.fatal:
+            log.error("fatal Kafka error: %s", error)
+            self._stop.set()
+            return
+        now = self.clock()
+        if now - self._error_logged_at.get(error.code, -ERROR_LOG_EVERY) >= ERROR_LOG_EVERY:
+            self._error_logged_at[error.code] = now
+            log.warning("kafka: %s", error)
 
     # -- shutdown ---------------------------------------------------------------------
     def _idle_for(self, seconds: float) -> bool:
