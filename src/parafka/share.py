@@ -217,10 +217,16 @@ class ShareLoop(Stoppable):
         for chunk in chunks:
             records = cast("list[ShareRecord]", chunk.records)
             outcomes: list[Outcome | None] | None = chunk.outcomes
+            if not isinstance(chunk, Acknowledged):
+                self._running -= len(records)
+            held = self._held
+            if any(id(record) not in held for record in records):  # released at a stop:
+                keep = [i for i, record in enumerate(records) if id(record) in held]
+                records = [records[i] for i in keep]  # their late results change nothing
+                outcomes = None if outcomes is None else [outcomes[i] for i in keep]
             if isinstance(chunk, Acknowledged):
                 self._acknowledged(records, outcomes)
             else:
-                self._running -= len(records)
                 self._completed(records, outcomes)
 
     def _completed(self, records: list[ShareRecord], outcomes: list[Outcome | None] | None) -> None:
