@@ -33,6 +33,7 @@ from parafka.errors import ConfigError, ParafkaError
 from parafka.kafka_config import kafka_error_text as _kafka_text
 from parafka.scheduler import ORDERINGS
 from parafka.seam import ClientError
+from parafka.settings import GROUP_TYPES
 from parafka.stats import Activity
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -77,6 +78,15 @@ cli.add_command(tail)
     default="key",
     show_default=True,
     help="key: one record at a time per key; partition: per partition; unordered: no order.",
+)
+@click.option(
+    "--group-type",
+    type=click.Choice(GROUP_TYPES),
+    default="consumer",
+    show_default=True,
+    help="consumer: a consumer group (partitions, offsets); share: a KIP-932 share group "
+    "(experimental; needs --ordering unordered): records acquired one by one and "
+    "acknowledged, several consumers per partition.",
 )
 @click.option(
     "-c",
@@ -278,6 +288,7 @@ def run(
     group_id: str,
     topics: tuple[str, ...],
     ordering: str,
+    group_type: str,
     concurrency: int,
     output_topic: str | None,
     executor: str | None,
@@ -324,6 +335,7 @@ def run(
         group_id=group_id,
         topics=topics,
         ordering=ordering,  # type: ignore[arg-type]  # click.Choice checked it
+        group_type=group_type,
         concurrency=concurrency,
         output_topic=output_topic,
         executor=executor,

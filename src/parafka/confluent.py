@@ -7,7 +7,7 @@ confluent_kafka; everything it needs of the client passes through here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import confluent_kafka as ck
@@ -15,6 +15,8 @@ import confluent_kafka as ck
 from parafka.logs import client_logger
 from parafka.seam import (
     TP,
+    Ack,
+    AckCallback,
     ClientError,
     CommitResult,
     ConsumerEvents,
@@ -23,6 +25,7 @@ from parafka.seam import (
     Message,
     Offset,
     OutHeaders,
+    ShareMessage,
 )
 
 
@@ -41,6 +44,13 @@ def client_error(error: ck.KafkaError | ck.KafkaException | BaseException) -> Cl
             txn_requires_abort=error.txn_requires_abort(),
         )
     return ClientError(str(error))
+
+
+def _close(consumer: ck.Consumer | ck.ShareConsumer) -> None:
+    try:
+        consumer.close()
+    except ck.KafkaException as exc:
+        raise client_error(exc) from None
 
 
 def _tp(tp: TP, offset: int | None = None, metadata: str | None = None) -> ck.TopicPartition:
@@ -180,10 +190,7 @@ class ConfluentConsumer:
         return self._consumer.consumer_group_metadata()
 
     def close(self) -> None:
-        try:
-            self._consumer.close()
-        except ck.KafkaException as exc:
-            raise client_error(exc) from None
+        _close(self._consumer)
 
 
 class ConfluentProducer:
@@ -259,6 +266,81 @@ class ConfluentProducer:
 
     def abort_transaction(self, timeout: float) -> None:
         self._call("abort_transaction", timeout)
+
+
+_ACK_TYPES = {
+    Ack.ACCEPT: ck.AcknowledgeType.ACCEPT,
+    Ack.RELEASE: ck.AcknowledgeType.RELEASE,
+    Ack.REJECT: ck.AcknowledgeType.REJECT,
+}
+
+
+class ConfluentShareConsumer:
+    """A `seam.ShareConsumer` over `confluent_kafka.ShareConsumer` (a preview in the
+    client), in explicit acknowledgement mode. `error` receives client errors that arrive
+    as messages or through the error callback."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        on_acknowledged: AckCallback,
+        on_error: Callable[[ClientError], None],
+    ) -> None:
+        conf = dict(config)
+        conf["share.acknowledgement.mode"] = "explicit"
+        conf["error_cb"] = lambda err: on_error(client_error(err))
+        conf["logger"] = client_logger()
+        self._on_error = on_error
+        try:
+            self._consumer = ck.ShareConsumer(conf)
+        except (ck.KafkaException, ValueError) as exc:
+            raise ClientError(str(exc), "INVALID_CONFIG") from None
+
+        def acknowledged(
+            offsets: Mapping[ck.TopicPartition, Any], error: ck.KafkaException | None
+        ) -> None:
+            whole = None if error is None else client_error(error)
+            on_acknowledged([((tp.topic, tp.partition), whole) for tp in offsets])
+
+        self._consumer.set_acknowledgement_commit_callback(acknowledged)
+
+    def subscribe(self, topics: Sequence[str]) -> None:
+        self._consumer.subscribe(list(topics))
+
+    def poll(self, timeout: float) -> list[ShareMessage]:
+        try:
+            messages = self._consumer.poll(timeout)
+        except ck.KafkaException as exc:
+            raise client_error(exc) from None
+        except ck.IllegalStateException as exc:  # a record of the last poll unacknowledged
+            raise ClientError(str(exc), "ILLEGAL_STATE", fatal=True) from None
+        good: list[Any] = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                good.append(message)
+            elif error.fatal():
+                raise client_error(error)
+            else:
+                self._on_error(client_error(error))
+        return good
+
+    def acknowledge(self, message: ShareMessage, ack: Ack) -> None:
+        try:
+            self._consumer.acknowledge_offset(
+                message.topic(), message.partition(), message.offset(), _ACK_TYPES[ack]
+            )
+        except (ck.KafkaException, ck.IllegalStateException) as exc:  # e.g. not acquired now
+            raise ClientError(str(exc), type(exc).__name__) from None
+
+    def commit(self) -> None:
+        try:
+            self._consumer.commit_async()
+        except ck.KafkaException as exc:
+            raise client_error(exc) from None
+
+    def close(self) -> None:
+        _close(self._consumer)
 
 
 class ConfluentKafka:

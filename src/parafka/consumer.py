@@ -24,6 +24,7 @@ from parafka.retry import RetryPolicy
 from parafka.scheduler import Ordering
 from parafka.seam import Kafka
 from parafka.settings import Settings
+from parafka.share import ShareLoop
 from parafka.stats import Stats
 
 log = logging.getLogger("parafka")
@@ -96,6 +97,10 @@ class ParallelConsumer:
       (--stuck-after).
     - join_grace=60.0: /healthz fails when out of the group this long; with `until_idle`
       the run gives up (NotAssigned) when no partition came in that time (--join-grace).
+    - group_type="consumer": "consumer" for a consumer group; "share" (experimental, the
+      client's share consumer is a preview) for a KIP-932 share group: records are
+      acquired one by one and acknowledged, several consumers can share one partition;
+      needs ordering="unordered", no exactly_once (--group-type).
     - kafka=None (confluent-kafka): the Kafka client to use, a `parafka.seam.Kafka`; pass
       `parafka.testing.InMemoryCluster()` to test a handler without a broker (API only).
     """
@@ -133,6 +138,7 @@ class ParallelConsumer:
         metrics_host: str = "0.0.0.0",
         stuck_after: float = 60.0,
         join_grace: float = 60.0,
+        group_type: str = "consumer",
         kafka: Kafka | None = None,
     ) -> None:
         if isinstance(handler, Mapping):  # ParallelConsumer({"bootstrap.servers": ...}, h)
@@ -187,7 +193,13 @@ class ParallelConsumer:
             on_failure=on_failure,
             deserializer=deserializer,
             exactly_once=exactly_once,
+            group_type=group_type,
         )
+        if group_type == "share" and kafka is not None:
+            raise ConfigError(
+                f"group_type='share' runs on Kafka only: drop kafka={kafka!r} (the in-memory "
+                "cluster has no share groups) or use group_type='consumer'"
+            )
         resolve_deserializer(deserializer)  # a bad name fails here, not in a worker
         if executor == "process" and callable(deserializer):
             _check_picklable(deserializer, "deserializer")
@@ -199,12 +211,12 @@ class ParallelConsumer:
         )
         self._monitor: MonitorServer | None = None
         self._kafka = kafka
-        self._loop: ControlLoop | None = None
+        self._loop: ControlLoop | ShareLoop | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._result: Stats | None = None
 
-    def _new_loop(self) -> ControlLoop:
+    def _new_loop(self) -> ControlLoop | ShareLoop:
         if self._loop is not None:
             raise RuntimeError("this ParallelConsumer already ran; create a new one")
         s = self.settings
@@ -224,10 +236,13 @@ class ParallelConsumer:
             from parafka.metrics import new_timings
 
             executor.timings = new_timings()
-        self._loop = ControlLoop(s, work, executor, kafka=self._kafka)
+        if s.group_type == "share":
+            self._loop = ShareLoop(s, work, executor)
+        else:
+            self._loop = ControlLoop(s, work, executor, kafka=self._kafka)
         return self._loop
 
-    def _serve_monitor(self, loop: ControlLoop) -> None:
+    def _serve_monitor(self, loop: ControlLoop | ShareLoop) -> None:
         """Start `/metrics` and `/healthz` when asked for (ConfigError if the port is taken)."""
         if self._monitoring is None:
             return

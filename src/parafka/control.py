@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from parafka.codec import decode_completed
 from parafka.commits import CommitPlanner
@@ -64,6 +65,36 @@ class Flag:
         return self._set
 
 
+class Stoppable:
+    """What a loop's owner may call from any thread: `stop()` and `stats()`. Shared by the
+    consumer-group loop (ControlLoop) and the share-group loop (share.py)."""
+
+    completions: Completions
+    _stats: Stats
+
+    def __init__(self) -> None:
+        # Plain flags, not threading.Event: stop() is called from signal handlers, which run
+        # on the main thread between two bytecodes, maybe while that thread holds an Event's
+        # lock (a loop run in the foreground does); setting an Event there could deadlock.
+        self._stop = Flag()
+        self._hard_stop = Flag()
+
+    def stop(self, drain: bool = True, wake: bool = True) -> None:
+        """Ask the loop to finish: drain running work (bounded) unless drain=False.
+
+        wake=False only sets flags (safe in a signal handler): the loop notices them at its
+        next round, within IDLE_WAIT, instead of at once."""
+        if not drain:
+            self._hard_stop.set()
+        self._stop.set()
+        if wake:
+            self.completions.wake()
+
+    def stats(self) -> Stats:
+        """The latest snapshot (refreshed 4 times a second by the loop)."""
+        return self._stats
+
+
 class Phase(enum.Enum):
     """The loop's lifecycle: one value, switched on, instead of several flags."""
 
@@ -75,7 +106,7 @@ class Phase(enum.Enum):
     FAILED = "failed"  # a record failed for good, or the client failed fatally
 
 
-class ControlLoop:
+class ControlLoop(Stoppable):
     """One run of a parallel consumer, from subscribe to close."""
 
     def __init__(
@@ -110,11 +141,7 @@ class ControlLoop:
         # until_idle ran out while a topic was missing, or before any assignment
         self._absent: TopicNotFound | NotAssigned | None = None
         self._fatal: ClientError | None = None  # a transaction that cannot go on
-        # Plain flags, not threading.Event: stop() is called from signal handlers, which run
-        # on the main thread between two bytecodes, maybe while that thread holds an Event's
-        # lock (a loop run in the foreground does); setting an Event there could deadlock.
-        self._stop = Flag()
-        self._hard_stop = Flag()
+        Stoppable.__init__(self)
         self._consumer: Consumer | None = None
         self.outputs = OutputThread(
             self.kafka,
@@ -151,20 +178,6 @@ class ControlLoop:
         )
 
     # -- public, thread-safe ------------------------------------------------------
-    def stop(self, drain: bool = True, wake: bool = True) -> None:
-        """Ask the loop to finish: drain running work (bounded) unless drain=False.
-
-        wake=False only sets flags (safe in a signal handler): the loop notices them at its
-        next round, within IDLE_WAIT, instead of at once."""
-        if not drain:
-            self._hard_stop.set()
-        self._stop.set()
-        if wake:
-            self.completions.wake()
-
-    def stats(self) -> Stats:
-        return self._stats
-
     @property
     def stopping(self) -> bool:
         """A stop was asked for (or a record failed for good): run() is winding down."""
@@ -365,7 +378,8 @@ class ControlLoop:
             return False
         ledger = self.ledger
         for chunk in chunks:
-            entries, outcomes = chunk
+            records, outcomes = chunk
+            entries = cast("list[Entry]", records)  # the runs this loop submitted
             if isinstance(chunk, Acknowledged):
                 self._act(ledger.acknowledged(entries, outcomes))
             else:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, ShareConsumer
 
 from parafka.errors import ConfigError
 
@@ -162,6 +162,22 @@ def consumer_config(
     return config
 
 
+def share_consumer_config(
+    bootstrap_servers: str, group_id: str, user: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Settings of a share-group member: the user's (less producer-only ones) and the
+    group. Classic-group settings (session.timeout.ms, auto.offset.reset, ...) are the
+    share group's own configuration on the broker: the client refuses them, and so does
+    `validate_client_config`."""
+    check_group_id(group_id)
+    check_not_overridden(user, "bootstrap.servers", bootstrap_servers)
+    check_not_overridden(user, "group.id", group_id)
+    config: dict[str, Any] = {"log.connection.close": False}
+    config.update((k, v) for k, v in _stringify(user).items() if not _matches(k, _PRODUCER_ONLY))
+    config.update({"bootstrap.servers": bootstrap_servers, "group.id": group_id})
+    return config
+
+
 def producer_config(bootstrap_servers: str, user: Mapping[str, Any]) -> dict[str, Any]:
     check_not_overridden(user, "bootstrap.servers", bootstrap_servers)
     config: dict[str, Any] = {"linger.ms": 5, "log.connection.close": False}
@@ -202,16 +218,20 @@ def masked(config: Mapping[str, Any]) -> dict[str, Any]:
     return {k: "*****" if is_secret(str(k)) else v for k, v in config.items()}
 
 
-def validate_client_config(user: Mapping[str, Any]) -> None:
+def validate_client_config(user: Mapping[str, Any], share: bool = False) -> None:
     """Let librdkafka judge the user's settings now, without connecting, so a typo is a
-    configuration error up front rather than a failure at the first poll or output."""
+    configuration error up front rather than a failure at the first poll or output.
+    `share`: the consumer is a share-group member (group_type="share")."""
     check_user_config(user)
     check_session_timeout(user)
     user = {k: v for k, v in user.items() if k not in _FROM_OPTIONS}  # checked by Settings
+    if share:
+        _check_share_config(share_consumer_config("", "parafka-config-check", user), user)
     checks: list[tuple[type[Any], dict[str, Any]]] = [
-        (Consumer, consumer_config("", "parafka-config-check", user)),
         (Producer, producer_config("", user)),
     ]
+    if not share:
+        checks.insert(0, (Consumer, consumer_config("", "parafka-config-check", user)))
     for client_class, config in checks:
         config.pop("bootstrap.servers")  # no broker: nothing connects
         config["logger"] = logging.getLogger("parafka.config_check")
@@ -221,6 +241,26 @@ def validate_client_config(user: Mapping[str, Any]) -> None:
             raise ConfigError(_config_problem(exc, user)) from None
         if isinstance(client, Consumer):
             client.close()
+
+
+def _check_share_config(config: dict[str, Any], user: Mapping[str, Any]) -> None:
+    """The share consumer refuses what it does not take with a ValueError naming the key
+    in backquotes (confluent-kafka 2.16)."""
+    config.pop("bootstrap.servers")
+    config["logger"] = logging.getLogger("parafka.config_check")
+    config["log_level"] = 3  # its "preview" warning at every creation is not news here
+    try:
+        ShareConsumer(config).close()
+    except (KafkaException, ValueError) as exc:
+        text = kafka_error_text(exc) if isinstance(exc, KafkaException) else str(exc)
+        named = re.search(r"`([^`]+)`|\"([^\"]+)\"", text)
+        key = next((k for k in named.groups() if k), None) if named else None
+        shown_key = shown(key, user[key]) if key is not None and key in user else "a setting"
+        raise ConfigError(
+            f"Kafka setting {shown_key} is rejected by the share consumer: {text}; remove it "
+            "(a share group's session, heartbeat and offset reset are group settings on the "
+            "broker: kafka-configs --entity-type groups)"
+        ) from None
 
 
 def kafka_error_text(exc: KafkaException) -> str:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from parafka.entry import Entry
 from parafka.executors.base import ChunkResult, Completions, Outcome
 from parafka.kafka_config import producer_config
-from parafka.record import Produced
+from parafka.record import Produced, Record
 from parafka.seam import ClientError, Kafka, Message, Producer
 
 Settled = Callable[[Entry, BaseException | None], None]
@@ -104,7 +104,8 @@ class OutputProducer:
             self._producer.flush(timeout)
 
 
-Item = tuple[list[Entry], list[Produced]]
+# (records, their outputs): the engine's entries, or the share loop's records
+Item = tuple[Sequence[Record], list[Produced]]
 
 
 class Acknowledged(ChunkResult):
@@ -161,7 +162,7 @@ class OutputThread:
         """Entries handed over whose outputs are not reported yet."""
         return self._pending
 
-    def send(self, items: list[Item]) -> None:
+    def send(self, items: Sequence[Item]) -> None:
         """Hand over (entries, their outputs) pairs: one wake-up for all of them."""
         if self._thread is None and self._threaded:
             self._thread = threading.Thread(target=self._run, name="parafka-outputs", daemon=True)
@@ -202,7 +203,7 @@ class OutputThread:
         self._epoch = None
         if self._failures:
             self._match_failures(epoch, errors)
-        entries: list[Entry] = []
+        entries: list[Record] = []
         outcomes: list[Outcome | None] | None = [] if errors else None
         for index, (members, _outputs) in enumerate(epoch):
             entries.extend(members)

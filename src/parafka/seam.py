@@ -23,6 +23,7 @@ Semantics every implementation keeps (the contract tests check them on both):
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -189,3 +190,51 @@ class Kafka(Protocol):
         ...
 
     def transactional_producer(self, config: Mapping[str, Any]) -> TransactionalProducer: ...
+
+
+# -- share groups (KIP-932, experimental) ------------------------------------------------
+
+
+class Ack(enum.Enum):
+    """How a share consumer tells the broker what became of an acquired record."""
+
+    ACCEPT = "accept"  # done: never delivered again
+    RELEASE = "release"  # give it back: delivered again (its delivery count grows)
+    REJECT = "reject"  # unprocessable: archived, never delivered again
+
+
+class ShareMessage(Message, Protocol):
+    """A record acquired by a share consumer."""
+
+    def delivery_count(self) -> int | None:
+        """How many times the group has delivered it, this time included (1 the first)."""
+        ...
+
+
+AckCallback = Callable[[list[tuple[TP, ClientError | None]]], None]
+
+
+class ShareConsumer(Protocol):
+    """A share-group member: records are acquired under a lock, one consumer at a time,
+    and each is acknowledged; there are no assignments and no offsets to commit.
+
+    `poll` is refused while any record of the previous poll is unacknowledged; an
+    acknowledgement is sent with the next `poll`, `commit` or `close`, and its outcome per
+    partition goes to the `on_acknowledged` callback given at creation (served inside
+    those calls, on the calling thread)."""
+
+    def subscribe(self, topics: Sequence[str]) -> None: ...
+
+    def poll(self, timeout: float) -> list[ShareMessage]:
+        """The records acquired for this member (empty after `timeout`)."""
+        ...
+
+    def acknowledge(self, message: ShareMessage, ack: Ack) -> None: ...
+
+    def commit(self) -> None:
+        """Send the acknowledgements made so far, without waiting for the answer."""
+        ...
+
+    def close(self) -> None:
+        """Send what is acknowledged, leave the group; unacknowledged records go back."""
+        ...

@@ -21,6 +21,9 @@ from parafka.scheduler import ORDERINGS, Ordering
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]+")
 EXECUTORS = ("thread", "async", "process")
 FAILURE_POLICIES = ("stop", "dead-letter", "skip")
+# "consumer": a consumer group (partitions assigned, offsets committed); "share": a share
+# group (KIP-932, experimental): records acquired one by one and acknowledged (share.py).
+GROUP_TYPES = ("consumer", "share")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Settings:
     on_failure: str | None = None
     deserializer: Any = None  # "bytes", "text", "json", "module:function" or a callable
     exactly_once: bool = False
+    group_type: str = "consumer"
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers:
@@ -91,8 +95,9 @@ class Settings:
                 raise ConfigError(f"{name}={value!r} is invalid: use a number of seconds > 0")
         check_not_overridden(self.kafka_config, "bootstrap.servers", self.bootstrap_servers)
         check_not_overridden(self.kafka_config, "group.id", self.group_id)
-        validate_client_config(self.kafka_config)
+        validate_client_config(self.kafka_config, share=self.group_type == "share")
         self._check_failure_policy()
+        self._check_group_type()
         if self.max_metadata_bytes < 0:
             raise ConfigError(
                 f"max_metadata_bytes={self.max_metadata_bytes} is invalid: use 0 (no metadata) "
@@ -148,6 +153,26 @@ class Settings:
             raise ConfigError(
                 "exactly_once=True needs output_topic= (CLI --output-topic): exactly-once "
                 "covers what a handler produces together with the offsets it consumed"
+            )
+
+    def _check_group_type(self) -> None:
+        if self.group_type not in GROUP_TYPES:
+            raise ConfigError(
+                f"unknown group_type {self.group_type!r}: use one of {', '.join(GROUP_TYPES)}"
+            )
+        if self.group_type != "share":
+            return
+        if self.ordering != "unordered":
+            raise ConfigError(
+                f"group_type='share' cannot keep ordering={self.ordering!r}: a share group "
+                "hands records of one partition to several consumers at once; pass "
+                "ordering='unordered' (CLI --ordering unordered)"
+            )
+        if self.exactly_once:
+            raise ConfigError(
+                "group_type='share' cannot run exactly_once=True: a share group has no "
+                "offsets to commit in a transaction; drop exactly_once (CLI --exactly-once) or use "
+                "group_type='consumer' (CLI --group-type consumer)"
             )
 
 

@@ -17,11 +17,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from parafka.deserializers import Decode, decode
-from parafka.entry import Entry
 from parafka.executors.base import (
     NOT_RUN,
     ChunkResult,
@@ -43,7 +42,7 @@ STOP_GRACE = 0.1
 
 
 async def run_chunk_async(
-    handler: AsyncHandler, records: list[Record], work: Work, decoder: Decode | None = None
+    handler: AsyncHandler, records: Sequence[Record], work: Work, decoder: Decode | None = None
 ) -> ChunkResult:
     """`run_chunk` for an async handler: await it on each record in order (or once on the
     batch); stop at the first failure, reporting the records after it as not run.
@@ -79,7 +78,7 @@ async def run_chunk_async(
 
 
 async def _run_batch_async(
-    handler: AsyncHandler, records: list[Record], work: Work, decoder: Decode | None
+    handler: AsyncHandler, records: Sequence[Record], work: Work, decoder: Decode | None
 ) -> ChunkResult:
     batch = start_batch(records, work, decoder)
     while (members := batch.next_batch()) is not None:
@@ -144,8 +143,8 @@ class AsyncExecutor(Executor):
         self._closed = False
         # Touched only on the loop thread:
         self._workers: set[asyncio.Task[None]] = set()
-        self._idle: list[asyncio.Future[list[Entry] | None]] = []  # one per idle worker
-        self._waiting: deque[list[Entry]] = deque()  # runs no worker has taken yet
+        self._idle: list[asyncio.Future[Sequence[Record] | None]] = []  # one per idle worker
+        self._waiting: deque[Sequence[Record]] = deque()  # runs no worker has taken yet
         self._closing = False  # workers exit once nothing is waiting
         self._finished: list[ChunkResult] = []
         self._flush_scheduled = False
@@ -188,7 +187,7 @@ class AsyncExecutor(Executor):
             finally:
                 loop.close()
 
-    def submit(self, runs: list[list[Entry]]) -> None:
+    def submit(self, runs: Sequence[Sequence[Record]]) -> None:
         loop = self._loop
         if loop is None or self._closed:
             raise RuntimeError("AsyncExecutor.submit() needs start() first and no shutdown()")
@@ -196,7 +195,7 @@ class AsyncExecutor(Executor):
             runs = pack_runs(runs, self._batch_size)
         loop.call_soon_threadsafe(self._hand_out, runs)
 
-    def _hand_out(self, runs: list[list[Entry]]) -> None:
+    def _hand_out(self, runs: Sequence[Sequence[Record]]) -> None:
         """Give each run to an idle worker, else queue it (starting a worker if allowed)."""
         idle, waiting = self._idle, self._waiting
         for records in runs:
@@ -224,7 +223,7 @@ class AsyncExecutor(Executor):
                 elif self._closing:
                     return
                 else:
-                    wake: asyncio.Future[list[Entry] | None] = loop.create_future()
+                    wake: asyncio.Future[Sequence[Record] | None] = loop.create_future()
                     idle.append(wake)
                     handed = await wake
                     if handed is None:

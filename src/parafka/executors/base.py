@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -23,7 +23,6 @@ from parafka.record import Record, normalize_outputs
 from parafka.scheduler import SHARD_FUNCTIONS
 
 if TYPE_CHECKING:
-    from parafka.entry import Entry
     from parafka.timings import ChunkTimings
 
 T = TypeVar("T")
@@ -72,18 +71,18 @@ class ChunkResult(NamedTuple):
     one item per record: None for "done, no output", NOT_RUN, or an Outcome. The records
     of a batch share one Outcome object carrying the batch's outputs."""
 
-    records: list[Any]
+    records: Sequence[Any]
     outcomes: list[Outcome | None] | None
 
 
-def fail_first(records: list[Any], error: BaseException) -> list[Outcome | None]:
+def fail_first(records: Sequence[Any], error: BaseException) -> list[Outcome | None]:
     """Outcomes for a chunk whose run broke off with `error` before it could report
     (a handler raising SystemExit, say): the first record failed, the rest did not run."""
     return [(None, error), *[NOT_RUN] * (len(records) - 1)]
 
 
 def run_chunk(
-    handler: Handler, records: list[Record], work: Work, decoder: Decode | None = None
+    handler: Handler, records: Sequence[Record], work: Work, decoder: Decode | None = None
 ) -> ChunkResult:
     """Call the handler on each record in order (or on the batch); stop at the first
     failure, reporting the records after it as not run. With a `decoder`, each record's
@@ -112,7 +111,7 @@ def run_chunk(
     return ChunkResult(records, outcomes)
 
 
-def start_batch(records: list[Record], work: Work, decoder: Decode | None) -> BatchRun:
+def start_batch(records: Sequence[Record], work: Work, decoder: Decode | None) -> BatchRun:
     """A BatchRun for `records`, with the records whose value fails to decode set aside."""
     bad: dict[int, BaseException] = {}
     if decoder is not None:
@@ -127,7 +126,7 @@ def start_batch(records: list[Record], work: Work, decoder: Decode | None) -> Ba
 
 
 def _run_batch(
-    handler: Handler, records: list[Record], work: Work, decoder: Decode | None
+    handler: Handler, records: Sequence[Record], work: Work, decoder: Decode | None
 ) -> ChunkResult:
     batch = start_batch(records, work, decoder)
     while (members := batch.next_batch()) is not None:
@@ -195,9 +194,10 @@ class Executor(ABC):
         """How many consecutive records of one shard are worth running as one unit."""
 
     @abstractmethod
-    def submit(self, runs: list[list[Entry]]) -> None:
+    def submit(self, runs: Sequence[Sequence[Record]]) -> None:
         """Run the handler on each record; the records of a run in order, on one worker
-        (called from the control thread only)."""
+        (called from the control thread only). The records are the engine's entries, or
+        the share loop's plain records: executors read only what a Record has."""
 
     @abstractmethod
     def shutdown(self, timeout: float) -> bool:
@@ -208,9 +208,9 @@ class Executor(ABC):
         """
 
 
-def pack_runs(runs: list[list[T]], size: int) -> list[list[T]]:
+def pack_runs(runs: Sequence[Sequence[T]], size: int) -> list[Sequence[T]]:
     """Chunks of about `size` records made of whole runs (a run is never split)."""
-    chunks: list[list[T]] = []
+    chunks: list[Sequence[T]] = []
     chunk: list[T] = []
     for run in runs:
         if chunk and len(chunk) + len(run) > size:

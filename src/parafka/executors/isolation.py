@@ -12,7 +12,7 @@ records: each gets the same output list, and the control thread settles them tog
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 
 from parafka.executors.outcomes import NOT_RUN, Outcome
 from parafka.record import Produced, Record
@@ -23,7 +23,7 @@ class BatchRun:
     of each record so far."""
 
     def __init__(
-        self, records: list[Record], shard_of: Callable[[Record], Hashable] | None
+        self, records: Sequence[Record], shard_of: Callable[[Record], Hashable] | None
     ) -> None:
         self.records = records
         self._shard_of = shard_of

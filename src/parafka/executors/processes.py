@@ -28,11 +28,11 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from parafka.entry import Entry
 from parafka.executors.base import (
     NOT_RUN,
     ChunkResult,
@@ -252,11 +252,11 @@ class _Slot:
         self.lock = threading.Lock()
         self.process: BaseProcess | None = None
         self.conn: Connection | None = None
-        self.outstanding: dict[int, list[Entry]] = {}
+        self.outstanding: dict[int, Sequence[Record]] = {}
         # (chunk id, handler calls so far in it), written by the worker, read at its death
         self.progress: Any = None
         self.load = 0  # records handed to this worker and not reported
-        self.inbox: queue.SimpleQueue[tuple[int, list[Entry]] | None] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[tuple[int, Sequence[Record]] | None] = queue.SimpleQueue()
         self.started_at = 0.0
         self.quick_deaths = 0
         self.up = threading.Event()  # set while a live worker is attached
@@ -323,7 +323,7 @@ class ProcessExecutor(Executor):
         slot.started_at = time.monotonic()
         slot.up.set()
 
-    def submit(self, runs: list[list[Entry]]) -> None:
+    def submit(self, runs: Sequence[Sequence[Record]]) -> None:
         size = self.chunk_size
         if self._work is not None and self._work.batch_size is None:
             total = sum(len(run) for run in runs)

@@ -6,9 +6,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from typing import cast
 
-from parafka.entry import Entry
 from parafka.executors.base import (
     ChunkResult,
     Completions,
@@ -37,7 +37,7 @@ class ThreadExecutor(Executor):
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._queue: queue.SimpleQueue[list[Entry] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Sequence[Record] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._mean_seconds = 0.01  # handler time per record, refined as chunks complete
         self._batch_size: int | None = None
@@ -91,7 +91,7 @@ class ThreadExecutor(Executor):
                 self.timings.chunk(records, per_record * len(chunk), outcomes)
             put(ChunkResult(chunk, outcomes))
 
-    def submit(self, runs: list[list[Entry]]) -> None:
+    def submit(self, runs: Sequence[Sequence[Record]]) -> None:
         put = self._queue.put
         if self.chunk_size == 1 and all(len(run) == 1 for run in runs):
             for run in runs:

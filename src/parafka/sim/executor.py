@@ -11,9 +11,9 @@ consumer, advance the virtual clock) instead.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from parafka.entry import Entry
 from parafka.executors.base import ChunkResult, Completions, Executor, Work, run_chunk
@@ -76,8 +76,9 @@ class SimExecutor(Executor):
     def start(self, work: Work, completions: Completions) -> None:
         self._work, self._completions = work, completions
 
-    def submit(self, runs: list[list[Entry]]) -> None:
-        for run in runs:
+    def submit(self, runs: Sequence[Sequence[Record]]) -> None:
+        # The simulator runs the consumer-group engine, whose records are its entries.
+        for run in cast("Sequence[list[Entry]]", runs):
             if self._on_submit is not None:
                 self._on_submit(run)
             self.pending.append(Chunk(next(self._numbers), run))
