@@ -264,6 +264,7 @@ class ControlLoop(Stoppable):
         """One round: completions, retries, dispatch, fetch, commit, housekeeping."""
         now = self.clock()
         worked = self._handle_completions()
+        self.executor.rescue()
         self.letters.poll()
         self.ledger.release_due(now)
         self._dispatch()

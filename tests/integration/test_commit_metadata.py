@@ -278,7 +278,6 @@ def test_the_next_owner_skips_what_was_done_above_a_stuck_record(
     assert last_commit.metadata  # Apache Kafka returns the metadata it was given
 
 
-@pytest.mark.xfail(strict=True, reason=CHUNK_HOLD)
 def test_a_fast_thread_handler_stuck_late_holds_no_other_record(
     kafka_broker: KafkaBroker, tmp_path: Path
 ) -> None:

@@ -199,6 +199,11 @@ class Executor(ABC):
         (called from the control thread only). The records are the engine's entries, or
         the share loop's plain records: executors read only what a Record has."""
 
+    def rescue(self) -> None:
+        """Called by the control thread every round: an executor that can keep a hung
+        handler from holding back other records does it here (threads.py)."""
+        return None
+
     @abstractmethod
     def shutdown(self, timeout: float) -> bool:
         """Stop accepting work and wait up to `timeout` for running handlers.

@@ -6,8 +6,8 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
-from typing import cast
 
 from parafka.executors.base import (
     ChunkResult,
@@ -18,6 +18,7 @@ from parafka.executors.base import (
     pack_runs,
     run_chunk,
 )
+from parafka.executors.chunks import Chunk, pack_units, run_units
 from parafka.record import Record
 
 log = logging.getLogger("parafka.executor")
@@ -34,10 +35,18 @@ class ThreadExecutor(Executor):
 
     CHUNK_SECONDS = 0.002  # aim for chunks that take about this long to run
     MAX_CHUNK = 256
+    # A chunk still running this long after a worker took it has a hung handler (chunks
+    # are sized to take CHUNK_SECONDS): its other records go elsewhere (`rescue`).
+    HANG_AFTER = 0.1
+    RESCUE_EVERY = 0.02  # seconds between two looks at the running chunks
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._queue: queue.SimpleQueue[Sequence[Record] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Chunk | Sequence[Record] | None] = queue.SimpleQueue()
+        self._running: dict[int, Chunk] = {}  # worker thread -> the chunk it runs
+        self._rescue_at = 0.0
+        self._completions: Completions | None = None
+        self._unordered = False
         self._threads: list[threading.Thread] = []
         self._mean_seconds = 0.01  # handler time per record, refined as chunks complete
         self._batch_size: int | None = None
@@ -63,6 +72,8 @@ class ThreadExecutor(Executor):
         if not callable(work.handler):
             raise TypeError("the thread executor needs a callable handler")
         self._batch_size = work.batch_size
+        self._completions = completions
+        self._unordered = work.ordering == "unordered"
         for number in range(self.workers):
             thread = threading.Thread(
                 target=self._work,
@@ -78,31 +89,68 @@ class ThreadExecutor(Executor):
         assert callable(handler)
         decoder = work.decoder()
         get, put, clock = self._queue.get, completions.put, time.perf_counter
-        while (chunk := get()) is not None:
-            records = cast("list[Record]", chunk)  # an entry is the record a handler sees
+        unordered = work.ordering == "unordered"
+        running = self._running
+        me = threading.get_ident()
+        while (item := get()) is not None:
             started = clock()
-            try:
-                outcomes = run_chunk(handler, records, work, decoder).outcomes
-            except BaseException as exc:  # SystemExit/KeyboardInterrupt from a handler
-                outcomes = fail_first(records, exc)
-            per_record = (clock() - started) / len(chunk)
+            if isinstance(item, Chunk):  # records one by one: see chunks.py
+                item.started = started
+                running[me] = item
+                try:
+                    run_units(handler, item, work, decoder, unordered)
+                finally:
+                    del running[me]
+                records: Sequence[Record] = item.done
+                outcomes = item.outcomes
+                result = item.take_done()
+            else:  # a batch: one handler call (or a few, to isolate a failure)
+                records = item
+                try:
+                    outcomes = run_chunk(handler, records, work, decoder).outcomes
+                except BaseException as exc:  # SystemExit/KeyboardInterrupt from a handler
+                    outcomes = fail_first(records, exc)
+                result = ChunkResult(records, outcomes)
+            if not records:
+                continue  # every unit was taken by other workers before this one started
+            per_record = (clock() - started) / len(records)
             self._mean_seconds += 0.2 * (per_record - self._mean_seconds)
             if self.timings is not None:
-                self.timings.chunk(records, per_record * len(chunk), outcomes)
-            put(ChunkResult(chunk, outcomes))
+                self.timings.chunk(records, per_record * len(records), outcomes)
+            if result is not None:
+                put(result)
 
     def submit(self, runs: Sequence[Sequence[Record]]) -> None:
         put = self._queue.put
-        if self.chunk_size == 1 and all(len(run) == 1 for run in runs):
-            for run in runs:
-                put(run)
+        if self._batch_size is not None:
+            for batch in pack_runs(runs, self._batch_size):
+                put(batch)
             return
         total = sum(len(run) for run in runs)
-        size = self.chunk_size
-        if self._batch_size is None:  # spread small hand-overs over the workers
-            size = min(size, -(-total // self.workers))
-        for chunk in pack_runs(runs, size):
-            put(chunk)
+        # Spread small hand-overs over the workers.
+        size = min(self.chunk_size, -(-total // self.workers))
+        for units in pack_units(runs, size, self._unordered):
+            put(Chunk(units))
+
+    def rescue(self) -> None:
+        """A chunk running far longer than its records should take has a hung handler:
+        report what it finished, and give the units it has not started to other workers."""
+        now = time.perf_counter()
+        completions = self._completions
+        if now < self._rescue_at or completions is None:
+            return
+        self._rescue_at = now + self.RESCUE_EVERY
+        late = now - max(self.HANG_AFTER, 10 * self.CHUNK_SECONDS)
+        for chunk in list(self._running.values()):
+            if chunk.started > late:
+                continue
+            stolen = chunk.steal()
+            finished = chunk.take_done()
+            if finished is not None:
+                completions.put(finished)
+            if stolen:
+                self._queue.put(Chunk(deque(stolen)))
+                log.debug("a handler runs long: %d unit(s) of its chunk go elsewhere", len(stolen))
 
     def shutdown(self, timeout: float) -> bool:
         for _ in self._threads:

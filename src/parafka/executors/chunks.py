@@ -1,0 +1,128 @@
+"""Chunks a worker thread runs, which the control thread can split while a handler hangs.
+
+A chunk holds *units*: runs of one shard (key and partition order: a run's records go in
+order on one worker), or single records (unordered). The worker takes one unit at a time
+from the left (`deque.popleft` is atomic) and appends each record it finished to `done`.
+If a handler hangs, the records before it are done and those after it wait: the control
+thread then reports the finished records at once (`take_done`) and hands the units nobody
+took yet to other workers (`steal`), so a hung record holds back only its own shard.
+Without a hang neither happens, and a chunk costs what a list of records did: one append
+per record and one report per chunk.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from parafka.deserializers import Decode, decode
+from parafka.executors.base import ChunkResult, Handler, Work
+from parafka.executors.outcomes import NOT_RUN, Outcome
+from parafka.failures import remember_location
+from parafka.record import Record, normalize_outputs
+
+Unit = Any  # a run (records of one shard) in key and partition order; a record when unordered
+
+
+class Chunk:
+    """Units handed to one worker thread; see the module's docstring.
+
+    The worker appends a record's outcome (to `outcomes`, once any record of the chunk had
+    one) before the record (to `done`), so a reader that sees `n` records done also sees
+    their outcomes. `reported` counts the records of `done` reported so far; only
+    `take_done` moves it, under the lock, so no record is reported twice.
+    """
+
+    __slots__ = ("done", "lock", "outcomes", "reported", "started", "units")
+
+    def __init__(self, units: deque[Unit]) -> None:
+        self.units = units
+        self.done: list[Record] = []
+        self.outcomes: list[Outcome | None] | None = None
+        self.reported = 0
+        self.started = 0.0  # when a worker took it (perf_counter); 0.0 while queued
+        self.lock = threading.Lock()
+
+    def take_done(self) -> ChunkResult | None:
+        """The records finished and not reported yet, as one result (None if none)."""
+        with self.lock:
+            start, end = self.reported, len(self.done)
+            if end == start:
+                return None
+            self.reported = end
+            outcomes = self.outcomes
+            return ChunkResult(
+                self.done[start:end], None if outcomes is None else outcomes[start:end]
+            )
+
+    def steal(self) -> list[Unit]:
+        """The units no worker has taken yet, in order; the chunk ends after its current one."""
+        units, stolen = self.units, []
+        while True:
+            try:
+                stolen.append(units.pop())
+            except IndexError:
+                break
+        stolen.reverse()
+        return stolen
+
+
+def pack_units(runs: Sequence[Sequence[Record]], size: int, unordered: bool) -> list[deque[Unit]]:
+    """Chunks of about `size` records made of whole runs: units of single records when
+    unordered (each record is its own shard), of runs otherwise."""
+    chunks: list[deque[Unit]] = []
+    if unordered:
+        records = [entry for run in runs for entry in run]
+        return [deque(records[i : i + size]) for i in range(0, len(records), size)]
+    chunk: deque[Unit] = deque()
+    count = 0
+    for run in runs:
+        if chunk and count + len(run) > size:
+            chunks.append(chunk)
+            chunk, count = deque(), 0
+        chunk.append(run)
+        count += len(run)
+    if chunk:
+        chunks.append(chunk)
+    return chunks
+
+
+def run_units(
+    handler: Handler, chunk: Chunk, work: Work, decoder: Decode | None, unordered: bool
+) -> None:
+    """Run the chunk's units as they are taken from it. A failure stops its own run (the
+    rest of that run is NOT_RUN); other units go on. Anything else raised by a handler
+    (SystemExit, KeyboardInterrupt) fails its record, and the rest of the chunk is not run."""
+    units, done, default_topic = chunk.units, chunk.done, work.default_topic
+    broken = False
+    while True:
+        try:
+            unit = units.popleft()
+        except IndexError:
+            return
+        failed = broken
+        for record in (unit,) if unordered else unit:
+            outcome: Outcome | None
+            if failed:
+                outcome = NOT_RUN
+            else:
+                try:
+                    if decoder is not None:
+                        record.data = decode(decoder, record.value)
+                    result = handler(record)
+                    outcome = (
+                        None if result is None else (normalize_outputs(result, default_topic), None)
+                    )
+                except Exception as exc:
+                    remember_location(exc)
+                    outcome, failed = (None, exc), True
+                except BaseException as exc:  # not a record's failure: stop the chunk
+                    outcome, failed, broken = (None, exc), True, True
+            if outcome is not None or chunk.outcomes is not None:
+                outcomes = chunk.outcomes
+                if outcomes is None:
+                    outcomes = chunk.outcomes = [None] * len(done)
+                outcomes.append(outcome)
+            done.append(record)
