@@ -246,25 +246,17 @@ def wait_settled(
     return committed_with_metadata(broker, group, topic, partitions)[0]
 
 
-CHUNK_HOLD = (
-    "engine defect: an executor reports a chunk of records only when all of it is done "
-    "(executors/base.py run_chunk, one ChunkResult per chunk; pack_runs puts runs of "
-    "different shards in one chunk), so a hung record holds back its chunk-mates: those "
-    "that finished before it are never reported done (not committed, not in the metadata: "
-    "the next owner runs them again) and those after it never start while it hangs, even "
-    "with idle workers. The process executor's chunks hold several records from the start "
-    "(about 10 ms of work); the thread executor's once handlers take under 2 ms"
-)
-HELD = pytest.mark.xfail(strict=True, reason=CHUNK_HOLD)
-
-
+# A hung record once held back its executor chunk-mates: those finished before it were
+# reported only with it, and those after it never started. Executors now report a hung
+# chunk's finished records and give its unstarted ones to other workers (chunks.py; the
+# process workers' watchdog, processes.py); these tests fail without that.
 @pytest.mark.parametrize(
     ("ordering", "executor"),
     [
         ("key", "thread"),
         ("unordered", "thread"),
-        pytest.param("key", "process", marks=HELD),
-        pytest.param("unordered", "process", marks=HELD),
+        ("key", "process"),
+        ("unordered", "process"),
     ],
 )
 def test_the_next_owner_skips_what_was_done_above_a_stuck_record(

@@ -23,6 +23,11 @@ from parafka.executors.outcomes import NOT_RUN, Outcome
 from parafka.failures import remember_location
 from parafka.record import Record, normalize_outputs
 
+# A chunk whose current handler call has run this long has a hung handler (chunks are
+# sized to take a few milliseconds): its other records are reported or moved elsewhere.
+HANG_AFTER = 0.1
+RESCUE_EVERY = 0.02  # seconds between two looks at the running chunks
+
 Unit = Any  # a run (records of one shard) in key and partition order; a record when unordered
 
 
@@ -90,11 +95,18 @@ def pack_units(runs: Sequence[Sequence[Record]], size: int, unordered: bool) -> 
 
 
 def run_units(
-    handler: Handler, chunk: Chunk, work: Work, decoder: Decode | None, unordered: bool
+    handler: Handler,
+    chunk: Chunk,
+    work: Work,
+    decoder: Decode | None,
+    unordered: bool,
+    progress: Any = None,
 ) -> None:
     """Run the chunk's units as they are taken from it. A failure stops its own run (the
     rest of that run is NOT_RUN); other units go on. Anything else raised by a handler
-    (SystemExit, KeyboardInterrupt) fails its record, and the rest of the chunk is not run."""
+    (SystemExit, KeyboardInterrupt) fails its record, and the rest of the chunk is not run.
+    `progress[1]`, if given (a worker process's shared memory), is set to the position in
+    the chunk (from 1) of the record whose handler runs: the one to blame if it dies."""
     units, done, default_topic = chunk.units, chunk.done, work.default_topic
     broken = False
     while True:
@@ -109,6 +121,8 @@ def run_units(
                 outcome = NOT_RUN
             else:
                 try:
+                    if progress is not None:
+                        progress[1] = len(done) + 1
                     if decoder is not None:
                         record.data = decode(decoder, record.value)
                     result = handler(record)

@@ -28,6 +28,7 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -44,11 +45,18 @@ from parafka.executors.base import (
     pack_runs,
     run_chunk,
 )
+from parafka.executors.chunks import HANG_AFTER, RESCUE_EVERY, Chunk, run_units
 from parafka.gctuning import tune_gc
 from parafka.record import Produced, Record
+from parafka.scheduler import SHARD_FUNCTIONS
 from parafka.seam import ClientError
 
 log = logging.getLogger("parafka.executor")
+
+# In place of a chunk's run time, from a worker's watchdog (_watch): EARLY reports part of
+# a chunk whose handler hangs; RETURNED gives back a whole chunk it had not started.
+EARLY = -1.0
+RETURNED = -2.0
 
 Row = tuple[str, int, int, bytes | None, bytes | None, Any, int | None, int]
 
@@ -169,15 +177,22 @@ class _WorkerOutputs:
                     chunk.outcomes[index] = (None, error)
             # All done with nothing to report: send None, the parent's cheap path.
             outcomes = None if all(o is None for o in chunk.outcomes) else chunk.outcomes
-            conn.send((chunk.chunk_id, outcomes, chunk.seconds))
+            conn.send((chunk.chunk_id, outcomes, chunk.seconds, chunk.positions))
         self.pending = []
 
 
 class _PendingChunk:
-    __slots__ = ("chunk_id", "outcomes", "seconds", "with_outputs")
+    __slots__ = ("chunk_id", "outcomes", "positions", "seconds", "with_outputs")
 
-    def __init__(self, chunk_id: int, outcomes: list[Outcome | None], seconds: float) -> None:
+    def __init__(
+        self,
+        chunk_id: int,
+        outcomes: list[Outcome | None],
+        seconds: float,
+        positions: list[int] | None = None,
+    ) -> None:
         self.chunk_id, self.outcomes, self.seconds = chunk_id, outcomes, seconds
+        self.positions = positions  # the records reported, when not the whole chunk
         self.with_outputs: list[int] = []
 
 
@@ -189,15 +204,77 @@ def _portable_error(error: BaseException) -> BaseException:
     return error
 
 
-def _tracked(handler: Any, progress: Any) -> Any:
-    """`handler`, counting its calls in `progress[1]` (shared memory the parent reads
-    when the worker dies: the record it was running is the one to blame)."""
+class _Running:
+    """In a worker: the chunk its main thread runs, as the hang watchdog sees it."""
 
-    def run(record: Record) -> Any:
-        progress[1] += 1
-        return handler(record)
+    __slots__ = ("chunk", "chunk_id", "reported", "size", "split", "unordered")
 
-    return run
+    def __init__(self, chunk_id: int, chunk: Chunk, size: int, unordered: bool) -> None:
+        self.chunk_id, self.chunk, self.size, self.unordered = chunk_id, chunk, size, unordered
+        self.split = False  # reported in part by the watchdog
+        self.reported: set[int] = set()  # positions in the chunk reported early
+
+
+def _watch(
+    state: list[_Running | None],
+    progress: Any,
+    conn: Connection,
+    locks: tuple[threading.Lock, threading.Lock],
+    stash: deque[Any],
+) -> None:
+    """A worker's watchdog thread. When one handler call runs longer than HANG_AFTER it
+    reports the chunk's records finished with nothing to produce, gives back the units
+    not started (NOT_RUN: the parent's ledger queues them again, for other workers), and
+    keeps giving back the chunks that arrive in the pipe meanwhile, so a hung record
+    holds back only its own run. Records with outputs or failures wait for the chunk's
+    final report, as before."""
+    send_lock, recv_lock = locks
+    seen, since = None, 0.0
+    while True:
+        time.sleep(RESCUE_EVERY)
+        running, now = state[0], time.monotonic()
+        mark = None if running is None else (running.chunk_id, int(progress[1]))
+        if mark != seen:
+            seen, since = mark, now
+            continue
+        if running is None or now - since < HANG_AFTER:
+            continue
+        with send_lock:
+            if state[0] is not running:
+                continue  # it ended meanwhile
+            if not running.split:
+                _split(running, conn)
+        if recv_lock.acquire(blocking=False):  # the main thread is not reading the pipe
+            try:
+                while conn.poll(0):
+                    message = conn.recv()
+                    if message is None:  # told to stop: for the main thread
+                        stash.append(message)
+                        break
+                    chunk_id, rows = message
+                    with send_lock:
+                        conn.send((chunk_id, [NOT_RUN] * len(rows), RETURNED, None))
+            except (EOFError, OSError, ValueError):
+                return
+            finally:
+                recv_lock.release()
+
+
+def _split(running: _Running, conn: Connection) -> None:
+    """Report what the hung chunk finished with nothing to produce, and give back what it
+    has not started."""
+    chunk = running.chunk
+    stolen = chunk.steal()
+    done, outcomes = chunk.done, chunk.outcomes
+    ready = [i for i in range(len(done)) if outcomes is None or outcomes[i] is None]
+    count = len(stolen) if running.unordered else sum(len(unit) for unit in stolen)
+    positions = ready + list(range(running.size - count, running.size))
+    running.split = True
+    running.reported.update(positions)
+    if positions:
+        report = [None] * len(ready) + [NOT_RUN] * count
+        with contextlib.suppress(OSError, ValueError):
+            conn.send((running.chunk_id, report, EARLY, positions))
 
 
 def _worker_main(work: Work, conn: Connection, progress: Any = None) -> None:
@@ -208,17 +285,31 @@ def _worker_main(work: Work, conn: Connection, progress: Any = None) -> None:
         from parafka.loader import load_target
 
         handler = load_target(handler)
-    if progress is not None and work.batch_size is None:
-        handler = _tracked(handler, progress)
+    per_record = work.batch_size is None  # run_units counts handler calls in `progress`
     decoder = work.decoder()
     outputs = _WorkerOutputs(dict(work.producer_config)) if work.producer_config else None
     tune_gc()  # a worker process is parafka's own: collect garbage less often
     clock = time.perf_counter
+    unordered = work.ordering == "unordered"
+    shard_of = SHARD_FUNCTIONS.get(work.ordering)
+    lock, recv_lock = threading.Lock(), threading.Lock()  # one sender, one reader at a time
+    state: list[_Running | None] = [None]
+    stash: deque[Any] = deque()  # what the watchdog read from the pipe for this thread
+    if progress is not None and per_record:
+        watchdog = threading.Thread(
+            target=_watch,
+            args=(state, progress, conn, (lock, recv_lock), stash),
+            name="watchdog",
+            daemon=True,
+        )
+        watchdog.start()
     while True:
         try:
-            if outputs is not None and outputs.due(more_waiting=conn.poll(0)):
-                outputs.settle(conn)
-            message = conn.recv()
+            if outputs is not None and outputs.due(more_waiting=bool(stash) or conn.poll(0)):
+                with lock:
+                    outputs.settle(conn)
+            with recv_lock:
+                message = stash.popleft() if stash else conn.recv()
         except (EOFError, OSError):
             return
         if message is None:
@@ -228,20 +319,42 @@ def _worker_main(work: Work, conn: Connection, progress: Any = None) -> None:
         if progress is not None:
             progress[0], progress[1] = chunk_id, 0
         started = clock()
-        try:
-            outcomes = run_chunk(handler, records, work, decoder).outcomes
-        except BaseException as exc:  # SystemExit/KeyboardInterrupt from a handler
-            outcomes = fail_first(records, exc)
+        positions: list[int] | None = None
+        if per_record:
+            units = deque(records) if unordered else _runs(records, shard_of)
+            running = _Running(chunk_id, Chunk(units), len(records), unordered)
+            state[0] = running
+            try:
+                run_units(handler, running.chunk, work, decoder, unordered, progress)
+            finally:
+                with lock:
+                    state[0] = None
+            done, outcomes = running.chunk.done, running.chunk.outcomes
+            if running.split:  # reported in part already: the rest, by position
+                positions = [i for i in range(len(done)) if i not in running.reported]
+                outcomes = [None if outcomes is None else outcomes[i] for i in positions]
+        else:
+            try:
+                outcomes = run_chunk(handler, records, work, decoder).outcomes
+            except BaseException as exc:  # SystemExit/KeyboardInterrupt from a handler
+                outcomes = fail_first(records, exc)
         seconds = clock() - started
         if progress is not None:
             progress[0] = -1
         outcomes = _portable(outcomes)
         if outputs is not None and outcomes is not None:
-            outputs.send(_PendingChunk(chunk_id, outcomes, seconds))
+            outputs.send(_PendingChunk(chunk_id, outcomes, seconds, positions))
         else:
-            conn.send((chunk_id, outcomes, seconds))
+            with lock:
+                conn.send((chunk_id, outcomes, seconds, positions))
     if outputs is not None:  # stopping: deliver what is in hand, then report it
-        outputs.settle(conn)
+        with lock:
+            outputs.settle(conn)
+
+
+def _runs(records: list[Record], shard_of: Any) -> deque[Any]:
+    """The chunk's runs (consecutive records of one shard): they go in order on one worker."""
+    return deque(list(run) for _, run in itertools.groupby(records, shard_of))
 
 
 class _Slot:
@@ -253,6 +366,8 @@ class _Slot:
         self.process: BaseProcess | None = None
         self.conn: Connection | None = None
         self.outstanding: dict[int, Sequence[Record]] = {}
+        self.reported: dict[int, set[int]] = {}  # chunk -> positions its watchdog reported
+        self.hung = False  # its watchdog reported a hung handler: send it nothing new
         # (chunk id, handler calls so far in it), written by the worker, read at its death
         self.progress: Any = None
         self.load = 0  # records handed to this worker and not reported
@@ -321,6 +436,7 @@ class ProcessExecutor(Executor):
         child_end.close()
         slot.process, slot.conn = process, parent_end
         slot.started_at = time.monotonic()
+        slot.hung = False
         slot.up.set()
 
     def submit(self, runs: Sequence[Sequence[Record]]) -> None:
@@ -329,7 +445,7 @@ class ProcessExecutor(Executor):
             total = sum(len(run) for run in runs)
             size = min(size, -(-total // self.workers))  # spread over the workers
         for chunk in pack_runs(runs, size):
-            slot = min(self._slots, key=lambda s: (not s.up.is_set(), s.load))
+            slot = min(self._slots, key=lambda s: (not s.up.is_set(), s.hung, s.load))
             with slot.lock:
                 slot.load += len(chunk)
             slot.inbox.put((next(self._ids), chunk))
@@ -387,7 +503,7 @@ class ProcessExecutor(Executor):
             conn = slot.conn
             try:
                 assert conn is not None
-                chunk_id, outcomes, seconds = conn.recv()
+                chunk_id, outcomes, seconds, positions = conn.recv()
             except Exception as exc:  # the pipe broke, or a result could not be read
                 if not isinstance(exc, EOFError | OSError | ValueError):
                     log.warning(
@@ -397,17 +513,27 @@ class ProcessExecutor(Executor):
                 if not self._worker_died(slot):
                     return
                 continue
+            partial = seconds == EARLY  # the watchdog's report of part of a chunk
             with slot.lock:
-                records = slot.outstanding.pop(chunk_id, None)
+                records = slot.outstanding.get(chunk_id)
+                if records is not None and positions is not None:
+                    records = [records[i] for i in positions]
+                    if partial:
+                        slot.reported.setdefault(chunk_id, set()).update(positions)
+                if records is not None and not partial:
+                    del slot.outstanding[chunk_id]
+                    slot.reported.pop(chunk_id, None)
                 if records is not None:
                     slot.load -= len(records)
-            if records is None:
+            if not records:
                 continue
-            self._mean_seconds += 0.2 * (seconds / len(records) - self._mean_seconds)
             if outcomes is not None:  # NOT_RUN lost its identity in the pipe
                 outcomes = [NOT_RUN if o == NOT_RUN else o for o in outcomes]
-            if self.timings is not None:
-                self.timings.chunk(records, seconds, outcomes)
+            slot.hung = partial or (slot.hung and seconds == RETURNED)
+            if seconds >= 0:
+                self._mean_seconds += 0.2 * (seconds / len(records) - self._mean_seconds)
+                if self.timings is not None:
+                    self.timings.chunk(records, seconds, outcomes)
             put(ChunkResult(records, outcomes))
 
     def _worker_died(self, slot: _Slot) -> bool:
@@ -452,14 +578,17 @@ class ProcessExecutor(Executor):
         was running one) failed with WorkerDied; the others go back unrun."""
         with slot.lock:
             records = slot.outstanding.pop(chunk_id, None)
+            reported = slot.reported.pop(chunk_id, set())
             if records is not None:
-                slot.load -= len(records)
+                slot.load -= len(records) - len(reported)
         if records is None or self._completions is None:
             return
         error = WorkerDied(f"worker process {slot.number} exited (code {code}) while running it")
-        self._completions.put(
-            ChunkResult(records, died_outcomes(len(records), chunk_id, running, error))
-        )
+        outcomes = died_outcomes(len(records), chunk_id, running, error)
+        if reported:  # the watchdog reported these before the worker died
+            keep = [i for i in range(len(records)) if i not in reported]
+            records, outcomes = [records[i] for i in keep], [outcomes[i] for i in keep]
+        self._completions.put(ChunkResult(records, outcomes))
 
     @staticmethod
     def _stop_worker(slot: _Slot) -> None:

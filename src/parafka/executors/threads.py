@@ -18,7 +18,7 @@ from parafka.executors.base import (
     pack_runs,
     run_chunk,
 )
-from parafka.executors.chunks import Chunk, pack_units, run_units
+from parafka.executors.chunks import HANG_AFTER, RESCUE_EVERY, Chunk, pack_units, run_units
 from parafka.record import Record
 
 log = logging.getLogger("parafka.executor")
@@ -35,10 +35,6 @@ class ThreadExecutor(Executor):
 
     CHUNK_SECONDS = 0.002  # aim for chunks that take about this long to run
     MAX_CHUNK = 256
-    # A chunk still running this long after a worker took it has a hung handler (chunks
-    # are sized to take CHUNK_SECONDS): its other records go elsewhere (`rescue`).
-    HANG_AFTER = 0.1
-    RESCUE_EVERY = 0.02  # seconds between two looks at the running chunks
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -139,8 +135,8 @@ class ThreadExecutor(Executor):
         completions = self._completions
         if now < self._rescue_at or completions is None:
             return
-        self._rescue_at = now + self.RESCUE_EVERY
-        late = now - max(self.HANG_AFTER, 10 * self.CHUNK_SECONDS)
+        self._rescue_at = now + RESCUE_EVERY
+        late = now - max(HANG_AFTER, 10 * self.CHUNK_SECONDS)
         for chunk in list(self._running.values()):
             if chunk.started > late:
                 continue
