@@ -4,6 +4,7 @@ from parafka.consumer import ParallelConsumer
 from parafka.errors import (
     BrokerUnreachable,
     ConfigError,
+    Overloaded,
     ParafkaError,
     RecordFailed,
     TopicNotFound,
@@ -17,6 +18,7 @@ __all__ = [
     "BrokerUnreachable",
     "ConfigError",
     "Output",
+    "Overloaded",
     "ParafkaError",
     "ParallelConsumer",
     "PartitionStats",

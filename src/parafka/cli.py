@@ -33,9 +33,31 @@ from parafka.errors import ConfigError, ParafkaError
 from parafka.kafka_config import kafka_error_text as _kafka_text
 from parafka.scheduler import ORDERINGS
 from parafka.seam import ClientError
+from parafka.settings import AUTO
+from parafka.settings import default as setting_default
 from parafka.stats import Activity
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class Concurrency(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
+    """-c N (a whole number >= 1) or -c auto."""
+
+    name = "N|auto"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | str:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        text = str(value).strip().lower()
+        if text == AUTO:
+            return AUTO
+        if text.isdigit() and int(text) >= 1:
+            return int(text)
+        self.fail(f"{value!r} is not a whole number >= 1 or 'auto': use -c 16 or -c auto")
+
+
 _BROKER_LOG_LINES = 10
 
 
@@ -81,10 +103,26 @@ cli.add_command(tail)
 @click.option(
     "-c",
     "--concurrency",
-    type=click.IntRange(min=1),
-    default=16,
+    type=Concurrency(),
+    default=setting_default("concurrency"),
     show_default=True,
-    help="Records processed at the same time.",
+    help="Records processed at the same time, or 'auto': a limit that follows the "
+    "downstream's latency and failures, between --min-concurrency and --max-concurrency.",
+)
+@click.option(
+    "--min-concurrency",
+    type=click.IntRange(min=1),
+    default=setting_default("min_concurrency"),
+    show_default=True,
+    help="With -c auto: the lowest limit.",
+)
+@click.option(
+    "--max-concurrency",
+    type=click.IntRange(min=1),
+    default=setting_default("max_concurrency"),
+    show_default=True,
+    help="With -c auto: the highest limit (the thread and async executors start this many "
+    "workers).",
 )
 @click.option("-o", "--output-topic", default=None, help="Topic for what the handler returns.")
 @click.option(
@@ -278,7 +316,9 @@ def run(
     group_id: str,
     topics: tuple[str, ...],
     ordering: str,
-    concurrency: int,
+    concurrency: int | str,
+    min_concurrency: int,
+    max_concurrency: int,
     output_topic: str | None,
     executor: str | None,
     workers: int | None,
@@ -325,6 +365,8 @@ def run(
         topics=topics,
         ordering=ordering,  # type: ignore[arg-type]  # click.Choice checked it
         concurrency=concurrency,
+        min_concurrency=min_concurrency,
+        max_concurrency=max_concurrency,
         output_topic=output_topic,
         executor=executor,
         workers=workers,

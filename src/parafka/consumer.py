@@ -23,7 +23,7 @@ from parafka.recent import DeadLetterEvent
 from parafka.retry import RetryPolicy
 from parafka.scheduler import Ordering
 from parafka.seam import Kafka
-from parafka.settings import Settings
+from parafka.settings import Settings, default
 from parafka.stats import Stats
 
 log = logging.getLogger("parafka")
@@ -57,7 +57,13 @@ class ParallelConsumer:
     - topics: a topic name or several; "^regex" subscribes by pattern (required; -t/--topic).
     - ordering="key": "key" one record at a time per key, "partition" per partition,
       "unordered" no order (--ordering).
-    - concurrency=16: records processed at the same time (-c/--concurrency).
+    - concurrency=16: records processed at the same time (-c/--concurrency), or "auto": a
+      limit that follows the downstream, growing while its latency stays near its
+      unloaded value and shrinking when latency rises or records fail (a handler raises
+      `parafka.Overloaded` on a 429/503) (-c auto).
+    - min_concurrency=1: the lowest limit concurrency="auto" goes to (--min-concurrency).
+    - max_concurrency=128: the highest limit concurrency="auto" goes to
+      (--max-concurrency); the thread and asyncio executors start this many workers.
     - output_topic=None: where returned outputs go (-o/--output-topic).
     - kafka_config=None: librdkafka settings for the clients parafka creates (-X KEY=VALUE).
       One default differs from librdkafka's: auto.offset.reset="earliest". bootstrap.servers
@@ -110,7 +116,9 @@ class ParallelConsumer:
         group_id: str | None = None,
         topics: Iterable[str] | str = (),
         ordering: Ordering = "key",
-        concurrency: int = 16,
+        concurrency: int | str = default("concurrency"),
+        min_concurrency: int = default("min_concurrency"),
+        max_concurrency: int = default("max_concurrency"),
         output_topic: str | None = None,
         kafka_config: Mapping[str, Any] | None = None,
         max_attempts: int | None = None,
@@ -169,6 +177,8 @@ class ParallelConsumer:
             topics=(topics,) if isinstance(topics, str) else tuple(topics),
             ordering=ordering,
             concurrency=concurrency,
+            min_concurrency=min_concurrency,
+            max_concurrency=max_concurrency,
             output_topic=output_topic,
             kafka_config=dict(kafka_config or {}),
             retry=retry,
@@ -241,7 +251,7 @@ class ParallelConsumer:
 
     def _executor(self) -> Executor:
         s = self.settings
-        return make_executor(s.executor, s.concurrency, s.workers)
+        return make_executor(s.executor, s.concurrency_cap, s.workers)
 
     # -- foreground -------------------------------------------------------------------
     def run(self, until_idle: float | None = None) -> Stats:

@@ -31,6 +31,7 @@ from parafka.kafka_config import consumer_config, producer_config
 from parafka.lag import HeadWatch, partition_stats
 from parafka.ledger import Actions, Ledger, where
 from parafka.outputs import Acknowledged, OutputProducer, OutputThread
+from parafka.pacing import Pacer
 from parafka.recent import RecentDeadLetters
 from parafka.seam import TP, ClientError, CommitResult, Consumer, Kafka, Message, Offset
 from parafka.settings import Settings
@@ -98,7 +99,7 @@ class ControlLoop:
         self.failure_log = FailureLog()  # what to log of handler failures (failures.py)
         self.ledger = Ledger(
             settings.ordering,
-            settings.concurrency,
+            settings.concurrency_cap,
             settings.retry,
             settings.failure_policy,
             settings.exactly_once,
@@ -129,6 +130,7 @@ class ControlLoop:
         self.committer = CommitPlanner(settings.max_metadata_bytes)
         self.transaction: Transaction | None = None
         self.flow = FlowControl(settings.buffer_limit, STALL_BEFORE_PAUSE, STARVE_AFTER)
+        self.pacer = Pacer(settings, clock)  # the dispatch window: adaptive concurrency
         self._newly_assigned: list[TP] = []
         self._paused: set[TP] = set()  # paused by us; the client keeps it through a revoke
         self._first_assignment_at: float | None = None
@@ -293,12 +295,13 @@ class ControlLoop:
         scheduler, executor = self.ledger.scheduler, self.executor
         # Records whose outputs await their acknowledgement are not the executor's any
         # more: they must not take its room (their shards stay busy until then).
-        scheduler.concurrency = executor.capacity + self.outputs.pending
+        scheduler.concurrency = self.pacer.window(executor.capacity) + self.outputs.pending
         scheduler.run_length = executor.run_length
         if self.work.batch_size is not None and not self._batch_ready():
             return
         runs = self.ledger.take()
         if runs:
+            self.pacer.dispatched(runs, self.clock())
             executor.submit(runs)
 
     def _batch_ready(self) -> bool:
@@ -369,6 +372,7 @@ class ControlLoop:
             if isinstance(chunk, Acknowledged):
                 self._act(ledger.acknowledged(entries, outcomes))
             else:
+                self.pacer.completed(entries, outcomes, self.clock(), ledger.in_flight)
                 self._act(ledger.completed(entries, outcomes))
         return True
 
@@ -761,6 +765,7 @@ class ControlLoop:
             queued=ledger.queued,
             waiting_retry=ledger.waiting_retry,
             paused=self.flow.stalled,
+            concurrency_limit=self.pacer.limit,
             paused_partitions=len(self.flow.fair_paused) if not self.flow.stalled else len(parts),
             partitions=tuple(parts),
             at=now,

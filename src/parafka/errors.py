@@ -54,3 +54,9 @@ class NoOutputTopic(HandlerMistake):
 
 class NotAssigned(ParafkaError):
     """The consumer never got an assignment from its group within the join grace."""
+
+
+class Overloaded(ParafkaError):
+    """Raised by a handler when the downstream says it is overloaded (an HTTP 429 or 503,
+    a database refusing connections). With `concurrency="auto"` it shrinks the limit at
+    once; like any exception, the record is then retried by the retry policy."""

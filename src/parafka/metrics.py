@@ -73,6 +73,12 @@ IN_FLIGHT = Spec(
     "gauge",
     "Records with a handler (running, or waiting for their outputs' acknowledgement).",
 )
+CONCURRENCY_LIMIT = Spec(
+    "parafka_concurrency_limit",
+    "gauge",
+    "Records allowed in flight now: the fixed concurrency, or with concurrency='auto' the "
+    "adaptive limit, which follows the downstream's latency and failures.",
+)
 QUEUED = Spec(
     "parafka_records_queued", "gauge", "Records received and not started, retries excluded."
 )
@@ -158,6 +164,7 @@ ALL = (
     COMMITS,
     REBALANCES,
     IN_FLIGHT,
+    CONCURRENCY_LIMIT,
     QUEUED,
     WAITING_RETRY,
     ASSIGNED,
@@ -228,6 +235,7 @@ class StatsCollector:
         yield _counter(COMMITS, stats.commits)
         yield _counter(REBALANCES, stats.rebalances)
         yield _gauge(IN_FLIGHT, stats.in_flight)
+        yield _gauge(CONCURRENCY_LIMIT, stats.concurrency_limit)
         yield _gauge(QUEUED, stats.queued)
         yield _gauge(WAITING_RETRY, stats.waiting_retry)
         yield _gauge(ASSIGNED, len(stats.partitions))

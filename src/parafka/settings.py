@@ -21,6 +21,7 @@ from parafka.scheduler import ORDERINGS, Ordering
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]+")
 EXECUTORS = ("thread", "async", "process")
 FAILURE_POLICIES = ("stop", "dead-letter", "skip")
+AUTO = "auto"  # concurrency="auto": a limit that follows the downstream (adaptive.py)
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,9 @@ class Settings:
     group_id: str
     topics: tuple[str, ...]
     ordering: Ordering = "key"
-    concurrency: int = 16
+    concurrency: int | str = 16  # or "auto", between min_concurrency and max_concurrency
+    min_concurrency: int = 1
+    max_concurrency: int = 128
     output_topic: str | None = None
     kafka_config: Mapping[str, Any] = field(default_factory=dict)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -70,7 +73,7 @@ class Settings:
             raise ConfigError(
                 f"unknown executor {self.executor!r}: use one of {', '.join(EXECUTORS)}"
             )
-        _positive_int("concurrency", self.concurrency)
+        self._check_concurrency()
         if self.workers is not None:
             _positive_int("workers", self.workers)
         if self.max_buffered is not None:
@@ -106,10 +109,39 @@ class Settings:
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @property
+    def adaptive(self) -> bool:
+        """The concurrency limit follows the downstream (concurrency="auto")."""
+        return self.concurrency == AUTO
+
+    @property
+    def concurrency_cap(self) -> int:
+        """The most records in flight: the fixed concurrency, or max_concurrency."""
+        if isinstance(self.concurrency, int):
+            return self.concurrency
+        return self.max_concurrency
+
+    @property
     def buffer_limit(self) -> int:
         """Records held in memory before the consumer stops fetching."""
-        floor = max(1000, 10 * self.concurrency, 4 * self.concurrency * (self.batch_size or 1))
+        c = self.concurrency_cap
+        floor = max(1000, 10 * c, 4 * c * (self.batch_size or 1))
         return self.max_buffered or floor
+
+    def _check_concurrency(self) -> None:
+        if self.concurrency != AUTO:
+            if isinstance(self.concurrency, str):
+                raise ConfigError(
+                    f"concurrency={self.concurrency!r} is invalid: use a whole number >= 1 "
+                    "or 'auto' (CLI -c N or -c auto)"
+                )
+            _positive_int("concurrency", self.concurrency)
+        _positive_int("min_concurrency", self.min_concurrency)
+        _positive_int("max_concurrency", self.max_concurrency)
+        if self.min_concurrency > self.max_concurrency:
+            raise ConfigError(
+                f"min_concurrency={self.min_concurrency} is above max_concurrency="
+                f"{self.max_concurrency}: raise --max-concurrency or lower --min-concurrency"
+            )
 
     @property
     def failure_policy(self) -> str:
@@ -160,6 +192,14 @@ def _check_topic(name: str) -> None:
             f"topic {name!r} is not a valid Kafka topic name: use 1-249 letters, digits, "
             "'.', '_' or '-' (CLI -t NAME)"
         )
+
+
+def default(name: str) -> Any:
+    """The declared default of setting `name` (the API and the CLI both use it)."""
+    for f in fields(Settings):
+        if f.name == name:
+            return f.default
+    raise KeyError(name)
 
 
 def _positive_int(name: str, value: object) -> None:
