@@ -7,7 +7,8 @@ limiter compares the latency it measures now with the latency the downstream giv
 when not loaded (its *baseline*) and steers to keep their ratio near `1 + slack`:
 
 - per *window* (at least `window` seconds, one baseline latency and `samples` records,
-  so that its mean is not noise), the mean latency of the records that succeeded is compared with the baseline;
+  so that its mean is not noise), the mean latency of the records that succeeded is
+  compared with the baseline;
 - ratio under `1 + slack` and the limit actually used (in flight at least half of it):
   grow by about sqrt(limit) (fast from far below, gentle near the top);
 - ratio above `1 + slack`: shrink towards `limit * (1 + slack) / ratio` (the gradient),
