@@ -31,6 +31,7 @@ from parafka.cli_produce import produce, tail
 from parafka.cli_sizing import partitions
 from parafka.errors import ConfigError, ParafkaError
 from parafka.kafka_config import kafka_error_text as _kafka_text
+from parafka.ratelimit import parse_rate
 from parafka.scheduler import ORDERINGS
 from parafka.seam import ClientError
 from parafka.settings import AUTO
@@ -56,6 +57,20 @@ class Concurrency(click.ParamType):  # type: ignore[type-arg]  # generic from cl
         if text.isdigit() and int(text) >= 1:
             return int(text)
         self.fail(f"{value!r} is not a whole number >= 1 or 'auto': use -c 16 or -c auto")
+
+
+class Rate(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
+    """N/s, N/min or N (per second): records per second."""
+
+    name = "N/s"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            return parse_rate(value if isinstance(value, int | float) else str(value))
+        except ValueError as exc:
+            self.fail(str(exc))
 
 
 _BROKER_LOG_LINES = 10
@@ -123,6 +138,26 @@ cli.add_command(tail)
     show_default=True,
     help="With -c auto: the highest limit (the thread and async executors start this many "
     "workers).",
+)
+@click.option(
+    "--rate",
+    type=Rate(),
+    default=None,
+    help="Start at most N records a second in this instance (N/s, N/min).  [default: no limit]",
+)
+@click.option(
+    "--key-rate",
+    type=Rate(),
+    default=None,
+    help="Start at most N records a second per key; a key over it waits, other keys go on.  "
+    "[default: no limit]",
+)
+@click.option(
+    "--group-rate",
+    type=Rate(),
+    default=None,
+    help="At most N records a second for the whole group: each instance takes the share of "
+    "its assigned partitions, again at every rebalance.  [default: no limit]",
 )
 @click.option("-o", "--output-topic", default=None, help="Topic for what the handler returns.")
 @click.option(
@@ -319,6 +354,9 @@ def run(
     concurrency: int | str,
     min_concurrency: int,
     max_concurrency: int,
+    rate: float | None,
+    key_rate: float | None,
+    group_rate: float | None,
     output_topic: str | None,
     executor: str | None,
     workers: int | None,
@@ -367,6 +405,9 @@ def run(
         concurrency=concurrency,
         min_concurrency=min_concurrency,
         max_concurrency=max_concurrency,
+        rate=rate,
+        key_rate=key_rate,
+        group_rate=group_rate,
         output_topic=output_topic,
         executor=executor,
         workers=workers,

@@ -19,6 +19,7 @@ from parafka.executors import Executor, Handler, Work, make_executor
 from parafka.health import Health, HealthPolicy, assess
 from parafka.kafka_config import producer_config
 from parafka.monitor import MonitorServer, MonitorSettings, serve
+from parafka.ratelimit import parse_rate
 from parafka.recent import DeadLetterEvent
 from parafka.retry import RetryPolicy
 from parafka.scheduler import Ordering
@@ -64,6 +65,13 @@ class ParallelConsumer:
     - min_concurrency=1: the lowest limit concurrency="auto" goes to (--min-concurrency).
     - max_concurrency=128: the highest limit concurrency="auto" goes to
       (--max-concurrency); the thread and asyncio executors start this many workers.
+    - rate=None: records started per second by this consumer at most, a number or "100/s"
+      or "6000/min" (--rate N/s).
+    - key_rate=None: records started per second per key at most; a key over it waits while
+      other keys go on (--key-rate N/s).
+    - group_rate=None: records per second for the whole group: each consumer takes the share
+      of its assigned partitions among all the partitions of their topics, again at every
+      rebalance (--group-rate N/s).
     - output_topic=None: where returned outputs go (-o/--output-topic).
     - kafka_config=None: librdkafka settings for the clients parafka creates (-X KEY=VALUE).
       One default differs from librdkafka's: auto.offset.reset="earliest". bootstrap.servers
@@ -119,6 +127,9 @@ class ParallelConsumer:
         concurrency: int | str = default("concurrency"),
         min_concurrency: int = default("min_concurrency"),
         max_concurrency: int = default("max_concurrency"),
+        rate: float | str | None = None,
+        key_rate: float | str | None = None,
+        group_rate: float | str | None = None,
         output_topic: str | None = None,
         kafka_config: Mapping[str, Any] | None = None,
         max_attempts: int | None = None,
@@ -179,6 +190,9 @@ class ParallelConsumer:
             concurrency=concurrency,
             min_concurrency=min_concurrency,
             max_concurrency=max_concurrency,
+            rate=_rate("rate", rate),
+            key_rate=_rate("key_rate", key_rate),
+            group_rate=_rate("group_rate", group_rate),
             output_topic=output_topic,
             kafka_config=dict(kafka_config or {}),
             retry=retry,
@@ -426,6 +440,17 @@ def _check_signature(function: Handler) -> None:
             "handler(record) (a list of records with batch_size); give the other "
             "parameters defaults or remove them"
         ) from None
+
+
+def _rate(name: str, value: float | str | None) -> float | None:
+    """Records per second from a number, "100/s" or "6000/min"."""
+    if value is None:
+        return None
+    try:
+        return parse_rate(value)
+    except ValueError as exc:
+        flag = name.replace("_", "-")
+        raise ConfigError(f"{name}={value!r}: {exc} (CLI --{flag} N/s)") from None
 
 
 def _check_picklable(function: object, what: str) -> None:

@@ -130,7 +130,10 @@ class ControlLoop:
         self.committer = CommitPlanner(settings.max_metadata_bytes)
         self.transaction: Transaction | None = None
         self.flow = FlowControl(settings.buffer_limit, STALL_BEFORE_PAUSE, STARVE_AFTER)
-        self.pacer = Pacer(settings, clock)  # the dispatch window: adaptive concurrency
+        # The dispatch window and rates: adaptive concurrency, --rate, --key-rate, --group-rate
+        self.pacer = Pacer(
+            settings, clock, lambda t: self.consumer.partition_count(t, settings.connect_timeout)
+        )
         self._newly_assigned: list[TP] = []
         self._paused: set[TP] = set()  # paused by us; the client keeps it through a revoke
         self._first_assignment_at: float | None = None
@@ -299,9 +302,12 @@ class ControlLoop:
         scheduler.run_length = executor.run_length
         if self.work.batch_size is not None and not self._batch_ready():
             return
-        runs = self.ledger.take()
+        pacer = self.pacer
+        runs = pacer.admit(
+            self.ledger.take(pacer.allowance(self.ledger.parts)), self.ledger.rate_wait
+        )
         if runs:
-            self.pacer.dispatched(runs, self.clock())
+            pacer.dispatched(runs, self.clock())
             executor.submit(runs)
 
     def _batch_ready(self) -> bool:
@@ -766,6 +772,7 @@ class ControlLoop:
             waiting_retry=ledger.waiting_retry,
             paused=self.flow.stalled,
             concurrency_limit=self.pacer.limit,
+            rate_waits=self.pacer.rate_waits,
             paused_partitions=len(self.flow.fair_paused) if not self.flow.stalled else len(parts),
             partitions=tuple(parts),
             at=now,

@@ -242,6 +242,17 @@ class Ledger:
             part.offsets.started(count, high)
         return runs
 
+    def rate_wait(self, entry: Entry, later: list[Entry], due: float) -> None:
+        """A taken entry's key is over its rate (pacing.py): RUNNING -> RETRY_WAIT until
+        `due`, its attempt unchanged; its shard waits for it, other shards go on. The
+        entries of its run after it go back to QUEUED behind it."""
+        if later:
+            self._unrun(later)
+        entry.state = RETRY_WAIT
+        entry.due = due
+        entry.part.offsets.running -= 1
+        self.scheduler.retry(entry)
+
     def release_due(self, now: float) -> int:
         """Retry-waiting entries whose time has come may start again."""
         return self.scheduler.release_due(now)

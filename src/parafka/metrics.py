@@ -66,6 +66,11 @@ SKIPPED = Spec(
     "counter",
     "Records skipped on arrival because the commit metadata lists them as done.",
 )
+RATE_WAITS = Spec(
+    "parafka_records_rate_waits",
+    "counter",
+    "Times a record was held back because its key was over --key-rate (it ran later).",
+)
 COMMITS = Spec("parafka_commits", "counter", "Offset commits sent to the broker.")
 REBALANCES = Spec("parafka_rebalances", "counter", "Partition assignments received.")
 IN_FLIGHT = Spec(
@@ -161,6 +166,7 @@ ALL = (
     DEAD_LETTERED,
     DROPPED,
     SKIPPED,
+    RATE_WAITS,
     COMMITS,
     REBALANCES,
     IN_FLIGHT,
@@ -232,6 +238,7 @@ class StatsCollector:
         yield _counter(DEAD_LETTERED, stats.dead_lettered)
         yield _counter(DROPPED, stats.skipped_after_failure)
         yield _counter(SKIPPED, stats.skipped_already_done)
+        yield _counter(RATE_WAITS, stats.rate_waits)
         yield _counter(COMMITS, stats.commits)
         yield _counter(REBALANCES, stats.rebalances)
         yield _gauge(IN_FLIGHT, stats.in_flight)

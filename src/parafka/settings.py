@@ -53,6 +53,9 @@ class Settings:
     on_failure: str | None = None
     deserializer: Any = None  # "bytes", "text", "json", "module:function" or a callable
     exactly_once: bool = False
+    rate: float | None = None  # records started per second by this instance, at most
+    key_rate: float | None = None  # records started per second per key, at most
+    group_rate: float | None = None  # per second by the whole group, shared by partitions
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers:
@@ -74,6 +77,15 @@ class Settings:
                 f"unknown executor {self.executor!r}: use one of {', '.join(EXECUTORS)}"
             )
         self._check_concurrency()
+        for name in ("rate", "key_rate", "group_rate"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+            ):
+                flag = name.replace("_", "-")
+                raise ConfigError(
+                    f"{name}={value!r} is invalid: use records per second > 0 (CLI --{flag} N/s)"
+                )
         if self.workers is not None:
             _positive_int("workers", self.workers)
         if self.max_buffered is not None:

@@ -46,6 +46,7 @@ class Stats:
     waiting_retry: int = 0
     paused: bool = False  # every partition paused: the buffer stayed full
     concurrency_limit: int = 0  # records allowed in flight now (moves with concurrency="auto")
+    rate_waits: int = 0  # records held back because their key was over --key-rate
     paused_partitions: int = 0  # paused for the buffer or for fair sharing
     rebalances: int = 0
     commits: int = 0
