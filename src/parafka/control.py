@@ -637,8 +637,9 @@ class ControlLoop:
         ledger = self.ledger
         sch = ledger.scheduler
         # Only `partition` mode leaves workers idle for want of a partition's records; with
-        # keys or no order, other records can run (and reshuffling costs refetches).
-        if sch.ordering != "partition":
+        # keys or no order, other records can run (and reshuffling costs refetches) unless
+        # --key-rate holds keys back: their records could fill the buffer.
+        if sch.ordering != "partition" and not self.pacer.holds_keys:
             return
         held, backlog = {}, {}
         for tp, part in ledger.parts.items():

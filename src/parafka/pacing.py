@@ -81,6 +81,11 @@ class Pacer:
         self.rate_waits = 0  # records held back for their key's rate, since start
 
     @property
+    def holds_keys(self) -> bool:
+        """Records may wait for their key's rate (so a few keys can fill the buffer)."""
+        return self._keys is not None
+
+    @property
     def limit(self) -> int:
         """The concurrency limit now (the fixed one, or the adaptive one)."""
         return self.adaptive.limit if self.adaptive is not None else self._fixed

@@ -4,86 +4,15 @@ on a virtual clock (no sleeping: time moves only when the loop would wait)."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from parafka import ConfigError, ParallelConsumer
-from parafka.control import ControlLoop
-from parafka.executors.base import Work
-from parafka.memory import InMemoryCluster, VirtualClock
 from parafka.ratelimit import KeyRates, TokenBucket, parse_rate
-from parafka.record import Record
 from parafka.settings import Settings
-from parafka.sim.executor import SimCompletions, SimExecutor
+from parafka.sim.loops import World, rate_between
 
 from .test_cli_usage import BASE, HANDLER, usage_error
-
-TOPIC = "in"
-
-
-class World:
-    """Consumers stepping in turn over one cluster; chunks run as soon as they are handed
-    over, and the clock moves by what a consumer would wait."""
-
-    def __init__(self, partitions: int) -> None:
-        self.clock = VirtualClock()
-        self.cluster = InMemoryCluster(self.clock, on_idle=self._idle)
-        self.cluster.create_topic(TOPIC, partitions)
-        self.loops: list[tuple[ControlLoop, SimExecutor]] = []
-        self.starts: list[list[tuple[float, bytes | None]]] = []
-
-    def _idle(self, timeout: float) -> None:
-        self.clock.advance(max(timeout, 0.001))
-
-    def _waiting(self, executor: SimExecutor, timeout: float) -> None:
-        while executor.pending:
-            executor.run(0)
-        self.clock.advance(max(timeout, 0.001))
-
-    def join(self, **overrides: Any) -> int:
-        number = len(self.loops)
-        starts: list[tuple[float, bytes | None]] = []
-        self.starts.append(starts)
-
-        def handle(record: Record) -> None:
-            starts.append((self.clock(), record.key))
-
-        executor = SimExecutor(capacity=64, run_length=1)
-        completions = SimCompletions(lambda timeout: self._waiting(executor, timeout))
-        settings = Settings(
-            "memory", "g", (TOPIC,), ordering="key", commit_interval=0.5, **overrides
-        )
-        loop = ControlLoop(
-            settings,
-            Work(handle),
-            executor,
-            clock=self.clock,
-            kafka=self.cluster,
-            completions=completions,
-            threaded_outputs=False,
-        )
-        loop.open()
-        self.loops.append((loop, executor))
-        return number
-
-    def run(self, seconds: float) -> None:
-        end = self.clock() + seconds
-        while self.clock() < end:
-            for loop, executor in self.loops:
-                loop.step()
-                while executor.pending:
-                    executor.run(0)
-            self.clock.advance(0.001)
-
-    def produce(self, count: int, key: Callable[[int], bytes]) -> None:
-        for i in range(count):
-            self.cluster.produce(TOPIC, b"v", key=key(i))
-
-
-def rate_between(times: list[float], start: float, end: float) -> float:
-    return sum(1 for t in times if start <= t < end) / (end - start)
 
 
 def test_rate_holds_one_instance_to_its_rate() -> None:
@@ -190,3 +119,17 @@ def test_token_bucket_allowance_and_rate_change() -> None:
     assert bucket.available() == 5
     bucket.set_rate(20.0, burst=2)
     assert bucket.available() == 2
+
+
+def test_a_key_held_by_its_rate_does_not_fill_the_buffer_for_other_partitions() -> None:
+    world = World(partitions=2)
+    for _ in range(2000):  # partition 0: one hot key, far more than the buffer
+        world.cluster.produce("in", b"v", key=b"hot", partition=0)
+    for i in range(300):
+        world.cluster.produce("in", b"v", key=f"k{i}".encode(), partition=1)
+    world.join(key_rate=5.0, max_buffered=200)
+    world.run(5)
+    others = [t for t, key in world.starts[0] if key != b"hot"]
+    # Fair share pauses the hot partition and gives back what it holds beyond its share,
+    # so the other partition's records are fetched and run.
+    assert len(others) == 300
