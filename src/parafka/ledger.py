@@ -6,6 +6,8 @@ Each received record becomes an `Entry` (entry.py) in exactly one state:
                       -> SENDING -> DONE -> SETTLED        (outputs acknowledged)
                       -> HELD -> SETTLED                   (exactly-once: in a transaction)
                       -> RETRY_WAIT -> QUEUED               (failed, retried after a backoff)
+                      -> RETRY_WAIT -> QUEUED               (its key over --key-rate: waits,
+                                                             its attempt unchanged; rate_wait)
                       -> SENDING (dead letter) -> DONE      (failed for good, dead-lettered)
                       -> STOPPED                            (failed for good, policy "stop")
     any unfinished state -> DROPPED                         (partition revoked, lost, trimmed)
