@@ -30,3 +30,17 @@ def test_every_invariant_holds_on_every_seed(part: int) -> None:
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert f"simulated {SEEDS_PER_PART} seed(s)" in result.stdout
+
+
+def test_every_invariant_holds_with_records_waiting_for_their_key_rate() -> None:
+    """The same schedules with --key-rate 20/s: records go through the ledger's
+    rate_wait transition (hundreds per 30 seeds) among the rebalances and crashes."""
+    result = subprocess.run(
+        [sys.executable, "-m", "parafka.sim", "--seeds", "5000:5300", "--key-rate", "20"],
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "simulated 300 seed(s)" in result.stdout
