@@ -36,6 +36,7 @@ from parafka.scheduler import ORDERINGS
 from parafka.seam import ClientError
 from parafka.settings import AUTO
 from parafka.settings import default as setting_default
+from parafka.stall import ON_STUCK
 from parafka.stats import Activity
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -301,6 +302,15 @@ cli.add_command(tail)
     help="/healthz fails when a record stays unfinished this long.",
 )
 @click.option(
+    "--on-stuck",
+    type=click.Choice(ON_STUCK),
+    default=setting_default("on_stuck"),
+    show_default=True,
+    help="A record over --stuck-after: report it (/healthz); restart-worker: replace its "
+    "worker and retry it; park: replace its worker and give it to --on-failure at once "
+    "(restart-worker and park need --executor process).",
+)
+@click.option(
     "--join-grace",
     type=click.FloatRange(min=0, min_open=True),
     default=60.0,
@@ -380,6 +390,7 @@ def run(
     metrics_port: int | None,
     metrics_host: str,
     stuck_after: float,
+    on_stuck: str,
     join_grace: float,
     revoke_timeout: float,
     log_level: str,
@@ -432,6 +443,7 @@ def run(
         metrics_port=metrics_port,
         metrics_host=metrics_host,
         stuck_after=stuck_after,
+        on_stuck=on_stuck,
         join_grace=join_grace,
         revoke_timeout=revoke_timeout,
     )

@@ -108,6 +108,10 @@ class ParallelConsumer:
     - metrics_host="0.0.0.0": the address /metrics listens on (--metrics-host).
     - stuck_after=60.0: /healthz fails when a record stays unfinished this long
       (--stuck-after).
+    - on_stuck="report": what to do with a record that runs longer than stuck_after:
+      "report" it (/healthz), "restart-worker" (process executor: replace its worker and
+      retry it) or "park" (replace its worker and give the record to the failure policy at
+      once, e.g. the dead-letter topic) (--on-stuck).
     - join_grace=60.0: /healthz fails when out of the group this long; with `until_idle`
       the run gives up (NotAssigned) when no partition came in that time (--join-grace).
     - kafka=None (confluent-kafka): the Kafka client to use, a `parafka.seam.Kafka`; pass
@@ -151,6 +155,7 @@ class ParallelConsumer:
         metrics_port: int | None = None,
         metrics_host: str = "0.0.0.0",
         stuck_after: float = 60.0,
+        on_stuck: str = default("on_stuck"),
         join_grace: float = 60.0,
         kafka: Kafka | None = None,
     ) -> None:
@@ -211,6 +216,7 @@ class ParallelConsumer:
             on_failure=on_failure,
             deserializer=deserializer,
             exactly_once=exactly_once,
+            on_stuck=on_stuck,
         )
         resolve_deserializer(deserializer)  # a bad name fails here, not in a worker
         if executor == "process" and callable(deserializer):
@@ -244,6 +250,10 @@ class ParallelConsumer:
             deserializer=s.deserializer,
         )
         executor = self._executor()
+        if s.on_stuck != "report":
+            from parafka.stall import StuckPolicy
+
+            executor.stuck = StuckPolicy(self._health_policy.stuck_after, s.on_stuck)
         if self._monitoring is not None:
             from parafka.metrics import new_timings
 

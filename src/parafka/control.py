@@ -774,6 +774,7 @@ class ControlLoop:
             paused=self.flow.stalled,
             concurrency_limit=self.pacer.limit,
             rate_waits=self.pacer.rate_waits,
+            stuck_replaced=self.executor.stuck_replaced,
             paused_partitions=len(self.flow.fair_paused) if not self.flow.stalled else len(parts),
             partitions=tuple(parts),
             at=now,

@@ -71,6 +71,12 @@ RATE_WAITS = Spec(
     "counter",
     "Times a record was held back because its key was over --key-rate (it ran later).",
 )
+STUCK_REPLACED = Spec(
+    "parafka_stuck_workers_replaced",
+    "counter",
+    "Worker processes killed and replaced because a record ran over --stuck-after "
+    "(--on-stuck restart-worker or park); the record was retried or given up.",
+)
 COMMITS = Spec("parafka_commits", "counter", "Offset commits sent to the broker.")
 REBALANCES = Spec("parafka_rebalances", "counter", "Partition assignments received.")
 IN_FLIGHT = Spec(
@@ -167,6 +173,7 @@ ALL = (
     DROPPED,
     SKIPPED,
     RATE_WAITS,
+    STUCK_REPLACED,
     COMMITS,
     REBALANCES,
     IN_FLIGHT,
@@ -239,6 +246,7 @@ class StatsCollector:
         yield _counter(DROPPED, stats.skipped_after_failure)
         yield _counter(SKIPPED, stats.skipped_already_done)
         yield _counter(RATE_WAITS, stats.rate_waits)
+        yield _counter(STUCK_REPLACED, stats.stuck_replaced)
         yield _counter(COMMITS, stats.commits)
         yield _counter(REBALANCES, stats.rebalances)
         yield _gauge(IN_FLIGHT, stats.in_flight)

@@ -17,6 +17,7 @@ from parafka.kafka_config import (
 )
 from parafka.retry import RetryPolicy
 from parafka.scheduler import ORDERINGS, Ordering
+from parafka.stall import ON_STUCK
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]+")
 EXECUTORS = ("thread", "async", "process")
@@ -56,6 +57,7 @@ class Settings:
     rate: float | None = None  # records started per second by this instance, at most
     key_rate: float | None = None  # records started per second per key, at most
     group_rate: float | None = None  # per second by the whole group, shared by partitions
+    on_stuck: str = "report"  # a record over stuck_after: "report", "restart-worker", "park"
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers:
@@ -108,6 +110,7 @@ class Settings:
         check_not_overridden(self.kafka_config, "group.id", self.group_id)
         validate_client_config(self.kafka_config)
         self._check_failure_policy()
+        self._check_on_stuck()
         if self.max_metadata_bytes < 0:
             raise ConfigError(
                 f"max_metadata_bytes={self.max_metadata_bytes} is invalid: use 0 (no metadata) "
@@ -138,6 +141,18 @@ class Settings:
         c = self.concurrency_cap
         floor = max(1000, 10 * c, 4 * c * (self.batch_size or 1))
         return self.max_buffered or floor
+
+    def _check_on_stuck(self) -> None:
+        if self.on_stuck not in ON_STUCK:
+            raise ConfigError(
+                f"unknown on_stuck {self.on_stuck!r}: use one of {', '.join(ON_STUCK)}"
+            )
+        if self.on_stuck != "report" and self.executor != "process":
+            raise ConfigError(
+                f"on_stuck={self.on_stuck!r} needs executor='process' (a {self.executor} "
+                "worker cannot be stopped from outside): use --executor process, or "
+                "--on-stuck report"
+            )
 
     def _check_concurrency(self) -> None:
         if self.concurrency != AUTO:
