@@ -7,6 +7,8 @@ from parafka.errors import (
     Overloaded,
     ParafkaError,
     RecordFailed,
+    RecordParked,
+    RecordStuck,
     TopicNotFound,
 )
 from parafka.gctuning import tune_gc
@@ -24,6 +26,8 @@ __all__ = [
     "PartitionStats",
     "Record",
     "RecordFailed",
+    "RecordParked",
+    "RecordStuck",
     "RetryPolicy",
     "Stats",
     "TopicNotFound",
