@@ -32,11 +32,20 @@ def test_every_invariant_holds_on_every_seed(part: int) -> None:
     assert f"simulated {SEEDS_PER_PART} seed(s)" in result.stdout
 
 
-def test_every_invariant_holds_with_records_waiting_for_their_key_rate() -> None:
-    """The same schedules with --key-rate 20/s: records go through the ledger's
-    rate_wait transition (hundreds per 30 seeds) among the rebalances and crashes."""
+@pytest.mark.parametrize(
+    ("flags", "first"),
+    [
+        pytest.param(["--key-rate", "20"], 5000, id="key-rate"),
+        pytest.param(["--adaptive"], 6000, id="adaptive-concurrency"),
+    ],
+)
+def test_every_invariant_holds_with_the_pacer_at_work(flags: list[str], first: int) -> None:
+    """The same kind of schedules with records waiting for their key's rate (the ledger's
+    rate_wait transition, hundreds per 30 seeds) or with concurrency="auto" (the dispatch
+    window moving between 1 and the executor's capacity), among the rebalances and crashes."""
+    seeds = f"{first}:{first + 300}"
     result = subprocess.run(
-        [sys.executable, "-m", "parafka.sim", "--seeds", "5000:5300", "--key-rate", "20"],
+        [sys.executable, "-m", "parafka.sim", "--seeds", seeds, *flags],
         env={**os.environ, "PYTHONHASHSEED": "0"},
         capture_output=True,
         text=True,
