@@ -307,7 +307,7 @@ class ControlLoop:
             self.ledger.take(pacer.allowance(self.ledger.parts)), self.ledger.rate_wait
         )
         if runs:
-            pacer.dispatched(runs, self.clock())
+            pacer.dispatched(runs)
             executor.submit(runs)
 
     def _batch_ready(self) -> bool:
@@ -378,7 +378,7 @@ class ControlLoop:
             if isinstance(chunk, Acknowledged):
                 self._act(ledger.acknowledged(entries, outcomes))
             else:
-                self.pacer.completed(entries, outcomes, self.clock(), ledger.in_flight)
+                self.pacer.completed(entries, outcomes, ledger)
                 self._act(ledger.completed(entries, outcomes))
         return True
 

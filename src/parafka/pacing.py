@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 from parafka.adaptive import AdaptiveLimit
 from parafka.entry import Entry
@@ -38,6 +39,15 @@ from parafka.settings import Settings
 log = logging.getLogger("parafka")
 
 TP = tuple[str, int]
+
+
+class InFlight(Protocol):
+    """What has the count of records in flight (the ledger)."""
+
+    @property
+    def in_flight(self) -> int: ...
+
+
 # Holds `entry` back until `due` (seconds, the pacer's clock), with `later`, the entries of
 # its run after it, put back behind it: the ledger's `rate_wait` transition.
 Wait = Callable[[Entry, list[Entry], float], None]
@@ -161,7 +171,7 @@ class Pacer:
                 admitted.append(run)
         return admitted
 
-    def dispatched(self, runs: Sequence[Sequence[Entry]], now: float) -> None:
+    def dispatched(self, runs: Sequence[Sequence[Entry]]) -> None:
         """Runs went to the executor: their starts count against the rates."""
         if self._bucket is not None or self._group is not None:
             count = sum(len(run) for run in runs)
@@ -171,7 +181,7 @@ class Pacer:
                 self._group.spend(count)
         if self.adaptive is None:
             return
-        started = self._started
+        started, now = self._started, self.clock()
         for run in runs:
             started.update(dict.fromkeys(map(id, run), now))
 
@@ -179,13 +189,14 @@ class Pacer:
         self,
         entries: Sequence[Entry],
         outcomes: Sequence[Outcome | None] | None,
-        now: float,
-        in_flight: int,
+        running: InFlight,
     ) -> None:
-        """A chunk came back from the executor (not an outputs acknowledgement)."""
+        """A chunk came back from the executor (not an outputs acknowledgement), with
+        `running.in_flight` records in flight."""
         adaptive = self.adaptive
         if adaptive is None or not entries:
             return
+        now, in_flight = self.clock(), running.in_flight
         pop = self._started.pop
         starts = [s for s in (pop(id(e), None) for e in entries) if s is not None]
         if not starts:

@@ -68,6 +68,11 @@ class FakeClock:
         return self.now
 
 
+class Running:
+    def __init__(self, in_flight: int) -> None:
+        self.in_flight = in_flight
+
+
 def test_the_pacer_feeds_each_chunk_to_the_limiter() -> None:
     clock = FakeClock()
     pacer = Pacer(settings(concurrency="auto", max_concurrency=64), clock)
@@ -76,25 +81,25 @@ def test_the_pacer_feeds_each_chunk_to_the_limiter() -> None:
     assert pacer.window(1000) == start and pacer.window(3) == 3
     for _ in range(30):  # a steady 20 ms per record with the limit in use: it grows
         entries: list[Any] = [object() for _ in range(pacer.limit)]
-        pacer.dispatched([entries], clock.now)
+        pacer.dispatched([entries])
         clock.now += 0.02
         for entry in entries:
-            pacer.completed([entry], None, clock.now, len(entries))
+            pacer.completed([entry], None, Running(len(entries)))
     assert pacer.limit > start
     grown = pacer.limit
     entries = [object() for _ in range(3)]
-    pacer.dispatched([entries], clock.now)
+    pacer.dispatched([entries])
     clock.now += 0.02
     outcomes: list[Any] = [None, (None, Overloaded("429")), NOT_RUN]
-    pacer.completed(entries, outcomes, clock.now, 3)
+    pacer.completed(entries, outcomes, Running(3))
     assert pacer.limit == grown - 1  # the failure's slot is taken away
 
 
 def test_a_fixed_concurrency_passes_the_capacity_through() -> None:
     pacer = Pacer(settings(concurrency=8), FakeClock())
     assert pacer.adaptive is None and pacer.limit == 8 and pacer.window(200) == 200
-    pacer.dispatched([[object()]], 0.0)  # type: ignore[list-item]
-    pacer.completed([object()], None, 1.0, 1)  # type: ignore[list-item]
+    pacer.dispatched([[object()]])  # type: ignore[list-item]
+    pacer.completed([object()], None, Running(1))  # type: ignore[list-item]
 
 
 def test_auto_runs_over_the_in_memory_cluster_within_its_bounds() -> None:
