@@ -11,7 +11,8 @@ Everything runs on virtual time, in a discrete-event simulation: the limiter is 
 and the records in flight) and every failure; the records' time comes from the model,
 not from this machine, so the result does not depend on how busy its 2 cores are, and a
 run takes seconds. The engine's wiring of the limiter is tested apart
-(tests/unit/test_adaptive_engine.py).
+(tests/unit/test_adaptive_engine.py) and measured end to end on the real clock by
+benchmarks/adaptive_engine.py.
 
 Targets (issue 15), against the fixed concurrency with the best throughput and at most
 1% errors: throughput >= 0.9x, p99 latency <= 1.5x, errors <= 1% of records, and after
