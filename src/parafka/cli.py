@@ -308,7 +308,7 @@ cli.add_command(tail)
     show_default=True,
     help="A record over --stuck-after: report it (/healthz); restart-worker: replace its "
     "worker and retry it; park: replace its worker and give it to --on-failure at once "
-    "(restart-worker and park need --executor process).",
+    "(restart-worker and park need --executor process, or an async def handler).",
 )
 @click.option(
     "--join-grace",

@@ -109,9 +109,9 @@ class ParallelConsumer:
     - stuck_after=60.0: /healthz fails when a record stays unfinished this long
       (--stuck-after).
     - on_stuck="report": what to do with a record that runs longer than stuck_after:
-      "report" it (/healthz), "restart-worker" (process executor: replace its worker and
-      retry it) or "park" (replace its worker and give the record to the failure policy at
-      once, e.g. the dead-letter topic) (--on-stuck).
+      "report" it (/healthz), "restart-worker" (process executor: replace its worker,
+      asyncio: cancel the call; then retry it) or "park" (the same, then give the record
+      to the failure policy at once, e.g. the dead-letter topic) (--on-stuck).
     - join_grace=60.0: /healthz fails when out of the group this long; with `until_idle`
       the run gives up (NotAssigned) when no partition came in that time (--join-grace).
     - kafka=None (confluent-kafka): the Kafka client to use, a `parafka.seam.Kafka`; pass

@@ -74,8 +74,9 @@ RATE_WAITS = Spec(
 STUCK_REPLACED = Spec(
     "parafka_stuck_workers_replaced",
     "counter",
-    "Worker processes killed and replaced because a record ran over --stuck-after "
-    "(--on-stuck restart-worker or park); the record was retried or given up.",
+    "Worker processes killed and replaced (process executor), or handler tasks cancelled "
+    "(asyncio executor), because a record ran over --stuck-after (--on-stuck "
+    "restart-worker or park); the record was retried or given up.",
 )
 COMMITS = Spec("parafka_commits", "counter", "Offset commits sent to the broker.")
 REBALANCES = Spec("parafka_rebalances", "counter", "Partition assignments received.")

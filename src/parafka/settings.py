@@ -147,11 +147,11 @@ class Settings:
             raise ConfigError(
                 f"unknown on_stuck {self.on_stuck!r}: use one of {', '.join(ON_STUCK)}"
             )
-        if self.on_stuck != "report" and self.executor != "process":
+        if self.on_stuck != "report" and self.executor not in ("process", "async"):
             raise ConfigError(
-                f"on_stuck={self.on_stuck!r} needs executor='process' (a {self.executor} "
-                "worker cannot be stopped from outside): use --executor process, or "
-                "--on-stuck report"
+                f"on_stuck={self.on_stuck!r} needs executor='process' or 'async' (a "
+                f"{self.executor} worker cannot be stopped from outside): use --executor "
+                "process, an async def handler, or --on-stuck report"
             )
 
     def _check_concurrency(self) -> None:

@@ -10,9 +10,10 @@
 - `park`: the same, but the record is not retried: it goes to the failure policy at once
   (the dead-letter topic when one is set) with `RecordParked`, and its partition moves on.
 
-A worker is hung when what it reports of its progress (the chunk it runs, the handler
-calls made in it) has not moved for `after` seconds while it runs a chunk. Only the
-process executor can act: a thread cannot be stopped from outside.
+A worker process is hung when what it reports of its progress (the chunk it runs, the
+handler calls made in it) has not moved for `after` seconds while it runs a chunk. The
+asyncio executor cancels a call that runs over `after` instead (at its next await). A
+thread cannot be stopped from outside: the thread executor only reports.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def test_the_cli_refuses_restart_worker_without_processes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     line = usage_error(capsys, ["run", HANDLER, *BASE, "--on-stuck", "restart-worker"])
-    assert "use --executor process, or --on-stuck report" in line
+    assert "use --executor process, an async def handler, or --on-stuck report" in line
 
 
 def run(function: str, on_stuck: str, **overrides: Any) -> tuple[Any, InMemoryCluster]:
@@ -93,3 +93,39 @@ def test_park_replaces_the_worker_and_dead_letters_the_record_at_once() -> None:
     [letter] = cluster.messages("dlq", 0)
     headers = dict(letter.headers() or [])
     assert any(b"RecordParked" in value for value in headers.values() if value), headers
+
+
+def test_async_handlers_are_cancelled_and_retried_or_parked() -> None:
+    import asyncio
+
+    from parafka import Record
+
+    async def hang_once(record: Record) -> None:
+        if (record.partition, record.offset) == (0, 3) and record.attempt == 1:
+            await asyncio.sleep(3600)
+
+    async def times_out(record: Record) -> None:
+        if (record.partition, record.offset) == (1, 2) and record.attempt == 1:
+            raise TimeoutError("the handler's own timeout")  # not a stuck record
+
+    for handler, on_stuck, expect_stuck in (
+        (hang_once, "restart-worker", 1),
+        (times_out, "park", 0),
+    ):
+        cluster = InMemoryCluster()
+        cluster.create_topic("in", 2)
+        for partition in (0, 1):
+            for offset in range(6):
+                cluster.produce("in", b"v", key=b"k%d" % offset, partition=partition)
+        stats = ParallelConsumer(
+            handler,
+            bootstrap_servers="memory",
+            group_id="g",
+            topics="in",
+            stuck_after=0.3,
+            on_stuck=on_stuck,
+            retry=RetryPolicy(max_attempts=3, initial_backoff=0.01),
+            kafka=cluster,
+        ).run(until_idle=0.5)
+        assert stats.processed == 12 and stats.retried == 1
+        assert stats.stuck_replaced == expect_stuck
