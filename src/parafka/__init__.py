@@ -4,8 +4,11 @@ from parafka.consumer import ParallelConsumer
 from parafka.errors import (
     BrokerUnreachable,
     ConfigError,
+    Overloaded,
     ParafkaError,
     RecordFailed,
+    RecordParked,
+    RecordStuck,
     TopicNotFound,
 )
 from parafka.gctuning import tune_gc
@@ -17,11 +20,14 @@ __all__ = [
     "BrokerUnreachable",
     "ConfigError",
     "Output",
+    "Overloaded",
     "ParafkaError",
     "ParallelConsumer",
     "PartitionStats",
     "Record",
     "RecordFailed",
+    "RecordParked",
+    "RecordStuck",
     "RetryPolicy",
     "Stats",
     "TopicNotFound",

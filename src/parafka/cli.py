@@ -31,12 +31,49 @@ from parafka.cli_produce import produce, tail
 from parafka.cli_sizing import partitions
 from parafka.errors import ConfigError, ParafkaError
 from parafka.kafka_config import kafka_error_text as _kafka_text
+from parafka.ratelimit import parse_rate
 from parafka.scheduler import ORDERINGS
 from parafka.seam import ClientError
-from parafka.settings import GROUP_TYPES
+from parafka.settings import AUTO, GROUP_TYPES
+from parafka.settings import default as setting_default
+from parafka.stall import ON_STUCK
 from parafka.stats import Activity
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class Concurrency(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
+    """-c N (a whole number >= 1) or -c auto."""
+
+    name = "N|auto"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | str:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        text = str(value).strip().lower()
+        if text == AUTO:
+            return AUTO
+        if text.isdigit() and int(text) >= 1:
+            return int(text)
+        self.fail(f"{value!r} is not a whole number >= 1 or 'auto': use -c 16 or -c auto")
+
+
+class Rate(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
+    """N/s, N/min or N (per second): records per second."""
+
+    name = "N/s"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            return parse_rate(value if isinstance(value, int | float) else str(value))
+        except ValueError as exc:
+            self.fail(str(exc))
+
+
 _BROKER_LOG_LINES = 10
 
 
@@ -91,10 +128,46 @@ cli.add_command(tail)
 @click.option(
     "-c",
     "--concurrency",
-    type=click.IntRange(min=1),
-    default=16,
+    type=Concurrency(),
+    default=setting_default("concurrency"),
     show_default=True,
-    help="Records processed at the same time.",
+    help="Records processed at the same time, or 'auto': a limit that follows the "
+    "downstream's latency and failures, between --min-concurrency and --max-concurrency.",
+)
+@click.option(
+    "--min-concurrency",
+    type=click.IntRange(min=1),
+    default=setting_default("min_concurrency"),
+    show_default=True,
+    help="With -c auto: the lowest limit.",
+)
+@click.option(
+    "--max-concurrency",
+    type=click.IntRange(min=1),
+    default=setting_default("max_concurrency"),
+    show_default=True,
+    help="With -c auto: the highest limit (the thread and async executors start this many "
+    "workers).",
+)
+@click.option(
+    "--rate",
+    type=Rate(),
+    default=None,
+    help="Start at most N records a second in this instance (N/s, N/min).  [default: no limit]",
+)
+@click.option(
+    "--key-rate",
+    type=Rate(),
+    default=None,
+    help="Start at most N records a second per key; a key over it waits, other keys go on.  "
+    "[default: no limit]",
+)
+@click.option(
+    "--group-rate",
+    type=Rate(),
+    default=None,
+    help="At most N records a second for the whole group: each instance takes the share of "
+    "its assigned partitions, again at every rebalance.  [default: no limit]",
 )
 @click.option("-o", "--output-topic", default=None, help="Topic for what the handler returns.")
 @click.option(
@@ -238,6 +311,15 @@ cli.add_command(tail)
     help="/healthz fails when a record stays unfinished this long.",
 )
 @click.option(
+    "--on-stuck",
+    type=click.Choice(ON_STUCK),
+    default=setting_default("on_stuck"),
+    show_default=True,
+    help="A record over --stuck-after: report it (/healthz); restart-worker: replace its "
+    "worker and retry it; park: replace its worker and give it to --on-failure at once "
+    "(restart-worker and park need --executor process, or an async def handler).",
+)
+@click.option(
     "--join-grace",
     type=click.FloatRange(min=0, min_open=True),
     default=60.0,
@@ -289,7 +371,12 @@ def run(
     topics: tuple[str, ...],
     ordering: str,
     group_type: str,
-    concurrency: int,
+    concurrency: int | str,
+    min_concurrency: int,
+    max_concurrency: int,
+    rate: float | None,
+    key_rate: float | None,
+    group_rate: float | None,
     output_topic: str | None,
     executor: str | None,
     workers: int | None,
@@ -313,6 +400,7 @@ def run(
     metrics_port: int | None,
     metrics_host: str,
     stuck_after: float,
+    on_stuck: str,
     join_grace: float,
     revoke_timeout: float,
     log_level: str,
@@ -337,6 +425,11 @@ def run(
         ordering=ordering,  # type: ignore[arg-type]  # click.Choice checked it
         group_type=group_type,
         concurrency=concurrency,
+        min_concurrency=min_concurrency,
+        max_concurrency=max_concurrency,
+        rate=rate,
+        key_rate=key_rate,
+        group_rate=group_rate,
         output_topic=output_topic,
         executor=executor,
         workers=workers,
@@ -361,6 +454,7 @@ def run(
         metrics_port=metrics_port,
         metrics_host=metrics_host,
         stuck_after=stuck_after,
+        on_stuck=on_stuck,
         join_grace=join_grace,
         revoke_timeout=revoke_timeout,
     )

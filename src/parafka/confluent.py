@@ -186,6 +186,15 @@ class ConfluentConsumer:
             return None
         return low, high
 
+    def partition_count(self, topic: str, timeout: float) -> int | None:
+        try:
+            meta = self._consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        except ck.KafkaException:
+            return None
+        if meta is None or meta.error is not None or not meta.partitions:
+            return None
+        return len(meta.partitions)
+
     def group_metadata(self) -> object:
         return self._consumer.consumer_group_metadata()
 

@@ -19,11 +19,12 @@ from parafka.executors import Executor, Handler, Work, make_executor
 from parafka.health import Health, HealthPolicy, assess
 from parafka.kafka_config import producer_config
 from parafka.monitor import MonitorServer, MonitorSettings, serve
+from parafka.ratelimit import parse_rate
 from parafka.recent import DeadLetterEvent
 from parafka.retry import RetryPolicy
 from parafka.scheduler import Ordering
 from parafka.seam import Kafka
-from parafka.settings import Settings
+from parafka.settings import Settings, default
 from parafka.share import ShareLoop
 from parafka.stats import Stats
 
@@ -58,7 +59,20 @@ class ParallelConsumer:
     - topics: a topic name or several; "^regex" subscribes by pattern (required; -t/--topic).
     - ordering="key": "key" one record at a time per key, "partition" per partition,
       "unordered" no order (--ordering).
-    - concurrency=16: records processed at the same time (-c/--concurrency).
+    - concurrency=16: records processed at the same time (-c/--concurrency), or "auto": a
+      limit that follows the downstream, growing while its latency stays near its
+      unloaded value and shrinking when latency rises or records fail (a handler raises
+      `parafka.Overloaded` on a 429/503) (-c auto).
+    - min_concurrency=1: the lowest limit concurrency="auto" goes to (--min-concurrency).
+    - max_concurrency=128: the highest limit concurrency="auto" goes to
+      (--max-concurrency); the thread and asyncio executors start this many workers.
+    - rate=None: records started per second by this consumer at most, a number or "100/s"
+      or "6000/min" (--rate N/s).
+    - key_rate=None: records started per second per key at most; a key over it waits while
+      other keys go on (--key-rate N/s).
+    - group_rate=None: records per second for the whole group: each consumer takes the share
+      of its assigned partitions among all the partitions of their topics, again at every
+      rebalance (--group-rate N/s).
     - output_topic=None: where returned outputs go (-o/--output-topic).
     - kafka_config=None: librdkafka settings for the clients parafka creates (-X KEY=VALUE).
       One default differs from librdkafka's: auto.offset.reset="earliest". bootstrap.servers
@@ -95,6 +109,10 @@ class ParallelConsumer:
     - metrics_host="0.0.0.0": the address /metrics listens on (--metrics-host).
     - stuck_after=60.0: /healthz fails when a record stays unfinished this long
       (--stuck-after).
+    - on_stuck="report": what to do with a record that runs longer than stuck_after:
+      "report" it (/healthz), "restart-worker" (process executor: replace its worker,
+      asyncio: cancel the call; then retry it) or "park" (the same, then give the record
+      to the failure policy at once, e.g. the dead-letter topic) (--on-stuck).
     - join_grace=60.0: /healthz fails when out of the group this long; with `until_idle`
       the run gives up (NotAssigned) when no partition came in that time (--join-grace).
     - group_type="consumer": "consumer" for a consumer group; "share" (experimental, the
@@ -115,7 +133,12 @@ class ParallelConsumer:
         group_id: str | None = None,
         topics: Iterable[str] | str = (),
         ordering: Ordering = "key",
-        concurrency: int = 16,
+        concurrency: int | str = default("concurrency"),
+        min_concurrency: int = default("min_concurrency"),
+        max_concurrency: int = default("max_concurrency"),
+        rate: float | str | None = None,
+        key_rate: float | str | None = None,
+        group_rate: float | str | None = None,
         output_topic: str | None = None,
         kafka_config: Mapping[str, Any] | None = None,
         max_attempts: int | None = None,
@@ -137,6 +160,7 @@ class ParallelConsumer:
         metrics_port: int | None = None,
         metrics_host: str = "0.0.0.0",
         stuck_after: float = 60.0,
+        on_stuck: str = default("on_stuck"),
         join_grace: float = 60.0,
         group_type: str = "consumer",
         kafka: Kafka | None = None,
@@ -175,6 +199,11 @@ class ParallelConsumer:
             topics=(topics,) if isinstance(topics, str) else tuple(topics),
             ordering=ordering,
             concurrency=concurrency,
+            min_concurrency=min_concurrency,
+            max_concurrency=max_concurrency,
+            rate=_rate("rate", rate),
+            key_rate=_rate("key_rate", key_rate),
+            group_rate=_rate("group_rate", group_rate),
             output_topic=output_topic,
             kafka_config=dict(kafka_config or {}),
             retry=retry,
@@ -194,6 +223,7 @@ class ParallelConsumer:
             deserializer=deserializer,
             exactly_once=exactly_once,
             group_type=group_type,
+            on_stuck=on_stuck,
         )
         if group_type == "share" and kafka is not None:
             raise ConfigError(
@@ -232,6 +262,10 @@ class ParallelConsumer:
             deserializer=s.deserializer,
         )
         executor = self._executor()
+        if s.on_stuck != "report":
+            from parafka.stall import StuckPolicy
+
+            executor.stuck = StuckPolicy(self._health_policy.stuck_after, s.on_stuck)
         if self._monitoring is not None:
             from parafka.metrics import new_timings
 
@@ -256,7 +290,7 @@ class ParallelConsumer:
 
     def _executor(self) -> Executor:
         s = self.settings
-        return make_executor(s.executor, s.concurrency, s.workers)
+        return make_executor(s.executor, s.concurrency_cap, s.workers)
 
     # -- foreground -------------------------------------------------------------------
     def run(self, until_idle: float | None = None) -> Stats:
@@ -431,6 +465,17 @@ def _check_signature(function: Handler) -> None:
             "handler(record) (a list of records with batch_size); give the other "
             "parameters defaults or remove them"
         ) from None
+
+
+def _rate(name: str, value: float | str | None) -> float | None:
+    """Records per second from a number, "100/s" or "6000/min"."""
+    if value is None:
+        return None
+    try:
+        return parse_rate(value)
+    except ValueError as exc:
+        flag = name.replace("_", "-")
+        raise ConfigError(f"{name}={value!r}: {exc} (CLI --{flag} N/s)") from None
 
 
 def _check_picklable(function: object, what: str) -> None:

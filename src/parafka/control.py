@@ -32,6 +32,7 @@ from parafka.kafka_config import consumer_config, producer_config
 from parafka.lag import HeadWatch, partition_stats
 from parafka.ledger import Actions, Ledger, where
 from parafka.outputs import Acknowledged, OutputProducer, OutputThread
+from parafka.pacing import Pacer
 from parafka.recent import RecentDeadLetters
 from parafka.seam import TP, ClientError, CommitResult, Consumer, Kafka, Message, Offset
 from parafka.settings import Settings
@@ -129,7 +130,7 @@ class ControlLoop(Stoppable):
         self.failure_log = FailureLog()  # what to log of handler failures (failures.py)
         self.ledger = Ledger(
             settings.ordering,
-            settings.concurrency,
+            settings.concurrency_cap,
             settings.retry,
             settings.failure_policy,
             settings.exactly_once,
@@ -156,6 +157,10 @@ class ControlLoop(Stoppable):
         self.committer = CommitPlanner(settings.max_metadata_bytes)
         self.transaction: Transaction | None = None
         self.flow = FlowControl(settings.buffer_limit, STALL_BEFORE_PAUSE, STARVE_AFTER)
+        # The dispatch window and rates: adaptive concurrency, --rate, --key-rate, --group-rate
+        self.pacer = Pacer(
+            settings, clock, lambda t: self.consumer.partition_count(t, settings.connect_timeout)
+        )
         self._newly_assigned: list[TP] = []
         self._paused: set[TP] = set()  # paused by us; the client keeps it through a revoke
         self._first_assignment_at: float | None = None
@@ -307,12 +312,16 @@ class ControlLoop(Stoppable):
         scheduler, executor = self.ledger.scheduler, self.executor
         # Records whose outputs await their acknowledgement are not the executor's any
         # more: they must not take its room (their shards stay busy until then).
-        scheduler.concurrency = executor.capacity + self.outputs.pending
+        scheduler.concurrency = self.pacer.window(executor.capacity) + self.outputs.pending
         scheduler.run_length = executor.run_length
         if self.work.batch_size is not None and not self._batch_ready():
             return
-        runs = self.ledger.take()
+        pacer = self.pacer
+        runs = pacer.admit(
+            self.ledger.take(pacer.allowance(self.ledger.parts)), self.ledger.rate_wait
+        )
         if runs:
+            pacer.dispatched(runs)
             executor.submit(runs)
 
     def _batch_ready(self) -> bool:
@@ -384,6 +393,7 @@ class ControlLoop(Stoppable):
             if isinstance(chunk, Acknowledged):
                 self._act(ledger.acknowledged(entries, outcomes))
             else:
+                self.pacer.completed(entries, outcomes, ledger)
                 self._act(ledger.completed(entries, outcomes))
         return True
 
@@ -642,8 +652,9 @@ class ControlLoop(Stoppable):
         ledger = self.ledger
         sch = ledger.scheduler
         # Only `partition` mode leaves workers idle for want of a partition's records; with
-        # keys or no order, other records can run (and reshuffling costs refetches).
-        if sch.ordering != "partition":
+        # keys or no order, other records can run (and reshuffling costs refetches) unless
+        # --key-rate holds keys back: their records could fill the buffer.
+        if sch.ordering != "partition" and not self.pacer.holds_keys:
             return
         held, backlog = {}, {}
         for tp, part in ledger.parts.items():
@@ -776,6 +787,9 @@ class ControlLoop(Stoppable):
             queued=ledger.queued,
             waiting_retry=ledger.waiting_retry,
             paused=self.flow.stalled,
+            concurrency_limit=self.pacer.limit,
+            rate_waits=self.pacer.rate_waits,
+            stuck_replaced=self.executor.stuck_replaced,
             paused_partitions=len(self.flow.fair_paused) if not self.flow.stalled else len(parts),
             partitions=tuple(parts),
             at=now,

@@ -54,3 +54,19 @@ class NoOutputTopic(HandlerMistake):
 
 class NotAssigned(ParafkaError):
     """The consumer never got an assignment from its group within the join grace."""
+
+
+class Overloaded(ParafkaError):
+    """Raised by a handler when the downstream says it is overloaded (an HTTP 429 or 503,
+    a database refusing connections). With `concurrency="auto"` it shrinks the limit at
+    once; like any exception, the record is then retried by the retry policy."""
+
+
+class RecordStuck(ParafkaError):
+    """A record's handler ran longer than stuck_after and its worker was replaced
+    (on_stuck="restart-worker"): retried like any failure."""
+
+
+class RecordParked(RecordStuck):
+    """A stuck record given up at once (on_stuck="park"): not retried, it goes to the
+    failure policy (the dead-letter topic when one is set)."""

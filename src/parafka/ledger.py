@@ -6,6 +6,8 @@ Each received record becomes an `Entry` (entry.py) in exactly one state:
                       -> SENDING -> DONE -> SETTLED        (outputs acknowledged)
                       -> HELD -> SETTLED                   (exactly-once: in a transaction)
                       -> RETRY_WAIT -> QUEUED               (failed, retried after a backoff)
+                      -> RETRY_WAIT -> QUEUED               (its key over --key-rate: waits,
+                                                             its attempt unchanged; rate_wait)
                       -> SENDING (dead letter) -> DONE      (failed for good, dead-lettered)
                       -> STOPPED                            (failed for good, policy "stop")
     any unfinished state -> DROPPED                         (partition revoked, lost, trimmed)
@@ -250,6 +252,17 @@ class Ledger:
                     high = entry.offset
             part.offsets.started(count, high)
         return runs
+
+    def rate_wait(self, entry: Entry, later: list[Entry], due: float) -> None:
+        """A taken entry's key is over its rate (pacing.py): RUNNING -> RETRY_WAIT until
+        `due`, its attempt unchanged; its shard waits for it, other shards go on. The
+        entries of its run after it go back to QUEUED behind it."""
+        if later:
+            self._unrun(later)
+        entry.state = RETRY_WAIT
+        entry.due = due
+        entry.part.offsets.running -= 1
+        self.scheduler.retry(entry)
 
     def release_due(self, now: float) -> int:
         """Retry-waiting entries whose time has come may start again."""

@@ -66,12 +66,30 @@ SKIPPED = Spec(
     "counter",
     "Records skipped on arrival because the commit metadata lists them as done.",
 )
+RATE_WAITS = Spec(
+    "parafka_records_rate_waits",
+    "counter",
+    "Times a record was held back because its key was over --key-rate (it ran later).",
+)
+STUCK_REPLACED = Spec(
+    "parafka_stuck_workers_replaced",
+    "counter",
+    "Worker processes killed and replaced (process executor), or handler tasks cancelled "
+    "(asyncio executor), because a record ran over --stuck-after (--on-stuck "
+    "restart-worker or park); the record was retried or given up.",
+)
 COMMITS = Spec("parafka_commits", "counter", "Offset commits sent to the broker.")
 REBALANCES = Spec("parafka_rebalances", "counter", "Partition assignments received.")
 IN_FLIGHT = Spec(
     "parafka_records_in_flight",
     "gauge",
     "Records with a handler (running, or waiting for their outputs' acknowledgement).",
+)
+CONCURRENCY_LIMIT = Spec(
+    "parafka_concurrency_limit",
+    "gauge",
+    "Records allowed in flight now: the fixed concurrency, or with concurrency='auto' the "
+    "adaptive limit, which follows the downstream's latency and failures.",
 )
 QUEUED = Spec(
     "parafka_records_queued", "gauge", "Records received and not started, retries excluded."
@@ -155,9 +173,12 @@ ALL = (
     DEAD_LETTERED,
     DROPPED,
     SKIPPED,
+    RATE_WAITS,
+    STUCK_REPLACED,
     COMMITS,
     REBALANCES,
     IN_FLIGHT,
+    CONCURRENCY_LIMIT,
     QUEUED,
     WAITING_RETRY,
     ASSIGNED,
@@ -225,9 +246,12 @@ class StatsCollector:
         yield _counter(DEAD_LETTERED, stats.dead_lettered)
         yield _counter(DROPPED, stats.skipped_after_failure)
         yield _counter(SKIPPED, stats.skipped_already_done)
+        yield _counter(RATE_WAITS, stats.rate_waits)
+        yield _counter(STUCK_REPLACED, stats.stuck_replaced)
         yield _counter(COMMITS, stats.commits)
         yield _counter(REBALANCES, stats.rebalances)
         yield _gauge(IN_FLIGHT, stats.in_flight)
+        yield _gauge(CONCURRENCY_LIMIT, stats.concurrency_limit)
         yield _gauge(QUEUED, stats.queued)
         yield _gauge(WAITING_RETRY, stats.waiting_retry)
         yield _gauge(ASSIGNED, len(stats.partitions))

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 
 from parafka.deserializers import DeserializationError
-from parafka.errors import ConfigError, HandlerMistake
+from parafka.errors import ConfigError, HandlerMistake, RecordParked
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,8 +15,9 @@ class RetryPolicy:
 
     The wait before attempt n+1 is `initial_backoff * multiplier**(n-1)`, capped at
     `max_backoff`, then scaled by a random factor in [1 - jitter, 1]. Exceptions of the
-    types in `no_retry` (and values that fail to deserialize) are not worth retrying: the
-    record gives up at once (to the dead-letter topic, or the failure policy).
+    types in `no_retry` (and values that fail to deserialize, and records parked by
+    on_stuck="park") are not worth retrying: the record gives up at once (to the
+    dead-letter topic, or the failure policy).
     """
 
     max_attempts: int = 5
@@ -47,7 +48,9 @@ class RetryPolicy:
 
     def retryable(self, error: BaseException) -> bool:
         """False for errors no retry can fix."""
-        return not isinstance(error, (DeserializationError, HandlerMistake, *self.no_retry))
+        return not isinstance(
+            error, (DeserializationError, HandlerMistake, RecordParked, *self.no_retry)
+        )
 
     def should_retry(self, attempt: int, error: BaseException | None = None) -> bool:
         """True when a record that failed on `attempt` (with `error`) gets another one."""

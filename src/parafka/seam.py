@@ -132,6 +132,10 @@ class Consumer(Protocol):
         not known yet)."""
         ...
 
+    def partition_count(self, topic: str, timeout: float) -> int | None:
+        """How many partitions `topic` has (None: unknown, or it cannot be asked in time)."""
+        ...
+
     def group_metadata(self) -> object:
         """What a transactional producer needs to commit this consumer's offsets."""
         ...

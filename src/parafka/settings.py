@@ -17,6 +17,7 @@ from parafka.kafka_config import (
 )
 from parafka.retry import RetryPolicy
 from parafka.scheduler import ORDERINGS, Ordering
+from parafka.stall import ON_STUCK
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]+")
 EXECUTORS = ("thread", "async", "process")
@@ -24,6 +25,7 @@ FAILURE_POLICIES = ("stop", "dead-letter", "skip")
 # "consumer": a consumer group (partitions assigned, offsets committed); "share": a share
 # group (KIP-932, experimental): records acquired one by one and acknowledged (share.py).
 GROUP_TYPES = ("consumer", "share")
+AUTO = "auto"  # concurrency="auto": a limit that follows the downstream (adaptive.py)
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,9 @@ class Settings:
     group_id: str
     topics: tuple[str, ...]
     ordering: Ordering = "key"
-    concurrency: int = 16
+    concurrency: int | str = 16  # or "auto", between min_concurrency and max_concurrency
+    min_concurrency: int = 1
+    max_concurrency: int = 128
     output_topic: str | None = None
     kafka_config: Mapping[str, Any] = field(default_factory=dict)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -54,6 +58,10 @@ class Settings:
     deserializer: Any = None  # "bytes", "text", "json", "module:function" or a callable
     exactly_once: bool = False
     group_type: str = "consumer"
+    rate: float | None = None  # records started per second by this instance, at most
+    key_rate: float | None = None  # records started per second per key, at most
+    group_rate: float | None = None  # per second by the whole group, shared by partitions
+    on_stuck: str = "report"  # a record over stuck_after: "report", "restart-worker", "park"
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers:
@@ -74,7 +82,16 @@ class Settings:
             raise ConfigError(
                 f"unknown executor {self.executor!r}: use one of {', '.join(EXECUTORS)}"
             )
-        _positive_int("concurrency", self.concurrency)
+        self._check_concurrency()
+        for name in ("rate", "key_rate", "group_rate"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+            ):
+                flag = name.replace("_", "-")
+                raise ConfigError(
+                    f"{name}={value!r} is invalid: use records per second > 0 (CLI --{flag} N/s)"
+                )
         if self.workers is not None:
             _positive_int("workers", self.workers)
         if self.max_buffered is not None:
@@ -98,6 +115,7 @@ class Settings:
         validate_client_config(self.kafka_config, share=self.group_type == "share")
         self._check_failure_policy()
         self._check_group_type()
+        self._check_on_stuck()
         if self.max_metadata_bytes < 0:
             raise ConfigError(
                 f"max_metadata_bytes={self.max_metadata_bytes} is invalid: use 0 (no metadata) "
@@ -111,10 +129,51 @@ class Settings:
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @property
+    def adaptive(self) -> bool:
+        """The concurrency limit follows the downstream (concurrency="auto")."""
+        return self.concurrency == AUTO
+
+    @property
+    def concurrency_cap(self) -> int:
+        """The most records in flight: the fixed concurrency, or max_concurrency."""
+        if isinstance(self.concurrency, int):
+            return self.concurrency
+        return self.max_concurrency
+
+    @property
     def buffer_limit(self) -> int:
         """Records held in memory before the consumer stops fetching."""
-        floor = max(1000, 10 * self.concurrency, 4 * self.concurrency * (self.batch_size or 1))
+        c = self.concurrency_cap
+        floor = max(1000, 10 * c, 4 * c * (self.batch_size or 1))
         return self.max_buffered or floor
+
+    def _check_on_stuck(self) -> None:
+        if self.on_stuck not in ON_STUCK:
+            raise ConfigError(
+                f"unknown on_stuck {self.on_stuck!r}: use one of {', '.join(ON_STUCK)}"
+            )
+        if self.on_stuck != "report" and self.executor not in ("process", "async"):
+            raise ConfigError(
+                f"on_stuck={self.on_stuck!r} needs executor='process' or 'async' (a "
+                f"{self.executor} worker cannot be stopped from outside): use --executor "
+                "process, an async def handler, or --on-stuck report"
+            )
+
+    def _check_concurrency(self) -> None:
+        if self.concurrency != AUTO:
+            if isinstance(self.concurrency, str):
+                raise ConfigError(
+                    f"concurrency={self.concurrency!r} is invalid: use a whole number >= 1 "
+                    "or 'auto' (CLI -c N or -c auto)"
+                )
+            _positive_int("concurrency", self.concurrency)
+        _positive_int("min_concurrency", self.min_concurrency)
+        _positive_int("max_concurrency", self.max_concurrency)
+        if self.min_concurrency > self.max_concurrency:
+            raise ConfigError(
+                f"min_concurrency={self.min_concurrency} is above max_concurrency="
+                f"{self.max_concurrency}: raise --max-concurrency or lower --min-concurrency"
+            )
 
     @property
     def failure_policy(self) -> str:
@@ -185,6 +244,14 @@ def _check_topic(name: str) -> None:
             f"topic {name!r} is not a valid Kafka topic name: use 1-249 letters, digits, "
             "'.', '_' or '-' (CLI -t NAME)"
         )
+
+
+def default(name: str) -> Any:
+    """The declared default of setting `name` (the API and the CLI both use it)."""
+    for f in fields(Settings):
+        if f.name == name:
+            return f.default
+    raise KeyError(name)
 
 
 def _positive_int(name: str, value: object) -> None:

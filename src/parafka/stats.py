@@ -45,6 +45,9 @@ class Stats:
     queued: int = 0
     waiting_retry: int = 0
     paused: bool = False  # every partition paused: the buffer stayed full
+    concurrency_limit: int = 0  # records allowed in flight now (moves with concurrency="auto")
+    rate_waits: int = 0  # records held back because their key was over --key-rate
+    stuck_replaced: int = 0  # workers replaced for a stuck record (--on-stuck)
     paused_partitions: int = 0  # paused for the buffer or for fair sharing
     rebalances: int = 0
     commits: int = 0

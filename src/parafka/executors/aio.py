@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from parafka.deserializers import Decode, decode
+from parafka.errors import RecordParked, RecordStuck
 from parafka.executors.base import (
     NOT_RUN,
     ChunkResult,
@@ -165,6 +166,8 @@ class AsyncExecutor(Executor):
             raise TypeError(f"the asyncio executor needs an async def handler, got {handler!r}")
         if self._thread is not None:
             raise RuntimeError("this AsyncExecutor was already started; create a new one")
+        if self.stuck is not None and self.stuck.acts:
+            handler = self._bounded(handler)
         self._handler, self._work, self._completions = handler, work, completions
         self._batch_size = work.batch_size
         self._loop = asyncio.new_event_loop()
@@ -175,6 +178,30 @@ class AsyncExecutor(Executor):
             daemon=True,  # a handler blocking the loop forever must not keep the process alive
         )
         self._thread.start()
+
+    def _bounded(self, handler: AsyncHandler) -> AsyncHandler:
+        """`handler`, cancelled when a call runs over stuck_after (--on-stuck): the call
+        fails with RecordStuck (retried) or RecordParked (to the failure policy at once).
+        Only a handler that awaits can be cancelled; one that blocks the loop cannot."""
+        policy = self.stuck
+        assert policy is not None
+        kind = RecordParked if policy.action == "park" else RecordStuck
+
+        async def bounded(record: Any) -> Any:
+            scope = asyncio.timeout(policy.after)
+            try:
+                async with scope:
+                    return await handler(record)
+            except TimeoutError:
+                if not scope.expired():
+                    raise  # the handler's own timeout: an ordinary failure
+                self.stuck_replaced += 1
+                raise kind(
+                    f"ran over {policy.after:g} s (--stuck-after); its task was cancelled "
+                    f"(--on-stuck {policy.action})"
+                ) from None
+
+        return bounded
 
     @staticmethod
     def _serve(loop: asyncio.AbstractEventLoop) -> None:

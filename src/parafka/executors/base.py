@@ -23,6 +23,7 @@ from parafka.record import Record, normalize_outputs
 from parafka.scheduler import SHARD_FUNCTIONS
 
 if TYPE_CHECKING:
+    from parafka.stall import StuckPolicy
     from parafka.timings import ChunkTimings
 
 T = TypeVar("T")
@@ -178,6 +179,10 @@ class Executor(ABC):
 
     # Set before start() when metrics are on: the executor reports each chunk's timing.
     timings: ChunkTimings | None = None
+    # Set before start() with on_stuck other than "report" (the process executor acts on
+    # it: stall.py); `stuck_replaced` counts the workers it replaced for a stuck record.
+    stuck: StuckPolicy | None = None
+    stuck_replaced: int = 0
 
     @abstractmethod
     def start(self, work: Work, completions: Completions) -> None:

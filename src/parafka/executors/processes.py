@@ -34,6 +34,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from parafka.errors import RecordParked, RecordStuck
 from parafka.executors.base import (
     NOT_RUN,
     ChunkResult,
@@ -50,6 +51,7 @@ from parafka.gctuning import tune_gc
 from parafka.record import Produced, Record
 from parafka.scheduler import SHARD_FUNCTIONS
 from parafka.seam import ClientError
+from parafka.stall import StallWatch
 
 log = logging.getLogger("parafka.executor")
 
@@ -375,6 +377,7 @@ class _Slot:
         self.started_at = 0.0
         self.quick_deaths = 0
         self.up = threading.Event()  # set while a live worker is attached
+        self.stuck = False  # killed by the watchdog: its record was stuck (stall.py)
 
 
 class ProcessExecutor(Executor):
@@ -422,6 +425,37 @@ class ProcessExecutor(Executor):
                 )
                 thread.start()
                 self._threads.append(thread)
+        if self.stuck is not None and self.stuck.acts:
+            watchdog = threading.Thread(target=self._watch, name="parafka-stall", daemon=True)
+            watchdog.start()
+            self._threads.append(watchdog)
+
+    def _watch(self) -> None:
+        """Kill a worker whose record has run longer than stuck_after (on_stuck); its
+        receiver then reports the record (RecordStuck or RecordParked) and replaces it."""
+        assert self.stuck is not None
+        watch = StallWatch(self.stuck.after)
+        pause = min(1.0, self.stuck.after / 4)
+        while not self._stopping:
+            time.sleep(pause)
+            now = time.monotonic()
+            for slot in self._slots:
+                progress = slot.progress
+                if not slot.up.is_set() or progress is None or slot.stuck:
+                    watch.forget(slot.number)
+                    continue
+                if watch.hung(slot.number, (int(progress[0]), int(progress[1])), now):
+                    log.warning(
+                        "worker %d: a record has run over %g s (--stuck-after); replacing the "
+                        "worker (--on-stuck %s)",
+                        slot.number,
+                        self.stuck.after,
+                        self.stuck.action,
+                    )
+                    slot.stuck = True
+                    self.stuck_replaced += 1
+                    watch.forget(slot.number)
+                    self._stop_worker(slot)
 
     def _spawn(self, slot: _Slot) -> None:
         parent_end, child_end = self._context.Pipe(duplex=True)
@@ -548,14 +582,23 @@ class ProcessExecutor(Executor):
         with slot.lock:
             lost = list(slot.outstanding)
         running = (int(slot.progress[0]), int(slot.progress[1])) if slot.progress else (-1, 0)
+        stuck, slot.stuck = slot.stuck, False
+        error: BaseException | None = None
+        if stuck:
+            assert self.stuck is not None
+            kind = RecordParked if self.stuck.action == "park" else RecordStuck
+            error = kind(
+                f"ran over {self.stuck.after:g} s (--stuck-after) in worker process "
+                f"{slot.number}, which was replaced (--on-stuck {self.stuck.action})"
+            )
         for chunk_id in lost:
-            self._fail_chunk(slot, chunk_id, code, running)
+            self._fail_chunk(slot, chunk_id, code, running, error)
         if self._stopping:
             return False
         # A worker that dies right after starting (a broken import, say) is restarted
-        # with a growing pause instead of in a tight loop.
+        # with a growing pause instead of in a tight loop (not one replaced for a stall).
         lived = time.monotonic() - slot.started_at
-        slot.quick_deaths = slot.quick_deaths + 1 if lived < 5.0 else 0
+        slot.quick_deaths = slot.quick_deaths + 1 if lived < 5.0 and not stuck else 0
         pause = min(10.0, 0.1 * 2**slot.quick_deaths) if slot.quick_deaths else 0.0
         log.warning(
             "worker %d exited (code %s); starting a new one in %.1f s", slot.number, code, pause
@@ -573,9 +616,10 @@ class ProcessExecutor(Executor):
         chunk_id: int,
         code: int | None = None,
         running: tuple[int, int] = (-1, 0),
+        error: BaseException | None = None,
     ) -> None:
         """Report a chunk its worker never reported: the record it was running (if it
-        was running one) failed with WorkerDied; the others go back unrun."""
+        was running one) failed with `error` (WorkerDied); the others go back unrun."""
         with slot.lock:
             records = slot.outstanding.pop(chunk_id, None)
             reported = slot.reported.pop(chunk_id, set())
@@ -583,7 +627,10 @@ class ProcessExecutor(Executor):
                 slot.load -= len(records) - len(reported)
         if records is None or self._completions is None:
             return
-        error = WorkerDied(f"worker process {slot.number} exited (code {code}) while running it")
+        if error is None:
+            error = WorkerDied(
+                f"worker process {slot.number} exited (code {code}) while running it"
+            )
         outcomes = died_outcomes(len(records), chunk_id, running, error)
         if reported:  # the watchdog reported these before the worker died
             keep = [i for i in range(len(records)) if i not in reported]

@@ -165,6 +165,11 @@ class MemoryConsumer:
         with self._state.lock:
             return self._seen.get(tp)
 
+    def partition_count(self, topic: str, timeout: float) -> int | None:
+        with self._state.lock:
+            logs = self._state.topics.get(topic)
+            return len(logs) if logs is not None else None
+
     def group_metadata(self) -> object:
         member_id = "" if self.member is None else self.member.member_id
         return GroupMetadata(self.group_id, member_id)

@@ -19,6 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="run this one seed (with its trace)")
     parser.add_argument("--chaos", type=int, help="chaos events (default: the config's)")
     parser.add_argument("--records", type=int, default=SimConfig.records)
+    parser.add_argument(
+        "--key-rate", type=float, default=None, help="records per second per key (rate waits)"
+    )
+    parser.add_argument(
+        "--adaptive", action="store_true", help='concurrency="auto" (a moving dispatch window)'
+    )
     args = parser.parse_args(argv)
     if os.environ.get("PYTHONHASHSEED") != "0":  # sets of partitions iterate by hash
         os.environ["PYTHONHASHSEED"] = "0"
@@ -27,9 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [args.seed] if args.seed is not None else seeds(args.seeds)
     started = time.monotonic()
     for seed in chosen:
-        config = SimConfig(seed, records=args.records)
+        extra = {"key_rate": args.key_rate, "adaptive": args.adaptive}
+        config = SimConfig(seed, records=args.records, **extra)
         if args.chaos is not None:
-            config = SimConfig(seed, chaos_events=args.chaos, records=args.records)
+            config = SimConfig(seed, chaos_events=args.chaos, records=args.records, **extra)
         try:
             run_seed(config)
         except Violation:
@@ -43,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {line}", file=sys.stderr)
             print(
                 f"  replay: python -m parafka.sim --seed {seed} --chaos {chaos} "
-                f"--records {args.records}",
+                f"--records {args.records}"
+                + (f" --key-rate {args.key_rate:g}" if args.key_rate else "")
+                + (" --adaptive" if args.adaptive else ""),
                 file=sys.stderr,
             )
             return 1

@@ -63,6 +63,8 @@ class SimConfig:
     max_consumers: int = 3
     max_attempts: int = 4
     calm_rounds: int = 3000  # rounds of the calm phase before it counts as a stall
+    key_rate: float | None = None  # --key-rate: records wait for their key (rate_wait)
+    adaptive: bool = False  # concurrency="auto": the dispatch window moves
 
 
 class _Clients:
@@ -153,7 +155,14 @@ class World:
             inputs,
             {record for record, plan in self.plans.items() if plan.output},
         )
-        self.settings = _settings(self.ordering, self.strategy, self.max_buffered, cfg.max_attempts)
+        self.settings = _settings(
+            self.ordering,
+            self.strategy,
+            self.max_buffered,
+            cfg.max_attempts,
+            cfg.key_rate,
+            self.concurrency if cfg.adaptive else None,
+        )
         # Until a delivery fault is armed, only a record's own failures may use up its
         # attempts: one whose plan succeeds in time must never be dead-lettered.
         self.checker.blame_only_failures(
@@ -420,16 +429,25 @@ class World:
             f"seed {self.config.seed}: ordering={self.ordering} assignment={self.strategy} "
             f"run_length={self.run_length} concurrency={self.concurrency} "
             f"max_buffered={self.max_buffered}"
+            + (f" key_rate={self.config.key_rate:g}" if self.config.key_rate else "")
+            + (" concurrency=auto" if self.config.adaptive else "")
         )
 
 
-_SETTINGS: dict[tuple[str, str, int, int], Settings] = {}
+_SETTINGS: dict[tuple[str, str, int, int, float | None, int | None], Settings] = {}
 
 
-def _settings(ordering: str, strategy: str, max_buffered: int, max_attempts: int) -> Settings:
+def _settings(
+    ordering: str,
+    strategy: str,
+    max_buffered: int,
+    max_attempts: int,
+    key_rate: float | None,
+    auto_up_to: int | None,
+) -> Settings:
     """Settings of a simulated consumer (made once per shape: checking them starts a
     librdkafka client)."""
-    key = (ordering, strategy, max_buffered, max_attempts)
+    key = (ordering, strategy, max_buffered, max_attempts, key_rate, auto_up_to)
     if key not in _SETTINGS:
         _SETTINGS[key] = Settings(
             bootstrap_servers="memory",
@@ -445,6 +463,9 @@ def _settings(ordering: str, strategy: str, max_buffered: int, max_attempts: int
             shutdown_timeout=5.0,
             revoke_timeout=2.0,
             connect_timeout=1.0,
+            key_rate=key_rate,
+            concurrency="auto" if auto_up_to else 16,
+            max_concurrency=auto_up_to or 128,
         )
     return _SETTINGS[key]
 

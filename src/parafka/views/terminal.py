@@ -58,7 +58,7 @@ def _figures(stats: Stats, rate: float) -> RenderableType:
     grid.add_row(
         _pair("records/s", f"{rate:,.0f}", "bold green"),
         _pair("processed", f"{stats.processed:,}"),
-        _pair("in flight", f"{stats.in_flight:,}"),
+        _pair("in flight", _in_flight(stats)),
         _pair("queued", f"{stats.queued:,}"),
         _pair("waiting retry", f"{stats.waiting_retry:,}"),
         _pair("lag", f"{stats.lag:,}"),
@@ -79,6 +79,13 @@ def _figures(stats: Stats, rate: float) -> RenderableType:
         text = f"paused: {stats.paused_partitions} of {total} partitions ({why})"
         return Group(grid, Text(text, style="yellow"))
     return grid
+
+
+def _in_flight(stats: Stats) -> str:
+    """`12 of 32`: records in flight, of the concurrency limit (it moves with "auto")."""
+    if not stats.concurrency_limit:
+        return f"{stats.in_flight:,}"
+    return f"{stats.in_flight:,} of {stats.concurrency_limit:,}"
 
 
 def _progress(stats: Stats) -> RenderableType:

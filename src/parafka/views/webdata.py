@@ -19,6 +19,7 @@ COUNTERS = (
     "commits",
     "rebalances",
     "in_flight",
+    "concurrency_limit",
     "queued",
     "waiting_retry",
     "paused_partitions",

@@ -215,6 +215,7 @@ function drawCharts() {
 
   timeChart(byId("chart-held"), times, [
     { label: "in flight", color: "#f59f00", values: column("in_flight") },
+    { label: "concurrency limit", color: "#212529", values: column("concurrency_limit") },
     { label: "queued", color: "#4dabf7", values: column("queued") },
     { label: "waiting retry", color: "#e64980", values: column("waiting_retry") },
   ], false);
@@ -230,7 +231,7 @@ function drawCharts() {
 function drawTiles() {
   const last = state.samples[state.samples.length - 1];
   if (!last) return;
-  for (const name of ["rate", "processed", "in_flight", "queued", "lag", "failed", "retried",
+  for (const name of ["rate", "processed", "in_flight", "concurrency_limit", "queued", "lag", "failed", "retried",
     "dead_lettered", "paused_partitions"]) {
     const tile = byId(`tile-${name}`);
     tile.textContent = name === "rate" ? fmt(Math.round(last[name])) : String(last[name]);

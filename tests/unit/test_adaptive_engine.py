@@ -1,0 +1,142 @@
+"""concurrency="auto" through the engine: settings, the CLI, the pacer the control loop
+calls, and a run over the in-memory cluster."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from parafka import ConfigError, Overloaded, ParallelConsumer, Record
+from parafka.executors.outcomes import NOT_RUN
+from parafka.pacing import Pacer
+from parafka.settings import Settings
+from parafka.testing import InMemoryCluster
+
+from .test_cli_usage import BASE, HANDLER, usage_error
+
+
+def settings(**overrides: Any) -> Settings:
+    return Settings("h:1", "g", ("t",), **overrides)
+
+
+def test_auto_is_bounded_by_min_and_max_concurrency() -> None:
+    s = settings(concurrency="auto", min_concurrency=2, max_concurrency=40)
+    assert s.adaptive and s.concurrency_cap == 40
+    assert s.buffer_limit == 1000
+    assert not settings(concurrency=8).adaptive and settings(concurrency=8).concurrency_cap == 8
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"concurrency": "fast"}, "concurrency='fast' is invalid: use a whole number >= 1 or"),
+        ({"concurrency": 0}, "concurrency=0 is invalid"),
+        ({"min_concurrency": 0}, "min_concurrency=0 is invalid"),
+        ({"concurrency": "auto", "min_concurrency": 9, "max_concurrency": 8}, "raise --max"),
+    ],
+)
+def test_bad_concurrency_settings_name_the_value_and_the_fix(
+    overrides: dict[str, Any], needle: str
+) -> None:
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
+        settings(**overrides)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["-c", "lots"], "'lots' is not a whole number >= 1 or 'auto': use -c 16 or -c auto"),
+        (["-c", "0"], "use -c 16 or -c auto"),
+        (["-c", "auto", "--min-concurrency", "0"], "--min-concurrency"),
+        (["-c", "auto", "--min-concurrency", "50", "--max-concurrency", "10"], "min_concurr"),
+    ],
+)
+def test_the_cli_refuses_bad_concurrency_in_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    assert needle in usage_error(capsys, ["run", HANDLER, *BASE, *argv])
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Running:
+    def __init__(self, in_flight: int) -> None:
+        self.in_flight = in_flight
+
+
+def test_the_pacer_feeds_each_chunk_to_the_limiter() -> None:
+    clock = FakeClock()
+    pacer = Pacer(settings(concurrency="auto", max_concurrency=64), clock)
+    assert pacer.adaptive is not None
+    start = pacer.limit
+    assert pacer.window(1000) == start and pacer.window(3) == 3
+    for _ in range(30):  # a steady 20 ms per record with the limit in use: it grows
+        entries: list[Any] = [object() for _ in range(pacer.limit)]
+        pacer.dispatched([entries])
+        clock.now += 0.02
+        for entry in entries:
+            pacer.completed([entry], None, Running(len(entries)))
+    assert pacer.limit > start
+    grown = pacer.limit
+    entries = [object() for _ in range(3)]
+    pacer.dispatched([entries])
+    clock.now += 0.02
+    outcomes: list[Any] = [None, (None, Overloaded("429")), NOT_RUN]
+    pacer.completed(entries, outcomes, Running(3))
+    assert pacer.limit == grown - 1  # the failure's slot is taken away
+
+
+def test_a_fixed_concurrency_passes_the_capacity_through() -> None:
+    pacer = Pacer(settings(concurrency=8), FakeClock())
+    assert pacer.adaptive is None and pacer.limit == 8 and pacer.window(200) == 200
+    pacer.dispatched([[object()]])  # type: ignore[list-item]
+    pacer.completed([object()], None, Running(1))  # type: ignore[list-item]
+
+
+def test_auto_runs_over_the_in_memory_cluster_within_its_bounds() -> None:
+    cluster = InMemoryCluster()
+    cluster.create_topic("in", 4)
+    for i in range(400):
+        cluster.produce("in", b"x", key=str(i).encode())
+    lock = threading.Lock()
+    running, most = 0, 0
+    refused = {7, 99}
+
+    def handle(record: Record) -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            time.sleep(0.001)
+            if record.offset in refused and record.attempt == 1:
+                raise Overloaded("429 Too Many Requests")
+        finally:
+            with lock:
+                running -= 1
+
+    pc = ParallelConsumer(
+        handle,
+        bootstrap_servers="memory",
+        group_id="g",
+        topics=["in"],
+        ordering="unordered",
+        concurrency="auto",
+        min_concurrency=2,
+        max_concurrency=12,
+        kafka=cluster,
+    )
+    stats = pc.run(until_idle=0.3)
+    assert stats.processed == 400
+    assert stats.failed == stats.retried >= 4  # offsets 7 (and 99 where it exists) once each
+    assert 2 <= stats.concurrency_limit <= 12
+    assert most <= 12
