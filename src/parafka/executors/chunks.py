@@ -107,36 +107,58 @@ def run_units(
     (SystemExit, KeyboardInterrupt) fails its record, and the rest of the chunk is not run.
     `progress[1]`, if given (a worker process's shared memory), is set to the position in
     the chunk (from 1) of the record whose handler runs: the one to blame if it dies."""
-    units, done, default_topic = chunk.units, chunk.done, work.default_topic
-    broken = False
+    popleft, done, default_topic = chunk.units.popleft, chunk.done, work.default_topic
+    append = done.append
+    run: list[Record] = []  # unordered: the unit is one record
     while True:
         try:
-            unit = units.popleft()
+            unit = popleft()
         except IndexError:
             return
-        failed = broken
-        for record in (unit,) if unordered else unit:
-            outcome: Outcome | None
-            if failed:
-                outcome = NOT_RUN
+        if unordered:
+            record = unit
+        else:
+            run = unit
+            record = run[0]
+        index = 0
+        while True:
+            try:
+                if progress is not None:
+                    progress[1] = len(done) + 1
+                if decoder is not None:
+                    record.data = decode(decoder, record.value)
+                result = handler(record)
+            except Exception as exc:
+                remember_location(exc)
+                _report(chunk, record, (None, exc))
+                for later in run[index + 1 :]:
+                    _report(chunk, later, NOT_RUN)  # its shard waits for the failed one
+                break
+            except BaseException as exc:  # not a record's failure: stop the chunk
+                _report(chunk, record, (None, exc))
+                rest = run[index + 1 :] + _records(chunk.steal(), unordered)
+                for later in rest:
+                    _report(chunk, later, NOT_RUN)
+                return
+            if result is None:  # the common case: nothing to report but "done"
+                if chunk.outcomes is not None:
+                    chunk.outcomes.append(None)
+                append(record)
             else:
-                try:
-                    if progress is not None:
-                        progress[1] = len(done) + 1
-                    if decoder is not None:
-                        record.data = decode(decoder, record.value)
-                    result = handler(record)
-                    outcome = (
-                        None if result is None else (normalize_outputs(result, default_topic), None)
-                    )
-                except Exception as exc:
-                    remember_location(exc)
-                    outcome, failed = (None, exc), True
-                except BaseException as exc:  # not a record's failure: stop the chunk
-                    outcome, failed, broken = (None, exc), True, True
-            if outcome is not None or chunk.outcomes is not None:
-                outcomes = chunk.outcomes
-                if outcomes is None:
-                    outcomes = chunk.outcomes = [None] * len(done)
-                outcomes.append(outcome)
-            done.append(record)
+                _report(chunk, record, (normalize_outputs(result, default_topic), None))
+            index += 1
+            if index >= len(run):
+                break
+            record = run[index]
+
+
+def _report(chunk: Chunk, record: Record, outcome: Outcome | None) -> None:
+    """A record finished with something to report: its outcome first, then the record."""
+    if chunk.outcomes is None:
+        chunk.outcomes = [None] * len(chunk.done)
+    chunk.outcomes.append(outcome)
+    chunk.done.append(record)
+
+
+def _records(units: list[Unit], unordered: bool) -> list[Record]:
+    return list(units) if unordered else [r for run in units for r in run]
