@@ -33,6 +33,15 @@ from parafka.ratelimit import TokenBucket
 from parafka.record import Headers
 from parafka.redrive import Selection, Tally, default_group, destination, destination_partition
 
+# A group's coordinator that is moving or loading: ask again.
+_COORDINATOR_MOVING = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
+
 log = logging.getLogger("parafka.replay")
 
 FETCH_BATCH = 500
@@ -173,6 +182,29 @@ class Replayer:
             tally.filtered,
         )
 
+    def _committed(self, tps: list[TopicPartition]) -> list[TopicPartition]:
+        """The group's committed offsets. A retriable answer (a coordinator that moved or
+        is still loading, as Apache Kafka gives to a new group) is asked again until
+        connect_timeout."""
+        timeout = self.job.connect_timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                committed: list[TopicPartition] = self._consumer.committed(tps, timeout=timeout)
+                return committed
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                retriable = isinstance(error, KafkaError) and (
+                    error.retriable() or error.code() in _COORDINATOR_MOVING
+                )
+                if not retriable or time.monotonic() >= deadline:
+                    raise ReplayFailed(
+                        f"reading the committed offsets of group {self.group!r} failed: "
+                        f"{kafka_error_text(exc)}"
+                    ) from None
+                log.debug("reading committed offsets: %s; asking again", kafka_error_text(exc))
+                time.sleep(0.2)
+
     def _start(self) -> None:
         """Check the topics, read the group's offsets and assign every partition."""
         job = self.job
@@ -182,13 +214,7 @@ class Replayer:
         if job.to is not None:
             self._partition_count(job.to, "the destination topic (--to)", "create it or fix --to")
         tps = [TopicPartition(job.dlq_topic, p) for p in range(partitions)]
-        try:
-            committed = self._consumer.committed(tps, timeout=job.connect_timeout)
-        except KafkaException as exc:
-            raise ReplayFailed(
-                f"reading the committed offsets of group {self.group!r} failed: "
-                f"{kafka_error_text(exc)}"
-            ) from None
+        committed = self._committed(tps)
         assigned = []
         for tp in committed:
             start = tp.offset if tp.offset >= 0 else None

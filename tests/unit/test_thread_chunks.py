@@ -114,3 +114,16 @@ def test_a_hung_handler_holds_back_no_record_of_another_shard(unordered: bool) -
         rest = [r.offset for result in completions.drain() for r in result.records]
         executor.shutdown(1.0)
     assert sorted(rest) == sorted(waiting)
+
+
+def test_outputs_that_cannot_be_normalized_fail_their_record() -> None:
+    """An Output with no topic and no default topic fails its record (reported), it does
+    not escape the loop and kill the worker."""
+    from parafka import Output
+    from parafka.errors import NoOutputTopic
+
+    chunk = Chunk(deque(recs(range(2))))
+    run_units(lambda r: Output(b"x"), chunk, Work(print), None, unordered=True)
+    result = chunk.take_done()
+    assert result is not None and result.outcomes is not None
+    assert [type(o[1]) for o in result.outcomes] == [NoOutputTopic, NoOutputTopic]  # type: ignore[index]

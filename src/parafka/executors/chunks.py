@@ -128,6 +128,8 @@ def run_units(
                 if decoder is not None:
                     record.data = decode(decoder, record.value)
                 result = handler(record)
+                if result is not None:
+                    result = (normalize_outputs(result, default_topic), None)
             except Exception as exc:
                 remember_location(exc)
                 _report(chunk, record, (None, exc))
@@ -145,7 +147,7 @@ def run_units(
                     chunk.outcomes.append(None)
                 append(record)
             else:
-                _report(chunk, record, (normalize_outputs(result, default_topic), None))
+                _report(chunk, record, result)
             index += 1
             if index >= len(run):
                 break
