@@ -19,6 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="run this one seed (with its trace)")
     parser.add_argument("--chaos", type=int, help="chaos events (default: the config's)")
     parser.add_argument("--records", type=int, default=SimConfig.records)
+    parser.add_argument(
+        "--exactly-once", action="store_true", help="transactional outputs and offsets"
+    )
+    parser.add_argument(
+        "--starve", action="store_true", help="one partition's oldest record hangs"
+    )
+    parser.add_argument("--handler", help="module:function, your own handler (see docs)")
+    parser.add_argument("--ordering", choices=("key", "partition", "unordered"))
+    parser.add_argument("--batch-size", type=int, help="the handler takes lists of records")
     args = parser.parse_args(argv)
     if os.environ.get("PYTHONHASHSEED") != "0":  # sets of partitions iterate by hash
         os.environ["PYTHONHASHSEED"] = "0"
@@ -26,10 +35,21 @@ def main(argv: list[str] | None = None) -> int:
     quiet_logs()
     chosen = [args.seed] if args.seed is not None else seeds(args.seeds)
     started = time.monotonic()
+    shape = {
+        "records": args.records,
+        "exactly_once": args.exactly_once,
+        "starve": args.starve,
+        "ordering": args.ordering,
+        "batch_size": args.batch_size,
+    }
+    if args.handler is not None:
+        from parafka.loader import load_target
+
+        shape["handler"] = load_target(args.handler)
     for seed in chosen:
-        config = SimConfig(seed, records=args.records)
+        config = SimConfig(seed, **shape)  # type: ignore[arg-type]
         if args.chaos is not None:
-            config = SimConfig(seed, chaos_events=args.chaos, records=args.records)
+            config = SimConfig(seed, chaos_events=args.chaos, **shape)  # type: ignore[arg-type]
         try:
             run_seed(config)
         except Violation:
@@ -41,9 +61,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {violation}", file=sys.stderr)
             for line in world.trace[-TRACE_LINES:]:
                 print(f"  {line}", file=sys.stderr)
+            handler = f" --handler {args.handler}" if args.handler else ""
             print(
                 f"  replay: python -m parafka.sim --seed {seed} --chaos {chaos} "
-                f"--records {args.records}",
+                f"{config.flags()}{handler}",
                 file=sys.stderr,
             )
             return 1

@@ -55,7 +55,7 @@ class SimExecutor(Executor):
         self,
         capacity: int,
         run_length: int,
-        on_submit: Callable[[list[Entry]], None] | None = None,
+        on_submit: Callable[[list[Entry]], float | None] | None = None,
     ) -> None:
         self._capacity = capacity
         self._run_length = run_length
@@ -78,9 +78,9 @@ class SimExecutor(Executor):
 
     def submit(self, runs: list[list[Entry]]) -> None:
         for run in runs:
-            if self._on_submit is not None:
-                self._on_submit(run)
-            self.pending.append(Chunk(next(self._numbers), run))
+            # The hook checks the run, and may say it hangs until some time.
+            hung = self._on_submit(run) if self._on_submit is not None else None
+            self.pending.append(Chunk(next(self._numbers), run, hung))
 
     def runnable(self, now: float) -> list[int]:
         """Indexes of the pending chunks that may run now (not hung)."""
