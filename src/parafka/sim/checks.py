@@ -77,7 +77,7 @@ class Checker:
     # as far as its shard is concerned (its letter waits for the transaction, in order).
     gave_up: set[tuple[int, TP, int]] = field(default_factory=set)
     _visible: dict[TP, int] = field(default_factory=dict)  # highest offset seen committed
-    _runs: dict[tuple[TP, int], int | None] = field(default_factory=dict)  # whose outputs
+    _runs: dict[tuple[TP, int], object] = field(default_factory=dict)  # whose outputs
 
     # -- observations -----------------------------------------------------------------
     def owned(self, member: int, tps: Iterable[TP], now: float) -> None:
@@ -153,7 +153,7 @@ class Checker:
                 self.outputs.append(Output(member, tp, offset, message.key(), owned))
                 self.delivered.add((tp, offset))
 
-    def _once(self, tp: TP, offset: int, what: str, run: int | None = None) -> None:
+    def _once(self, tp: TP, offset: int, what: str, run: object = None) -> None:
         """Exactly-once: a record's effect (the outputs of one handler call, or its dead
         letter) is seen by a read_committed reader once."""
         record = (tp, offset)
@@ -274,7 +274,7 @@ class Checker:
 SOURCE_HEADER = "parafka.sim.source"
 
 
-def sources(message: Message) -> tuple[int | None, list[tuple[int, int, int]]]:
+def sources(message: Message) -> tuple[object, list[tuple[int, int, int]]]:
     """The handler call an output came from and its input record(s), (member, partition,
     offset): from the `parafka.sim.source` header (a user's handler: JSON {"run": n,
     "from": [[m, p, o], ...]}, several records for a batch's outputs), else from the

@@ -106,6 +106,9 @@ class SimExecutor(Executor):
             outcomes = run_chunk(counted, records, self._work).outcomes
         except KillWorker:
             died = WorkerDied(f"simulated worker exited while running chunk {chunk.number}")
+            # A batch handler is one call for the chunk (the process executor reports 0
+            # calls for it): its death charges every record of the chunk.
+            calls = 0 if self._work.batch_size is not None else calls
             outcomes = died_outcomes(len(records), chunk.number, (chunk.number, calls), died)
         self._completions.put(ChunkResult(chunk.entries, outcomes))
 

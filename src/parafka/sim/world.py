@@ -20,6 +20,7 @@ meets skipped offsets). `user.py` runs a user's handler in the same world.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -88,6 +89,8 @@ class SimConfig:
     batch_size: int | None = None
     values: Callable[[int, int, bytes], bytes] | None = None
     failures: bool = True
+    setup: Callable[[], None] | None = None  # before the run (reset the handler's state)
+    check: Callable[[list[Any]], None] | None = None  # the final outputs: the user's checks
 
     def flags(self) -> str:
         """The command-line flags that select this config's shape (for a replay line)."""
@@ -173,6 +176,8 @@ class World:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.config.seed)
         rng, cfg = self.rng, self.config
+        if cfg.setup is not None:
+            cfg.setup()
         self.ordering = rng.choice(ORDERINGS)
         self.strategy = rng.choice(STRATEGIES)
         self.run_length = rng.choice((1, 1, 2, 4))
@@ -236,7 +241,7 @@ class World:
         self._out_seen = 0
         self._dlq_seen = 0
         self._event = 0
-        self._runs = 0  # handler calls of a user's handler (tags their outputs)
+        self.calls = itertools.count()  # a user's handler's calls (tags their outputs)
         self.starving: tuple[TP, int] | None = None  # the record that hangs, until released
         if cfg.starve:
             self.starving = self._starve()
@@ -585,6 +590,12 @@ class World:
         self.checker.final(self._committed())
         for member in self.live():
             self.leave(member)
+        if self.config.check is not None:
+            isolation = "read_committed" if self.config.exactly_once else "read_uncommitted"
+            try:
+                self.config.check(self.cluster.messages(OUT, 0, isolation=isolation))
+            except AssertionError as exc:
+                raise Violation(f"check: {exc}") from exc
 
     def _calm_until(self, done: Callable[[], bool], rounds: int | None = None) -> bool:
         """Calm rounds until `done()` (False if the calm phase's rounds run out)."""
