@@ -1,8 +1,8 @@
 """The engine under the deterministic simulator: seeded schedules of rebalances, crashes,
 expired sessions, failing and hanging handlers, worker deaths, refused commits and
 deliveries; every invariant of parafka.sim.checks after every step. Four shapes: the
-at-least-once schedules (1,000 seeds), exactly-once ones (300), ones where a partition's
-oldest record hangs through the chaos phase (300), and both (150): about 90 s of CPU.
+at-least-once schedules (900 seeds), exactly-once ones (300), ones where a partition's
+oldest record hangs through the chaos phase (250), and both (120): about 80 s of CPU.
 
 Each part runs in a subprocess with PYTHONHASHSEED=0, so a failing seed replays exactly
 with the command it prints (`python -m parafka.sim --seed N --chaos K ...`).
@@ -17,11 +17,11 @@ import sys
 import pytest
 
 PARTS = [
-    ("0:500", []),
-    ("500:1000", []),
+    ("0:450", []),
+    ("450:900", []),
     ("0:300", ["--exactly-once"]),
-    ("0:300", ["--starve"]),
-    ("0:150", ["--exactly-once", "--starve"]),
+    ("0:250", ["--starve"]),
+    ("0:120", ["--exactly-once", "--starve"]),
 ]
 
 
