@@ -109,26 +109,27 @@ def test_defect_2_a_revoked_partitions_failure_is_not_retried_by_the_old_owner(
 def test_defect_3_a_later_record_of_a_key_never_takes_effect_before_an_earlier_one(
     kafka_broker: KafkaBroker,
 ) -> None:
-    """One key, one run [.., r5, r6]: r5's first output is refused (larger than its topic's
-    max.message.bytes), r6 returns none and finishes meanwhile. r5 runs again, and r6 must
-    run again after it: the old engine kept r6's run from before r5's retry (and
-    committed it in the metadata), so the key's effects came 5, 6, 5."""
+    """One key, fast handlers (so the thread executor runs long chunks): r2500's first
+    output is refused (larger than its topic's max.message.bytes) after r2501, in the same
+    chunk, finished. r2500 runs again, and r2501 must run again after it: the old engine
+    kept r2501's run from before r2500's retry (and committed it in the metadata), so the
+    key's effects came 2500, 2501, 2500."""
     broker = kafka_broker
     topic, out = broker.new_topic("d3", 1), broker.new_topic("d3-out", 1)
     small = f"d3-small-{time.time_ns()}"
     admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
     config = {"max.message.bytes": "200"}
     admin.create_topics([NewTopic(small, 1, 1, config=config)])[small].result(30)
-    broker.produce(topic, [(b"k", b"x") for _ in range(7)])
+    broker.produce(topic, [(b"k", b"x") for _ in range(3000)])
     runs: list[tuple[int, int]] = []
 
     def handle(record: Record) -> Output | None:
         runs.append((record.offset, record.attempt))
-        if record.offset != 5:
+        if record.offset != 2500:
             return None
         if record.attempt == 1:
             return Output(b"x" * 1000, topic=small)  # refused by the broker
-        return Output(b"r5")
+        return Output(b"r2500")
 
     pc = consumer(
         broker,
@@ -140,10 +141,10 @@ def test_defect_3_a_later_record_of_a_key_never_takes_effect_before_an_earlier_o
         retry=RetryPolicy(initial_backoff=0.0, jitter=0.0),
     )
     stats = pc.run(until_idle=2.0)
-    assert stats.retried == 1 and committed(broker, "d3", topic, 1) == {0: 7}
-    order = [offset for offset, _ in runs]
-    assert (5, 2) in runs
-    assert len(order) - order[::-1].index(6) > len(order) - order[::-1].index(5)  # 6 last
+    assert stats.retried == 1 and committed(broker, "d3", topic, 1) == {0: 3000}
+    assert (2500, 2) in runs
+    last = {offset: position for position, (offset, _) in enumerate(runs)}
+    assert last[2501] > last[2500]  # r2501 took effect after r2500, not before
 
 
 def test_defect_5_fair_share_trimming_keeps_a_previous_owners_done_offsets(
