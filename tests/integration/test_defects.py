@@ -8,26 +8,13 @@ from __future__ import annotations
 import threading
 import time
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from parafka import Output, Record, RetryPolicy
-from parafka.codec import decode_completed, encode_completed
-from parafka.testing import Broker, KafkaBroker, LocalBroker
+from parafka.codec import encode_completed
+from parafka.testing import KafkaBroker, LocalBroker
 from tests.integration.helpers import committed, consumer, end_offsets, wait_until
-
-
-def committed_with_metadata(broker: Broker, group: str, topic: str) -> tuple[int, str]:
-    """The group's committed offset of partition 0 and its metadata (-1001 and "" while
-    the group's coordinator is not known yet)."""
-    reader = Consumer(broker.client_config(**{"group.id": group}))
-    try:
-        (tp,) = reader.committed([TopicPartition(topic, 0)], timeout=10)
-        return tp.offset, tp.metadata or ""
-    except KafkaException:  # NOT_COORDINATOR at first on Apache Kafka
-        return -1001, ""
-    finally:
-        reader.close()
 
 
 def test_defect_1_a_retry_due_before_an_acknowledgement_does_not_stall(

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Any
 
 from parafka.sim.checks import Violation
 from parafka.sim.world import SimConfig, quiet_logs, run_seed, seeds, shortest_failing
@@ -22,9 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--exactly-once", action="store_true", help="transactional outputs and offsets"
     )
-    parser.add_argument(
-        "--starve", action="store_true", help="one partition's oldest record hangs"
-    )
+    parser.add_argument("--starve", action="store_true", help="one partition's oldest record hangs")
     parser.add_argument("--handler", help="module:function, your own handler (see docs)")
     parser.add_argument("--ordering", choices=("key", "partition", "unordered"))
     parser.add_argument("--batch-size", type=int, help="the handler takes lists of records")
@@ -35,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_logs()
     chosen = [args.seed] if args.seed is not None else seeds(args.seeds)
     started = time.monotonic()
-    shape = {
+    shape: dict[str, Any] = {
         "records": args.records,
         "exactly_once": args.exactly_once,
         "starve": args.starve,
@@ -47,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
 
         shape["handler"] = load_target(args.handler)
     for seed in chosen:
-        config = SimConfig(seed, **shape)  # type: ignore[arg-type]
+        config = SimConfig(seed, **shape)
         if args.chaos is not None:
-            config = SimConfig(seed, chaos_events=args.chaos, **shape)  # type: ignore[arg-type]
+            config = SimConfig(seed, chaos_events=args.chaos, **shape)
         try:
             run_seed(config)
         except Violation:

@@ -21,8 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from parafka.executors.base import normalize_outputs
-from parafka.record import Output, Record
+from parafka.record import Output, Record, normalize_outputs
 from parafka.seam import Message
 from parafka.sim.checks import SOURCE_HEADER, Violation
 from parafka.sim.executor import KillWorker

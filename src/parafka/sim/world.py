@@ -311,9 +311,7 @@ class World:
         self._note(f"join m{number}")
         return member
 
-    def _dispatch_check(
-        self, number: int, loop: _Loop
-    ) -> Callable[[list[Entry]], float | None]:
+    def _dispatch_check(self, number: int, loop: _Loop) -> Callable[[list[Entry]], float | None]:
         """Checks a run handed to the executor; returns until when it hangs (a starving
         partition's oldest record, until the world releases it)."""
 
