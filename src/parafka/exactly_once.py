@@ -30,10 +30,10 @@ TP = tuple[str, int]
 class _Held:
     """Outputs that belong to some entries (one record, or the records of a batch)."""
 
-    __slots__ = ("by_partition", "entries", "outputs", "seq")
+    __slots__ = ("by_partition", "entries", "outputs")
 
-    def __init__(self, entries: list[Entry], outputs: list[Produced], seq: int) -> None:
-        self.entries, self.outputs, self.seq = entries, outputs, seq
+    def __init__(self, entries: list[Entry], outputs: list[Produced]) -> None:
+        self.entries, self.outputs = entries, outputs
         self.by_partition: dict[TP, list[int]] = {}
         for entry in entries:
             self.by_partition.setdefault(entry.part.tp, []).append(entry.offset)
@@ -48,12 +48,10 @@ class OrderedRelease:
     def __init__(self) -> None:
         self._held: dict[TP, dict[int, _Held]] = {}
         self.released: list[Produced] = []  # outputs for the next transaction
-        self._seq = 0
 
     def hold(self, entries: list[Entry], outputs: list[Produced]) -> set[TP]:
         """Hold `outputs` of finished `entries`; returns their partitions."""
-        self._seq += 1
-        held = _Held(entries, outputs, self._seq)
+        held = _Held(entries, outputs)
         for entry in entries:
             self._held.setdefault(entry.part.tp, {})[entry.offset] = held
         return set(held.by_partition)
@@ -71,49 +69,19 @@ class OrderedRelease:
                 continue
             head = state.position
             group = held.get(head) if head is not None else None
-            if group is None:
-                continue
-            if all(
+            if group is None or not all(
                 (p in partitions and partitions[p].starts_with(offsets))
                 for p, offsets in group.by_partition.items()
             ):
-                groups = [group]
-            else:  # batches spanning partitions may wait for each other: all go at once
-                found = self._together(group, partitions)
-                if found is None:
-                    continue
-                groups = found
-            for group in groups:
-                self.released.extend(group.outputs)
-                for p, offsets in group.by_partition.items():
-                    for offset in offsets:
-                        del self._held[p][offset]
-                        partitions[p].finish(offset)
-                    work.append(p)
-                released.extend(group.entries)
+                continue
+            self.released.extend(group.outputs)
+            for p, offsets in group.by_partition.items():
+                for offset in offsets:
+                    del self._held[p][offset]
+                    partitions[p].finish(offset)
+                work.append(p)
+            released.extend(group.entries)
         return released
-
-    def _together(
-        self, group: _Held, partitions: Mapping[TP, PartitionOffsets]
-    ) -> list[_Held] | None:
-        """The held groups that must be released with `group`: every unfinished record
-        below one of theirs in its partition is held in one of them. None when some such
-        record is not finished yet. In the order they were held."""
-        chosen = {id(group): group}
-        todo = [group]
-        while todo:
-            for p, offsets in todo.pop().by_partition.items():
-                state, held = partitions.get(p), self._held.get(p, {})
-                if state is None:
-                    return None
-                for offset in state.unfinished(below=offsets[-1]):
-                    other = held.get(offset)
-                    if other is None:
-                        return None
-                    if id(other) not in chosen:
-                        chosen[id(other)] = other
-                        todo.append(other)
-        return sorted(chosen.values(), key=lambda g: g.seq)
 
     def forget(self, tps: Iterable[TP] | None = None) -> list[Entry]:
         """Drop what is held for `tps` (all partitions when None), and the released

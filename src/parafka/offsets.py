@@ -9,7 +9,7 @@ skipped by the next owner of the partition.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 
 class PartitionOffsets:
@@ -117,15 +117,6 @@ class PartitionOffsets:
                 return False
             expected = next(wanted, None)
         return expected is None
-
-    def unfinished(self, below: int) -> Iterator[int]:
-        """Received offsets below `below` not finished yet, oldest first."""
-        done = self._done
-        for offset in self._pending:
-            if offset >= below:
-                return
-            if offset not in done:
-                yield offset
 
     def trim_from(self, keep: int) -> int | None:
         """Forget received records beyond the oldest `keep` unfinished ones, so they can

@@ -84,27 +84,6 @@ def test_a_batch_spanning_partitions_is_released_when_it_heads_both() -> None:
     assert partitions[("t", 0)].position == 2 and partitions[("t", 1)].position == 1
 
 
-def test_batches_that_cross_in_two_partitions_are_released_together() -> None:
-    """Batch A = [t0@0, t1@1] and batch B = [t1@0, t0@1] (a retry put a newer record of
-    one partition beside an older one of the other): each waits for the other's head, so
-    neither can go alone; they go together, in one transaction (found by the simulator:
-    exactly-once with a batch handler in `unordered` order stalled for good)."""
-    partitions = {("t", p): PartitionOffsets() for p in range(2)}
-    for p in range(2):
-        for offset in range(2):
-            partitions[("t", p)].receive(offset)
-    a = wrap([Record("t", 0, 0), Record("t", 1, 1)])
-    b = wrap([Record("t", 1, 0), Record("t", 0, 1)])
-    release = OrderedRelease()
-    release.release(partitions, release.hold(a, [Produced("out", b"a", None, None)]))
-    assert release.released == []
-    released = release.release(partitions, release.hold(b, [Produced("out", b"b", None, None)]))
-    assert sorted(released, key=id) == sorted(a + b, key=id)
-    assert [o.value for o in release.released] == [b"a", b"b"]  # in the order held
-    assert partitions[("t", 0)].position == 2 and partitions[("t", 1)].position == 2
-    assert release.held == 0
-
-
 def test_forget_returns_each_dropped_entry_once_and_clears_a_spanning_batch() -> None:
     partitions = {("t", p): PartitionOffsets() for p in range(2)}
     for p in range(2):

@@ -223,7 +223,12 @@ class World:
             exactly_once=cfg.exactly_once,
         )
         self.settings = _settings(
-            self.ordering, self.strategy, self.max_buffered, cfg.max_attempts, cfg.exactly_once
+            self.ordering,
+            self.strategy,
+            self.max_buffered,
+            cfg.max_attempts,
+            cfg.exactly_once,
+            cfg.batch_size,
         )
         # Until a delivery fault is armed, only a record's own failures may use up its
         # attempts: one whose plan succeeds in time must never be dead-lettered. (A user's
@@ -624,15 +629,20 @@ class World:
         )
 
 
-_SETTINGS: dict[tuple[str, str, int, int, bool], Settings] = {}
+_SETTINGS: dict[tuple[str, str, int, int, bool, int | None], Settings] = {}
 
 
 def _settings(
-    ordering: str, strategy: str, max_buffered: int, max_attempts: int, exactly_once: bool
+    ordering: str,
+    strategy: str,
+    max_buffered: int,
+    max_attempts: int,
+    exactly_once: bool,
+    batch_size: int | None,
 ) -> Settings:
     """Settings of a simulated consumer (made once per shape: checking them starts a
-    librdkafka client)."""
-    key = (ordering, strategy, max_buffered, max_attempts, exactly_once)
+    librdkafka client, and refuses what the library refuses)."""
+    key = (ordering, strategy, max_buffered, max_attempts, exactly_once, batch_size)
     if key not in _SETTINGS:
         _SETTINGS[key] = Settings(
             bootstrap_servers="memory",
@@ -644,6 +654,7 @@ def _settings(
             kafka_config={"partition.assignment.strategy": strategy},
             retry=RetryPolicy(max_attempts=max_attempts, initial_backoff=0.05, jitter=0.0),
             exactly_once=exactly_once,
+            batch_size=batch_size,
             max_buffered=max_buffered,
             commit_interval=0.3,
             shutdown_timeout=5.0,
