@@ -28,10 +28,11 @@ test-kafka: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
-# The deterministic simulator beyond the 2,000 seeds of `make test`: make simulate SEEDS=20000
+# The deterministic simulator beyond the 1,570 seeds of `make test`: make simulate SEEDS=20000
+# (FLAGS="--exactly-once", "--starve" or both for the other shapes)
 SEEDS ?= 10000
 simulate: $(STAMP)
-	PYTHONHASHSEED=0 $(BIN)/python -m parafka.sim --seeds $(SEEDS)
+	PYTHONHASHSEED=0 $(BIN)/python -m parafka.sim --seeds $(SEEDS) $(FLAGS)
 
 demo: $(STAMP)
 	$(BIN)/python -m parafka.demo

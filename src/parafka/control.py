@@ -661,7 +661,9 @@ class ControlLoop(Stoppable):
             held[tp] = part.offsets.pending_count
             next_offset = part.offsets.next_offset
             high = self._high_watermark(tp)
-            backlog[tp] = high is not None and (next_offset is None or high > next_offset)
+            # Never fetched (paused since it was assigned): its log end is unknown, and
+            # may well be ahead; counting it as empty would starve it for good.
+            backlog[tp] = high is None or next_offset is None or high > next_offset
         decision = self.flow.rebalance_shares(now, held, backlog, sch.in_flight < sch.concurrency)
         if decision.pause:
             self._pause(decision.pause)

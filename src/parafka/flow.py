@@ -38,6 +38,7 @@ class FlowControl:
         self.fair_paused: set[TP] = set()
         self._full_since: float | None = None
         self._empty_since: dict[TP, float] = {}
+        self._starved = False  # a partition with a backlog got no record for a while
 
     def room(self, held: int) -> int:
         """How many more records may be fetched now."""
@@ -47,7 +48,9 @@ class FlowControl:
         """True: pause everything; False: resume everything; None: no change."""
         if held < self.limit:
             self._full_since = None
-            if self.stalled and held <= self.limit // 2:
+            # Resume at half (a resume costs a refetch), or at once when there is room and
+            # a partition starves: records stuck behind a hung one may never drop to half.
+            if self.stalled and (held <= self.limit // 2 or self._starved):
                 self.stalled = False
                 return False
             return None
@@ -90,7 +93,10 @@ class FlowControl:
                 continue
             since = self._empty_since.setdefault(tp, now)
             starving = starving or now - since >= self.starve_after
-        full = sum(held.values()) >= self.limit * 3 // 4
+        # Stalled counts as full: the stall resumes only at half, and a hoarder stuck
+        # between half and 3/4 would otherwise starve the others for good.
+        full = self.stalled or sum(held.values()) >= self.limit * 3 // 4
+        self._starved = starving
         if starving and full and idle_capacity:
             for tp, count in held.items():
                 if count > share and tp not in self.fair_paused:

@@ -37,6 +37,7 @@ from confluent_kafka import (
 from parafka.broker import BrokerProcess
 from parafka.kafka_broker import KAFKA_VERSION, KafkaNotAvailable, KafkaProcess
 from parafka.memory import InMemoryCluster, VirtualClock
+from parafka.sim.user import SimulationFailed, SimulationReport, simulate
 
 __all__ = [
     "Broker",
@@ -44,7 +45,10 @@ __all__ = [
     "KafkaBroker",
     "KafkaNotAvailable",
     "LocalBroker",
+    "SimulationFailed",
+    "SimulationReport",
     "VirtualClock",
+    "simulate",
 ]
 
 

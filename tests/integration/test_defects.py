@@ -1,14 +1,19 @@
-"""The review's defects end to end on the local broker (issue 11). Each names the defect;
+"""The review's defects end to end on real brokers (issue 11). Each names the defect;
 the ledger's unit tests (tests/unit/test_ledger.py) and the simulator cover them too.
-Defects 2, 3 and 5 need interleavings or commit metadata the local broker cannot give on
-demand: the simulator and the unit tests check them."""
+Defects 3 and 5 need commit metadata back, which the local broker drops: they run on
+Apache Kafka (the `kafka` tier)."""
 
 from __future__ import annotations
 
 import threading
+import time
 
-from parafka import Record, RetryPolicy
-from parafka.testing import LocalBroker
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from parafka import Output, Record, RetryPolicy
+from parafka.codec import encode_completed
+from parafka.testing import KafkaBroker, LocalBroker
 from tests.integration.helpers import committed, consumer, end_offsets, wait_until
 
 
@@ -39,6 +44,140 @@ def test_defect_1_a_retry_due_before_an_acknowledgement_does_not_stall(
     stats = pc.run(until_idle=2.0)
     assert stats.retried == 1
     assert committed(broker, "d1", topic, 1) == {0: 3000}
+
+
+def test_defect_2_a_revoked_partitions_failure_is_not_retried_by_the_old_owner(
+    broker: LocalBroker,
+) -> None:
+    """A runs p0@0 (one partition, eager rebalance); B joins. A's revoke waits for the
+    running record, which then fails: A must drop it (the next owner runs it again, as
+    attempt 1), not retry it after the revoke alongside the new owner (attempt 2)."""
+    topic = broker.new_topic("d2", 1)
+    broker.produce(topic, [(b"k", b"x") for _ in range(3)])
+    calls: list[tuple[str, int, int]] = []
+    b_started = threading.Event()
+    first = threading.Event()
+
+    def handler(name: str):  # type: ignore[no-untyped-def]
+        def handle(record: Record) -> None:
+            calls.append((name, record.offset, record.attempt))
+            if record.offset == 0 and not first.is_set():
+                first.set()
+                b_started.wait(30)
+                # A hears of the rebalance at its next heartbeat (0.5 s) and its revoke
+                # waits for this record (revoke_timeout): fail well inside that wait.
+                time.sleep(3.0)
+                raise RuntimeError("fails while its partition is revoked")
+
+        return handle
+
+    settings = {
+        "ordering": "partition",
+        "retry": RetryPolicy(initial_backoff=0.0, jitter=0.0),
+        "revoke_timeout": 10.0,
+        "kafka_config": {"partition.assignment.strategy": "range"},
+    }
+    a = consumer(broker, handler("A"), topic, "d2", **settings).start()
+    b = None
+    try:
+        wait_until(first.is_set, 30, "A to run p0@0")
+        b = consumer(broker, handler("B"), topic, "d2", **settings).start()
+        b_started.set()
+        wait_until(lambda: committed(broker, "d2", topic, 1) == {0: 3}, 40, "all committed")
+    finally:
+        for pc in (a, b):
+            if pc is not None:
+                pc.stop()
+                pc.join(30)
+    assert [c for c in calls if c[2] > 1] == []  # nobody retried it: it was redelivered
+    assert [c for c in calls if c[1] == 0][1][2] == 1
+
+
+def test_defect_3_a_later_record_of_a_key_never_takes_effect_before_an_earlier_one(
+    kafka_broker: KafkaBroker,
+) -> None:
+    """One key, fast handlers (so the thread executor runs long chunks): r2500's first
+    output is refused (larger than its topic's max.message.bytes) after r2501, in the same
+    chunk, finished. r2500 runs again, and r2501 must run again after it: the old engine
+    kept r2501's run from before r2500's retry (and committed it in the metadata), so the
+    key's effects came 2500, 2501, 2500."""
+    broker = kafka_broker
+    topic, out = broker.new_topic("d3", 1), broker.new_topic("d3-out", 1)
+    small = f"d3-small-{time.time_ns()}"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    config = {"max.message.bytes": "200"}
+    admin.create_topics([NewTopic(small, 1, 1, config=config)])[small].result(30)
+    broker.produce(topic, [(b"k", b"x") for _ in range(3000)])
+    runs: list[tuple[int, int]] = []
+
+    def handle(record: Record) -> Output | None:
+        runs.append((record.offset, record.attempt))
+        if record.offset != 2500:
+            return None
+        if record.attempt == 1:
+            return Output(b"x" * 1000, topic=small)  # refused by the broker
+        return Output(b"r2500")
+
+    pc = consumer(
+        broker,
+        handle,
+        topic,
+        "d3",
+        ordering="key",
+        output_topic=out,
+        retry=RetryPolicy(initial_backoff=0.0, jitter=0.0),
+    )
+    stats = pc.run(until_idle=2.0)
+    assert stats.retried == 1 and committed(broker, "d3", topic, 1) == {0: 3000}
+    assert (2500, 2) in runs
+    last = {offset: position for position, (offset, _) in enumerate(runs)}
+    assert last[2501] > last[2500]  # r2501 took effect after r2500, not before
+
+
+def test_defect_5_fair_share_trimming_keeps_a_previous_owners_done_offsets(
+    kafka_broker: KafkaBroker,
+) -> None:
+    """A previous owner committed p0 at 0 with 13, 15 and 17 done. In `partition` order
+    p0's first record hangs; p0's records fill the buffer while p1 starves, so fair share
+    pauses p0 and trims its queued records (13, 15, 17 among them). Fetched again, they
+    are still skipped, and the commits go on (the old engine kept them in its done set
+    and its commit raised ValueError: the loop crashed)."""
+    broker = kafka_broker
+    topic = broker.new_topic("d5", 2)
+    broker.produce(topic, [(b"k", b"x") for _ in range(300)], partition=0)
+    broker.produce(topic, [(b"k", b"x") for _ in range(300)], partition=1)
+    done = {13, 15, 17}
+    previous = Consumer(broker.client_config(**{"group.id": "d5"}))
+    previous.commit(
+        offsets=[
+            TopicPartition(topic, 0, 0, metadata=encode_completed(0, done)),
+            TopicPartition(topic, 1, 0),
+        ],
+        asynchronous=False,
+    )
+    previous.close()
+    release = threading.Event()
+    ran: list[int] = []
+
+    def handle(record: Record) -> None:
+        if record.partition == 0:
+            ran.append(record.offset)
+            if record.offset == 0:
+                release.wait(30)
+
+    pc = consumer(
+        broker, handle, topic, "d5", ordering="partition", max_buffered=20, concurrency=4
+    ).start()
+    try:
+        wait_until(lambda: pc.stats().paused_partitions >= 1, 30, "p0 paused for fair share")
+        release.set()
+        wait_until(lambda: committed(broker, "d5", topic, 2) == {0: 300, 1: 300}, 60, "all")
+    finally:
+        release.set()
+        pc.stop()
+        pc.join(30)
+    assert not done & set(ran)  # still skipped after the trim
+    assert pc.stats().skipped_already_done >= len(done)  # twice each when trimmed
 
 
 def test_defect_4_exactly_once_held_outputs_count_against_the_buffer(broker: LocalBroker) -> None:

@@ -1,9 +1,13 @@
-"""The engine under the deterministic simulator: 2,000 seeded schedules of rebalances,
-crashes, expired sessions, failing and hanging handlers, worker deaths, refused commits
-and deliveries; every invariant of parafka.sim.checks after every step.
+"""The engine under the deterministic simulator: seeded schedules of rebalances, crashes,
+expired sessions, failing and hanging handlers, worker deaths, refused commits and
+deliveries; every invariant of parafka.sim.checks after every step. Six shapes: the
+at-least-once schedules (900 seeds), exactly-once ones (300), ones where a partition's
+oldest record hangs through the chaos phase (250), both (120), records waiting for their
+key's rate (the ledger's rate_wait, 150) and concurrency="auto" (the dispatch window moving
+between 1 and the executor's capacity, 150).
 
 Each part runs in a subprocess with PYTHONHASHSEED=0, so a failing seed replays exactly
-with the command it prints (`python -m parafka.sim --seed N --chaos K`).
+with the command it prints (`python -m parafka.sim --seed N --chaos K ...`).
 """
 
 from __future__ import annotations
@@ -14,36 +18,20 @@ import sys
 
 import pytest
 
-PARTS = 4
-SEEDS_PER_PART = 500
+PARTS = [
+    ("0:450", []),
+    ("450:900", []),
+    ("0:300", ["--exactly-once"]),
+    ("0:250", ["--starve"]),
+    ("0:120", ["--exactly-once", "--starve"]),
+    ("5000:5150", ["--key-rate", "20"]),
+    ("6000:6150", ["--adaptive"]),
+]
 
 
-@pytest.mark.parametrize("part", range(PARTS))
-def test_every_invariant_holds_on_every_seed(part: int) -> None:
-    first = part * SEEDS_PER_PART
-    result = subprocess.run(
-        [sys.executable, "-m", "parafka.sim", "--seeds", f"{first}:{first + SEEDS_PER_PART}"],
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-        capture_output=True,
-        text=True,
-        timeout=170,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert f"simulated {SEEDS_PER_PART} seed(s)" in result.stdout
-
-
-@pytest.mark.parametrize(
-    ("flags", "first"),
-    [
-        pytest.param(["--key-rate", "20"], 5000, id="key-rate"),
-        pytest.param(["--adaptive"], 6000, id="adaptive-concurrency"),
-    ],
-)
-def test_every_invariant_holds_with_the_pacer_at_work(flags: list[str], first: int) -> None:
-    """The same kind of schedules with records waiting for their key's rate (the ledger's
-    rate_wait transition, hundreds per 30 seeds) or with concurrency="auto" (the dispatch
-    window moving between 1 and the executor's capacity), among the rebalances and crashes."""
-    seeds = f"{first}:{first + 300}"
+@pytest.mark.parametrize(("seeds", "flags"), PARTS, ids=lambda p: str(p).strip("[]'"))
+def test_every_invariant_holds_on_every_seed(seeds: str, flags: list[str]) -> None:
+    start, end = map(int, seeds.split(":"))
     result = subprocess.run(
         [sys.executable, "-m", "parafka.sim", "--seeds", seeds, *flags],
         env={**os.environ, "PYTHONHASHSEED": "0"},
@@ -52,4 +40,4 @@ def test_every_invariant_holds_with_the_pacer_at_work(flags: list[str], first: i
         timeout=170,
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    assert "simulated 300 seed(s)" in result.stdout
+    assert f"simulated {end - start} seed(s)" in result.stdout

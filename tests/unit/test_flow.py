@@ -70,3 +70,34 @@ def test_no_fair_pause_while_the_executor_is_saturated() -> None:
     flow.rebalance_shares(0.0, held, backlog, idle_capacity=False)
     assert flow.rebalance_shares(1.0, held, backlog, idle_capacity=False).pause == set()
     assert flow.rebalance_shares(1.1, held, backlog, idle_capacity=True).pause == {P1}
+
+
+def test_a_stalled_consumer_still_gives_a_starved_partition_its_share() -> None:
+    """Stalled (every partition paused) with a hoarder stuck behind a hung record: held
+    drops below the limit but stays above half, under the fair-share mark of 3/4. The
+    hoarder must still be paused and trimmed, or the stall never ends and the starved
+    partition never gets a record (found by the simulator's starving schedules)."""
+    flow = FlowControl(limit=8, stall_after=1.0, starve_after=0.2)
+    assert flow.check_stall(0.0, 8) is None
+    assert flow.check_stall(1.0, 8) is True  # full for a while: everything paused
+    assert flow.check_stall(1.5, 5) is None  # 5 held: not yet half
+    held, backlog = {P0: 5, P1: 0}, {P0: True, P1: True}
+    flow.rebalance_shares(1.5, held, backlog)
+    decision = flow.rebalance_shares(1.8, held, backlog)
+    assert decision.pause == {P0}
+
+
+def test_a_stall_ends_with_room_once_a_partition_starves() -> None:
+    """Stalled, with records stuck behind a hung one that never drop to half the limit
+    (a hung run and its copy redelivered after a rebalance, which cannot be trimmed): once
+    a partition with a backlog has starved, the stall ends as soon as there is room, not
+    at half (found by the simulator's starving schedules)."""
+    flow = FlowControl(limit=8, stall_after=1.0, starve_after=0.2)
+    flow.check_stall(0.0, 8)
+    assert flow.check_stall(1.0, 8) is True
+    held, backlog = {P0: 4, P1: 0}, {P0: True, P1: True}
+    assert flow.check_stall(1.1, 5) is None  # above half: stays stalled
+    flow.rebalance_shares(1.1, held, backlog)
+    flow.rebalance_shares(1.4, held, backlog)  # P1 starved for 0.3 s
+    assert flow.check_stall(1.4, 5) is False
+    assert not flow.stalled

@@ -8,6 +8,7 @@ with `python -m parafka.sim --seed N --chaos K` (PYTHONHASHSEED=0, which the com
 
 from parafka.sim.checks import Checker, Violation
 from parafka.sim.executor import KillWorker, SimCompletions, SimExecutor
+from parafka.sim.user import SimulationFailed, SimulationReport, simulate
 from parafka.sim.world import SimConfig, World, run_seed, shortest_failing
 
 __all__ = [
@@ -16,8 +17,11 @@ __all__ = [
     "SimCompletions",
     "SimConfig",
     "SimExecutor",
+    "SimulationFailed",
+    "SimulationReport",
     "Violation",
     "World",
     "run_seed",
     "shortest_failing",
+    "simulate",
 ]

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Any
 
 from parafka.sim.checks import Violation
 from parafka.sim.world import SimConfig, quiet_logs, run_seed, seeds, shortest_failing
@@ -20,6 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chaos", type=int, help="chaos events (default: the config's)")
     parser.add_argument("--records", type=int, default=SimConfig.records)
     parser.add_argument(
+        "--exactly-once", action="store_true", help="transactional outputs and offsets"
+    )
+    parser.add_argument("--starve", action="store_true", help="one partition's oldest record hangs")
+    parser.add_argument("--handler", help="module:function, your own handler (see docs)")
+    parser.add_argument("--ordering", choices=("key", "partition", "unordered"))
+    parser.add_argument("--batch-size", type=int, help="the handler takes lists of records")
+    parser.add_argument(
         "--key-rate", type=float, default=None, help="records per second per key (rate waits)"
     )
     parser.add_argument(
@@ -32,11 +40,23 @@ def main(argv: list[str] | None = None) -> int:
     quiet_logs()
     chosen = [args.seed] if args.seed is not None else seeds(args.seeds)
     started = time.monotonic()
+    shape: dict[str, Any] = {
+        "records": args.records,
+        "exactly_once": args.exactly_once,
+        "starve": args.starve,
+        "ordering": args.ordering,
+        "batch_size": args.batch_size,
+        "key_rate": args.key_rate,
+        "adaptive": args.adaptive,
+    }
+    if args.handler is not None:
+        from parafka.loader import load_target
+
+        shape["handler"] = load_target(args.handler)
     for seed in chosen:
-        extra = {"key_rate": args.key_rate, "adaptive": args.adaptive}
-        config = SimConfig(seed, records=args.records, **extra)
+        config = SimConfig(seed, **shape)
         if args.chaos is not None:
-            config = SimConfig(seed, chaos_events=args.chaos, records=args.records, **extra)
+            config = SimConfig(seed, chaos_events=args.chaos, **shape)
         try:
             run_seed(config)
         except Violation:
@@ -48,11 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {violation}", file=sys.stderr)
             for line in world.trace[-TRACE_LINES:]:
                 print(f"  {line}", file=sys.stderr)
+            handler = f" --handler {args.handler}" if args.handler else ""
             print(
                 f"  replay: python -m parafka.sim --seed {seed} --chaos {chaos} "
-                f"--records {args.records}"
-                + (f" --key-rate {args.key_rate:g}" if args.key_rate else "")
-                + (" --adaptive" if args.adaptive else ""),
+                f"{config.flags()}{handler}",
                 file=sys.stderr,
             )
             return 1

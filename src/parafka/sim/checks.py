@@ -13,6 +13,10 @@ committed offsets) and raises `Violation` the moment a guarantee breaks:
 - memory: a consumer never holds more records than its buffer limit;
 - blame: while no delivery can fail, a record whose own attempts succeed in time is never
   dead-lettered (another record's failure, or its worker's death, is not charged to it);
+- exactly-once (with `exactly_once`, outputs and dead letters as a read_committed reader
+  sees them): each record's output or dead letter is seen once, never twice, across
+  crashes, rebalances and aborts; and a committed transaction's offsets and outputs agree:
+  nothing is visible for a record at or above its partition's committed offset;
 - at the end (`final`): every record is done, every partition committed to its end, and per
   key the outputs written by the partition's owners take effect in offset order (the last
   copy of each record's output comes after the last copy of every older one of its key).
@@ -65,6 +69,15 @@ class Checker:
     _verified: dict[TP, int] = field(default_factory=dict)  # offsets below are done
     _ran_at: dict[tuple[int, TP, int], float] = field(default_factory=dict)  # last success
     innocent: set[tuple[TP, int]] = field(default_factory=set)  # see blame_only_failures
+    # Exactly-once: outputs and dead letters are observed as a read_committed reader sees
+    # them, each must appear once, and none at or above its partition's committed offset.
+    exactly_once: bool = False
+    broken: Violation | None = None  # raised inside a handler: the world raises it again
+    # Exactly-once: a record whose last attempt failed on a member is dead-lettered there
+    # as far as its shard is concerned (its letter waits for the transaction, in order).
+    gave_up: set[tuple[int, TP, int]] = field(default_factory=set)
+    _visible: dict[TP, int] = field(default_factory=dict)  # highest offset seen committed
+    _runs: dict[tuple[TP, int], object] = field(default_factory=dict)  # whose outputs
 
     # -- observations -----------------------------------------------------------------
     def owned(self, member: int, tps: Iterable[TP], now: float) -> None:
@@ -90,19 +103,26 @@ class Checker:
         spans = self._cluster_owners.get((member, tp), ())
         return any(start <= since and now < end for start, end in spans)
 
-    def started(self, member: int, tp: TP, offset: int) -> None:
-        """A handler starts on record `offset` of `tp` (order invariant)."""
+    def started(
+        self, member: int, tp: TP, offset: int, together: frozenset[int] = frozenset()
+    ) -> None:
+        """A handler starts on record `offset` of `tp` (order invariant); `together`: the
+        offsets of `tp` handed to the same batch call (they run as one)."""
         if self.ordering == "unordered":
             return
         key = self.inputs[tp][offset]
         for older in range(offset):
             if self.ordering == "key" and self.inputs[tp][older] != key:
                 continue
+            if older in together or (member, tp, older) in self.gave_up:
+                continue
             if (tp, older) not in self.succeeded and (tp, older) not in self.dead:
-                raise Violation(
+                # Raised in a handler, where the engine takes it for a failure: kept too.
+                self.broken = self.broken or Violation(
                     f"order: consumer {member} started {_name(tp, offset)} before "
                     f"{_name(tp, older)} of its {self._shard_name()} succeeded"
                 )
+                raise self.broken
 
     def succeeded_on(self, tp: TP, offset: int, member: int = -1, now: float = 0.0) -> None:
         self.succeeded.add((tp, offset))
@@ -118,14 +138,49 @@ class Checker:
 
     def new_outputs(self, messages: Iterable[Message], now: float) -> None:
         for message in messages:
-            body = json.loads(message.value() or b"{}")
-            tp, offset, member = (self.topic, body["p"]), body["o"], body["m"]
-            # An effect of the owner only if it owned the partition from the handler's run
-            # to the delivery: not a zombie's, nor a late one from an earlier assignment.
-            ran = self._ran_at.get((member, tp, offset), now)
-            owned = self.owns(member, tp, now, since=ran)
-            self.outputs.append(Output(member, tp, offset, message.key(), owned))
-            self.delivered.add((tp, offset))
+            run, records = sources(message)
+            for member, partition, offset in records:
+                tp = (self.topic, partition)
+                if self.exactly_once:
+                    self._once(tp, offset, "output", run)
+                    owned = True  # a read_committed reader sees only committed effects
+                else:
+                    # An effect of the owner only if it owned the partition from the
+                    # handler's run to the delivery: not a zombie's, nor a late one from
+                    # an earlier assignment.
+                    ran = self._ran_at.get((member, tp, offset), now)
+                    owned = self.owns(member, tp, now, since=ran)
+                self.outputs.append(Output(member, tp, offset, message.key(), owned))
+                self.delivered.add((tp, offset))
+
+    def _once(self, tp: TP, offset: int, what: str, run: object = None) -> None:
+        """Exactly-once: a record's effect (the outputs of one handler call, or its dead
+        letter) is seen by a read_committed reader once."""
+        record = (tp, offset)
+        if record in self.dead or (record in self.delivered and what == "dead letter"):
+            raise Violation(
+                f"exactly-once: a read_committed reader sees a second {what} of "
+                f"{_name(tp, offset)} (it was already dead-lettered or output)"
+            )
+        if what == "output" and record in self._runs and (run is None or self._runs[record] != run):
+            raise Violation(
+                f"exactly-once: a read_committed reader sees the output of {_name(tp, offset)} "
+                "twice"
+            )
+        if what == "output":
+            self._runs[record] = run
+        self._visible[tp] = max(self._visible.get(tp, -1), offset)
+
+    def transactional(self, tp: TP, committed: int | None) -> None:
+        """Exactly-once: the group's committed offset of `tp` and the committed outputs
+        agree (both come from the same transactions)."""
+        seen = self._visible.get(tp, -1)
+        if seen >= (committed or 0):
+            raise Violation(
+                f"exactly-once: {_name(tp, seen)} has a committed output or dead letter, but "
+                f"the group's committed offset of {tp[0]}[{tp[1]}] is {committed}: it will "
+                "run again and be seen twice"
+            )
 
     def new_dead_letters(self, messages: Iterable[Message]) -> None:
         for message in messages:
@@ -133,6 +188,8 @@ class Checker:
             partition, offset = header_text(headers, PARTITION), header_text(headers, OFFSET)
             assert partition is not None and offset is not None
             record = ((self.topic, int(partition)), int(offset))
+            if self.exactly_once:
+                self._once(*record, "dead letter")
             if record in self.innocent:
                 raise Violation(
                     f"blame: {_name(*record)} was dead-lettered, but its own attempts would "
@@ -212,6 +269,22 @@ class Checker:
 
     def _shard_name(self) -> str:
         return "key" if self.ordering == "key" else "partition"
+
+
+SOURCE_HEADER = "parafka.sim.source"
+
+
+def sources(message: Message) -> tuple[object, list[tuple[int, int, int]]]:
+    """The handler call an output came from and its input record(s), (member, partition,
+    offset): from the `parafka.sim.source` header (a user's handler: JSON {"run": n,
+    "from": [[m, p, o], ...]}, several records for a batch's outputs), else from the
+    simulated handler's JSON body (one output per call: no run number)."""
+    for name, value in message.headers() or ():
+        if name == SOURCE_HEADER and value is not None:
+            tag = json.loads(value if isinstance(value, str) else value.decode())
+            return tag["run"], [(m, p, o) for m, p, o in tag["from"]]
+    body = json.loads(message.value() or b"{}")
+    return None, [(body["m"], body["p"], body["o"])]
 
 
 def _end(

@@ -55,7 +55,7 @@ class SimExecutor(Executor):
         self,
         capacity: int,
         run_length: int,
-        on_submit: Callable[[list[Entry]], None] | None = None,
+        on_submit: Callable[[list[Entry]], float | None] | None = None,
     ) -> None:
         self._capacity = capacity
         self._run_length = run_length
@@ -79,9 +79,9 @@ class SimExecutor(Executor):
     def submit(self, runs: Sequence[Sequence[Record]]) -> None:
         # The simulator runs the consumer-group engine, whose records are its entries.
         for run in cast("Sequence[list[Entry]]", runs):
-            if self._on_submit is not None:
-                self._on_submit(run)
-            self.pending.append(Chunk(next(self._numbers), run))
+            # The hook checks the run, and may say it hangs until some time.
+            hung = self._on_submit(run) if self._on_submit is not None else None
+            self.pending.append(Chunk(next(self._numbers), run, hung))
 
     def runnable(self, now: float) -> list[int]:
         """Indexes of the pending chunks that may run now (not hung)."""
@@ -107,6 +107,9 @@ class SimExecutor(Executor):
             outcomes = run_chunk(counted, records, self._work).outcomes
         except KillWorker:
             died = WorkerDied(f"simulated worker exited while running chunk {chunk.number}")
+            # A batch handler is one call for the chunk (the process executor reports 0
+            # calls for it): its death charges every record of the chunk.
+            calls = 0 if self._work.batch_size is not None else calls
             outcomes = died_outcomes(len(records), chunk.number, (chunk.number, calls), died)
         self._completions.put(ChunkResult(chunk.entries, outcomes))
 

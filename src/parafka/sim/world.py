@@ -8,25 +8,42 @@ expiring, commits and deliveries failing, deliveries slowed). After a chaos phas
 faults stop and the world runs until it is idle; `Checker` asserts the invariants after
 every event and at the end. The same seed replays the same run (with PYTHONHASHSEED=0: the
 engine iterates sets of partitions).
+
+Two more shapes of schedule, chosen by the config (a seed draws the same run otherwise):
+`exactly_once` (outputs, offsets and dead letters in transactions, checked as a
+read_committed reader sees them) and `starve` (one partition's oldest record hangs through
+the whole chaos phase: the others must still flow and be committed, within the buffer
+bound; at-least-once starving runs use `partition` order and start from a previous
+deployment's commit, whose metadata marks records above it done, so fair-share trimming
+meets skipped offsets). `user.py` runs a user's handler in the same world.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from parafka.codec import encode_completed
 from parafka.control import ControlLoop
 from parafka.entry import Entry
 from parafka.executors.base import Work
 from parafka.ledger import Phase as PartPhase
-from parafka.memory import InMemoryCluster, MemoryConsumer, MemoryProducer, VirtualClock
+from parafka.memory import (
+    InMemoryCluster,
+    MemoryConsumer,
+    MemoryProducer,
+    RecordingEvents,
+    VirtualClock,
+)
 from parafka.record import Output, Record
 from parafka.retry import RetryPolicy
-from parafka.seam import TP, ConsumerEvents, FailedCallback
+from parafka.seam import TP, ConsumerEvents, FailedCallback, Offset
 from parafka.settings import Settings
 from parafka.sim.checks import Checker, Violation
 from parafka.sim.executor import KillWorker, SimCompletions, SimExecutor
@@ -65,14 +82,43 @@ class SimConfig:
     calm_rounds: int = 3000  # rounds of the calm phase before it counts as a stall
     key_rate: float | None = None  # --key-rate: records wait for their key (rate_wait)
     adaptive: bool = False  # concurrency="auto": the dispatch window moves
+    exactly_once: bool = False  # outputs, offsets and dead letters in transactions
+    starve: bool = False  # one partition's oldest record hangs until the calm phase
+    # A user's handler (parafka.sim.user): the ordering it needs (None: drawn), how it is
+    # called, the input values, and whether the world injects failures and worker deaths.
+    handler: Callable[..., Any] | None = None
+    ordering: str | None = None
+    batch_size: int | None = None
+    values: Callable[[int, int, bytes], bytes] | None = None
+    failures: bool = True
+    setup: Callable[[], None] | None = None  # before the run (reset the handler's state)
+    check: Callable[[list[Any]], None] | None = None  # the final outputs: the user's checks
+
+    def flags(self) -> str:
+        """The command-line flags that select this config's shape (for a replay line)."""
+        flags = [f"--records {self.records}"]
+        if self.exactly_once:
+            flags.append("--exactly-once")
+        if self.starve:
+            flags.append("--starve")
+        if self.ordering is not None:
+            flags.append(f"--ordering {self.ordering}")
+        if self.batch_size is not None:
+            flags.append(f"--batch-size {self.batch_size}")
+        if self.key_rate is not None:
+            flags.append(f"--key-rate {self.key_rate:g}")
+        if self.adaptive:
+            flags.append("--adaptive")
+        return " ".join(flags)
 
 
 class _Clients:
     """The cluster as one consumer's `seam.Kafka`: remembers the clients it made, so a
     crash kills them all."""
 
-    def __init__(self, cluster: InMemoryCluster) -> None:
+    def __init__(self, cluster: InMemoryCluster, number: int) -> None:
         self.cluster = cluster
+        self.number = number
         self.made: MemoryConsumer | None = None
         self.producers: list[MemoryProducer] = []
 
@@ -88,7 +134,12 @@ class _Clients:
         return made
 
     def transactional_producer(self, config: Mapping[str, Any]) -> Any:
-        return self.cluster.transactional_producer(config)
+        # A transactional id per consumer, not a random one: the same seed, the same run.
+        made = self.cluster.transactional_producer(
+            {**config, "transactional.id": f"sim-{self.number}"}
+        )
+        self.producers.append(made)
+        return made
 
 
 class _Loop(ControlLoop):
@@ -131,12 +182,16 @@ class World:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.config.seed)
         rng, cfg = self.rng, self.config
+        if cfg.setup is not None:
+            cfg.setup()
         self.ordering = rng.choice(ORDERINGS)
         self.strategy = rng.choice(STRATEGIES)
         self.run_length = rng.choice((1, 1, 2, 4))
         self.concurrency = rng.choice((1, 2, 4, 8))
         self.max_buffered = rng.choice((8, 16, 40))
-        self.cluster = InMemoryCluster(self.clock)
+        # Exactly-once: a transaction's commit waits for its slowed deliveries (time passes).
+        on_idle = self.clock.advance if cfg.exactly_once else None
+        self.cluster = InMemoryCluster(self.clock, on_idle=on_idle)
         self.cluster.create_topic(TOPIC, cfg.partitions)
         self.cluster.create_topic(OUT, 1)
         self.cluster.create_topic(DLQ, 1)
@@ -145,28 +200,51 @@ class World:
         for _ in range(cfg.records):
             partition = rng.randrange(cfg.partitions)
             key = f"k{rng.randrange(cfg.keys)}".encode()
-            self.cluster.produce(TOPIC, b"v", key=key, partition=partition)
             tp = (TOPIC, partition)
-            self.plans[(tp, len(inputs[tp]))] = self._plan()
+            value = b"v" if cfg.values is None else cfg.values(partition, len(inputs[tp]), key)
+            self.cluster.produce(TOPIC, value, key=key, partition=partition)
+            plan = self._plan()
+            if not cfg.failures:
+                plan = Plan(plan.output, 0, frozenset(), False)
+            self.plans[(tp, len(inputs[tp]))] = plan
             inputs[tp].append(key)
+        # The shapes are chosen after the draws above: a seed's records and plans are the
+        # same in every shape.
+        if cfg.ordering is not None:
+            self.ordering = cfg.ordering
+        elif cfg.starve and not cfg.exactly_once:
+            self.ordering = "partition"  # where fair-share pauses and trimming act
+        if cfg.starve:
+            # A run hangs for good: room must be left for the others' runs, in the
+            # executor and in the buffer (the hung run, and its copy redelivered after a
+            # rebalance, queued behind it, both count there).
+            self.concurrency = max(self.concurrency, 2 * self.run_length)
+            self.max_buffered = max(self.max_buffered, 4 * self.run_length)
+        user = cfg.handler is not None
         self.checker = Checker(
             TOPIC,
             self.ordering,
             inputs,
-            {record for record, plan in self.plans.items() if plan.output},
+            set() if user else {record for record, plan in self.plans.items() if plan.output},
+            exactly_once=cfg.exactly_once,
         )
         self.settings = _settings(
             self.ordering,
             self.strategy,
             self.max_buffered,
             cfg.max_attempts,
+            cfg.exactly_once,
+            cfg.batch_size,
             cfg.key_rate,
             self.concurrency if cfg.adaptive else None,
         )
         # Until a delivery fault is armed, only a record's own failures may use up its
-        # attempts: one whose plan succeeds in time must never be dead-lettered.
+        # attempts: one whose plan succeeds in time must never be dead-lettered. (A user's
+        # handler may fail by itself: no record is known innocent.)
         self.checker.blame_only_failures(
-            {
+            set()
+            if user
+            else {
                 record
                 for record, plan in self.plans.items()
                 if not plan.poison and plan.fails + len(plan.kills) < cfg.max_attempts
@@ -176,6 +254,41 @@ class World:
         self._out_seen = 0
         self._dlq_seen = 0
         self._event = 0
+        self.calls = itertools.count()  # a user's handler's calls (tags their outputs)
+        self.starving: tuple[TP, int] | None = None  # the record that hangs, until released
+        if cfg.starve:
+            self.starving = self._starve()
+
+    def _starve(self) -> tuple[TP, int]:
+        """Pick the partition with the most records to starve. At-least-once, the group
+        starts from a previous deployment's commit (in `key` order: its metadata marks
+        records above the committed offset done, and their outputs are written). The
+        oldest record not done hangs until the calm phase."""
+        rng, checker = self.rng, self.checker
+        tp = max(checker.inputs, key=lambda t: (len(checker.inputs[t]), -t[1]))
+        if self.config.exactly_once:
+            return (tp, 0)  # exactly-once does not read commit metadata
+        previous = self.cluster.consumer({"group.id": GROUP}, RecordingEvents())
+        offsets = []
+        first = 0
+        for part, keys in checker.inputs.items():
+            if not keys:
+                continue
+            committed = rng.randrange(min(3, len(keys)))
+            done = {o for o in range(committed + 1, len(keys)) if rng.random() < 0.3}
+            for offset in sorted(done | set(range(committed))):
+                checker.succeeded_on(part, offset, -1, 0.0)
+                if self.plans[(part, offset)].output:
+                    body = json.dumps({"m": -1, "p": part[1], "o": offset}).encode()
+                    self.cluster.produce(OUT, body, key=keys[offset])
+            offsets.append(Offset(part[0], part[1], committed, encode_completed(committed, done)))
+            if part == tp:
+                first = committed
+        previous.commit(offsets, asynchronous=False)
+        previous.close()
+        self._observe_outputs()
+        self._note(f"previous deployment committed {[(o.partition, o.offset) for o in offsets]}")
+        return (tp, first)
 
     def _plan(self) -> Plan:
         rng = self.rng
@@ -187,10 +300,12 @@ class World:
     # -- consumers ----------------------------------------------------------------------
     def join(self) -> _Member:
         number = len(self.members)
-        clients = _Clients(self.cluster)
+        clients = _Clients(self.cluster, number)
         executor = SimExecutor(self.concurrency, self.run_length)
         completions = SimCompletions(lambda timeout: self._waiting(number, timeout))
-        work = Work(self._handler(number), OUT, ordering=self.ordering)
+        work = Work(
+            self._handler(number), OUT, batch_size=self.config.batch_size, ordering=self.ordering
+        )
         loop = _Loop(
             self.settings,
             work,
@@ -209,8 +324,12 @@ class World:
         self._note(f"join m{number}")
         return member
 
-    def _dispatch_check(self, number: int, loop: _Loop) -> Callable[[list[Entry]], None]:
-        def check(run: list[Entry]) -> None:
+    def _dispatch_check(self, number: int, loop: _Loop) -> Callable[[list[Entry]], float | None]:
+        """Checks a run handed to the executor; returns until when it hangs (a starving
+        partition's oldest record, until the world releases it)."""
+
+        def check(run: list[Entry]) -> float | None:
+            hangs = False
             for entry in run:
                 self.checker.dispatched(
                     number,
@@ -220,16 +339,39 @@ class World:
                     and loop.ledger.parts.get(entry.part.tp) is entry.part,
                     self.clock(),
                 )
+                hangs = hangs or (entry.part.tp, entry.offset) == self.starving
+            return math.inf if hangs else None
 
         return check
 
-    def _handler(self, number: int) -> Callable[[Record], Output | None]:
+    def release_starving(self) -> None:
+        """The starving record's handler returns at last."""
+        if self.starving is None:
+            return
+        for member in self.live():
+            for chunk in member.executor.pending:
+                if any((e.part.tp, e.offset) == self.starving for e in chunk.entries):
+                    chunk.hung_until = None
+        self._note(f"release {self.starving[0][0]}[{self.starving[0][1]}]@{self.starving[1]}")
+        self.starving = None
+
+    def _handler(self, number: int) -> Callable[..., Any]:
+        if self.config.handler is not None:
+            from parafka.sim.user import wrap_handler
+
+            return wrap_handler(self, number, self.config.handler)
         checker, plans = self.checker, self.plans
+        max_attempts, exactly_once = self.config.max_attempts, self.config.exactly_once
+        observe_letters = self.observe_letters
 
         def handle(record: Record) -> Output | None:
             tp, offset, attempt = (record.topic, record.partition), record.offset, record.attempt
+            observe_letters()  # a dead letter acknowledged in this very round frees its shard
             checker.started(number, tp, offset)
             plan = plans[(tp, offset)]
+            fails = attempt in plan.kills or plan.poison or attempt <= plan.fails
+            if fails and attempt >= max_attempts and exactly_once:
+                checker.gave_up.add((number, tp, offset))
             if attempt in plan.kills:
                 raise KillWorker()
             if plan.poison or attempt <= plan.fails:
@@ -277,8 +419,18 @@ class World:
         """Flush a consumer's outputs; note what reached the output topic, and when (the
         only place outputs are delivered, so the time is exact)."""
         member.loop.outputs.pump(0.0)
-        if self.cluster.end_offset((OUT, 0)) > self._out_seen:
+        self._observe_outputs()
+
+    def _observe_outputs(self) -> None:
+        """Outputs new in the output topic, as the checker's reader sees them (exactly-once:
+        read_committed, so only committed transactions' outputs)."""
+        if self.config.exactly_once:
+            outputs = self.cluster.messages(OUT, 0, isolation="read_committed")
+        elif self.cluster.end_offset((OUT, 0)) > self._out_seen:
             outputs = self.cluster.messages(OUT, 0, isolation="read_uncommitted")
+        else:
+            return
+        if len(outputs) > self._out_seen:
             self.checker.new_outputs(outputs[self._out_seen :], self.clock())
             self._out_seen = len(outputs)
 
@@ -378,16 +530,33 @@ class World:
     # -- checks ---------------------------------------------------------------------------
     def check(self) -> None:
         """The invariants, after every event."""
-        checker = self.checker
-        if self.cluster.end_offset((DLQ, 0)) > self._dlq_seen:
-            letters = self.cluster.messages(DLQ, 0, isolation="read_uncommitted")
-            checker.new_dead_letters(letters[self._dlq_seen :])
-            self._dlq_seen = len(letters)
+        checker, eo = self.checker, self.config.exactly_once
+        if checker.broken is not None:
+            raise checker.broken
+        self.observe_letters()
+        if eo:
+            self._observe_outputs()
         for partition in range(self.config.partitions):
             offset = self.cluster.committed(GROUP, TOPIC, partition)
             checker.committed((TOPIC, partition), offset.offset, offset.metadata)
+            if eo:
+                checker.transactional((TOPIC, partition), offset.offset)
         for member in self.live():
-            checker.memory(member.number, member.loop.ledger.held, self.settings.buffer_limit)
+            ledger = member.loop.ledger
+            # Counted twice, independently: the ledger's count, and the records each
+            # partition's offsets hold unfinished (finished ones awaiting a transaction too).
+            pending = sum(part.offsets.pending_count for part in ledger.parts.values())
+            checker.memory(member.number, max(ledger.held, pending), self.settings.buffer_limit)
+
+    def observe_letters(self) -> None:
+        """Dead letters new in their topic (exactly-once: committed ones only)."""
+        if self.cluster.end_offset((DLQ, 0)) <= self._dlq_seen:
+            return
+        isolation = "read_committed" if self.config.exactly_once else "read_uncommitted"
+        letters = self.cluster.messages(DLQ, 0, isolation=isolation)
+        if len(letters) > self._dlq_seen:
+            self.checker.new_dead_letters(letters[self._dlq_seen :])
+            self._dlq_seen = len(letters)
 
     def _committed(self) -> dict[TP, int | None]:
         return {
@@ -411,30 +580,68 @@ class World:
         self._note("calm")
         if not self.live():
             self.join()
-        for _ in range(self.config.calm_rounds):
-            self._event += 1
-            self.calm_round()
-            self.check()
-            if self.idle():
-                break
-        else:
+        if self.starving is not None:
+            starved = self.starving[0]
+            # Exactly-once in `key`/`unordered` order, the records finished behind the hung
+            # one wait for it, held for the transaction, and fill the buffer: the other
+            # partitions stop until it returns (a known limit: docs/architecture.md). The
+            # buffer bound must hold all along; the others' progress is not asked for.
+            others_wait = self.config.exactly_once and self.ordering != "partition"
+            if others_wait:
+                self._calm_until(lambda: False, rounds=100)
+            elif not self._calm_until(self._others_committed):
+                raise Violation(
+                    f"starved: while {starved[0]}[{starved[1]}]@{self.starving[1]} hangs, the "
+                    f"other partitions are not all committed to their end ({self._committed()})"
+                )
+            self.release_starving()
+        if not self._calm_until(self.idle):
             held = {m.number: m.loop.ledger.held for m in self.live()}
             raise Violation(f"stall: not idle after the calm phase (held per consumer {held})")
         self.checker.final(self._committed())
         for member in self.live():
             self.leave(member)
+        if self.config.check is not None:
+            isolation = "read_committed" if self.config.exactly_once else "read_uncommitted"
+            try:
+                self.config.check(self.cluster.messages(OUT, 0, isolation=isolation))
+            except AssertionError as exc:
+                raise Violation(f"check: {exc}") from exc
+
+    def _calm_until(self, done: Callable[[], bool], rounds: int | None = None) -> bool:
+        """Calm rounds until `done()` (False if the calm phase's rounds run out)."""
+        for _ in range(self.config.calm_rounds if rounds is None else rounds):
+            self._event += 1
+            self.calm_round()
+            self.check()
+            if done():
+                return True
+        return False
+
+    def _others_committed(self) -> bool:
+        """Every partition but the starving one is committed to its end."""
+        assert self.starving is not None
+        return all(
+            offset == len(self.checker.inputs[tp])
+            for tp, offset in self._committed().items()
+            if tp != self.starving[0]
+        )
 
     def describe(self) -> str:
+        shape = " exactly-once" if self.config.exactly_once else ""
+        shape += " starving" if self.config.starve else ""
         return (
-            f"seed {self.config.seed}: ordering={self.ordering} assignment={self.strategy} "
-            f"run_length={self.run_length} concurrency={self.concurrency} "
-            f"max_buffered={self.max_buffered}"
+            f"seed {self.config.seed}{shape}: ordering={self.ordering} "
+            f"assignment={self.strategy} run_length={self.run_length} "
+            f"concurrency={self.concurrency} max_buffered={self.max_buffered}"
             + (f" key_rate={self.config.key_rate:g}" if self.config.key_rate else "")
             + (" concurrency=auto" if self.config.adaptive else "")
         )
 
 
-_SETTINGS: dict[tuple[str, str, int, int, float | None, int | None], Settings] = {}
+_SETTINGS: dict[
+    tuple[str, str, int, int, bool, int | None, float | None, int | None], Settings
+] = {}
 
 
 def _settings(
@@ -442,12 +649,17 @@ def _settings(
     strategy: str,
     max_buffered: int,
     max_attempts: int,
+    exactly_once: bool,
+    batch_size: int | None,
     key_rate: float | None,
     auto_up_to: int | None,
 ) -> Settings:
     """Settings of a simulated consumer (made once per shape: checking them starts a
-    librdkafka client)."""
-    key = (ordering, strategy, max_buffered, max_attempts, key_rate, auto_up_to)
+    librdkafka client, and refuses what the library refuses)."""
+    key = (
+        ordering, strategy, max_buffered, max_attempts, exactly_once, batch_size, key_rate,
+        auto_up_to,
+    )  # fmt: skip
     if key not in _SETTINGS:
         _SETTINGS[key] = Settings(
             bootstrap_servers="memory",
@@ -458,6 +670,8 @@ def _settings(
             dead_letter_topic=DLQ,
             kafka_config={"partition.assignment.strategy": strategy},
             retry=RetryPolicy(max_attempts=max_attempts, initial_backoff=0.05, jitter=0.0),
+            exactly_once=exactly_once,
+            batch_size=batch_size,
             max_buffered=max_buffered,
             commit_interval=0.3,
             shutdown_timeout=5.0,
@@ -479,7 +693,13 @@ def run_seed(config: SimConfig, chaos_events: int | None = None) -> World:
     """Run one seed; raises Violation (with the world's trace attached) on a breach."""
     world = World(config)
     try:
-        world.run(chaos_events)
+        try:
+            world.run(chaos_events)
+        except Violation:
+            raise
+        except Exception as exc:  # the engine itself broke: a violation too
+            world._note(f"raised {exc!r}")
+            raise Violation(f"crash: the engine raised {type(exc).__name__}: {exc}") from exc
     except Violation as exc:
         exc.world = world  # type: ignore[attr-defined]
         raise
