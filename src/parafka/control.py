@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import cast
 
+from parafka.advice import Advisor, Sample
 from parafka.codec import decode_completed
 from parafka.commits import CommitPlanner
 from parafka.confluent import ConfluentKafka
@@ -24,7 +26,7 @@ from parafka.deserializers import DeserializationError
 from parafka.entry import Entry
 from parafka.errors import BrokerUnreachable, NotAssigned, RecordFailed, TopicNotFound
 from parafka.exactly_once import Transaction, TransactionAborted
-from parafka.executors import Completions, Executor, Work
+from parafka.executors import Completions, Executor, ThreadExecutor, Work
 from parafka.failures import FailureLog, report, report_due
 from parafka.flow import FlowControl
 from parafka.health import Membership
@@ -177,6 +179,9 @@ class ControlLoop(Stoppable):
         self._error_logged_at: dict[str, float] = {}
         self.running = threading.Event()  # set once subscribed
         self.recent_dead_letters = RecentDeadLetters()  # for the web dashboard
+        # advice.py: say when a setting would help (here: more processes for idle cores)
+        kind = "thread" if isinstance(executor, ThreadExecutor) else type(executor).__name__
+        self.advisor = Advisor(os.cpu_count() or 1, kind)
         self.connect_watch = ConnectWatch()  # a refused connection fails fast (waits.py)
         self.waits = WaitReporter(
             settings.group_id, settings.topics, settings.kafka_config, watch=self.connect_watch
@@ -776,6 +781,17 @@ class ControlLoop(Stoppable):
         ]
         heads.retain(ledger.parts)
         counts = ledger.counts
+        advice = self.advisor.sample(
+            Sample(
+                now,
+                time.process_time(),
+                counts.processed,
+                os.getloadavg()[0],
+                self.executor.handler_seconds,
+            )
+        )
+        if advice is not None:
+            log.info("advice: %s", advice)
         self._stats = Stats(
             processed=counts.processed,
             failed=counts.failed,
@@ -797,6 +813,7 @@ class ControlLoop(Stoppable):
             at=now,
             membership=self.membership.state,
             membership_since=self.membership.since,
+            advice=self.advisor.given,
         )
 
 

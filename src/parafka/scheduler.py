@@ -136,8 +136,9 @@ class Scheduler:
             queue = queues.get(shard)
             if queue is None or shard in busy or queue[0].state is not QUEUED:
                 continue  # stale entry: gone, running, or its head waits for a retry
-            count = min(size, len(queue), free - taken)
+            count = len(queue)
             if count > 1:  # a run stops before an entry waiting for its retry
+                count = min(size, count, free - taken)
                 count = next(
                     (
                         i
@@ -180,19 +181,24 @@ class Scheduler:
             return entries
         left: list[Entry] = []
         last: Hashable = _NO_SHARD
+        queues, busy = self._queues, self._busy
         for entry in entries:
             shard = entry.shard
             if shard == last:
                 continue  # runs come back whole: one pass per shard
             last = shard
-            queue = self._queues.get(shard)
+            queue = queues.get(shard)
             if queue is None:
                 continue
             popped = 0
             while queue and ((state := queue[0].state) is DONE or state is HELD):
                 left.append(queue.popleft())
                 popped += 1
-            if popped:
+            if not popped:
+                continue
+            if not queue and busy.get(shard) == popped:  # the common case, written out
+                del busy[shard], queues[shard]
+            else:
                 self._resolved(shard, queue, popped)
         self.in_flight -= len(left)
         return left

@@ -204,6 +204,11 @@ class Executor(ABC):
         (called from the control thread only). The records are the engine's entries, or
         the share loop's plain records: executors read only what a Record has."""
 
+    @property
+    def handler_seconds(self) -> float | None:
+        """A handler's time per record as measured so far (None: not measured)."""
+        return None
+
     def rescue(self) -> None:
         """Called by the control thread every round: an executor that can keep a hung
         handler from holding back other records does it here (threads.py)."""

@@ -54,6 +54,10 @@ class ThreadExecutor(Executor):
         return max(1, min(self.MAX_CHUNK, int(self.CHUNK_SECONDS / max(self._mean_seconds, 1e-9))))
 
     @property
+    def handler_seconds(self) -> float | None:
+        return self._mean_seconds
+
+    @property
     def run_length(self) -> int:
         return self.chunk_size
 
