@@ -2,9 +2,9 @@
 expired sessions, failing and hanging handlers, worker deaths, refused commits and
 deliveries; every invariant of parafka.sim.checks after every step. Six shapes: the
 at-least-once schedules (900 seeds), exactly-once ones (300), ones where a partition's
-oldest record hangs through the chaos phase (250), both (120), records waiting for their
-key's rate (the ledger's rate_wait, 150) and concurrency="auto" (the dispatch window moving
-between 1 and the executor's capacity, 150).
+oldest record hangs through the chaos phase (280), both (120), records waiting for their
+key's rate (the ledger's rate_wait, 200) and concurrency="auto" (the dispatch window moving
+between 1 and the executor's capacity, 200): 2,000 seeds.
 
 Each part runs in a subprocess with PYTHONHASHSEED=0, so a failing seed replays exactly
 with the command it prints (`python -m parafka.sim --seed N --chaos K ...`).
@@ -22,10 +22,10 @@ PARTS = [
     ("0:450", []),
     ("450:900", []),
     ("0:300", ["--exactly-once"]),
-    ("0:250", ["--starve"]),
+    ("0:280", ["--starve"]),
     ("0:120", ["--exactly-once", "--starve"]),
-    ("5000:5150", ["--key-rate", "20"]),
-    ("6000:6150", ["--adaptive"]),
+    ("5000:5200", ["--key-rate", "20"]),
+    ("6000:6200", ["--adaptive"]),
 ]
 
 
