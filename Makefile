@@ -13,17 +13,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Three workers (each with its own local broker, and its own Apache Kafka broker once a
+# Four workers (each with its own local broker, and its own Apache Kafka broker once a
 # test needs one): the integration tests mostly wait for group joins and idle timeouts, so
 # they overlap well even on 2 cores. `make test` includes the Kafka tier (tests marked
 # `kafka`, run against Apache Kafka resolved by Maven into ~/.cache/parafka); it skips
 # without java or mvn, and PARAFKA_REQUIRE_KAFKA=1 (set by .ci/run) makes that a failure.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 3 --durations=10
+	$(BIN)/python -m pytest -q -n 4 --durations=10
 
 # The Kafka tier alone, required to run (docs/development.md says what is in it).
 test-kafka: $(STAMP)
-	PARAFKA_REQUIRE_KAFKA=1 $(BIN)/python -m pytest -q -n 3 -m kafka --durations=10
+	PARAFKA_REQUIRE_KAFKA=1 $(BIN)/python -m pytest -q -n 4 -m kafka --durations=10
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
