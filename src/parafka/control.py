@@ -112,6 +112,13 @@ class Phase(enum.Enum):
 class ControlLoop(Stoppable):
     """One run of a parallel consumer, from subscribe to close."""
 
+    # Exactly-once: produce released outputs into the open transaction every round (True),
+    # or all at once when it commits (False, the default). Measured on Apache Kafka:
+    # no clear difference (benchmarks/RESULTS.md, "Exactly-once outputs"), and the local
+    # broker shows aborted records, so a kill leaves visible only a burst's worth with
+    # False. Kept for the benchmark, and checked by the simulator (--stream-outputs).
+    stream_outputs = False
+
     def __init__(
         self,
         settings: Settings,
@@ -274,6 +281,8 @@ class ControlLoop(Stoppable):
         """One round: completions, retries, dispatch, fetch, commit, housekeeping."""
         now = self.clock()
         worked = self._handle_completions()
+        if self.transaction is not None and self.stream_outputs:
+            self._send_released()
         self.executor.rescue()
         self.letters.poll()
         self.ledger.release_due(now)
@@ -474,6 +483,31 @@ class ControlLoop(Stoppable):
             log.warning("commit failed: %s", exc)
             self.on_commit([CommitResult(o, exc) for o in offsets])
 
+    def _send_released(self) -> None:
+        """Exactly-once: produce the outputs released since the last round into the open
+        transaction now, instead of all at once when it commits."""
+        release = self.ledger.release
+        assert self.transaction is not None and release is not None
+        if not release.released or self._fatal is not None:
+            return
+        outputs, release.released = release.released, []
+        try:
+            self.transaction.send(outputs)
+        except TransactionAborted:
+            self._rewind(set(self.ledger.parts))
+        except ClientError as exc:
+            self._fail_transaction(exc)
+
+    def _fail_transaction(self, exc: ClientError) -> None:
+        """A transaction that cannot go on: stop without committing anything more."""
+        assert self.ledger.release is not None
+        self.ledger.release.released = []
+        if self.failure is None and self._fatal is None:
+            self._fatal = exc
+        self.phase = Phase.FAILED
+        self._stop.set()
+        self._hard_stop.set()
+
     def _commit_transaction(self) -> None:
         """Exactly-once: the released outputs and the offsets below them, atomically."""
         assert self.transaction is not None and self.ledger.release is not None
@@ -488,7 +522,7 @@ class ControlLoop(Stoppable):
         ]
         release = self.ledger.release
         outputs = release.released
-        if not outputs and not offsets:
+        if not outputs and not offsets and not self.transaction.open:
             return
         try:
             self.transaction.commit(outputs, offsets, self.consumer.group_metadata())
@@ -496,12 +530,7 @@ class ControlLoop(Stoppable):
             self._rewind(set(parts))
             return
         except ClientError as exc:
-            release.released = []
-            if self.failure is None and self._fatal is None:
-                self._fatal = exc
-            self.phase = Phase.FAILED
-            self._stop.set()
-            self._hard_stop.set()
+            self._fail_transaction(exc)
             return
         release.released = []
         self._commits += 1
@@ -512,7 +541,17 @@ class ControlLoop(Stoppable):
 
     def _rewind(self, tps: Iterable[TP]) -> None:
         """Exactly-once: forget everything not committed and fetch again from the last
-        committed offsets (after an aborted transaction or lost partitions)."""
+        committed offsets (after an aborted transaction or lost partitions). An open
+        transaction is aborted first: it may hold outputs of any partition, so then every
+        partition goes back."""
+        assert self.transaction is not None
+        if self.transaction.open:
+            tps = set(self.ledger.parts) | set(tps)
+            try:
+                self.transaction.abort()
+            except ClientError as exc:
+                self._fail_transaction(exc)
+                return
         restart = self.ledger.rewind(tps)
         for tp, offset in restart.items():
             if offset is None:

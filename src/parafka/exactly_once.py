@@ -110,8 +110,9 @@ class TransactionAborted(Exception):
 
 
 class Transaction:
-    """A transactional producer: `commit()` produces the released outputs and commits
-    them with the consumer's offsets, atomically."""
+    """A transactional producer. Outputs go into the open transaction as they are released
+    (`send`), or all at once when it commits; `commit()` sends the rest and commits them
+    with the consumer's offsets, atomically."""
 
     def __init__(self, kafka: Kafka, config: Mapping[str, Any], timeout: float) -> None:
         config = dict(config)
@@ -120,32 +121,55 @@ class Transaction:
         self._timeout = timeout
         self._producer = kafka.transactional_producer(config)
         self.commits = 0
+        self.open = False  # a transaction has begun and holds outputs not committed yet
 
     def start(self) -> None:
         """Register the transactional id (fencing any earlier producer with it)."""
         self._producer.init_transactions(self._timeout)
 
+    def send(self, outputs: list[Produced]) -> None:
+        """Produce `outputs` into the open transaction (begun if none is). Raises
+        TransactionAborted when it had to be aborted, ClientError when fatal."""
+        try:
+            self._produce(outputs)
+        except ClientError as exc:
+            self._abort_or_raise(exc)
+
+    def _produce(self, outputs: list[Produced]) -> None:
+        producer = self._producer
+        if not self.open:
+            producer.begin_transaction()
+            self.open = True
+        for out in outputs:
+            while True:
+                try:
+                    producer.produce(out.topic, out.value, out.key, headers=out.headers)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+
     def commit(
         self, outputs: list[Produced], offsets: list[Offset], group_metadata: object
     ) -> None:
-        """One transaction: `outputs`, then `offsets` for the consumer group. Raises
-        TransactionAborted when it had to be aborted, ClientError when fatal."""
+        """Commit the open transaction with `outputs` (besides those sent already) and
+        `offsets` for the consumer group. Raises TransactionAborted when it had to be
+        aborted, ClientError when fatal."""
         producer = self._producer
         try:
-            producer.begin_transaction()
-            for out in outputs:
-                while True:
-                    try:
-                        producer.produce(out.topic, out.value, out.key, headers=out.headers)
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
+            self._produce(outputs)
             if offsets:
                 producer.send_offsets_to_transaction(offsets, group_metadata, self._timeout)
             self._commit()
+            self.open = False
         except ClientError as exc:
             self._abort_or_raise(exc)
         self.commits += 1
+
+    def abort(self) -> None:
+        """Abort the open transaction, if one is: its outputs never become visible."""
+        if self.open:
+            self.open = False
+            self._producer.abort_transaction(self._timeout)
 
     def _commit(self) -> None:
         while True:
@@ -159,8 +183,10 @@ class Transaction:
 
     def _abort_or_raise(self, error: ClientError) -> None:
         if error.fatal or not error.txn_requires_abort:
+            self.open = False
             raise error
         log.warning("transaction aborted: %s", error)
+        self.open = False
         try:
             self._producer.abort_transaction(self._timeout)
         except ClientError as again:
@@ -168,4 +194,9 @@ class Transaction:
         raise TransactionAborted(str(error)) from error
 
     def close(self) -> None:
+        """Abort what is not committed (a hard stop), deliver the rest."""
+        try:
+            self.abort()
+        except ClientError as exc:
+            log.warning("aborting the open transaction at close: %s", exc)
         self._producer.flush(self._timeout)

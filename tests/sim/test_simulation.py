@@ -24,6 +24,7 @@ PARTS = [
     ("0:300", ["--exactly-once"]),
     ("0:280", ["--starve"]),
     ("0:120", ["--exactly-once", "--starve"]),
+    ("300:400", ["--exactly-once", "--stream-outputs"]),
     ("5000:5200", ["--key-rate", "20"]),
     ("6000:6200", ["--adaptive"]),
 ]

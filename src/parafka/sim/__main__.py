@@ -24,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
         "--exactly-once", action="store_true", help="transactional outputs and offsets"
     )
     parser.add_argument("--starve", action="store_true", help="one partition's oldest record hangs")
+    parser.add_argument(
+        "--stream-outputs",
+        action="store_true",
+        help="exactly-once outputs produced as released (ControlLoop.stream_outputs)",
+    )
     parser.add_argument("--handler", help="module:function, your own handler (see docs)")
     parser.add_argument("--ordering", choices=("key", "partition", "unordered"))
     parser.add_argument("--batch-size", type=int, help="the handler takes lists of records")
@@ -44,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         "records": args.records,
         "exactly_once": args.exactly_once,
         "starve": args.starve,
+        "stream_outputs": args.stream_outputs,
         "ordering": args.ordering,
         "batch_size": args.batch_size,
         "key_rate": args.key_rate,

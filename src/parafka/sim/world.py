@@ -84,6 +84,8 @@ class SimConfig:
     adaptive: bool = False  # concurrency="auto": the dispatch window moves
     exactly_once: bool = False  # outputs, offsets and dead letters in transactions
     starve: bool = False  # one partition's oldest record hangs until the calm phase
+    # exactly-once outputs produced into the open transaction as released (not at commit)
+    stream_outputs: bool = False
     # A user's handler (parafka.sim.user): the ordering it needs (None: drawn), how it is
     # called, the input values, and whether the world injects failures and worker deaths.
     handler: Callable[..., Any] | None = None
@@ -101,6 +103,8 @@ class SimConfig:
             flags.append("--exactly-once")
         if self.starve:
             flags.append("--starve")
+        if self.stream_outputs:
+            flags.append("--stream-outputs")
         if self.ordering is not None:
             flags.append(f"--ordering {self.ordering}")
         if self.batch_size is not None:
@@ -316,6 +320,7 @@ class World:
             threaded_outputs=False,
         )
         loop.member, loop.checker = number, self.checker
+        loop.stream_outputs = self.config.stream_outputs
         executor_check = self._dispatch_check(number, loop)
         executor._on_submit = executor_check
         member = _Member(number, loop, executor, clients)
