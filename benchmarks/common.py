@@ -7,6 +7,7 @@ time to leave the group are not counted. The handler notes the timestamps itself
 
 from __future__ import annotations
 
+import argparse
 import random
 import statistics
 import time
@@ -25,6 +26,7 @@ from parafka import ParallelConsumer, Record
 from parafka.demo.baselines import batch_threads_loop as batch_threads_loop
 from parafka.demo.baselines import plain_loop as plain_loop
 from parafka.demo.kafka import produce as produce
+from parafka.testing import KafkaBroker, LocalBroker
 
 console = Console()
 if not console.is_terminal:  # piped to a file: do not squeeze tables into 80 columns
@@ -33,6 +35,41 @@ if not console.is_terminal:  # piped to a file: do not squeeze tables into 80 co
 # (partition, key, value): what a workload produces, one tuple per record.
 Item = tuple[int, bytes, bytes]
 Ordering = Literal["key", "partition", "unordered"]
+GroupType = Literal["consumer", "share"]
+BROKERS = ("local", "kafka")
+
+
+# -- brokers ----------------------------------------------------------------------------------
+def add_broker_option(parser: argparse.ArgumentParser) -> None:
+    """`--broker local|kafka`: which broker the whole run (every peer and baseline) uses."""
+    parser.add_argument(
+        "--broker",
+        choices=BROKERS,
+        default="local",
+        help="local: the local development broker; kafka: Apache Kafka (parafka.testing."
+        "KafkaBroker, needs java and mvn; the first run resolves it from Maven Central)",
+    )
+
+
+def open_broker(name: str) -> LocalBroker | KafkaBroker:
+    """The broker `--broker` names, not started yet: use it in a `with` block."""
+    if name == "kafka":
+        return KafkaBroker()
+    if name == "local":
+        return LocalBroker()
+    raise ValueError(f"unknown broker {name!r}: use one of {', '.join(BROKERS)}")
+
+
+def broker_label(broker: LocalBroker | KafkaBroker) -> str:
+    """How a report names the broker it ran on."""
+    if isinstance(broker, KafkaBroker):
+        return f"Apache Kafka {broker.version}"
+    return "local broker"
+
+
+# A share group's session, heartbeat and offset reset are group settings on the broker: the
+# share consumer refuses them as client settings.
+_CLASSIC_GROUP_ONLY = ("session.timeout.ms", "heartbeat.interval.ms")
 
 
 def fresh_group(prefix: str) -> str:
@@ -160,20 +197,28 @@ def parafka_run(
     ordering: Ordering,
     concurrency: int,
     timeout: float = 600.0,
+    share_group: str | None = None,
 ) -> int:
     """Run a ParallelConsumer in a fresh group until `count` records are processed.
 
+    `share_group`: join this share group (`group_type="share"`, made with
+    `KafkaBroker.new_share_group`) instead of a fresh consumer group.
     Returns how many it processed; raises if it stopped early or ran out of time.
     """
+    group_type: GroupType = "consumer" if share_group is None else "share"
+    if share_group is not None:
+        config = {k: v for k, v in config.items() if k not in _CLASSIC_GROUP_ONLY}
     consumer = ParallelConsumer(
         handler,
         bootstrap_servers=str(config["bootstrap.servers"]),
-        group_id=fresh_group(f"bench-{ordering}"),
+        group_id=share_group or fresh_group(f"bench-{ordering}"),
         topics=topic,
         ordering=ordering,
         concurrency=concurrency,
         kafka_config=config,
+        group_type=group_type,
     )
+    label = f"parafka {'share ' if share_group else ''}{ordering}/{concurrency}"
     consumer.start()
     deadline = time.monotonic() + timeout
     try:
@@ -182,7 +227,7 @@ def parafka_run(
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(
-                    f"parafka {ordering}/{concurrency} processed "
+                    f"{label} processed "
                     f"{consumer.stats().processed} of {count} records in {timeout:.0f} s"
                 )
             time.sleep(0.05)
@@ -190,11 +235,9 @@ def parafka_run(
         consumer.stop()
         final = consumer.join(60)
     if final is None:
-        raise RuntimeError(f"parafka {ordering}/{concurrency} did not stop within 60 s")
+        raise RuntimeError(f"{label} did not stop within 60 s")
     if final.processed < count:
-        raise RuntimeError(
-            f"parafka {ordering}/{concurrency} stopped after {final.processed} of {count} records"
-        )
+        raise RuntimeError(f"{label} stopped after {final.processed} of {count} records")
     return final.processed
 
 

@@ -16,7 +16,11 @@ thousands of concurrent awaits, each beside its baselines in the same run.
 The no-op and async rates are timed from the first record done to the last, sampled every
 10 ms from parafka's stats.
 
+`--only md5|noop|async` runs one of the three; `--broker kafka` runs on Apache Kafka
+(`parafka.testing.KafkaBroker`), every baseline too.
+
 Usage: python benchmarks/executors.py [--quick] [--workers N] [--rounds R]
+                                      [--only md5|noop|async] [--broker local|kafka]
 """
 
 from __future__ import annotations
@@ -34,18 +38,21 @@ from pathlib import Path
 from typing import Any
 
 from common import (
+    add_broker_option,
+    broker_label,
     console,
     fmt_rate,
     fmt_ratio,
     fresh_group,
     keyed_items,
     note,
+    open_broker,
     produce,
     table,
 )
 
 from parafka import ParallelConsumer, Record
-from parafka.testing import LocalBroker
+from parafka.testing import Broker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for examples/
 from examples.md5_baselines import plain_loops, queue_pipeline, start_parafka_processes
@@ -58,6 +65,7 @@ MD5_BATCH = 1000  # records per handler call in the batch configurations
 # 4 x C x batch size = 4,000 here, leaves the fetch waiting on acknowledgements).
 MD5_BUFFER = 12_000
 RESULTS_DIR = Path(__file__).resolve().parent
+SECTIONS = ("md5", "noop", "async")
 
 
 # -- parafka ----------------------------------------------------------------------------------
@@ -117,7 +125,7 @@ async def async_sleep(record: Record) -> None:
 
 
 # -- md5 ---------------------------------------------------------------------------------------
-def output_rate(broker: LocalBroker, topic: str, count: int) -> float:
+def output_rate(broker: Broker, topic: str, count: int) -> float:
     """records/s of a finished md5 run, from its output topic: `count` over the time from
     the first output produced to the last (the producers' CreateTime stamps, in ms). The
     same clock for every run, wherever its work happened. Read with `consume_all`, which
@@ -206,7 +214,7 @@ def _md5_configs(workers: int) -> list[tuple[str, str, dict[str, Any]]]:
 def _md5_runs(
     args: argparse.Namespace,
     config: dict[str, Any],
-    broker: LocalBroker,
+    broker: Broker,
     names: str,
     count: int,
     out: Callable[[], str],
@@ -260,66 +268,104 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller runs (about a minute)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--rounds", type=int, help="md5 rounds (default 5, --quick 1)")
+    parser.add_argument("--only", choices=SECTIONS, help="run only this workload")
+    add_broker_option(parser)
     args = parser.parse_args(argv)
+    sections = (args.only,) if args.only else SECTIONS
     md5_count = 40_000 if args.quick else 200_000
     args.rounds = args.rounds or (1 if args.quick else 5)
     noop_count = 40_000 if args.quick else 200_000
     async_count = 10_000 if args.quick else 50_000
     rows: list[tuple[str, str, float, str]] = []  # section, name, rate, note
 
-    with LocalBroker() as broker:
+    with open_broker(args.broker) as broker:
+        where = broker_label(broker)
         config: dict[str, Any] = {**broker.client_config(), "fetch.queue.backoff.ms": 10}
-        servers = broker.bootstrap_servers
-        names = broker.new_topic("md5-in", PARTITIONS)
-        note(f"producing {md5_count:,} name events")
-        events = generate(md5_count, seed=7)
-        produce(servers, names, keyed_items(md5_count, 1000, PARTITIONS, map(encode, events), 7))
+        if "md5" in sections:
+            rows.extend(_md5_section(args, config, broker, md5_count))
+        if "noop" in sections:
+            rows.extend(_noop_section(args, config, broker, noop_count))
+        if "async" in sections:
+            rows.extend(_async_section(config, broker, async_count))
 
-        def out() -> str:
-            return broker.new_topic("md5-out", PARTITIONS)
-
-        md5_rows = _md5_runs(args, config, broker, names, md5_count, out)
-        rows.extend(md5_rows)
-
-        noop_topic = broker.new_topic("noop", PARTITIONS)
-        produce(
-            servers,
-            noop_topic,
-            keyed_items(noop_count, 1000, PARTITIONS, [b"x" * 100] * noop_count, 3),
-        )
-        for workers in sorted({1, args.workers}):
-            name = f"parafka process no-op workers={workers}"
-            note(f"{name} ...")
-            rate = parafka_rate(
-                f"{__name__}:noop" if __name__ != "__main__" else "executors:noop",
-                config,
-                noop_topic,
-                noop_count,
-                executor="process",
-                workers=workers,
-                ordering="unordered",
-            )
-            rows.append(("process no-op", name, rate, "target >= 100,000"))
-
-        sleeps = broker.new_topic("async", PARTITIONS)
-        rng = random.Random(11)
-        values = [b"%.3f" % rng.uniform(10, 30) for _ in range(async_count)]
-        produce(servers, sleeps, keyed_items(async_count, 1000, PARTITIONS, values, 5))
-        name = "parafka async C=1000 (sleep 10-30 ms)"
-        note(f"{name} ...")
-        rate = parafka_rate(
-            async_sleep, config, sleeps, async_count, concurrency=1000, ordering="unordered"
-        )
-        rows.append(("async", name, rate, "target >= 20,000; ideal 50,000"))
-
-    report(rows, args.workers)
+    report(rows, args.workers, where, chart=args.only is None, kafka=args.broker == "kafka")
     return 0
 
 
-def report(rows: list[tuple[str, str, float, str]], workers: int) -> None:
+def _md5_section(
+    args: argparse.Namespace, config: dict[str, Any], broker: Broker, md5_count: int
+) -> list[tuple[str, str, float, str]]:
+    names = broker.new_topic("md5-in", PARTITIONS)
+    note(f"producing {md5_count:,} name events")
+    events = generate(md5_count, seed=7)
+    produce(
+        broker.bootstrap_servers,
+        names,
+        keyed_items(md5_count, 1000, PARTITIONS, map(encode, events), 7),
+    )
+
+    def out() -> str:
+        return broker.new_topic("md5-out", PARTITIONS)
+
+    return _md5_runs(args, config, broker, names, md5_count, out)
+
+
+def _noop_section(
+    args: argparse.Namespace, config: dict[str, Any], broker: Broker, noop_count: int
+) -> list[tuple[str, str, float, str]]:
+    rows: list[tuple[str, str, float, str]] = []
+    servers = broker.bootstrap_servers
+    noop_topic = broker.new_topic("noop", PARTITIONS)
+    produce(
+        servers,
+        noop_topic,
+        keyed_items(noop_count, 1000, PARTITIONS, [b"x" * 100] * noop_count, 3),
+    )
+    for workers in sorted({1, args.workers}):
+        name = f"parafka process no-op workers={workers}"
+        note(f"{name} ...")
+        rate = parafka_rate(
+            f"{__name__}:noop" if __name__ != "__main__" else "executors:noop",
+            config,
+            noop_topic,
+            noop_count,
+            executor="process",
+            workers=workers,
+            ordering="unordered",
+        )
+        rows.append(("process no-op", name, rate, "target >= 100,000"))
+    return rows
+
+
+def _async_section(
+    config: dict[str, Any], broker: Broker, async_count: int
+) -> list[tuple[str, str, float, str]]:
+    servers = broker.bootstrap_servers
+    sleeps = broker.new_topic("async", PARTITIONS)
+    rng = random.Random(11)
+    values = [b"%.3f" % rng.uniform(10, 30) for _ in range(async_count)]
+    produce(servers, sleeps, keyed_items(async_count, 1000, PARTITIONS, values, 5))
+    name = "parafka async C=1000 (sleep 10-30 ms)"
+    note(f"{name} ...")
+    rate = parafka_rate(
+        async_sleep, config, sleeps, async_count, concurrency=1000, ordering="unordered"
+    )
+    return [("async", name, rate, "target >= 20,000; ideal 50,000")]
+
+
+def report(
+    rows: list[tuple[str, str, float, str]],
+    workers: int,
+    where: str,
+    chart: bool = True,
+    kafka: bool = False,
+) -> None:
+    """The table; with `chart`, executors.png (executors-kafka.png on Apache Kafka)."""
     md5 = {name: rate for section, name, rate, _ in rows if section == "md5"}
-    two_loops = md5["plain loops x2 (one group)"]
-    pipeline = next(rate for name, rate in md5.items() if name.startswith("queue pipeline"))
+    two_loops = md5.get("plain loops x2 (one group)", float("nan"))
+    pipeline = next(
+        (rate for name, rate in md5.items() if name.startswith("queue pipeline")), float("nan")
+    )
     lines = []
     for section, name, rate, remark in rows:
         vs = ""
@@ -332,22 +378,25 @@ def report(rows: list[tuple[str, str, float, str]], workers: int) -> None:
             ["workload", "run", "records/s", "x 2 loops / x pipeline", "note"],
             lines,
             caption=(
-                f"Machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+                f"{where}. Machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
                 f"{time.strftime('%Y-%m-%d %H:%M')}; workers={workers}."
             ),
             text_columns=2,
         )
     )
-    best = max((r for n, r in md5.items() if n.startswith("parafka")), default=float("nan"))
-    note(
-        f"md5 best parafka: {fmt_rate(best)} records/s = {fmt_ratio(best / two_loops)} two plain "
-        f"loops (target 0.9x), {fmt_ratio(best / pipeline)} the queue pipeline (target 3x)"
-    )
-    _chart(rows)
+    if md5:
+        best = max((r for n, r in md5.items() if n.startswith("parafka")), default=float("nan"))
+        note(
+            f"md5 best parafka: {fmt_rate(best)} records/s = {fmt_ratio(best / two_loops)} two "
+            f"plain loops (target 0.9x), {fmt_ratio(best / pipeline)} the queue pipeline "
+            "(target 3x)"
+        )
+    if chart:
+        _chart(rows, RESULTS_DIR / ("executors-kafka.png" if kafka else "executors.png"))
 
 
-def _chart(rows: list[tuple[str, str, float, str]]) -> None:
-    """benchmarks/executors.png: records/s per configuration."""
+def _chart(rows: list[tuple[str, str, float, str]], path: Path) -> None:
+    """records/s per configuration, as a bar chart at `path`."""
     try:
         import matplotlib
 
@@ -366,7 +415,6 @@ def _chart(rows: list[tuple[str, str, float, str]]) -> None:
     for y, rate in enumerate(rates[::-1]):
         ax.text(rate, y, f" {rate:,.0f}", va="center", fontsize=8)
     fig.tight_layout()
-    path = RESULTS_DIR / "executors.png"
     fig.savefig(path, dpi=110)
     note(f"chart written to {path}")
 

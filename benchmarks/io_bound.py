@@ -1,13 +1,17 @@
 """IO-bound benchmark: handlers that sleep 10-30 ms, parafka beside its baselines.
 
-Runs, on one local broker and in one process:
+Runs, on one broker and in one process:
 - the ideal by Little's law: C / mean handler time (min(C, partitions) in partition mode);
 - a plain serial consume loop (on a prefix: the full run would take minutes);
 - the "consume(C), one thread per record, join, commit" pattern with the same C;
 - parafka in unordered and key mode at each concurrency, and in partition mode on a
-  smaller topic (only one record per partition runs at a time, so it is slow by design).
+  smaller topic (only one record per partition runs at a time, so it is slow by design);
+- with `--broker kafka` (Apache Kafka, `parafka.testing.KafkaBroker`), also parafka in a
+  share group (`group_type="share"`, unordered) at each concurrency, beside consumer-group
+  unordered: same handler, same records, a fresh share group per run that starts at the
+  log start.
 
-Usage: python benchmarks/io_bound.py [--records N] [--quick]
+Usage: python benchmarks/io_bound.py [--records N] [--quick] [--broker local|kafka]
 """
 
 from __future__ import annotations
@@ -24,12 +28,15 @@ from common import (
     Ordering,
     Result,
     SleepJob,
+    add_broker_option,
     batch_threads_loop,
+    broker_label,
     console,
     fmt_rate,
     fmt_ratio,
     mean_sleep_seconds,
     note,
+    open_broker,
     parafka_run,
     plain_loop,
     produce,
@@ -37,7 +44,7 @@ from common import (
     table,
 )
 
-from parafka.testing import LocalBroker
+from parafka.testing import KafkaBroker
 
 PARTITIONS = 4
 KEYS = 1000
@@ -58,12 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=20_000, help="records in the main topic")
     parser.add_argument("--quick", action="store_true", help="a small run (a minute or so)")
+    add_broker_option(parser)
     args = parser.parse_args(argv)
     records = 4_000 if args.quick and args.records == 20_000 else args.records
     partition_records = 400 if args.quick else 2_000
     serial_records = 200 if args.quick else 1_000
 
-    with LocalBroker() as broker:
+    with open_broker(args.broker) as broker:
+        where = broker_label(broker)
         config = broker.client_config()
         servers = broker.bootstrap_servers
         note(f"broker on {servers}; producing {records:,} + {partition_records:,} sleep jobs")
@@ -117,6 +126,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                         job.record, config, main_topic, records, o, c
                     ),
                 )
+                if ordering == "unordered" and isinstance(broker, KafkaBroker):
+                    timed(
+                        f"parafka share unordered C={c}",
+                        "parafka",
+                        c,
+                        c / mean_t,
+                        lambda job, c=c, b=broker: parafka_run(
+                            job.record,
+                            config,
+                            main_topic,
+                            records,
+                            "unordered",
+                            c,
+                            share_group=b.new_share_group("bench-share"),
+                        ),
+                    )
         c = PARTITION_MODE_CONCURRENCY
         timed(
             f"parafka partition C={c}",
@@ -128,13 +153,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
         )
 
-    report(rows, records, partition_records)
+    report(rows, records, partition_records, where)
     return 0
 
 
-def report(rows: list[Row], records: int, partition_records: int) -> None:
+def report(rows: list[Row], records: int, partition_records: int, where: str) -> None:
     serial = next(r.result.rate for r in rows if r.kind == "serial")
     batch = {r.concurrency: r.result.rate for r in rows if r.kind == "batch"}
+    unordered = {
+        r.concurrency: r.result.rate for r in rows if r.result.name.startswith("parafka unordered")
+    }
     body = []
     for row in rows:
         res = row.result
@@ -153,11 +181,12 @@ def report(rows: list[Row], records: int, partition_records: int) -> None:
             ]
         )
     caption = (
-        f"{PARTITIONS} partitions, {KEYS} keys, sleeps uniform in 10-30 ms. Time runs from the "
-        "first handler call to the end of the last (group join excluded). Ideal = C / mean "
-        f"sleep; partition mode: min(C, {PARTITIONS}) / mean sleep, on its own "
+        f"{where}. {PARTITIONS} partitions, {KEYS} keys, sleeps uniform in 10-30 ms. Time "
+        "runs from the first handler call to the end of the last (group join excluded). "
+        f"Ideal = C / mean sleep; partition mode: min(C, {PARTITIONS}) / mean sleep, on its own "
         f"{partition_records:,}-record topic. x batch compares with the batch + thread per "
-        f"record pattern at the same C. Serial ran on the first {rows[0].result.records:,} "
+        "record pattern at the same C. share = a share group (group_type='share'), the "
+        f"same records. Serial ran on the first {rows[0].result.records:,} "
         f"records. Handler ms = measured mean time inside the handler. Machine: "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d %H:%M')}."
@@ -188,9 +217,11 @@ def report(rows: list[Row], records: int, partition_records: int) -> None:
         versus_batch = batch.get(row.concurrency)
         batch_text = f", {res.rate / versus_batch:.2f}x batch+threads" if versus_batch else ""
         verdict = "meets" if res.rate / row.ideal >= 0.95 else "MISSES"
+        group = unordered.get(row.concurrency) if res.name.startswith("parafka share") else None
+        group_text = f", {res.rate / group:.2f}x consumer-group unordered" if group else ""
         console.print(
             f"{res.name}: {res.rate / row.ideal:.1%} of ideal ({verdict} the 95% target), "
-            f"{res.rate / serial:.1f}x serial{batch_text}",
+            f"{res.rate / serial:.1f}x serial{batch_text}{group_text}",
             highlight=False,
         )
 

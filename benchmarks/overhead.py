@@ -10,8 +10,10 @@ queued.min.messages (100,000) the fetcher waits up to a second before fetching m
 fast loop spends most of its time idle and the comparison measures that wait, not the
 per-record cost. Pass --fetch-queue-backoff-ms 1000 to measure with the default.
 
+`--broker kafka` runs the same on Apache Kafka (`parafka.testing.KafkaBroker`).
+
 Usage: python benchmarks/overhead.py [--records N] [--rounds R] [--quick]
-                                     [--fetch-queue-backoff-ms MS]
+                                     [--fetch-queue-backoff-ms MS] [--broker local|kafka]
 """
 
 from __future__ import annotations
@@ -27,18 +29,19 @@ from collections.abc import Sequence
 from common import (
     Ordering,
     Span,
+    add_broker_option,
+    broker_label,
     console,
     fmt_rate,
     fmt_ratio,
     keyed_items,
     note,
+    open_broker,
     parafka_run,
     plain_loop,
     produce,
     table,
 )
-
-from parafka.testing import LocalBroker
 
 PARTITIONS = 4
 KEYS = 1000
@@ -74,12 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=10,
         help="librdkafka fetch.queue.backoff.ms for both sides (its default: 1000)",
     )
+    add_broker_option(parser)
     args = parser.parse_args(argv)
     records = 50_000 if args.quick and args.records == 500_000 else args.records
     rounds = 2 if args.quick and args.rounds == 3 else args.rounds
 
     runs: list[tuple[int, str, float, float]] = []  # (round, name, seconds, records/s)
-    with LocalBroker() as broker:
+    with open_broker(args.broker) as broker:
+        where = broker_label(broker)
         config = broker.client_config(**{"fetch.queue.backoff.ms": args.fetch_queue_backoff_ms})
         topic = broker.new_topic("overhead", PARTITIONS)
         note(f"producing {records:,} records of {VALUE_BYTES} bytes to {PARTITIONS} partitions")
@@ -103,11 +108,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 handled = parafka_run(noop, config, topic, records, ordering, concurrency)
                 measure(round_no, f"parafka {ordering} C={concurrency}", handled, noop)
 
-    report(runs, records, args.fetch_queue_backoff_ms)
+    report(runs, records, args.fetch_queue_backoff_ms, where)
     return 0
 
 
-def report(runs: list[tuple[int, str, float, float]], records: int, backoff_ms: int) -> None:
+def report(
+    runs: list[tuple[int, str, float, float]], records: int, backoff_ms: int, where: str
+) -> None:
     names = [PLAIN] + [f"parafka {o} C={c}" for o, c in CONFIGS]
     rates = {name: [rate for _, n, _, rate in runs if n == name] for name in names}
     # Each parafka run against the plain run just before it (the closest in time).
@@ -137,9 +144,9 @@ def report(runs: list[tuple[int, str, float, float]], records: int, backoff_ms: 
             ]
         )
     caption = (
-        f"No-op handler, {records:,} records of {VALUE_BYTES} bytes, {PARTITIONS} partitions, "
-        f"{KEYS} keys, fetch.queue.backoff.ms={backoff_ms}; each run in a fresh group, "
-        "timed from the first handler call to the "
+        f"{where}. No-op handler, {records:,} records of {VALUE_BYTES} bytes, "
+        f"{PARTITIONS} partitions, {KEYS} keys, fetch.queue.backoff.ms={backoff_ms}; "
+        "each run in a fresh group, timed from the first handler call to the "
         "last. Runs alternate plain, parafka, plain, ... x plain = ratio of medians; paired = "
         "median of each parafka run / the plain run just before it. Machine: "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "

@@ -33,6 +33,13 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # documented, unlisted
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
 
 from parafka.broker import BrokerProcess
 from parafka.kafka_broker import KAFKA_VERSION, KafkaNotAvailable, KafkaProcess
@@ -267,3 +274,20 @@ class KafkaBroker(Broker):
 
     def create_topic(self, name: str, partitions: int = 1) -> None:
         self._process.create_topic(name, partitions)
+
+    def new_share_group(self, prefix: str = "share") -> str:
+        """Name a new share group that starts at the log start, and return it.
+
+        A share group's `share.auto.offset.reset` is a group setting on the broker, `latest`
+        by default (a client setting cannot change it), so a member would miss the records
+        produced before it joined; this sets it to `earliest` before the first member comes.
+        """
+        group = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        earliest = ConfigEntry(
+            "share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET
+        )
+        resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=[earliest])
+        for future in admin.incremental_alter_configs([resource]).values():
+            future.result(timeout=30)
+        return group

@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import (
-    AdminClient,
-    AlterConfigOpType,
-    ConfigEntry,
-    ConfigResource,
-    ResourceType,
-)
 
 from parafka import ParallelConsumer
 from parafka.testing import Broker, KafkaBroker
@@ -85,15 +77,5 @@ def consumer(
 
 
 def share_group(broker: KafkaBroker) -> str:
-    """A new share group that starts at the log start: a share group's
-    `share.auto.offset.reset` is a group setting on the broker, `latest` by default (a
-    client setting cannot change it), so records produced before it joins would be missed."""
-    group = f"share-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
-    earliest = ConfigEntry(
-        "share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET
-    )
-    resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=[earliest])
-    for future in admin.incremental_alter_configs([resource]).values():
-        future.result(timeout=30)
-    return group
+    """A new share group that starts at the log start (`KafkaBroker.new_share_group`)."""
+    return broker.new_share_group()
