@@ -29,7 +29,8 @@ from pathlib import Path
 
 from common import console, fresh_group, keyed_items, produce, table
 
-from parafka import Output, ParallelConsumer, Record
+from parafka import Output, ParallelConsumer, Record, tune_gc
+from parafka.gctuning import GcTimer
 from parafka.testing import LocalBroker
 
 PARTITIONS = 4
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--no-profile", action="store_true", help="only time the run")
+    parser.add_argument("--tune-gc", action="store_true", help="parafka.tune_gc() first")
     parser.add_argument(
         "--wall", action="store_true", help="sample every thread, idle included (not --gil)"
     )
@@ -92,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("profile_engine: py-spy not found; install the dev extra", file=sys.stderr)
         return 2
 
+    if args.tune_gc:
+        tune_gc()  # as `parafka run` does
     with LocalBroker() as broker:
         config = {"bootstrap.servers": broker.bootstrap_servers, "fetch.queue.backoff.ms": 10}
         topic = f"profile-{os.getpid()}"
@@ -120,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         consumer.start()
         while consumer.stats().processed == 0:  # the group join is not part of the profile
             time.sleep(0.005)
+        gc_time = GcTimer()
+        gc_time.install()
         began, cpu0 = time.perf_counter(), time.process_time()
         if not args.no_profile:
             sampler = subprocess.Popen(
@@ -132,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         while consumer.stats().processed < args.records and consumer.is_running:
             time.sleep(0.01)
         seconds, cpu = time.perf_counter() - began, time.process_time() - cpu0
+        gc_time.remove()
         counted = consumer.stats().processed - first
         if sampler is not None:
             sampler.send_signal(signal.SIGINT)
@@ -143,7 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(
         f"{args.handler} handler, {args.ordering}, C={args.concurrency}: {counted:,} records "
         f"in {seconds:.2f} s = {rate:,.0f} records/s ({1e6 / rate:.2f} us a record); "
-        f"process CPU {cpu / seconds:.2f} cores, {cpu / counted * 1e6:.2f} us a record"
+        f"process CPU {cpu / seconds:.2f} cores, {cpu / counted * 1e6:.2f} us a record; "
+        f"garbage collection {gc_time.total / seconds:.0%} of the time"
     )
     if sampler is None:
         return 0

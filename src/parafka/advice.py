@@ -4,10 +4,14 @@ The defaults are meant to be right; when they cannot be (a per-record handler th
 microseconds of CPU runs under one interpreter's GIL), the consumer says what would help
 and why, with the numbers it saw, instead of leaving the user to find a flag.
 
-The rule for now: over the last `WINDOW` seconds of work, this process used at least
-`BUSY` of a core (Python runs on one core at a time), the machine had at least one core
-idle (by its load average), and records were handled on threads. Then more consumer
-processes in the group would use the idle cores: `--processes N`.
+Two rules, each said once, over windows of `WINDOW` seconds of work:
+
+- this process used at least `BUSY` of a core (Python runs on one core at a time), the
+  machine had at least one core idle (by its load average), and records were handled on
+  threads: more consumer processes in the group would use the idle cores (`--processes N`);
+- garbage collection took at least `GC_SHARE` of the time and the collector runs with
+  CPython's defaults: `parafka.tune_gc()` (which `parafka run` calls) takes that away
+  (measured with a no-op handler: 13-17% of the time with the defaults, none after).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 WINDOW = 10.0  # seconds of work the advice is based on
 BUSY = 0.85  # of one core: this process is CPU-bound
 MIN_RECORDS = 10_000  # in the window: a steady load, not a trickle
+GC_SHARE = 0.10  # of the window's time spent collecting garbage
 
 
 @dataclass(frozen=True)
@@ -28,21 +33,22 @@ class Sample:
     processed: int  # records processed so far
     load: float  # the machine's 1-minute load average (os.getloadavg)
     handler_seconds: float | None = None  # per record, as the executor measured it
+    gc_seconds: float = 0.0  # spent in garbage collections so far (gctuning.GcTimer)
+    gc_tuned: bool = True  # the collector runs as tune_gc() sets it
 
 
 class Advisor:
-    """Collects samples; `advise()` returns a line once, when the rule holds."""
+    """Collects samples; `sample()` returns a line the first time a rule holds."""
 
     def __init__(self, cores: int, executor: str) -> None:
         self.cores = cores
         self.executor = executor
         self._first: Sample | None = None
-        self.given: str | None = None
+        self.given: list[str] = []
+        self._said: set[str] = set()
 
     def sample(self, sample: Sample) -> str | None:
-        """Add a sample; returns the advice the first time it applies, else None."""
-        if self.given is not None or self.executor != "thread" or self.cores < 2:
-            return None
+        """Add a sample; returns advice the first time it applies, else None."""
         first = self._first
         if first is None or sample.processed == first.processed:
             self._first = sample  # no work yet, or none since: start the window again
@@ -52,18 +58,39 @@ class Advisor:
             return None
         self._first = sample
         records = sample.processed - first.processed
+        if records < MIN_RECORDS:
+            return None
+        for rule, line in (
+            ("processes", self._processes(first, sample, span, records)),
+            ("gc", self._gc(first, sample, span)),
+        ):
+            if line is not None and rule not in self._said:
+                self._said.add(rule)
+                self.given.append(line)
+                return line
+        return None
+
+    def _processes(self, first: Sample, sample: Sample, span: float, records: int) -> str | None:
         busy = (sample.cpu - first.cpu) / span
         idle = self.cores - sample.load
-        if records < MIN_RECORDS or busy < BUSY or idle < 1.0:
+        if self.executor != "thread" or self.cores < 2 or busy < BUSY or idle < 1.0:
             return None
-        rate = records / span
         handler = ""
         if sample.handler_seconds is not None:
             handler = f"; handlers take {sample.handler_seconds * 1e6:.0f} us a record"
-        self.given = (
-            f"this process keeps one core busy ({busy:.0%}) at {rate:,.0f} records/s while "
-            f"about {idle:.1f} of {self.cores} cores are idle{handler}: `parafka run "
+        return (
+            f"this process uses {busy:.0%} of a core at {records / span:,.0f} records/s "
+            f"while about {idle:.1f} of {self.cores} cores are idle{handler}: `parafka run "
             f"--processes {self.cores}` (or {self.cores} processes with a ParallelConsumer "
             "each, in the same group) would use them"
         )
-        return self.given
+
+    def _gc(self, first: Sample, sample: Sample, span: float) -> str | None:
+        share = (sample.gc_seconds - first.gc_seconds) / span
+        if sample.gc_tuned or share < GC_SHARE:
+            return None
+        return (
+            f"garbage collection took {share:.0%} of the time over the last {span:.0f} s: "
+            "call parafka.tune_gc() once at start (what `parafka run` does: young collections "
+            "every 50,000 allocations instead of 700)"
+        )

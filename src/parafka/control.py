@@ -29,6 +29,7 @@ from parafka.exactly_once import Transaction, TransactionAborted
 from parafka.executors import Completions, Executor, ThreadExecutor, Work
 from parafka.failures import FailureLog, report, report_due
 from parafka.flow import FlowControl
+from parafka.gctuning import GcTimer, tuned
 from parafka.health import Membership
 from parafka.kafka_config import consumer_config, producer_config
 from parafka.lag import HeadWatch, partition_stats
@@ -189,6 +190,7 @@ class ControlLoop(Stoppable):
         # advice.py: say when a setting would help (here: more processes for idle cores)
         kind = "thread" if isinstance(executor, ThreadExecutor) else type(executor).__name__
         self.advisor = Advisor(os.cpu_count() or 1, kind)
+        self.gc_timer = GcTimer()  # installed while the loop runs (open to close)
         self.connect_watch = ConnectWatch()  # a refused connection fails fast (waits.py)
         self.waits = WaitReporter(
             settings.group_id, settings.topics, settings.kafka_config, watch=self.connect_watch
@@ -229,6 +231,7 @@ class ControlLoop(Stoppable):
             self.transaction.start()
         self._consumer.subscribe(list(s.topics))
         self.executor.start(self.work, self.completions)
+        self.gc_timer.install()
         self.phase = Phase.RUNNING
         self.running.set()
 
@@ -792,6 +795,7 @@ class ControlLoop(Stoppable):
         return bool(self.outputs.pending or self.letters.pending)
 
     def close(self) -> None:
+        self.gc_timer.remove()
         if self.phase is not Phase.FAILED:
             self.phase = Phase.CLOSING
         self.executor.shutdown(0.0 if self._hard_stop.is_set() else 1.0)
@@ -827,6 +831,8 @@ class ControlLoop(Stoppable):
                 counts.processed,
                 os.getloadavg()[0],
                 self.executor.handler_seconds,
+                self.gc_timer.total,
+                tuned(),
             )
         )
         if advice is not None:
@@ -852,7 +858,7 @@ class ControlLoop(Stoppable):
             at=now,
             membership=self.membership.state,
             membership_since=self.membership.since,
-            advice=self.advisor.given,
+            advice=tuple(self.advisor.given),
         )
 
 

@@ -16,6 +16,7 @@ its own.
 from __future__ import annotations
 
 import gc
+import time
 
 YOUNG_THRESHOLD = 50_000  # allocations between two young collections (CPython: 700)
 
@@ -29,3 +30,32 @@ def tune_gc(young_threshold: int = YOUNG_THRESHOLD) -> tuple[int, int, int]:
     gc.freeze()
     gc.set_threshold(max(young, young_threshold), middle, old)
     return before
+
+
+def tuned() -> bool:
+    """Whether the young generation is collected as seldom as `tune_gc` sets (or less)."""
+    return gc.get_threshold()[0] >= YOUNG_THRESHOLD
+
+
+class GcTimer:
+    """Adds up the time the interpreter spends in garbage collections (a `gc.callbacks`
+    entry: one call at the start and one at the end of each collection, in whichever
+    thread triggered it; the consumer's advice reads `total`)."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._start = 0.0
+
+    def __call__(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.total += time.perf_counter() - self._start
+
+    def install(self) -> None:
+        if self not in gc.callbacks:
+            gc.callbacks.append(self)
+
+    def remove(self) -> None:
+        if self in gc.callbacks:
+            gc.callbacks.remove(self)

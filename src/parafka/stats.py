@@ -55,7 +55,7 @@ class Stats:
     at: float = 0.0  # when the snapshot was taken (the loop's monotonic clock; 0: none yet)
     membership: str = "joining"  # "joining", "assigned" or "lost" (health.Membership)
     membership_since: float = 0.0  # when it entered that state (same clock)
-    advice: str | None = None  # a setting that would help, once the numbers show it (advice.py)
+    advice: tuple[str, ...] = ()  # settings that would help, once the numbers show it (advice.py)
 
     @property
     def held(self) -> int:
