@@ -43,15 +43,15 @@ from common import (
     console,
     fmt_rate,
     fmt_ratio,
-    fresh_group,
     keyed_items,
     note,
     open_broker,
+    parafka_rate,
     produce,
     table,
 )
 
-from parafka import ParallelConsumer, Record
+from parafka import Record
 from parafka.testing import Broker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for examples/
@@ -69,43 +69,6 @@ SECTIONS = ("md5", "noop", "async")
 
 
 # -- parafka ----------------------------------------------------------------------------------
-def parafka_rate(
-    handler: Callable[..., Any] | str, config: dict[str, Any], topic: str, count: int, **kw: Any
-) -> float:
-    """records/s from the first record done to the last, sampled from stats()."""
-    consumer = ParallelConsumer(
-        handler,
-        bootstrap_servers=str(config["bootstrap.servers"]),
-        group_id=fresh_group("bench-exec"),
-        topics=topic,
-        kafka_config=config,
-        **kw,
-    )
-    consumer.start()
-    first = last = None
-    deadline = time.monotonic() + 600
-    try:
-        while time.monotonic() < deadline:
-            processed = consumer.stats().processed
-            now = time.perf_counter()
-            if processed and first is None:
-                first = now
-            if processed >= count:
-                last = now
-                break
-            if not consumer.is_running:
-                break
-            time.sleep(0.01)
-    finally:
-        consumer.stop()
-        consumer.join(60)
-    if first is None or last is None:
-        raise RuntimeError(f"parafka {kw} did not process {count} records")
-    # All of it within one stats refresh: too quick to time this way (the md5 runs are
-    # timed from their outputs instead).
-    return count / (last - first) if last > first else float("nan")
-
-
 def parafka_processes(
     target: str, config: dict[str, Any], topic: str, count: int, n: int, **kw: Any
 ) -> None:

@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from collections.abc import Sequence
 
-from common import console, fmt_rate, fresh_group, keyed_items, produce, table
+from common import console, fmt_rate, fresh_group, keyed_items, parafka_rate, produce, table
 
-from parafka import ParallelConsumer, Record
+from parafka import Record
 from parafka.control import ControlLoop
 from parafka.testing import KafkaBroker
 
@@ -38,34 +37,10 @@ def one_run(broker: KafkaBroker, topic: str, count: int, ordering: str, stream: 
     out = fresh_group("txn-out")
     broker.create_topic(out, PARTITIONS)
     ControlLoop.stream_outputs = stream
-    consumer = ParallelConsumer(
-        echo,
-        bootstrap_servers=broker.bootstrap_servers,
-        group_id=fresh_group("txn"),
-        topics=topic,
-        ordering=ordering,
-        output_topic=out,
-        exactly_once=True,
-        kafka_config={"fetch.queue.backoff.ms": 10},
+    config = {"bootstrap.servers": broker.bootstrap_servers, "fetch.queue.backoff.ms": 10}
+    rate = parafka_rate(
+        echo, config, topic, count, ordering=ordering, output_topic=out, exactly_once=True
     )
-    consumer.start()
-    first = last = None
-    deadline = time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline and consumer.is_running:
-            processed = consumer.stats().processed
-            now = time.perf_counter()
-            if processed and first is None:
-                first = now
-            if processed >= count:
-                last = now
-                break
-            time.sleep(0.01)
-    finally:
-        consumer.stop()
-        consumer.join(60)
-    if first is None or last is None:
-        raise RuntimeError(f"stream={stream}: did not process {count} records")
     outputs = broker.consume_all(out, expected=count, timeout=60)
     values = {m.value() for m in outputs}
     if len(outputs) != count or len(values) != count:
@@ -73,7 +48,7 @@ def one_run(broker: KafkaBroker, topic: str, count: int, ordering: str, stream: 
             f"stream={stream}: {len(outputs)} outputs read back ({len(values)} distinct), "
             f"expected {count} exactly once"
         )
-    return count / (last - first)
+    return rate
 
 
 def main(argv: Sequence[str] | None = None) -> int:
