@@ -11,6 +11,7 @@ import pytest
 
 from parafka import ConfigError, Overloaded, ParallelConsumer, Record
 from parafka.executors.outcomes import NOT_RUN
+from parafka.memory import VirtualClock
 from parafka.pacing import Pacer
 from parafka.settings import Settings
 from parafka.testing import InMemoryCluster
@@ -60,21 +61,13 @@ def test_the_cli_refuses_bad_concurrency_in_one_line(
     assert needle in usage_error(capsys, ["run", HANDLER, *BASE, *argv])
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Running:
     def __init__(self, in_flight: int) -> None:
         self.in_flight = in_flight
 
 
 def test_the_pacer_feeds_each_chunk_to_the_limiter() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     pacer = Pacer(settings(concurrency="auto", max_concurrency=64), clock)
     assert pacer.adaptive is not None
     start = pacer.limit
@@ -82,21 +75,21 @@ def test_the_pacer_feeds_each_chunk_to_the_limiter() -> None:
     for _ in range(30):  # a steady 20 ms per record with the limit in use: it grows
         entries: list[Any] = [object() for _ in range(pacer.limit)]
         pacer.dispatched([entries])
-        clock.now += 0.02
+        clock.advance(0.02)
         for entry in entries:
             pacer.completed([entry], None, Running(len(entries)))
     assert pacer.limit > start
     grown = pacer.limit
     entries = [object() for _ in range(3)]
     pacer.dispatched([entries])
-    clock.now += 0.02
+    clock.advance(0.02)
     outcomes: list[Any] = [None, (None, Overloaded("429")), NOT_RUN]
     pacer.completed(entries, outcomes, Running(3))
     assert pacer.limit == grown - 1  # the failure's slot is taken away
 
 
 def test_a_fixed_concurrency_passes_the_capacity_through() -> None:
-    pacer = Pacer(settings(concurrency=8), FakeClock())
+    pacer = Pacer(settings(concurrency=8), VirtualClock())
     assert pacer.adaptive is None and pacer.limit == 8 and pacer.window(200) == 200
     pacer.dispatched([[object()]])  # type: ignore[list-item]
     pacer.completed([object()], None, Running(1))  # type: ignore[list-item]

@@ -8,6 +8,7 @@ import itertools
 import pytest
 
 from parafka import ConfigError, ParallelConsumer
+from parafka.memory import VirtualClock
 from parafka.ratelimit import KeyRates, TokenBucket, parse_rate
 from parafka.settings import Settings
 from parafka.sim.loops import World, rate_between
@@ -88,34 +89,26 @@ def test_the_cli_refuses_bad_rates_in_one_line(
     assert needle in usage_error(capsys, ["run", HANDLER, *BASE, *argv])
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_key_rates_space_each_key_and_forget_idle_ones() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     rates = KeyRates(10.0, burst=2, clock=clock)
     assert rates.take("a") == 0.0 and rates.take("a") == 0.0  # a burst of two
     due = rates.take("a")
     assert due == pytest.approx(0.1)  # then one per 0.1 s
     assert rates.take("b") == 0.0  # another key is not held
-    clock.now = due
+    clock.advance(due - clock())
     assert rates.take("a") == 0.0
-    clock.now = 1000.0
-    rates._forget(clock.now)
+    clock.advance(1000.0 - clock())
+    rates._forget(clock())
     assert len(rates) == 0
 
 
 def test_token_bucket_allowance_and_rate_change() -> None:
-    clock = FakeClock()
+    clock = VirtualClock()
     bucket = TokenBucket(100.0, burst=10, clock=clock)
     assert bucket.available() == 10
     bucket.spend(10)
-    clock.now = 0.05
+    clock.advance(0.05 - clock())
     assert bucket.available() == 5
     bucket.set_rate(20.0, burst=2)
     assert bucket.available() == 2
