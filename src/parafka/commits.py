@@ -34,6 +34,7 @@ class CommitPlanner:
     def __init__(self, max_metadata_bytes: int) -> None:
         self.max_metadata_bytes = max_metadata_bytes
         self.throttled: set[TP] = set()
+        self.metadata_bytes: dict[TP, int] = {}  # the last planned commit's metadata size
 
     def plan(
         self, partitions: Mapping[TP, PartitionOffsets], only: Iterable[TP] | None = None
@@ -47,7 +48,9 @@ class CommitPlanner:
                 continue
             position = state.position
             assert position is not None
-            plan.offsets.append((tp[0], tp[1], position, self._metadata(tp, state, position, plan)))
+            metadata = self._metadata(tp, state, position, plan)
+            self.metadata_bytes[tp] = len(metadata)
+            plan.offsets.append((tp[0], tp[1], position, metadata))
             state.mark_committed(position)
         return plan
 
@@ -78,3 +81,4 @@ class CommitPlanner:
 
     def forget(self, tp: TP) -> None:
         self.throttled.discard(tp)
+        self.metadata_bytes.pop(tp, None)

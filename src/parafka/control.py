@@ -818,8 +818,17 @@ class ControlLoop(Stoppable):
         if line := self.waits.joining(now, self._first_assignment_at is not None):
             log.info("%s", line)
         heads, high, ledger = self._heads, self._high_watermark, self.ledger
+        behind = ledger.scheduler.behind_retries()
+        sizes, throttled = self.committer.metadata_bytes, self.committer.throttled
         parts = [
-            partition_stats(tp, part.offsets, high(tp), heads, now)
+            partition_stats(
+                tp,
+                part.offsets,
+                high(tp),
+                heads,
+                now,
+                (behind.get(tp, 0), sizes.get(tp, 0), tp in throttled),
+            )
             for tp, part in sorted(ledger.parts.items())
         ]
         heads.retain(ledger.parts)
@@ -858,6 +867,7 @@ class ControlLoop(Stoppable):
             at=now,
             membership=self.membership.state,
             membership_since=self.membership.since,
+            metadata_max_bytes=self.settings.max_metadata_bytes,
             advice=tuple(self.advisor.given),
         )
 

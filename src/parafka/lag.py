@@ -107,10 +107,17 @@ class HeadWatch:
 
 
 def partition_stats(
-    tp: TP, state: PartitionOffsets, log_end: int | None, heads: HeadWatch, now: float
+    tp: TP,
+    state: PartitionOffsets,
+    log_end: int | None,
+    heads: HeadWatch,
+    now: float,
+    head_of_line: tuple[int, int, bool] = (0, 0, False),
 ) -> PartitionStats:
-    """The snapshot of one assigned partition, with its lag split and its oldest
-    unfinished record."""
+    """The snapshot of one assigned partition, with its lag split, its oldest unfinished
+    record, and what holds its line: (records behind a retry, commit metadata bytes,
+    throttled for the metadata's size)."""
+    behind_retry, metadata_bytes, throttled = head_of_line
     unfinished = state.pending_count
     parts = split_lag(
         log_end=log_end,
@@ -137,6 +144,9 @@ def partition_stats(
         done_not_committed=parts.done_not_committed,
         oldest_unfinished=oldest,
         oldest_age=heads.age(tp, oldest, now),
+        behind_retry=behind_retry,
+        metadata_bytes=metadata_bytes,
+        metadata_throttled=throttled,
     )
 
 

@@ -127,6 +127,30 @@ OLDEST_AGE = Spec(
     "record (0 when nothing is unfinished). Grows without bound for a stuck record.",
     PARTITION,
 )
+BEHIND_RETRY = Spec(
+    "parafka_records_behind_retry",
+    "gauge",
+    "Records held back because an older record of their key (their partition in partition "
+    "order) waits for a retry: what a retrying record blocks.",
+    PARTITION,
+)
+METADATA_BYTES = Spec(
+    "parafka_commit_metadata_bytes",
+    "gauge",
+    "Size of the last commit's metadata (the offsets done above the committed one).",
+    PARTITION,
+)
+METADATA_MAX_BYTES = Spec(
+    "parafka_commit_metadata_max_bytes",
+    "gauge",
+    "The cap of the commit metadata (--max-metadata-bytes); at the cap a partition starts "
+    "nothing above its highest finished offset until the set fits again.",
+)
+METADATA_THROTTLED = Spec(
+    "parafka_metadata_throttled_partitions",
+    "gauge",
+    "Partitions whose finished set does not fit the commit metadata's cap.",
+)
 STUCK = Spec(
     "parafka_stuck_partitions",
     "gauge",
@@ -187,6 +211,10 @@ ALL = (
     COMMITTED_OFFSET,
     LOG_END_OFFSET,
     OLDEST_AGE,
+    BEHIND_RETRY,
+    METADATA_BYTES,
+    METADATA_MAX_BYTES,
+    METADATA_THROTTLED,
     STUCK,
     HEALTHY,
     HANDLER_SECONDS,
@@ -263,13 +291,15 @@ class StatsCollector:
             yield _histogram(LATENCY_SECONDS, self._timings.latency.snapshot())
 
     def _partitions(self, stats: Stats) -> Iterator[Metric]:
-        lag, committed, log_end, age = (
+        lag, committed, log_end, age, behind, size = (
             _gauge(LAG),
             _gauge(COMMITTED_OFFSET),
             _gauge(LOG_END_OFFSET),
             _gauge(OLDEST_AGE),
+            _gauge(BEHIND_RETRY),
+            _gauge(METADATA_BYTES),
         )
-        stuck = 0
+        stuck = throttled = 0
         for p in stats.partitions:
             labels = [p.topic, str(p.partition)]
             parts = (p.not_fetched, p.queued, p.in_flight, p.done_not_committed)
@@ -281,9 +311,14 @@ class StatsCollector:
             if p.high_watermark is not None:
                 log_end.add_metric(labels, p.high_watermark)
             age.add_metric(labels, p.oldest_age or 0.0)
+            behind.add_metric(labels, p.behind_retry)
+            size.add_metric(labels, p.metadata_bytes)
+            throttled += p.metadata_throttled
             if p.oldest_age is not None and p.oldest_age > self._stuck_after:
                 stuck += 1
-        yield from (lag, committed, log_end, age)
+        yield from (lag, committed, log_end, age, behind, size)
+        yield _gauge(METADATA_MAX_BYTES, stats.metadata_max_bytes)
+        yield _gauge(METADATA_THROTTLED, throttled)
         yield _gauge(STUCK, stuck)
 
 

@@ -292,6 +292,21 @@ class Scheduler:
             heapq.heappop(retries)  # stale
         return retries[0][0] if retries else None
 
+    def behind_retries(self) -> dict[TP, int]:
+        """Per partition, the entries held back because the head of their shard waits for
+        a retry (ordered modes; in unordered mode a retry holds back nothing)."""
+        behind: dict[TP, int] = {}
+        if self.shard_of is None:
+            return behind
+        for due, _, entry in self._retries:
+            if entry.state is not RETRY_WAIT or entry.due != due:
+                continue  # stale
+            queue = self._queues.get(entry.shard)
+            if queue and len(queue) > 1:
+                tp = entry.part.tp
+                behind[tp] = behind.get(tp, 0) + len(queue) - 1
+        return behind
+
     @property
     def waiting_retry(self) -> int:
         return sum(1 for due, _, e in self._retries if e.state is RETRY_WAIT and e.due == due)

@@ -29,6 +29,11 @@ class PartitionStats:
     done_not_committed: int = 0  # finished above the committed offset
     oldest_unfinished: int | None = None  # offset the committed position waits on
     oldest_age: float | None = None  # seconds it has been the oldest unfinished record
+    # Head-of-line: records held back because an older record of their shard (their key,
+    # or their partition in partition order) waits for a retry
+    behind_retry: int = 0
+    metadata_bytes: int = 0  # the last commit's metadata (offsets done above it), encoded
+    metadata_throttled: bool = False  # the done set did not fit: starts above it wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,7 @@ class Stats:
     at: float = 0.0  # when the snapshot was taken (the loop's monotonic clock; 0: none yet)
     membership: str = "joining"  # "joining", "assigned" or "lost" (health.Membership)
     membership_since: float = 0.0  # when it entered that state (same clock)
+    metadata_max_bytes: int = 0  # the cap of the commit metadata (max_metadata_bytes)
     advice: tuple[str, ...] = ()  # settings that would help, once the numbers show it (advice.py)
 
     @property

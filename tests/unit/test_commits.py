@@ -26,8 +26,11 @@ def test_plan_commits_changed_partitions_with_metadata() -> None:
     ((topic, partition, offset, metadata),) = plan.offsets
     assert (topic, partition, offset) == ("t", 0, 2)
     assert decode_completed(2, metadata) == {5, 7}
+    assert planner.metadata_bytes == {("t", 0): len(metadata)}  # what the metrics show
     assert not a.needs_commit()
     assert planner.plan({("t", 0): a}).offsets == []  # nothing changed since
+    planner.forget(("t", 0))
+    assert planner.metadata_bytes == {}
 
 
 def test_only_limits_the_partitions() -> None:

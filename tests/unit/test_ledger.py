@@ -571,3 +571,21 @@ def test_closing_a_partition_rewinds_one_that_held_a_batch_with_it() -> None:
     assert restart == {("t", 1): 0}
     assert ledger.parts[("t", 1)].offsets.position == 0
     assert first.state is RUNNING  # still in its run, dropped when it comes back
+
+
+# -- head-of-line views -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("ordering", "behind"), [("key", 2), ("partition", 3), ("unordered", 0)])
+def test_records_behind_a_retry_are_counted_per_partition(ordering: str, behind: int) -> None:
+    """Key a's head fails and waits for its retry: its two later records wait behind it (in
+    partition order, b's record too); unordered, nothing waits."""
+    sim = Sim(ordering, concurrency=10, run_length=1, backoff=5.0)
+    tp = ("t", 0)
+    sim.assign(tp)
+    a0, *_ = fetch(sim, tp, [b"a", b"a", b"a", b"b"])
+    runs = sim.take()
+    head = next(run for run in runs if run[0] is a0)
+    sim.ledger.completed(head, [(None, ValueError("down"))])
+    assert a0.state is RETRY_WAIT
+    assert sim.ledger.scheduler.behind_retries() == ({tp: behind} if behind else {})

@@ -36,9 +36,26 @@ def _stats() -> Stats:
         rebalances=1,
         commits=9,
         paused_partitions=1,
+        metadata_max_bytes=4096,
         partitions=(
             PartitionStats(
-                "orders", 0, 10, 10, 40, 30, 10, 0, 20, 6, 4, 0, oldest_unfinished=10, oldest_age=90
+                "orders",
+                0,
+                10,
+                10,
+                40,
+                30,
+                10,
+                0,
+                20,
+                6,
+                4,
+                0,
+                oldest_unfinished=10,
+                oldest_age=90,
+                behind_retry=3,
+                metadata_bytes=120,
+                metadata_throttled=True,
             ),
             PartitionStats("orders", 1, 7, 7, 7, 0, 0, 0, 0, 0, 0, 0),
         ),
@@ -112,6 +129,10 @@ def test_every_declared_metric_is_exposed_with_its_values() -> None:
     assert values[("parafka_healthy", ())] == 0
     labels = (("partition", "0"), ("topic", "orders"))
     assert values[("parafka_oldest_unfinished_age_seconds", labels)] == 90
+    assert values[("parafka_records_behind_retry", labels)] == 3
+    assert values[("parafka_commit_metadata_bytes", labels)] == 120
+    assert values[("parafka_commit_metadata_max_bytes", ())] == 4096
+    assert values[("parafka_metadata_throttled_partitions", ())] == 1
     assert values[("parafka_handler_seconds_count", ())] == 120
     assert values[("parafka_consumer_info", (("group", "g"),))] == 1
     assert "process_resident_memory_bytes" in text
