@@ -14,7 +14,7 @@ from rich.console import Console
 
 from parafka.recent import RecentDeadLetters
 from parafka.record import Record
-from parafka.stats import Stats
+from parafka.stats import PartitionStats, Stats
 from parafka.views.history import History, lag_parts, progress, remaining, total_lag_parts
 from parafka.views.terminal import LiveView, render
 from parafka.views.webdata import payload
@@ -193,6 +193,25 @@ def test_panel_shows_lag_parts_and_the_oldest_record_age_when_known() -> None:
     assert "not fetched" in text and "committed" in text and "oldest waits" in text
     row = next(line for line in text.splitlines() if f"{topic}[0]" in line)  # never cut short
     assert row.split("[0]")[1].split()[:7] == ["20", "13", "3", "2", "2", "4.5", "s"]
+
+
+def test_head_of_line_columns_appear_only_while_they_say_something() -> None:
+    """A record waiting for its retry with others behind it, and commit metadata in use or
+    over its cap, get their columns; without them the table stays as it was."""
+    history = History(keep=10)
+    a = PartitionStats("o", 0, 10, 12, 30, 20, 5, 1, 13, 3, 2, 2, 12, 4.5, behind_retry=7)
+    b = PartitionStats("o", 1, 0, 0, 5, 5, 0, 0, 5, 0, 0, 0, metadata_throttled=True)
+    c = PartitionStats("o", 2, 0, 0, 5, 5, 0, 0, 5, 0, 0, 0, metadata_bytes=840)
+    history.add(Stats(partitions=(a, b, c)), at=0, wall=0)
+    text = text_of(render(history, show_progress=True), width=160)
+    assert "behind retry" in text and "metadata" in text
+    rows = {line.split("]")[0].split("[")[-1]: line for line in text.splitlines() if "o[" in line}
+    assert "7" in rows["0"].split("4.5 s")[1]
+    assert "over cap" in rows["1"] and "840 B" in rows["2"]
+    plain = History(keep=10)
+    plain.add(Stats(partitions=(PartitionStats("o", 0, 0, 0, 5, 5, 0, 0, 5, 0, 0, 0),)), 0, 0)
+    quiet = text_of(render(plain, show_progress=True), width=160)
+    assert "behind retry" not in quiet and "metadata" not in quiet
 
 
 # -- live view --------------------------------------------------------------------------

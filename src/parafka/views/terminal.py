@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import IO
+from typing import IO, NamedTuple
 
 from rich.console import Console, Group, RenderableType
 from rich.file_proxy import FileProxy
@@ -105,6 +105,13 @@ def _partitions(stats: Stats) -> RenderableType:
     if not stats.partitions:
         return Text("no partition assigned yet", style="dim")
     with_parts = any(lag_parts(p) is not None for p in stats.partitions)
+    extra = _Extra(
+        behind=any(getattr(p, "behind_retry", 0) for p in stats.partitions),
+        metadata=any(
+            getattr(p, "metadata_bytes", 0) or getattr(p, "metadata_throttled", False)
+            for p in stats.partitions
+        ),
+    )
     table = Table(box=None, padding=(0, 1), header_style="dim", show_edge=False)
     names = [f"{p.topic}[{p.partition}]" for p in stats.partitions]
     table.add_column("partition", no_wrap=True, min_width=max(map(len, names)))
@@ -113,6 +120,12 @@ def _partitions(stats: Stats) -> RenderableType:
         for name in ("not fetched", "queued", "in flight", "done, not committed"):
             table.add_column(name, justify="right")
         table.add_column("oldest waits", justify="right")
+        # Shown only while they say something: a record holding others back for its retry,
+        # or commit metadata in use.
+        if extra.behind:
+            table.add_column("behind retry", justify="right")
+        if extra.metadata:
+            table.add_column("metadata", justify="right")
     else:
         table.add_column("pending", justify="right")
         table.add_column("done above", justify="right")
@@ -120,7 +133,7 @@ def _partitions(stats: Stats) -> RenderableType:
     table.add_column("high watermark", justify="right")
     ranked = sorted(stats.partitions, key=lambda p: (-(p.lag or 0), p.topic, p.partition))
     for p in ranked[:MAX_ROWS]:
-        table.add_row(*_row(p, with_parts))
+        table.add_row(*_row(p, with_parts, extra))
     rest = ranked[MAX_ROWS:]
     if rest:
         lag = sum(p.lag or 0 for p in rest)
@@ -128,7 +141,14 @@ def _partitions(stats: Stats) -> RenderableType:
     return table
 
 
-def _row(p: PartitionStats, with_parts: bool) -> list[RenderableType]:
+class _Extra(NamedTuple):
+    """The optional head-of-line columns of the partitions table."""
+
+    behind: bool
+    metadata: bool
+
+
+def _row(p: PartitionStats, with_parts: bool, extra: _Extra) -> list[RenderableType]:
     cells: list[RenderableType] = [f"{p.topic}[{p.partition}]", _number(p.lag)]
     if with_parts:
         parts = lag_parts(p)
@@ -136,10 +156,24 @@ def _row(p: PartitionStats, with_parts: bool) -> list[RenderableType]:
         age = oldest_age(p)
         style = "red" if age is not None and age >= STUCK_AGE else ""
         cells.append(Text("" if age is None else f"{age:.1f} s", style=style))
+        if extra.behind:
+            behind = getattr(p, "behind_retry", 0)
+            cells.append(Text(f"{behind:,}" if behind else "", style="yellow"))
+        if extra.metadata:
+            cells.append(_metadata(p))
     else:
         cells.extend([_number(p.pending), _number(p.done_above)])
     cells.extend([_number(p.committed), _number(p.high_watermark)])
     return cells
+
+
+def _metadata(p: PartitionStats) -> Text:
+    """The last commit's metadata size; "over cap" in red while the done set does not fit
+    (nothing above the highest finished offset starts until it does)."""
+    if getattr(p, "metadata_throttled", False):
+        return Text("over cap", style="red")
+    size = getattr(p, "metadata_bytes", 0)
+    return Text(f"{size:,} B" if size else "")
 
 
 def _number(value: object) -> str:

@@ -51,6 +51,9 @@ def partition_json(p: PartitionStats) -> dict[str, Any]:
         "high_watermark": p.high_watermark,
         "oldest_unfinished": getattr(p, "oldest_unfinished", None),
         "oldest_age": None if age is None else round(age, 1),
+        "behind_retry": getattr(p, "behind_retry", 0),
+        "metadata_bytes": getattr(p, "metadata_bytes", 0),
+        "metadata_throttled": getattr(p, "metadata_throttled", False),
     }
 
 

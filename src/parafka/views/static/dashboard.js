@@ -179,8 +179,11 @@ function partitionChart(canvas, partitions) {
       ctx.fillRect(x0, cy - 6, w, 12);
       x0 += w;
     }
-    const waits = p.oldest_age >= 1 ? ` · oldest ${p.oldest_age.toFixed(0)}s` : "";
-    ctx.fillStyle = p.oldest_age >= STUCK_AGE ? "#c92a2a" : "#1f2933";
+    let waits = p.oldest_age >= 1 ? ` · oldest ${p.oldest_age.toFixed(0)}s` : "";
+    if (p.behind_retry > 0) waits += ` · ${fmt(p.behind_retry)} behind a retry`;
+    if (p.metadata_throttled) waits += " · metadata over cap";
+    const alarm = p.oldest_age >= STUCK_AGE || p.metadata_throttled;
+    ctx.fillStyle = alarm ? "#c92a2a" : "#1f2933";
     ctx.textAlign = "right";
     ctx.fillText(fmt(p.lag) + waits, width - 4, cy);
   });
