@@ -231,6 +231,8 @@ class ControlLoop(Stoppable):
             self.transaction.start()
         self._consumer.subscribe(list(s.topics))
         self.executor.start(self.work, self.completions)
+        if self.executor.timings is not None:  # metrics on: the ledger times the queue wait
+            self.ledger.queue_wait = self.executor.timings.queue_wait
         self.gc_timer.install()
         self.phase = Phase.RUNNING
         self.running.set()

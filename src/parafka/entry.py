@@ -56,7 +56,7 @@ class Entry(MessageRecord):
     alone changes.
     """
 
-    __slots__ = ("due", "first_failure", "part", "shard", "state")
+    __slots__ = ("due", "first_failure", "part", "received", "shard", "state")
 
     def __init__(
         self,
@@ -66,6 +66,7 @@ class Entry(MessageRecord):
         offset: int,
         part: Part,
         shard: Hashable = None,
+        received: float = 0.0,
     ) -> None:
         # MessageRecord's fields, set here: one call less per record.
         self._msg = message
@@ -77,6 +78,7 @@ class Entry(MessageRecord):
         self.part = part
         self.shard = shard  # None: unordered (every record its own shard)
         self.state = QUEUED
+        self.received = received  # when the ledger took it in (its clock): the queue wait
         self.due = 0.0  # RETRY_WAIT: when it may start again
         self.first_failure: float | None = None  # wall-clock time of its first failure
 

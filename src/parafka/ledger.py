@@ -58,6 +58,7 @@ from parafka.record import Produced
 from parafka.retry import RetryPolicy
 from parafka.scheduler import Ordering, Run, Scheduler
 from parafka.seam import Message
+from parafka.timings import Histogram
 
 log = logging.getLogger("parafka")
 
@@ -149,6 +150,7 @@ class Ledger:
         self.held = 0  # entries received and not final
         self.counts = Counts()
         self._epochs = 0
+        self.queue_wait: Histogram | None = None  # set when metrics are on (timings.py)
 
     # -- partitions -----------------------------------------------------------------------
     def assign(self, tp: TP, committed: int | None, done: Iterable[int] = ()) -> Part:
@@ -202,6 +204,7 @@ class Ledger:
         accepted: list[Entry] = []
         start = 0
         count = len(messages)
+        now = self.clock()
         while start < count:  # one run of messages of one partition at a time
             first = messages[start]
             topic, partition = first.topic(), first.partition()
@@ -212,14 +215,19 @@ class Ledger:
                 and (messages[end].topic() == topic)
             ):
                 end += 1
-            self._accept_run(topic, partition, messages[start:end], accepted)
+            self._accept_run(topic, partition, messages[start:end], accepted, now)
             start = end
         self.held += len(accepted)
         self.scheduler.add_many(accepted)
         return len(accepted)
 
     def _accept_run(
-        self, topic: str, partition: int, messages: list[Message], accepted: list[Entry]
+        self,
+        topic: str,
+        partition: int,
+        messages: list[Message],
+        accepted: list[Entry],
+        now: float,
     ) -> None:
         part = self.parts.get((topic, partition))
         if part is None or part.phase is not Phase.OPEN:
@@ -234,23 +242,22 @@ class Ledger:
             for message, offset in zip(messages, offsets, strict=True):
                 if skip and offset in skip:
                     continue
-                add(
-                    Entry(
-                        message, topic, partition, offset, part, (topic, partition, message.key())
-                    )
-                )
+                key_shard = (topic, partition, message.key())
+                add(Entry(message, topic, partition, offset, part, key_shard, now))
             return
         shard = (topic, partition) if ordering == "partition" else None
         for message, offset in zip(messages, offsets, strict=True):
             if skip and offset in skip:
                 continue
-            add(Entry(message, topic, partition, offset, part, shard))
+            add(Entry(message, topic, partition, offset, part, shard, now))
 
     def take(self, limit: int | None = None) -> list[Run]:
         """Runs that may start now, marked RUNNING (and counted in their partitions)."""
         runs = self.scheduler.take(limit)
         if not runs:
             return runs
+        if self.queue_wait is not None:
+            self._observe_wait(runs)
         part = runs[0][0].part
         count, high = 0, -1
         for run in runs:  # counted per stretch of one partition, not per run
@@ -275,6 +282,17 @@ class Ledger:
         entry.due = due
         entry.part.offsets.running -= 1
         self.scheduler.retry(entry)
+
+    def _observe_wait(self, runs: list[Run]) -> None:
+        """Queue wait (receipt to start, retries included): once per dispatch round,
+        weighted by its records, at their mean (per record would cost more than it tells)."""
+        assert self.queue_wait is not None
+        now, total, count = self.clock(), 0.0, 0
+        for run in runs:
+            for entry in run:
+                total += now - entry.received
+            count += len(run)
+        self.queue_wait.observe(max(0.0, total / count), count)
 
     def release_due(self, now: float) -> int:
         """Retry-waiting entries whose time has come may start again."""

@@ -189,6 +189,14 @@ LATENCY_SECONDS = Spec(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
 )
 
+QUEUE_WAIT_SECONDS = Spec(
+    "parafka_queue_wait_seconds",
+    "histogram",
+    "Receipt to start of a record (retries and their backoff included). Observed once per "
+    "dispatch round, weighted by the records it started, at their mean wait.",
+    buckets=(0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120),
+)
+
 ALL = (
     INFO,
     PROCESSED,
@@ -219,13 +227,16 @@ ALL = (
     HEALTHY,
     HANDLER_SECONDS,
     LATENCY_SECONDS,
+    QUEUE_WAIT_SECONDS,
 )
 LAG_PARTS = ("not_fetched", "queued", "in_flight", "done_not_committed")
 
 
 def new_timings() -> ChunkTimings:
     """The chunk timings an executor feeds, with the buckets declared above."""
-    return ChunkTimings(HANDLER_SECONDS.buckets, LATENCY_SECONDS.buckets)
+    return ChunkTimings(
+        HANDLER_SECONDS.buckets, LATENCY_SECONDS.buckets, queue_bounds=QUEUE_WAIT_SECONDS.buckets
+    )
 
 
 def _counter(spec: Spec, value: float) -> CounterMetricFamily:
@@ -289,6 +300,7 @@ class StatsCollector:
         if self._timings is not None:
             yield _histogram(HANDLER_SECONDS, self._timings.handler.snapshot())
             yield _histogram(LATENCY_SECONDS, self._timings.latency.snapshot())
+            yield _histogram(QUEUE_WAIT_SECONDS, self._timings.queue_wait.snapshot())
 
     def _partitions(self, stats: Stats) -> Iterator[Metric]:
         lag, committed, log_end, age, behind, size = (

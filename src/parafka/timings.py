@@ -59,16 +59,20 @@ class Histogram:
 
 
 class ChunkTimings:
-    """The handler-time and end-to-end-latency histograms an executor feeds."""
+    """The handler-time and end-to-end-latency histograms an executor feeds, and the
+    queue wait the ledger feeds."""
 
     def __init__(
         self,
         handler_bounds: Sequence[float],
         latency_bounds: Sequence[float],
         wall: Callable[[], float] = time.time,
+        queue_bounds: Sequence[float] = (),
     ) -> None:
         self.handler = Histogram(handler_bounds)
         self.latency = Histogram(latency_bounds)
+        # Receipt to start, fed by the ledger once per dispatch round (ledger.py).
+        self.queue_wait = Histogram(queue_bounds)
         self._wall = wall
 
     def chunk(

@@ -31,6 +31,7 @@ from parafka.offsets import PartitionOffsets
 from parafka.record import Produced
 from parafka.retry import RetryPolicy
 from parafka.scheduler import ORDERINGS
+from parafka.timings import Histogram
 from tests.unit.entries import message
 
 TP = tuple[str, int]
@@ -589,3 +590,20 @@ def test_records_behind_a_retry_are_counted_per_partition(ordering: str, behind:
     sim.ledger.completed(head, [(None, ValueError("down"))])
     assert a0.state is RETRY_WAIT
     assert sim.ledger.scheduler.behind_retries() == ({tp: behind} if behind else {})
+
+
+def test_the_queue_wait_is_observed_once_per_dispatch_round_at_its_mean() -> None:
+    """Records received at t=0 and t=1, started together at t=3: one observation of 2.5 s
+    weighted by the two records (only when metrics are on: a histogram is set)."""
+    sim = Sim("unordered", concurrency=10, run_length=1)
+    tp = ("t", 0)
+    sim.assign(tp)
+    sim.ledger.queue_wait = Histogram((1.0, 2.0, 3.0))
+    fetch(sim, tp, [b"a"])
+    sim.clock.now += 1.0
+    fetch(sim, tp, [b"b"], start=1)
+    sim.clock.now += 2.0
+    assert len([e for run in sim.take() for e in run]) == 2
+    snapshot = sim.ledger.queue_wait.snapshot()
+    assert (snapshot.count, snapshot.total) == (2, 5.0)
+    assert snapshot.buckets[2] == (3.0, 2)  # both at the mean, 2.5 s
