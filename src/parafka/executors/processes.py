@@ -223,8 +223,10 @@ def _watch(
     conn: Connection,
     locks: tuple[threading.Lock, threading.Lock],
     stash: deque[Any],
+    mean: list[float],
 ) -> None:
-    """A worker's watchdog thread. When one handler call runs longer than HANG_AFTER it
+    """A worker's watchdog thread. When one handler call runs longer than HANG_AFTER (or
+    ten times the handler's mean time per record, for handlers that are slow by nature) it
     reports the chunk's records finished with nothing to produce, gives back the units
     not started (NOT_RUN: the parent's ledger queues them again, for other workers), and
     keeps giving back the chunks that arrive in the pipe meanwhile, so a hung record
@@ -239,7 +241,7 @@ def _watch(
         if mark != seen:
             seen, since = mark, now
             continue
-        if running is None or now - since < HANG_AFTER:
+        if running is None or now - since < max(HANG_AFTER, 10 * mean[0]):
             continue
         with send_lock:
             if state[0] is not running:
@@ -297,10 +299,11 @@ def _worker_main(work: Work, conn: Connection, progress: Any = None) -> None:
     lock, recv_lock = threading.Lock(), threading.Lock()  # one sender, one reader at a time
     state: list[_Running | None] = [None]
     stash: deque[Any] = deque()  # what the watchdog read from the pipe for this thread
+    mean = [0.0]  # the handler's time per record, as measured so far (for the watchdog)
     if progress is not None and per_record:
         watchdog = threading.Thread(
             target=_watch,
-            args=(state, progress, conn, (lock, recv_lock), stash),
+            args=(state, progress, conn, (lock, recv_lock), stash, mean),
             name="watchdog",
             daemon=True,
         )
@@ -341,6 +344,8 @@ def _worker_main(work: Work, conn: Connection, progress: Any = None) -> None:
             except BaseException as exc:  # SystemExit/KeyboardInterrupt from a handler
                 outcomes = fail_first(records, exc)
         seconds = clock() - started
+        if records:
+            mean[0] += 0.2 * (seconds / len(records) - mean[0])
         if progress is not None:
             progress[0] = -1
         outcomes = _portable(outcomes)
