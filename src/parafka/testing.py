@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from types import TracebackType
+from typing import Protocol, Self
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -59,20 +59,49 @@ __all__ = [
 ]
 
 
-class Broker(ABC):
+class _Process(Protocol):
+    """A broker process as `Broker` drives it (`BrokerProcess`, `KafkaProcess`)."""
+
+    @property
+    def bootstrap_servers(self) -> str: ...
+
+    def start(self, timeout: float) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def create_topic(self, name: str, partitions: int) -> None: ...
+
+
+class Broker:
     """What `LocalBroker` and `KafkaBroker` share: topics, producing, reading back, client
     settings, all through `bootstrap_servers` and `create_topic`."""
 
     STALL = 3.0  # seconds without a record before consume_all tries a new client
 
+    def __init__(self, process: _Process, start_timeout: float) -> None:
+        self._process = process
+        self._start_timeout = start_timeout
+
+    def __enter__(self) -> Self:
+        self._process.start(self._start_timeout)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._process.stop()
+
     @property
-    @abstractmethod
     def bootstrap_servers(self) -> str:
         """host:port of the broker, for `bootstrap.servers`."""
+        return self._process.bootstrap_servers
 
-    @abstractmethod
     def create_topic(self, name: str, partitions: int = 1) -> None:
         """Create topic `name` with `partitions` partitions (an existing one is an error)."""
+        self._process.create_topic(name, partitions)
 
     def client_config(self, **extra: str | int) -> dict[str, str | int]:
         """Client settings for this broker, plus `extra` (`**{"group.id": "g"}`).
@@ -208,31 +237,12 @@ class LocalBroker(Broker):
         advertised_port: int | None = None,
     ) -> None:
         """`advertised_port`: the port clients are told to use (a proxy's, say); default `port`."""
-        self._process = BrokerProcess(port, advertised_port=advertised_port)
-        self._start_timeout = start_timeout
-
-    def __enter__(self) -> LocalBroker:
-        self._process.start(self._start_timeout)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._process.stop()
+        self._local = BrokerProcess(port, advertised_port=advertised_port)
+        super().__init__(self._local, start_timeout)
 
     @property
     def process(self) -> BrokerProcess:
-        return self._process
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return self._process.bootstrap_servers
-
-    def create_topic(self, name: str, partitions: int = 1) -> None:
-        self._process.create_topic(name, partitions)
+        return self._local
 
 
 class KafkaBroker(Broker):
@@ -245,35 +255,16 @@ class KafkaBroker(Broker):
     """
 
     def __init__(self, version: str = KAFKA_VERSION, start_timeout: float = 90.0) -> None:
-        self._process = KafkaProcess(version)
-        self._start_timeout = start_timeout
-
-    def __enter__(self) -> KafkaBroker:
-        self._process.start(self._start_timeout)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._process.stop()
+        self._kafka = KafkaProcess(version)
+        super().__init__(self._kafka, start_timeout)
 
     @property
     def process(self) -> KafkaProcess:
-        return self._process
+        return self._kafka
 
     @property
     def version(self) -> str:
-        return self._process.version
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return self._process.bootstrap_servers
-
-    def create_topic(self, name: str, partitions: int = 1) -> None:
-        self._process.create_topic(name, partitions)
+        return self._kafka.version
 
     def new_share_group(self, prefix: str = "share") -> str:
         """Name a new share group that starts at the log start, and return it.
