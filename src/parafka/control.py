@@ -331,11 +331,15 @@ class ControlLoop(Stoppable):
         scheduler, executor = self.ledger.scheduler, self.executor
         # Records whose outputs await their acknowledgement are not the executor's any
         # more: they must not take its room (their shards stay busy until then).
-        scheduler.concurrency = self.pacer.window(executor.capacity) + self.outputs.pending
+        pacer = self.pacer
+        scheduler.concurrency = (
+            pacer.window(executor.capacity, executor.run_length) + self.outputs.pending
+        )
+        if pacer.adaptive is not None:
+            executor.active = pacer.limit
         scheduler.run_length = executor.run_length
         if self.work.batch_size is not None and not self._batch_ready():
             return
-        pacer = self.pacer
         runs = pacer.admit(
             self.ledger.take(pacer.allowance(self.ledger.parts)), self.ledger.rate_wait
         )

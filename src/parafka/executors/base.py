@@ -183,6 +183,9 @@ class Executor(ABC):
     # it: stall.py); `stuck_replaced` counts the workers it replaced for a stuck record.
     stuck: StuckPolicy | None = None
     stuck_replaced: int = 0
+    # Set by the control loop before each hand-over when concurrency="auto": the limit now.
+    # An executor with more workers than that spreads a hand-over over this many only.
+    active: int | None = None
 
     @abstractmethod
     def start(self, work: Work, completions: Completions) -> None:

@@ -486,7 +486,8 @@ class ProcessExecutor(Executor):
         size = self.chunk_size
         if self._work is not None and self._work.batch_size is None:
             total = sum(len(run) for run in runs)
-            size = min(size, -(-total // self.workers))  # spread over the workers
+            workers = min(self.workers, self.active or self.workers)
+            size = min(size, -(-total // workers))  # spread over the workers
         for chunk in pack_runs(runs, size):
             slot = min(self._slots, key=lambda s: (not s.up.is_set(), s.hung, s.load))
             with slot.lock:

@@ -127,8 +127,9 @@ class ThreadExecutor(Executor):
                 put(batch)
             return
         total = sum(len(run) for run in runs)
-        # Spread small hand-overs over the workers.
-        size = min(self.chunk_size, -(-total // self.workers))
+        # Spread small hand-overs over the workers (those the adaptive limit lets run).
+        workers = min(self.workers, self.active or self.workers)
+        size = min(self.chunk_size, -(-total // workers))
         for units in pack_units(runs, size, self._unordered):
             put(Chunk(units))
 
