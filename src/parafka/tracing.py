@@ -21,6 +21,7 @@ and its exporter (docs/tracing.md).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -96,6 +97,7 @@ class Received(Record):
     same in every process of the machine), for the queue wait."""
 
     __slots__ = ("received",)
+    received: float
 
 
 def _tracer() -> trace.Tracer:
@@ -228,10 +230,9 @@ class Attempts:
         }
         key = record.key
         if key is not None:
-            try:
+            # No canonical text form: left out, as the conventions say.
+            with contextlib.suppress(UnicodeDecodeError):
                 attributes[KEY] = key.decode("utf-8")
-            except UnicodeDecodeError:
-                pass  # no canonical text form: left out, as the conventions say
         value = record.value
         if value is None:
             attributes[TOMBSTONE] = True
@@ -260,10 +261,10 @@ class Attempts:
             span.set_attribute(ERROR_TYPE, type(exc).__qualname__)
             if self.sink is not None:
                 self._mark(span, record, False)
-        try:  # the dead letter carries this attempt's context on
+        # The dead letter carries this attempt's context on (an exception that takes no
+        # attributes leaves the letter with the record's own headers).
+        with contextlib.suppress(AttributeError, TypeError):
             setattr(exc, ERROR_CONTEXT, self.carrier(span))
-        except (AttributeError, TypeError):
-            pass  # an exception that takes no attributes: the letter keeps the record's
         span.end()
 
     def _mark(self, span: Span, record: Any, outputs: bool) -> None:
@@ -362,6 +363,8 @@ class Follow:
         for offset in [o for o in marks if o < position]:
             mark = marks.pop(offset)
             self._child("commit", mark, max(sent, mark.ended), now, position)
+        if not marks:
+            del self.pending[tp]
 
     def forget(self, tps: Iterable[TP]) -> None:
         """Revoked or lost partitions: their records are the next owner's now."""
