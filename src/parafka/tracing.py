@@ -125,11 +125,13 @@ class Attempts:
 
     def wrap(self, handler: Callable[[Any], Any], batch: bool = False) -> Callable[[Any], Any]:
         """`handler`, run inside an attempt span."""
-        start, finish, fail = self._start_batch if batch else self._start, self._finish, self._fail
+        if batch:
+            return self._wrap_batch(handler)
+        start, finish, fail = self._start, self._finish, self._fail
         attach, detach = otel_context.attach, otel_context.detach
 
         def traced(record: Any) -> Any:
-            span, ctx = start(record)
+            span, ctx, recording = start(record)
             token = attach(ctx)
             try:
                 result = handler(record)
@@ -138,7 +140,28 @@ class Attempts:
                 raise
             finally:
                 detach(token)
+            if result is None and not recording:  # the cheap case: nothing to forward
+                span.end()
+                return None
             return finish(span, record, result)
+
+        return traced
+
+    def _wrap_batch(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        start, finish, fail = self._start_batch, self._finish, self._fail
+        attach, detach = otel_context.attach, otel_context.detach
+
+        def traced(records: Any) -> Any:
+            span, ctx, _ = start(records)
+            token = attach(ctx)
+            try:
+                result = handler(records)
+            except BaseException as exc:
+                fail(span, records, exc)
+                raise
+            finally:
+                detach(token)
+            return finish(span, records, result)
 
         return traced
 
@@ -150,7 +173,7 @@ class Attempts:
         attach, detach = otel_context.attach, otel_context.detach
 
         async def traced(record: Any) -> Any:
-            span, ctx = start(record)
+            span, ctx, _ = start(record)
             token = attach(ctx)
             try:
                 result = await handler(record)
@@ -177,19 +200,23 @@ class Attempts:
             name = self.names[topic] = f"process {topic}"
         return name
 
-    def _start(self, record: Record) -> tuple[Span, Context]:
+    def _start(self, record: Record) -> tuple[Span, Context, bool]:
+        """The attempt's span, the context to make current, whether it is recording."""
         parent = self.parent(record)
-        span = self.tracer.start_span(self._name(record.topic), parent, SpanKind.CONSUMER)
-        if span.is_recording():
+        topic = record.topic
+        name = self.names.get(topic) or self._name(topic)
+        span = self.tracer.start_span(name, parent, SpanKind.CONSUMER)
+        recording = span.is_recording()
+        if recording:
             span.set_attributes(self.attributes(record))
             received = getattr(record, "received", 0.0)
             if received:
                 wait = max(0.0, time.monotonic() - received)
                 span.set_attribute(QUEUE_WAIT, wait)
                 span.add_event("received", timestamp=time.time_ns() - int(wait * 1e9))
-        return span, trace.set_span_in_context(span, parent)
+        return span, trace.set_span_in_context(span, parent), recording
 
-    def _start_batch(self, records: Sequence[Record]) -> tuple[Span, Context]:
+    def _start_batch(self, records: Sequence[Record]) -> tuple[Span, Context, bool]:
         """One span for a batch handler's call, linked to each record's own context."""
         links = []
         for record in records:
@@ -201,7 +228,8 @@ class Attempts:
         topics = {record.topic for record in records}
         name = self._name(next(iter(topics))) if len(topics) == 1 else "process"
         span = self.tracer.start_span(name, None, SpanKind.CONSUMER, links=links)
-        if span.is_recording():
+        recording = span.is_recording()
+        if recording:
             attributes: dict[str, Any] = {
                 SYSTEM: "kafka",
                 OPERATION_TYPE: "process",
@@ -214,7 +242,7 @@ class Attempts:
             if records:
                 attributes[ATTEMPT] = max(record.attempt for record in records)
             span.set_attributes(attributes)
-        return span, trace.set_span_in_context(span)
+        return span, trace.set_span_in_context(span), recording
 
     def attributes(self, record: Record) -> dict[str, Any]:
         """The messaging attributes of one record's attempt."""
