@@ -136,14 +136,14 @@ class Attempts:
             try:
                 result = handler(record)
             except BaseException as exc:
-                fail(span, record, exc)
+                fail(span, ctx, record, exc)
                 raise
             finally:
                 detach(token)
             if result is None and not recording:  # the cheap case: nothing to forward
                 span.end()
                 return None
-            return finish(span, record, result)
+            return finish(span, ctx, record, result)
 
         return traced
 
@@ -157,11 +157,11 @@ class Attempts:
             try:
                 result = handler(records)
             except BaseException as exc:
-                fail(span, records, exc)
+                fail(span, ctx, records, exc)
                 raise
             finally:
                 detach(token)
-            return finish(span, records, result)
+            return finish(span, ctx, records, result)
 
         return traced
 
@@ -178,11 +178,11 @@ class Attempts:
             try:
                 result = await handler(record)
             except BaseException as exc:
-                fail(span, record, exc)
+                fail(span, ctx, record, exc)
                 raise
             finally:
                 detach(token)
-            return finish(span, record, result)
+            return finish(span, ctx, record, result)
 
         return traced
 
@@ -214,6 +214,10 @@ class Attempts:
                 wait = max(0.0, time.monotonic() - received)
                 span.set_attribute(QUEUE_WAIT, wait)
                 span.add_event("received", timestamp=time.time_ns() - int(wait * 1e9))
+        elif span is trace.INVALID_SPAN and parent is not None:
+            # No tracer provider (the API's no-op): the record's own context stays current
+            # and goes on in outputs, so the trace passes through unbroken.
+            return span, parent, False
         return span, trace.set_span_in_context(span, parent), recording
 
     def _start_batch(self, records: Sequence[Record]) -> tuple[Span, Context, bool]:
@@ -268,13 +272,13 @@ class Attempts:
             attributes[BODY_SIZE] = len(value)
         return attributes
 
-    def _finish(self, span: Span, record: Any, result: Any) -> Any:
+    def _finish(self, span: Span, ctx: Context, record: Any, result: Any) -> Any:
         """End a successful attempt: the outputs carry its context; a sampled one is marked."""
         if result is not None:
             try:
-                result = self.forward(result, span)
+                result = self.forward(result, ctx)
             except BaseException as exc:  # what the handler returned cannot be produced
-                self._fail(span, record, exc)
+                self._fail(span, ctx, record, exc)
                 raise
         recording = span.is_recording()
         span.end()
@@ -282,7 +286,7 @@ class Attempts:
             self._mark(span, record, result is not None)
         return result
 
-    def _fail(self, span: Span, record: Any, exc: BaseException) -> None:
+    def _fail(self, span: Span, ctx: Context, record: Any, exc: BaseException) -> None:
         if span.is_recording():
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
@@ -292,7 +296,7 @@ class Attempts:
         # The dead letter carries this attempt's context on (an exception that takes no
         # attributes leaves the letter with the record's own headers).
         with contextlib.suppress(AttributeError, TypeError):
-            setattr(exc, ERROR_CONTEXT, self.carrier(span))
+            setattr(exc, ERROR_CONTEXT, self.carrier(ctx))
         span.end()
 
     def _mark(self, span: Span, record: Any, outputs: bool) -> None:
@@ -313,16 +317,16 @@ class Attempts:
                 )
             )
 
-    def carrier(self, span: Span) -> dict[str, str]:
-        """The propagation headers naming `span` as the parent."""
+    def carrier(self, ctx: Context) -> dict[str, str]:
+        """The propagation headers of the attempt's context (its span as the parent)."""
         carrier: dict[str, str] = {}
-        self.propagator.inject(carrier, trace.set_span_in_context(span))
+        self.propagator.inject(carrier, ctx)
         return carrier
 
-    def forward(self, result: Any, span: Span) -> list[Output]:
+    def forward(self, result: Any, ctx: Context) -> list[Output]:
         """What the handler returned, as outputs whose headers carry the attempt's context
         (a header the handler set itself is kept)."""
-        carrier = self.carrier(span)
+        carrier = self.carrier(ctx)
         return [
             Output(value, key, with_context(headers, carrier), topic)
             for topic, value, key, headers in normalize_outputs(result, self.default_topic)

@@ -221,3 +221,22 @@ def test_tracing_without_opentelemetry_names_the_extra(monkeypatch: pytest.Monke
 def test_tracing_must_be_a_boolean() -> None:
     with pytest.raises(ConfigError, match="use True or False"):
         Settings("localhost:9092", "g", ("t",), tracing="yes")  # type: ignore[arg-type]
+
+
+def test_without_a_tracer_provider_the_records_context_passes_through() -> None:
+    """The API alone (no SDK provider in this process, e.g. a worker process nobody set
+    up): no span, but the handler sees the record's context and outputs carry it on."""
+    seen = []
+
+    class NoProvider(Attempts):
+        def __init__(self) -> None:
+            super().__init__(CONFIG, "out", None)
+            self.tracer = trace.NoOpTracer()
+
+    def handle(r: Record) -> bytes:
+        seen.append(trace.get_current_span().get_span_context().span_id)
+        return b"x"
+
+    out = NoProvider().wrap(handle)(traced_record())
+    assert seen == [PARENT_ID]
+    assert header(out[0].headers, "traceparent") == TRACEPARENT
