@@ -179,11 +179,11 @@ class _WorkerOutputs:
                     chunk.outcomes[index] = (None, error)
             # All done with nothing to report: send None, the parent's cheap path.
             outcomes = None if all(o is None for o in chunk.outcomes) else chunk.outcomes
-            marks = chunk.marks
-            if marks:  # tracing: the outputs are acknowledged now
+            report: tuple[Any, ...] = (chunk.chunk_id, outcomes, chunk.seconds, chunk.positions)
+            if chunk.marks:  # tracing: the outputs are acknowledged now
                 acked = time.time_ns()
-                marks = [m._replace(acked=acked) if m.outputs else m for m in marks]
-            conn.send((chunk.chunk_id, outcomes, chunk.seconds, chunk.positions, marks))
+                report += ([m._replace(acked=acked) if m.outputs else m for m in chunk.marks],)
+            conn.send(report)
         self.pending = []
 
 
@@ -263,7 +263,7 @@ def _watch(
                         break
                     chunk_id, rows = message[0], message[1]
                     with send_lock:
-                        conn.send((chunk_id, [NOT_RUN] * len(rows), RETURNED, None, None))
+                        conn.send((chunk_id, [NOT_RUN] * len(rows), RETURNED, None))
             except (EOFError, OSError, ValueError):
                 return
             finally:
@@ -284,7 +284,7 @@ def _split(running: _Running, conn: Connection) -> None:
     if positions:
         report = [None] * len(ready) + [NOT_RUN] * count
         with contextlib.suppress(OSError, ValueError):
-            conn.send((running.chunk_id, report, EARLY, positions, None))
+            conn.send((running.chunk_id, report, EARLY, positions))
 
 
 def _worker_main(work: Work, conn: Connection, progress: Any = None) -> None:
@@ -360,13 +360,14 @@ def _worker_main(work: Work, conn: Connection, progress: Any = None) -> None:
             progress[0] = -1
         outcomes = _portable(outcomes)
         traced = None
-        if marks:
+        if marks:  # tracing: the sampled attempts' marks go with the report (a 5th item)
             traced, marks[:] = marks[:], []
         if outputs is not None and outcomes is not None:
             outputs.send(_PendingChunk(chunk_id, outcomes, seconds, positions, traced))
         else:
+            report = (chunk_id, outcomes, seconds, positions)
             with lock:
-                conn.send((chunk_id, outcomes, seconds, positions, traced))
+                conn.send(report if traced is None else (*report, traced))
     if outputs is not None:  # stopping: deliver what is in hand, then report it
         with lock:
             outputs.settle(conn)
@@ -573,7 +574,8 @@ class ProcessExecutor(Executor):
             conn = slot.conn
             try:
                 assert conn is not None
-                chunk_id, outcomes, seconds, positions, marks = conn.recv()
+                reply = conn.recv()
+                chunk_id, outcomes, seconds, positions = reply[:4]
             except Exception as exc:  # the pipe broke, or a result could not be read
                 if not isinstance(exc, EOFError | OSError | ValueError):
                     log.warning(
@@ -595,8 +597,8 @@ class ProcessExecutor(Executor):
                     slot.reported.pop(chunk_id, None)
                 if records is not None:
                     slot.load -= len(records)
-            if marks and self.traces is not None:  # before the chunk: the loop reads them first
-                self.traces.extend(marks)
+            if len(reply) > 4 and self.traces is not None:  # tracing's marks, before the chunk
+                self.traces.extend(reply[4])
             if not records:
                 continue
             if outcomes is not None:  # NOT_RUN lost its identity in the pipe
