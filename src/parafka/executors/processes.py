@@ -275,8 +275,12 @@ def _split(running: _Running, conn: Connection) -> None:
     has not started."""
     chunk = running.chunk
     stolen = chunk.steal()
-    done, outcomes = chunk.done, chunk.outcomes
-    ready = [i for i in range(len(done)) if outcomes is None or outcomes[i] is None]
+    # The count before the outcomes: the worker appends a record's outcome before the
+    # record, so every record counted has its outcome in the list read after (read the
+    # other way round, a record with outputs finishing in between looked bare).
+    finished = len(chunk.done)
+    outcomes = chunk.outcomes
+    ready = [i for i in range(finished) if outcomes is None or outcomes[i] is None]
     count = len(stolen) if running.unordered else sum(len(unit) for unit in stolen)
     positions = ready + list(range(running.size - count, running.size))
     running.split = True
