@@ -353,14 +353,20 @@ class Follow:
         self.marks = marks
         self.pending: dict[TP, dict[int, Mark]] = {}  # sampled attempts not committed yet
         self.commit_sent: dict[TP, int] = {}  # when the last commit of a partition was asked
+        self.committed_to: dict[TP, int] = {}  # the last offset committed per partition
 
     def collect(self) -> None:
         """Take in the marks the executor left; a worker process's acknowledgement is
         timed already, so its "ack" span is made now."""
-        marks = self.marks
+        marks, committed_to = self.marks, self.committed_to
         while marks:
             mark = marks.popleft()
-            self.pending.setdefault((mark.topic, mark.partition), {})[mark.offset] = mark
+            tp = (mark.topic, mark.partition)
+            if mark.offset < committed_to.get(tp, -1):
+                # Committed before its mark came (a worker process's watchdog reported
+                # the record early; its mark came with the chunk's last report): too late.
+                continue
+            self.pending.setdefault(tp, {})[mark.offset] = mark
             if mark.acked:
                 self._child("ack", mark, mark.ended, mark.acked)
 
@@ -387,6 +393,7 @@ class Follow:
 
     def covered(self, tp: TP, position: int) -> None:
         """The commit of `position` for `tp` succeeded (now)."""
+        self.committed_to[tp] = max(position, self.committed_to.get(tp, -1))
         marks = self.pending.get(tp)
         if not marks:
             return
@@ -403,6 +410,7 @@ class Follow:
         for tp in tps:
             self.pending.pop(tp, None)
             self.commit_sent.pop(tp, None)
+            self.committed_to.pop(tp, None)
 
     def _child(self, name: str, mark: Mark, start: int, end: int, position: int = -1) -> None:
         parent = SpanContext(

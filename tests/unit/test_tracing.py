@@ -197,8 +197,11 @@ def test_ack_and_commit_spans_are_children_of_the_attempt() -> None:
     assert follow.pending == {("orders", 1): follow.pending[("orders", 1)]}  # failed commit
     follow.covered(("orders", 1), 10)  # exactly-once: the transaction committed it
     assert len(named(spans.get_finished_spans(), "commit")) == 3
-    follow.forget([("orders", 1)])
+    marks.append(Mark("orders", 1, 4, TRACE_ID, 0x4444, 1, now, False))  # too late
+    follow.collect()
     assert not follow.pending
+    follow.forget([("orders", 1)])
+    assert not follow.pending and not follow.committed_to.get(("orders", 1))
 
 
 def test_work_traced_is_the_handler_itself_when_tracing_is_off() -> None:
