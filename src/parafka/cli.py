@@ -252,6 +252,15 @@ cli.add_command(tail)
     default=False,
     help="Commit outputs and offsets in one Kafka transaction (needs --output-topic).",
 )
+@click.option(
+    "--trace",
+    "tracing",
+    is_flag=True,
+    default=setting_default("tracing"),
+    help="OpenTelemetry: a span per attempt, its parent from the record's traceparent "
+    "header, the context forwarded in outputs and dead letters (needs "
+    "pip install 'parafka[otel]' and a tracer provider: docs/tracing.md).",
+)
 @kafka_config_option
 @click.option(
     "--until-idle",
@@ -390,6 +399,7 @@ def run(
     on_failure: str | None,
     deserializer: str,
     exactly_once: bool,
+    tracing: bool,
     kafka_config: dict[str, str],
     until_idle: float | None,
     max_buffered: int | None,
@@ -446,6 +456,7 @@ def run(
         on_failure=on_failure,
         deserializer=deserializer,
         exactly_once=exactly_once,
+        tracing=tracing,
         max_buffered=max_buffered,
         commit_interval=commit_interval,
         shutdown_timeout=shutdown_timeout,

@@ -16,6 +16,7 @@ from parafka.deserializers import Deserializer
 from parafka.deserializers import resolve as resolve_deserializer
 from parafka.errors import ConfigError
 from parafka.executors import Executor, Handler, Work, make_executor
+from parafka.executors.base import TraceConfig
 from parafka.health import Health, HealthPolicy, assess
 from parafka.kafka_config import producer_config
 from parafka.monitor import MonitorServer, MonitorSettings, serve
@@ -119,6 +120,10 @@ class ParallelConsumer:
       client's share consumer is a preview) for a KIP-932 share group: records are
       acquired one by one and acknowledged, several consumers can share one partition;
       needs ordering="unordered", no exactly_once (--group-type).
+    - tracing=False: an OpenTelemetry span per attempt ("process <topic>", its parent from
+      the record's `traceparent` header; the handler's own spans are its children in every
+      executor) and the context forwarded in outputs' and dead letters' headers; needs
+      `pip install 'parafka[otel]'` and a tracer provider (docs/tracing.md) (--trace).
     - kafka=None (confluent-kafka): the Kafka client to use, a `parafka.seam.Kafka`; pass
       `parafka.testing.InMemoryCluster()` to test a handler without a broker (API only).
     """
@@ -163,6 +168,7 @@ class ParallelConsumer:
         on_stuck: str = default("on_stuck"),
         join_grace: float = 60.0,
         group_type: str = "consumer",
+        tracing: bool = default("tracing"),
         kafka: Kafka | None = None,
     ) -> None:
         if isinstance(handler, Mapping):  # ParallelConsumer({"bootstrap.servers": ...}, h)
@@ -224,6 +230,7 @@ class ParallelConsumer:
             exactly_once=exactly_once,
             group_type=group_type,
             on_stuck=on_stuck,
+            tracing=tracing,
         )
         if group_type == "share" and kafka is not None:
             raise ConfigError(
@@ -260,6 +267,7 @@ class ParallelConsumer:
             producer,
             ordering=s.ordering,
             deserializer=s.deserializer,
+            trace=TraceConfig(s.group_id) if s.tracing else None,
         )
         executor = self._executor()
         if s.on_stuck != "report":

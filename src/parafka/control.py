@@ -14,8 +14,9 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from parafka.advice import Advisor, Sample
 from parafka.codec import decode_completed
@@ -41,6 +42,9 @@ from parafka.seam import TP, ClientError, CommitResult, Consumer, Kafka, Message
 from parafka.settings import Settings
 from parafka.stats import Stats
 from parafka.waits import ConnectWatch, WaitReporter, wait_for_metadata
+
+if TYPE_CHECKING:
+    from parafka.tracing import Follow
 
 log = logging.getLogger("parafka")
 
@@ -195,6 +199,12 @@ class ControlLoop(Stoppable):
         self.waits = WaitReporter(
             settings.group_id, settings.topics, settings.kafka_config, watch=self.connect_watch
         )
+        self.tracing: Follow | None = None  # tracing=True: "ack"/"commit" spans (tracing.py)
+        if settings.tracing:
+            from parafka.tracing import Follow
+
+            executor.traces = deque()
+            self.tracing = Follow(settings.group_id, executor.traces)
 
     # -- public, thread-safe ------------------------------------------------------
     @property
@@ -409,11 +419,15 @@ class ControlLoop(Stoppable):
         chunks = self.completions.drain()
         if not chunks:
             return False
-        ledger = self.ledger
+        ledger, tracing = self.ledger, self.tracing
+        if tracing is not None:
+            tracing.collect()
         for chunk in chunks:
             records, outcomes = chunk
             entries = cast("list[Entry]", records)  # the runs this loop submitted
             if isinstance(chunk, Acknowledged):
+                if tracing is not None:
+                    tracing.acknowledged(entries)
                 self._act(ledger.acknowledged(entries, outcomes))
             else:
                 self.pacer.completed(entries, outcomes, ledger)
@@ -454,6 +468,8 @@ class ControlLoop(Stoppable):
             self.clock(),
         )
         letter = dead_letter(record, s.dead_letter_topic, s.group_id, failure)
+        if self.tracing is not None:  # the failed attempt's trace goes on in the letter
+            letter = self.tracing.letter(letter, error)
         self.recent_dead_letters.add(record, error)
         if self.transaction is not None:  # in the transaction, in offset order
             self.ledger.letter_held(entry, letter)
@@ -486,6 +502,8 @@ class ControlLoop(Stoppable):
             return
         self._commits += 1
         offsets = [Offset(t, p, o, m) for t, p, o, m in plan.offsets]
+        if self.tracing is not None:
+            self.tracing.committing(offsets)
         try:
             self.consumer.commit(offsets, asynchronous)
         except ClientError as exc:
@@ -546,6 +564,8 @@ class ControlLoop(Stoppable):
         for tp, position in moved:
             if position is not None and tp in parts:
                 parts[tp].offsets.mark_committed(position)
+                if self.tracing is not None:
+                    self.tracing.covered(tp, position)
         log.debug("transaction committed: %d outputs, %d offsets", len(outputs), len(offsets))
 
     def _rewind(self, tps: Iterable[TP]) -> None:
@@ -574,6 +594,8 @@ class ControlLoop(Stoppable):
     # -- the consumer's events (seam.ConsumerEvents) ----------------------------------------
     def on_commit(self, results: list[CommitResult]) -> None:
         """Commit outcomes: a partition whose commit failed is committed again next round."""
+        if self.tracing is not None:
+            self.tracing.committed(results)
         for offset, error in results:
             if error is None:
                 continue
@@ -669,6 +691,8 @@ class ControlLoop(Stoppable):
 
     def _forget(self, tps: set[TP]) -> None:
         stranded = self.ledger.close(tps)
+        if self.tracing is not None:
+            self.tracing.forget(tps)
         for tp in tps:
             self.committer.forget(tp)
             self.flow.fair_paused.discard(tp)
