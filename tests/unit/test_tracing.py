@@ -243,3 +243,44 @@ def test_without_a_tracer_provider_the_records_context_passes_through() -> None:
     out = NoProvider().wrap(handle)(traced_record())
     assert seen == [PARENT_ID]
     assert header(out[0].headers, "traceparent") == TRACEPARENT
+
+
+@pytest.fixture
+def drop_roots() -> Any:
+    """The test process's provider with a sampler that drops every root span (as an
+    application that samples only what its callers sampled would set it)."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+
+    spans = exporter()
+    provider: Any = trace.get_tracer_provider()
+    before = provider.sampler
+    provider.sampler = ParentBased(ALWAYS_OFF)
+    try:
+        yield spans
+    finally:
+        provider.sampler = before
+
+
+def test_no_span_is_made_for_a_record_without_context_when_roots_are_dropped(
+    drop_roots: Any,
+) -> None:
+    attempts = Attempts(CONFIG, None, deque())
+    assert attempts.roots_dropped
+    current: list[Any] = []
+
+    def work(r: Record) -> Output:
+        current.append(trace.get_current_span())
+        return Output(b"x", topic="out")
+
+    handle = attempts.wrap(work)
+    [output] = normalize_outputs(handle(record()), "out")
+    assert current == [trace.INVALID_SPAN] and header(output.headers, "traceparent") is None
+    assert attempts.sink == deque() and drop_roots.get_finished_spans() == ()
+    handle(traced_record())  # a sampled caller: its trace goes on
+    [attempt] = drop_roots.get_finished_spans()
+    assert attempt.context.trace_id == TRACE_ID and attempt.parent.span_id == PARENT_ID
+
+
+def test_spans_are_made_when_the_sampler_may_keep_a_root() -> None:
+    exporter()
+    assert not Attempts(CONFIG, None, None).roots_dropped
