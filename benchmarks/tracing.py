@@ -66,7 +66,9 @@ class Switch(Sampler):
         return self.to.should_sample(*args, **kwargs)
 
     def get_description(self) -> str:
-        return f"Switch({self.to.get_description()})"
+        # What it does now: a consumer started while it drops everything knows it can skip
+        # the spans of records without a trace context (tracing.roots_dropped).
+        return self.to.get_description()
 
 
 class Discard(SpanExporter):

@@ -144,11 +144,13 @@ class Attempts:
             return self._wrap_batch(handler)
         start, finish, fail = self._start, self._finish, self._fail
         attach, detach = otel_context.attach, otel_context.detach
-        untraced = self._untraced
+        roots_dropped, fields = self.roots_dropped, self.fields
 
         def traced(record: Any) -> Any:
-            if untraced(record):  # a span the sampler would drop, with no trace to carry
-                return handler(record)
+            if roots_dropped:  # `_untraced`, written out: this runs for every record
+                headers = record.headers
+                if not headers or not any(name in fields for name, _ in headers):
+                    return handler(record)
             span, ctx, recording = start(record)
             token = attach(ctx)
             try:
