@@ -49,7 +49,7 @@ from parafka.entry import (
     STOPPED,
     Entry,
 )
-from parafka.errors import RecordFailed
+from parafka.errors import ActionRefused, RecordFailed
 from parafka.exactly_once import OrderedRelease
 from parafka.executors.outcomes import NOT_RUN, Outcome
 from parafka.failures import FailureLog, is_mistake, report
@@ -113,7 +113,15 @@ class Actions:
 class Counts:
     """Counters since start (read by the stats snapshot)."""
 
-    __slots__ = ("dead_lettered", "dropped", "failed", "processed", "retried", "skipped")
+    __slots__ = (
+        "dead_lettered",
+        "dropped",
+        "failed",
+        "operator_skipped",
+        "processed",
+        "retried",
+        "skipped",
+    )
 
     def __init__(self) -> None:
         self.processed = 0  # handler returned and its outputs were acknowledged
@@ -122,6 +130,7 @@ class Counts:
         self.skipped = 0  # skipped on receipt: a previous owner had finished them
         self.dead_lettered = 0
         self.dropped = 0  # failed for good and skipped (on_failure="skip")
+        self.operator_skipped = 0  # skipped by an operator's action (steering.py)
 
 
 class Ledger:
@@ -580,6 +589,58 @@ class Ledger:
             entry.state = DROPPED
             entry.part.offsets.running -= 1
         self.held -= len(entries)
+
+    # -- operator actions (steering.py) --------------------------------------------------
+    def find(self, tp: TP, offset: int) -> Entry | None:
+        """The entry of the current assignment of `tp` at `offset`, while it is queued,
+        waiting for a retry or in a run (None: not held, or already done)."""
+        part = self.parts.get(tp)
+        if part is None or part.phase is not Phase.OPEN:
+            return None
+        entry = self.scheduler.find(tp, offset)
+        return entry if entry is not None and entry.part is part else None
+
+    def skip(self, entry: Entry) -> Actions:
+        """An operator skips `entry`: it counts done without its handler (queued or
+        waiting for a retry), or now, its outcome ignored (running). Raises
+        ActionRefused when it cannot be skipped now."""
+        self._claim(entry, "skip")
+        actions = Actions()
+        self.counts.operator_skipped += 1
+        self._finished([entry], actions, processed=False)
+        return actions
+
+    def park(self, entry: Entry, reason: BaseException) -> Actions:
+        """An operator parks `entry`: it goes to the dead-letter topic (the shell writes
+        it) and is done once that is acknowledged, like a record given up."""
+        self._claim(entry, "park")
+        actions = Actions()
+        if entry.first_failure is None:
+            entry.first_failure = self.wall()
+        entry.state = SENDING
+        actions.letters.append((entry, reason))
+        return actions
+
+    def _claim(self, entry: Entry, action: str) -> None:
+        """Make `entry` a run of its own unless it is in one (RUNNING)."""
+        state = entry.state
+        if state is RUNNING:
+            return
+        name = where(entry)
+        if state in (QUEUED, RETRY_WAIT):
+            if not self.scheduler.claim(entry):
+                raise ActionRefused(
+                    f"cannot {action} {name}: an older record of its "
+                    f"{'key' if self.scheduler.ordering == 'key' else 'partition'} is ahead "
+                    "of it; act on that one first, or wait for it"
+                )
+            entry.state = RUNNING
+            entry.part.offsets.started(1, entry.offset)
+            return
+        raise ActionRefused(
+            f"cannot {action} {name}: it is {state.value} (its handler is done; it waits "
+            "for its outputs or an older record), nothing to act on"
+        )
 
     # -- flow -----------------------------------------------------------------------------
     def trim(self, tp: TP, keep: int) -> int:
