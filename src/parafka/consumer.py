@@ -395,6 +395,12 @@ class ParallelConsumer:
         steering.record("replay", names, answer)
         return answer
 
+    def control_denied(self, action: str, source: str, why: str) -> None:
+        """For the dashboard: log and count a control request refused by a security rule."""
+        steering = self._steering()
+        if steering is not None:
+            steering.record(action, source, Answer("denied", why))
+
     def control_actions(self) -> tuple[ActionEvent, ...]:
         """The last operator actions (at most 50), oldest first."""
         steering = self._steering()

@@ -39,7 +39,7 @@ TP = tuple[str, int]
 PAUSE, RESUME, SKIP, PARK, REPLAY = "pause", "resume", "skip", "park", "replay"
 COMMANDS = (PAUSE, RESUME, SKIP, PARK)  # applied by the control loop
 ACTIONS = (*COMMANDS, REPLAY)
-RESULTS = ("ok", "refused", "failed", "timeout")
+RESULTS = ("ok", "refused", "failed", "timeout", "denied")  # denied: a security rule
 KEEP = 50  # actions kept for the page
 TIMEOUT = 5.0  # seconds a caller waits for the loop to take its command
 
