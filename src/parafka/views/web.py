@@ -233,8 +233,9 @@ class Dashboard:
             if not isinstance(records, list) or not records:
                 raise _BadRequest('replay needs "records": [{"topic", "partition", "offset"}]')
             return source.replay_dead_letters([_coordinates(r, True) for r in records])
-        topic, partition, offset = _coordinates(request, action in ("skip", "park"))
-        return source.control(action, topic, partition, offset)
+        record = action in ("skip", "park")
+        topic, partition, offset = _coordinates(request, record)
+        return source.control(action, topic, partition, offset if record else None)
 
     def __enter__(self) -> Dashboard:
         return self.start()

@@ -1,0 +1,139 @@
+"""Operator actions as ledger transitions (pure): skip and park of a queued, retrying or
+running record, refusals, and the steering's command queue (no broker, no loop)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from parafka.entry import RETRY_WAIT, RUNNING, SENDING, SETTLED
+from parafka.errors import ActionRefused
+from parafka.ledger import Ledger
+from parafka.retry import RetryPolicy
+from parafka.steering import Answer, Steering
+from tests.unit.entries import message
+
+TP = ("orders", 0)
+
+
+def ledger(ordering: str = "partition", concurrency: int = 4) -> Ledger:
+    ledger = Ledger(
+        ordering,  # type: ignore[arg-type]
+        concurrency,
+        RetryPolicy(max_attempts=3, initial_backoff=100.0, jitter=0.0),
+        failure_policy="dead-letter",
+    )
+    ledger.assign(TP, 0)
+    ledger.accept([message(*TP, offset, b"k%d" % offset) for offset in range(4)])  # type: ignore[list-item]
+    return ledger
+
+
+def test_a_running_record_skipped_counts_done_and_its_outcome_is_ignored() -> None:
+    book = ledger()
+    (run,) = book.take()
+    entry = run[0]
+    assert entry.state is RUNNING
+    found = book.find(TP, 0)
+    assert found is entry
+    book.skip(entry)
+    assert entry.state is SETTLED and book.counts.operator_skipped == 1
+    assert book.parts[TP].offsets.position == 1  # committed past it
+    late = book.completed([entry], [(None, ValueError("late failure"))])
+    assert not late.letters and book.counts.failed == 0  # the late outcome is ignored
+    assert book.counts.processed == 0 and book.held == 3
+    assert book.take()[0][0].offset == 1  # the partition moves on
+
+
+def test_a_retrying_record_skipped_frees_its_partition() -> None:
+    book = ledger()
+    (run,) = book.take()
+    book.completed(run, [(None, ValueError("boom"))])
+    entry = book.find(TP, 0)
+    assert entry is not None and entry.state is RETRY_WAIT
+    assert book.take() == []  # the partition waits for the retry
+    book.skip(entry)
+    assert book.parts[TP].offsets.position == 1
+    assert [e.offset for (e,) in book.take()] == [1]
+    book.release_due(1e9)  # its stale retry is not released again
+    assert entry.state is SETTLED
+
+
+def test_a_queued_record_behind_an_older_one_is_refused_then_skipped_at_the_head() -> None:
+    book = ledger()
+    queued = book.find(TP, 2)
+    assert queued is not None
+    with pytest.raises(ActionRefused, match=r"orders\[0\]@2: an older record"):
+        book.skip(queued)
+    book.skip(book.find(TP, 0))  # type: ignore[arg-type]  # queued at the head
+    book.skip(book.find(TP, 1))  # type: ignore[arg-type]
+    assert book.parts[TP].offsets.position == 2 and book.counts.operator_skipped == 2
+
+
+def test_unordered_queued_records_can_be_skipped_anywhere() -> None:
+    book = ledger("unordered")
+    entry = book.find(TP, 2)
+    assert entry is not None
+    book.skip(entry)
+    assert {e.offset for run in book.take() for e in run} == {0, 1, 3}
+
+
+def test_park_hands_the_record_to_the_dead_letter_writer_then_done() -> None:
+    book = ledger()
+    (run,) = book.take()
+    actions = book.park(run[0], RuntimeError("parked"))
+    assert [(e.offset, str(err)) for e, err in actions.letters] == [(0, "parked")]
+    assert run[0].state is SENDING and run[0].first_failure is not None
+    book.letter_settled(run[0], None)
+    assert book.counts.dead_lettered == 1 and book.parts[TP].offsets.position == 1
+
+
+def test_records_not_held_are_not_found() -> None:
+    book = ledger()
+    assert book.find(TP, 99) is None and book.find(("other", 0), 0) is None
+    book.revoking([TP])
+    assert book.find(TP, 1) is None  # a revoking partition offers nothing to act on
+
+
+def test_a_command_nobody_takes_times_out_and_never_applies_late() -> None:
+    steering = Steering()
+    answer = steering.request("pause", "orders", 0, timeout=0.05)
+    assert answer.result == "timeout" and "nothing was changed" in answer.message
+
+    class Helm:
+        ledger = ledger()
+        settings = None
+
+        def hold(self, tp: tuple[str, int]) -> None:
+            raise AssertionError("a withdrawn command was applied")
+
+    steering.step(Helm())  # type: ignore[arg-type]
+    assert steering.paused == set()
+    assert steering.counts() == (("pause", "timeout", 1),)
+
+
+def test_the_loop_answers_a_waiting_caller_and_close_refuses_the_rest() -> None:
+    steering = Steering()
+    held: list[tuple[str, int]] = []
+
+    class Helm:
+        ledger = ledger()
+        settings = None
+
+        def hold(self, tp: tuple[str, int]) -> None:
+            held.append(tp)
+
+    answers: list[Answer] = []
+    caller = threading.Thread(target=lambda: answers.append(steering.request("pause", *TP)))
+    caller.start()
+    while not held:
+        steering.step(Helm())  # type: ignore[arg-type]
+    caller.join(5)
+    assert answers[0].ok and steering.paused == {TP}
+    refused = steering.request("resume", "orders", 7, timeout=0.01)
+    assert refused.result == "timeout"
+    steering.close()
+    after = steering.request("pause", *TP)
+    assert after.result == "refused" and "not running" in after.message
+    names = [(e.action, e.result) for e in steering.events()]
+    assert names == [("pause", "ok"), ("resume", "timeout"), ("pause", "refused")]
