@@ -115,6 +115,7 @@ def test_pause_holds_a_partition_and_resume_lets_it_flow(
         broker.produce(topic, [(None, b"%d" % i) for i in range(20)], partition=1)
         wait_until(lambda: len(gate.finished(1)) == 20, 30, "partition 1's records")
         assert gate.finished(0) == []  # paused: nothing of it was fetched
+
         def paused_on_the_page() -> dict[int, bool]:
             return {p["partition"]: p["paused"] for p in stats_json(dashboard)["partitions"]}
 
@@ -135,9 +136,7 @@ def test_pause_holds_a_partition_and_resume_lets_it_flow(
             ("resume", "ok"),
         ]
         assert len(actions) == 8
-        wait_until(
-            lambda: ("pause", "denied", 2) in pc.stats().control_actions, 5, "the counts"
-        )
+        wait_until(lambda: ("pause", "denied", 2) in pc.stats().control_actions, 5, "the counts")
         assert ("pause", "ok", 1) in pc.stats().control_actions
     finally:
         dashboard.stop()

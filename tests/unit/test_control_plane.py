@@ -201,8 +201,10 @@ def test_the_token_never_shows_in_logs_pages_or_answers(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     answers = [pause(dashboard)[2], pause(dashboard, token="not-the-token")[2]]
-    answers += [request(dashboard.url + path, method="GET", token=None)[2] for path in
-                ("", "dashboard.js", "api/stats")]
+    answers += [
+        request(dashboard.url + path, method="GET", token=None)[2]
+        for path in ("", "dashboard.js", "api/stats")
+    ]
     assert caplog.records  # the actions were logged...
     assert TOKEN not in caplog.text  # ...without the token
     for body in answers:
@@ -214,8 +216,8 @@ def test_the_token_never_shows_in_logs_pages_or_answers(
 def test_the_dashboard_binds_loopback_unless_told() -> None:
     with Dashboard(FakeConsumer(), port=0, control_token=TOKEN) as running:
         assert running.host == "127.0.0.1"
-        assert running._server is not None  # noqa: SLF001  # the bound address itself
-        assert running._server.server_address[0] == "127.0.0.1"  # noqa: SLF001
+        assert running._server is not None  # the bound address itself
+        assert running._server.server_address[0] == "127.0.0.1"
 
 
 @pytest.mark.parametrize("token", ["", "short", f" {TOKEN} "])

@@ -4,14 +4,18 @@ running record, refusals, and the steering's command queue (no broker, no loop).
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 import pytest
 
+from parafka import ParallelConsumer, Record
 from parafka.entry import RETRY_WAIT, RUNNING, SENDING, SETTLED
 from parafka.errors import ActionRefused
 from parafka.ledger import Ledger
 from parafka.retry import RetryPolicy
 from parafka.steering import Answer, Steering
+from parafka.testing import InMemoryCluster
 from tests.unit.entries import message
 
 TP = ("orders", 0)
@@ -137,3 +141,57 @@ def test_the_loop_answers_a_waiting_caller_and_close_refuses_the_rest() -> None:
     assert after.result == "refused" and "not running" in after.message
     names = [(e.action, e.result) for e in steering.events()]
     assert names == [("pause", "ok"), ("resume", "timeout"), ("pause", "refused")]
+
+
+def test_flow_controls_resume_leaves_an_operators_pause_alone() -> None:
+    """A full buffer pauses every partition; when it drains, flow control resumes them,
+    all but the one an operator paused meanwhile (in-memory cluster, real loop)."""
+    cluster = InMemoryCluster()
+    cluster.create_topic("orders", 2)
+    for partition in (0, 1):
+        for i in range(100):
+            cluster.produce("orders", b"%d" % i, partition=partition)
+    gate = threading.Event()
+    done: list[int] = []
+
+    def handle(record: Record) -> None:
+        gate.wait(30)
+        done.append(record.partition)
+
+    pc = ParallelConsumer(
+        handle,
+        bootstrap_servers="memory",
+        group_id="g",
+        topics=["orders"],
+        ordering="partition",
+        concurrency=2,
+        max_buffered=10,
+        kafka=cluster,
+    )
+    with pc:
+        wait(lambda: pc.stats().paused, "the buffer to stall")
+        assert pc.control("pause", "orders", 0).ok
+        before = pc.stats()
+        held = sum(p.queued + p.in_flight for p in before.partitions if p.partition == 0)
+        gate.set()
+        wait(lambda: done.count(1) == 100, "partition 1 to finish")
+        wait(lambda: not pc.stats().paused, "flow control to resume")
+        assert done.count(0) <= held  # only what it held before the pause
+        assert pc.stats().user_paused == (("orders", 0),)
+        assert pc.control("resume", "orders", 0).ok
+        wait(lambda: done.count(0) == 100, "partition 0 after the resume")
+        pc.stop()
+
+
+def wait(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_a_revoke_drops_the_operators_pause_of_that_partition() -> None:
+    steering = Steering()
+    steering.paused |= {TP, ("orders", 1)}
+    steering.forget([TP])
+    assert steering.paused == {("orders", 1)}
