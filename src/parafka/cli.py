@@ -29,6 +29,7 @@ from parafka.cli_demo import demo
 from parafka.cli_dlq import dlq
 from parafka.cli_produce import produce, tail
 from parafka.cli_sizing import partitions
+from parafka.cli_top import top
 from parafka.errors import ConfigError, ParafkaError
 from parafka.kafka_config import kafka_error_text as _kafka_text
 from parafka.ratelimit import parse_rate
@@ -89,6 +90,7 @@ cli.add_command(dlq)
 cli.add_command(demo)
 cli.add_command(produce)
 cli.add_command(tail)
+cli.add_command(top)
 
 
 @cli.command()

@@ -32,6 +32,7 @@ def sample_json(sample: Sample) -> dict[str, Any]:
     stats = sample.stats
     point: dict[str, Any] = {"seq": sample.seq, "t": round(sample.wall, 3)}
     point.update({name: getattr(stats, name) for name in COUNTERS})
+    point["paused"] = stats.paused  # every partition paused: the buffer stayed full
     point["rate"] = round(sample.rate, 1)
     point["lag"] = stats.lag
     point["lag_parts"] = total_lag_parts(stats)
