@@ -160,6 +160,9 @@ class Ledger:
         self.counts = Counts()
         self._epochs = 0
         self.queue_wait: Histogram | None = None  # set when metrics are on (timings.py)
+        # ids of running entries an operator skipped or parked: their chunk's report is
+        # stale when it comes (the all-success path must not finish them twice)
+        self._overruled: set[int] = set()
 
     # -- partitions -----------------------------------------------------------------------
     def assign(self, tp: TP, committed: int | None, done: Iterable[int] = ()) -> Part:
@@ -313,12 +316,14 @@ class Ledger:
         Outcome (outputs, or an exception). Entries of a batch share one Outcome."""
         actions = Actions()
         if outcomes is None:
+            if self._overruled:  # only after an operator's action on a running record
+                entries = self._running(entries)
             self._finished(entries, actions, processed=True)
             return actions
         first = outcomes[0]
         if _one_success(first, outcomes):
             assert first is not None
-            live = [e for e in entries if e.state is RUNNING]
+            live = self._running(entries)
             if first[0]:
                 self._outputs(live, first[0], actions)
             else:
@@ -334,6 +339,7 @@ class Ledger:
         failures: list[tuple[Entry, BaseException]] = []
         for entry, outcome in zip(entries, outcomes, strict=True):
             if entry.state is not RUNNING:
+                self._overruled.discard(id(entry))
                 continue  # stale: already resolved
             if outcome is None:
                 done.append(entry)
@@ -621,10 +627,19 @@ class Ledger:
         actions.letters.append((entry, reason))
         return actions
 
+    def _running(self, entries: list[Entry]) -> list[Entry]:
+        """The entries of a reported chunk still RUNNING; the others' overruling is over."""
+        live = [e for e in entries if e.state is RUNNING]
+        if len(live) != len(entries) and self._overruled:
+            self._overruled.difference_update(id(e) for e in entries if e.state is not RUNNING)
+        return live
+
     def _claim(self, entry: Entry, action: str) -> None:
-        """Make `entry` a run of its own unless it is in one (RUNNING)."""
+        """Make `entry` a run of its own unless it is in one (RUNNING: then its chunk's
+        report, when it comes, is stale for it)."""
         state = entry.state
         if state is RUNNING:
+            self._overruled.add(id(entry))
             return
         name = where(entry)
         if state in (QUEUED, RETRY_WAIT):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -165,8 +166,12 @@ def test_skip_a_stuck_record_commits_past_it_and_ignores_its_outcome(
         status, answer = post(dashboard, "skip", stuck)
         assert status == 409 and "does not hold it" in answer["message"], answer
         gate.released.set()  # the handler returns at last: its outcome is ignored
-        wait_until(lambda: pc.stats().skipped_by_operator == 1, 5, "the skip counted")
-        assert pc.stats().processed == 9
+        wait_until(lambda: (0, 3) in gate.done, 5, "the stuck handler to return")
+        returned = time.monotonic()
+        wait_until(lambda: pc.stats().at > returned + 0.5, 5, "a later snapshot")
+        stats = pc.stats()
+        assert stats.skipped_by_operator == 1 and stats.processed == 9  # not 10
+        assert stats.in_flight == 0 and stats.queued == 0
     finally:
         gate.released.set()
         dashboard.stop()

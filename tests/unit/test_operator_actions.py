@@ -3,20 +3,25 @@ running record, refusals, and the steering's command queue (no broker, no loop).
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from parafka import ParallelConsumer, Record
-from parafka.entry import RETRY_WAIT, RUNNING, SENDING, SETTLED
+from parafka.entry import DROPPED, RETRY_WAIT, RUNNING, SENDING, SETTLED
 from parafka.errors import ActionRefused
 from parafka.ledger import Ledger
 from parafka.retry import RetryPolicy
+from parafka.scheduler import ORDERINGS
 from parafka.steering import Answer, Steering
 from parafka.testing import InMemoryCluster
 from tests.unit.entries import message
+from tests.unit.test_ledger import Sim
 
 TP = ("orders", 0)
 
@@ -195,3 +200,78 @@ def test_a_revoke_drops_the_operators_pause_of_that_partition() -> None:
     steering.paused |= {TP, ("orders", 1)}
     steering.forget([TP])
     assert steering.paused == {("orders", 1)}
+
+
+def test_a_skipped_running_records_late_success_is_not_counted_twice() -> None:
+    """Executors report an all-success chunk as None (no per-record outcomes): the skipped
+    record in it must not be finished a second time."""
+    book = ledger("unordered")
+    runs = book.take()
+    stuck = runs[0][0]
+    book.skip(stuck)
+    held = book.held
+    book.completed([stuck], None)  # its handler returned at last
+    assert book.held == held and book.counts.processed == 0
+    assert not book._overruled  # the stale report ended the overruling
+
+
+@pytest.mark.parametrize("ordering", ORDERINGS)
+@settings(max_examples=120, deadline=None)
+@given(seed=st.integers(0, 2**32), steps=st.integers(1, 250), park=st.booleans())
+def test_operator_actions_keep_the_ledgers_guarantees(
+    ordering: str, seed: int, steps: int, park: bool
+) -> None:
+    """Random fetches, runs, failures, retries and acknowledgements, with skips and parks
+    of random records in between: the ledger's invariants hold after every step (one run
+    per shard, shard order at start and in the offsets, counters equal to states) and
+    everything settles at the end (test_ledger.Sim's checks)."""
+    rnd = random.Random(seed)
+    sim = Sim(
+        ordering,
+        concurrency=4,
+        run_length=2,
+        max_attempts=3,
+        backoff=0.5,
+        failure_policy="dead-letter",
+    )
+    tps = [("t", 0), ("t", 1)]
+    for tp in tps:
+        sim.assign(tp)
+    acted = 0
+    for _ in range(steps):
+        action = rnd.random()
+        sim.clock.now += rnd.choice([0.0, 0.5, 1.0])
+        if action < 0.25:
+            tp = rnd.choice(tps)
+            if sim.fetch_at[tp] < 40:
+                sim.fetch(tp, rnd.randint(1, 5), 3, rnd)
+        elif action < 0.45:
+            sim.ledger.release_due(sim.clock.now)
+            sim.take()
+        elif action < 0.65 and sim.runs:
+            run = sim.runs.pop(rnd.randrange(len(sim.runs)))
+            fail_at = 0 if rnd.random() < 0.3 else None
+            sim.report(run, fail_at, [rnd.random() < 0.3 for _ in run])
+        elif action < 0.75 and sim.acks:
+            sim.handle(sim.ledger.acknowledged(sim.acks.pop(rnd.randrange(len(sim.acks))), None))
+        elif action < 0.82 and sim.letters:
+            sim.handle(sim.ledger.letter_settled(sim.letters.pop(0), None))
+        else:
+            tp = rnd.choice(tps)
+            entry = sim.ledger.find(tp, rnd.randrange(max(1, sim.fetch_at[tp])))
+            if entry is None:
+                continue
+            try:
+                if park and rnd.random() < 0.5:
+                    sim.handle(sim.ledger.park(entry, RuntimeError("parked")))
+                else:
+                    sim.handle(sim.ledger.skip(entry))
+                acted += 1
+            except ActionRefused:
+                pass
+        sim.check()
+    sim.drain(rnd)
+    for entry in sim.entries:
+        assert entry.state in (SETTLED, DROPPED), entry
+    for tp, part in sim.ledger.parts.items():
+        assert part.offsets.position == sim.fetch_at[tp]
