@@ -288,9 +288,10 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "parafka-dashboard"
 
     def do_POST(self) -> None:
-        """A control action. The rules, in order: the path names an action; actions are
-        on (a token was set); the request is not cross-site (Sec-Fetch-Site, Origin);
-        its body is JSON; it carries the token. Then the action is applied."""
+        """A control action. The rules, in order: the path names an action; the body is
+        at most MAX_BODY bytes; actions are on (a token was set); the request is not
+        cross-site (Sec-Fetch-Site, Origin); its body is JSON; it carries the token. Then
+        the action is applied."""
         dashboard = self.server.dashboard
         path = urlsplit(self.path).path
         action = path.removeprefix(CONTROL_PATH)
@@ -301,6 +302,18 @@ class _Handler(BaseHTTPRequestHandler):
                 f"no action at {path}: use " + ", ".join(CONTROL_PATH + a for a in ACTIONS),
             )
             return
+        # Read the body before any answer: a client still sending it when the connection
+        # closes may see a reset instead of the answer.
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 < length <= MAX_BODY:
+            self._json(
+                HTTPStatus.BAD_REQUEST, "refused", f"the body must be JSON of 1 to {MAX_BODY} bytes"
+            )
+            return
+        body = self.rfile.read(length)
         if not dashboard.control_enabled:
             self._json(
                 HTTPStatus.FORBIDDEN,
@@ -330,11 +343,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if not 0 < length <= MAX_BODY:
-                raise _BadRequest(f"the body must be JSON of 1 to {MAX_BODY} bytes")
             try:
-                request = json.loads(self.rfile.read(length))
+                request = json.loads(body)
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise _BadRequest(f"the body is not JSON: {exc}") from None
             answer = dashboard.act(action, request)
