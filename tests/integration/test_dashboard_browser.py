@@ -111,7 +111,7 @@ def test_page_loads_charts_update_and_console_stays_clean(
                   samples: Number(chart.dataset.samples || 0),
                   status: document.getElementById("status").textContent,
                   letters: Array.from(
-                    document.querySelectorAll("#letters tbody tr td:nth-child(3)"),
+                    document.querySelectorAll("#letters tbody tr td:nth-child(4)"),
                     (cell) => cell.textContent),
                 };
                 """
@@ -140,15 +140,16 @@ def test_page_loads_charts_update_and_console_stays_clean(
 
 
 CONTROL_TOKEN = "browser-control-token"
+# PARAFKA_SAVE_SCREENSHOTS=1 writes the screenshot into the docs (else into tmp_path)
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "control.png"
 
 
 def test_control_plane_pause_skip_and_resume_from_the_page(
-    broker: LocalBroker, browser: Any
+    broker: LocalBroker, browser: Any, tmp_path: Path
 ) -> None:
     """Click pause, see the partition paused, skip the record another partition is stuck
-    on, click resume; the token stays out of the URL and the page. Saves the screenshot
-    docs/images/control.png (the actions just done)."""
+    on, click resume; the token stays out of the URL and the page. Takes the screenshot
+    of docs/images/control.png (the actions just done; see SCREENSHOT)."""
     topic = broker.new_topic(partitions=2)
     released = threading.Event()
 
@@ -226,8 +227,8 @@ def test_control_plane_pause_skip_and_resume_from_the_page(
                 "the actions listed",
             )
             browser.set_window_size(1280, 1900)
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            browser.save_screenshot(str(SCREENSHOT))
+            shot = SCREENSHOT if os.environ.get("PARAFKA_SAVE_SCREENSHOTS") else tmp_path / "c.png"
+            assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
             browser.set_window_size(1280, 1200)
 
             click(1, "resume")
