@@ -247,3 +247,10 @@ def test_the_page_lists_the_actions_and_the_metrics_count_them(
     assert 'parafka_control_actions_total{action="pause",result="ok"} 1.0' in text
     assert 'parafka_control_actions_total{action="pause",result="denied"} 1.0' in text
     assert "parafka_records_operator_skipped_total 2.0" in text
+
+
+def test_the_cli_dashboard_binds_loopback_by_default() -> None:
+    from parafka.cli import run
+
+    host = next(p for p in run.params if p.name == "dashboard_host")
+    assert host.default == "127.0.0.1"

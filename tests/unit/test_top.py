@@ -111,3 +111,21 @@ def test_bad_input_is_a_usage_error(args: list[str]) -> None:
     result = top(*args, "--once")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("parafka: error:")
+
+
+def test_the_panel_says_which_partitions_an_operator_paused() -> None:
+    history = History(keep=10)
+    paused = Stats(partitions=(PART,), paused_partitions=1, user_paused=(("orders", 3),))
+    history.add(paused, 0.0, 0.0)
+    assert "paused: 1 of 1 partitions (by an operator: orders[3])" in text(history)
+
+
+def test_top_reads_the_operators_pauses_from_the_control_block() -> None:
+    class Paused:
+        def stats(self) -> Stats:
+            return Stats(partitions=(PART,), paused_partitions=1, user_paused=(("orders", 3),))
+
+    with Dashboard(Paused(), port=0, sample_every=0.05) as board:
+        remote = Remote(board.url)
+        remote.poll()
+        assert "by an operator: orders[3]" in text(remote.history)

@@ -83,11 +83,21 @@ def partition_from(data: Mapping[str, Any]) -> PartitionStats:
     )
 
 
-def stats_from(sample: Mapping[str, Any], partitions: tuple[PartitionStats, ...] = ()) -> Stats:
+def stats_from(
+    sample: Mapping[str, Any],
+    partitions: tuple[PartitionStats, ...] = (),
+    user_paused: tuple[tuple[str, int], ...] = (),
+) -> Stats:
     """A `Stats` snapshot from one sample of `/api/stats` (and, for the latest, its
-    partitions). Fields the JSON lacks keep their defaults."""
+    partitions and the partitions an operator paused). Fields the JSON lacks keep their
+    defaults."""
     values = {name: sample[name] for name in _COUNTERS if name in sample}
-    return Stats(paused=bool(sample.get("paused", False)), partitions=partitions, **values)
+    return Stats(
+        paused=bool(sample.get("paused", False)),
+        partitions=partitions,
+        user_paused=user_paused,
+        **values,
+    )
 
 
 class Remote:
@@ -108,13 +118,15 @@ class Remote:
             partitions = tuple(partition_from(p) for p in data["partitions"])
             latest = data["latest_seq"]
             self.title = str(data.get("title") or "parafka")
+            control = data.get("control") or {}
+            paused = tuple((p["topic"], p["partition"]) for p in control.get("paused", ()))
         except (KeyError, TypeError) as exc:
             raise Unreachable(f"{self.url}/api/stats is not parafka's ({exc!r} missing)") from None
         if latest < self._seq:  # the consumer restarted: its numbering starts over
             self.history = History(keep=KEEP)
         for i, sample in enumerate(samples):
             last = i == len(samples) - 1
-            stats = stats_from(sample, partitions if last else ())
+            stats = stats_from(sample, partitions if last else (), paused if last else ())
             self.history.add(stats, float(sample["t"]), float(sample["t"]))
         self._seq = latest
         return len(samples)
