@@ -254,3 +254,14 @@ def test_the_cli_dashboard_binds_loopback_by_default() -> None:
 
     host = next(p for p in run.params if p.name == "dashboard_host")
     assert host.default == "127.0.0.1"
+
+
+def test_a_foreign_host_name_is_refused_on_a_loopback_dashboard(
+    dashboard: Dashboard, fake: FakeConsumer
+) -> None:
+    """DNS rebinding: evil.example resolved to 127.0.0.1 is same-origin to itself."""
+    port = dashboard.port
+    headers = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+    status, _, body = pause(dashboard, headers=headers)
+    assert status == 403 and b"localhost only" in body and fake.calls == []
+    assert pause(dashboard, headers={"Host": f"localhost:{port}"})[0] == 200

@@ -45,6 +45,7 @@ _STATIC = {
     "/dashboard.js": ("dashboard.js", "text/javascript"),
     "/dashboard.css": ("dashboard.css", "text/css"),
 }
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")  # bound there: the Host must name it too
 CONTROL_PATH = "/api/control/"
 MAX_BODY = 64 * 1024  # bytes of a control request's JSON
 MIN_TOKEN = 8  # characters of a control token at least
@@ -359,11 +360,18 @@ class _Handler(BaseHTTPRequestHandler):
         site = self.headers.get("Sec-Fetch-Site")
         if site is not None and site not in ("same-origin", "none"):
             return f"cross-site request refused (Sec-Fetch-Site: {site})"
+        host = self.headers.get("Host") or ""
+        try:
+            name = urlsplit(f"//{host}").hostname
+        except ValueError:  # not a host name at all
+            name = None
+        if self.server.dashboard.host in _LOOPBACK and name not in _LOOPBACK:
+            # A page of another site whose name was made to resolve to 127.0.0.1 (DNS
+            # rebinding) is same-origin to itself: its Host header gives it away.
+            return f"request for host {host!r} refused: this dashboard serves localhost only"
         origin = self.headers.get("Origin")
-        if origin is not None:
-            host = self.headers.get("Host") or ""
-            if origin not in (f"http://{host}", f"https://{host}"):
-                return f"cross-site request refused (Origin {origin} is not this dashboard)"
+        if origin is not None and origin not in (f"http://{host}", f"https://{host}"):
+            return f"cross-site request refused (Origin {origin} is not this dashboard)"
         return None
 
     def _deny(self, action: str, status: HTTPStatus, why: str) -> None:
