@@ -291,9 +291,11 @@ class Steering:
         return Answer("ok", f"{record} parked ({was}): sent to {topic}; done once acknowledged")
 
 
-def _not_assigned(ledger: Ledger) -> str:
-    assigned = ", ".join(target_name(*tp) for tp in sorted(ledger.parts)) or "none"
-    return f"not assigned to this consumer (assigned: {assigned})"
+def _not_assigned(ledger: Ledger, shown: int = 10) -> str:
+    tps = sorted(ledger.parts)
+    assigned = ", ".join(target_name(*tp) for tp in tps[:shown]) or "none"
+    more = f" and {len(tps) - shown} more" if len(tps) > shown else ""
+    return f"not assigned to this consumer (assigned: {assigned}{more})"
 
 
 def replay(settings: Settings, records: Iterable[tuple[str, int, int]]) -> Answer:
