@@ -603,8 +603,7 @@ class Ledger:
         part = self.parts.get(tp)
         if part is None or part.phase is not Phase.OPEN:
             return None
-        entry = self.scheduler.find(tp, offset)
-        return entry if entry is not None and entry.part is part else None
+        return self.scheduler.find(tp, offset, part)
 
     def skip(self, entry: Entry) -> Actions:
         """An operator skips `entry`: it counts done without its handler (queued or

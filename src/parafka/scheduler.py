@@ -260,16 +260,22 @@ class Scheduler:
             else:
                 self._ready.append(shard)
 
-    def find(self, partition: TP, offset: int) -> Entry | None:
+    def find(self, partition: TP, offset: int, part: object = None) -> Entry | None:
         """The queued, retry-waiting or (ordered modes) in-run entry of `partition` at
-        `offset`, if the scheduler holds it. For operator actions: a scan, not a lookup."""
+        `offset`, if the scheduler holds it; of assignment `part` only, when given (a
+        shard may still hold an entry of an earlier one at the same offset). For operator
+        actions: a scan, not a lookup."""
         if self.shard_of is None:
             waiting = (item[2] for item in self._retries if item[2].state is RETRY_WAIT)
             pool: Iterable[Entry] = itertools.chain(self._fifo, waiting)
         else:
             pool = (e for q in self._queues.values() if q[0].part.tp == partition for e in q)
         for entry in pool:
-            if entry.offset == offset and entry.part.tp == partition:
+            if (
+                entry.offset == offset
+                and entry.part.tp == partition
+                and (part is None or entry.part is part)
+            ):
                 return entry
         return None
 

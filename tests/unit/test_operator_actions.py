@@ -275,3 +275,17 @@ def test_operator_actions_keep_the_ledgers_guarantees(
         assert entry.state in (SETTLED, DROPPED), entry
     for tp, part in sim.ledger.parts.items():
         assert part.offsets.position == sim.fetch_at[tp]
+
+
+def test_find_names_the_current_assignments_copy_of_a_redelivered_record() -> None:
+    book = ledger()
+    (run,) = book.take()
+    old = run[0]
+    book.revoking([TP])
+    book.close([TP])
+    book.assign(TP, 0)
+    book.accept([message(*TP, 0, b"k0")])  # type: ignore[list-item]  # redelivered
+    again = book.find(TP, 0)
+    assert again is not None and again is not old and again.part is book.parts[TP]
+    with pytest.raises(ActionRefused, match="ahead of it"):  # the old copy still runs
+        book.skip(again)
