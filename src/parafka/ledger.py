@@ -324,6 +324,8 @@ class Ledger:
         if _one_success(first, outcomes):
             assert first is not None
             live = self._running(entries)
+            if not live:  # all stale (skipped or parked meanwhile): nothing to send
+                return actions
             if first[0]:
                 self._outputs(live, first[0], actions)
             else:
@@ -637,23 +639,30 @@ class Ledger:
         """Make `entry` a run of its own unless it is in one (RUNNING: then its chunk's
         report, when it comes, is stale for it)."""
         state = entry.state
+        behind = ActionRefused(
+            f"cannot {action} {where(entry)}: an older record of its "
+            f"{'key' if self.scheduler.ordering == 'key' else 'partition'} is ahead of it; "
+            "act on that one first, or wait for it"
+        )
         if state is RUNNING:
+            # Only the head of its shard: an older record that failed would roll it back
+            # to run again while its first run is still out (its report then taken for
+            # the second's). In a run, the records after it are behind it: fine.
+            if entry.shard is not None:
+                head = next(iter(self.scheduler.shard_entries(entry.shard)), None)
+                if head is not entry:
+                    raise behind
             self._overruled.add(id(entry))
             return
-        name = where(entry)
         if state in (QUEUED, RETRY_WAIT):
             if not self.scheduler.claim(entry):
-                raise ActionRefused(
-                    f"cannot {action} {name}: an older record of its "
-                    f"{'key' if self.scheduler.ordering == 'key' else 'partition'} is ahead "
-                    "of it; act on that one first, or wait for it"
-                )
+                raise behind
             entry.state = RUNNING
             entry.part.offsets.started(1, entry.offset)
             return
         raise ActionRefused(
-            f"cannot {action} {name}: it is {state.value} (its handler is done; it waits "
-            "for its outputs or an older record), nothing to act on"
+            f"cannot {action} {where(entry)}: it is {state.value} (its handler is done; it "
+            "waits for its outputs or an older record), nothing to act on"
         )
 
     # -- flow -----------------------------------------------------------------------------

@@ -98,6 +98,11 @@ class Command:
             self._state = "taken"
             return True
 
+    @property
+    def answer(self) -> Answer | None:
+        """The loop's answer, once it applied (or refused) the command."""
+        return self._answer
+
     def settle(self, answer: Answer) -> None:
         self._answer = answer
         self._done.set()
@@ -157,18 +162,9 @@ class Steering:
         timeout: float = TIMEOUT,
     ) -> Answer:
         """Ask the loop to apply `action` and wait for its answer (at most about `timeout`)."""
-        if action not in COMMANDS:
-            raise ValueError(f"unknown action {action!r}: use one of {', '.join(COMMANDS)}")
-        if action in (SKIP, PARK) and offset is None:
-            raise ValueError(f"{action} names a record: give its offset")
-        command = Command(action, topic, partition, offset if action in (SKIP, PARK) else None)
-        if self._closed:
-            answer = Answer("refused", "the consumer is not running: nothing to act on")
-            self.record(action, command.target, answer)
-            return answer
-        self._queue.put(command)
-        if self.wake is not None:
-            self.wake()
+        command = self.post(action, topic, partition, offset)
+        if command.answer is not None:
+            return command.answer
         taken = command.wait(timeout)
         if taken is not None:
             return taken
@@ -179,6 +175,24 @@ class Steering:
         )
         self.record(action, command.target, answer)
         return answer
+
+    def post(self, action: str, topic: str, partition: int, offset: int | None = None) -> Command:
+        """Queue `action` for the loop without waiting (the simulator steps the loop
+        itself); its `answer` is set once applied, at once when the loop has stopped."""
+        if action not in COMMANDS:
+            raise ValueError(f"unknown action {action!r}: use one of {', '.join(COMMANDS)}")
+        if action in (SKIP, PARK) and offset is None:
+            raise ValueError(f"{action} names a record: give its offset")
+        command = Command(action, topic, partition, offset if action in (SKIP, PARK) else None)
+        if self._closed:
+            answer = Answer("refused", "the consumer is not running: nothing to act on")
+            self.record(action, command.target, answer)
+            command.settle(answer)
+            return command
+        self._queue.put(command)
+        if self.wake is not None:
+            self.wake()
+        return command
 
     def record(self, action: str, target: str, answer: Answer) -> None:
         """Log, count and keep one action's outcome."""

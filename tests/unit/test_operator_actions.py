@@ -16,6 +16,7 @@ from parafka import ParallelConsumer, Record
 from parafka.entry import DROPPED, RETRY_WAIT, RUNNING, SENDING, SETTLED
 from parafka.errors import ActionRefused
 from parafka.ledger import Ledger
+from parafka.record import Produced
 from parafka.retry import RetryPolicy
 from parafka.scheduler import ORDERINGS
 from parafka.steering import Answer, Steering
@@ -289,3 +290,27 @@ def test_find_names_the_current_assignments_copy_of_a_redelivered_record() -> No
     assert again is not None and again is not old and again.part is book.parts[TP]
     with pytest.raises(ActionRefused, match="ahead of it"):  # the old copy still runs
         book.skip(again)
+
+
+def test_a_parked_running_records_late_outputs_are_not_sent() -> None:
+    """Found by the simulator (seed 7087 --operator): the outputs of a record parked
+    while it ran were produced when its handler returned, after a newer record's."""
+    book = ledger()
+    (run,) = book.take()
+    book.park(run[0], RuntimeError("parked"))
+    late = book.completed(run, [([Produced("out", b"late", None, None)], None)])
+    assert late.send == [] and run[0].state is SENDING
+
+
+def test_a_running_record_behind_an_older_one_of_its_run_is_refused() -> None:
+    """Only the head of a shard: an older record's failure would roll the skipped one
+    back to run again while its first run is still out."""
+    book = ledger()
+    book.scheduler.run_length = 2
+    (run,) = book.take()
+    assert [e.offset for e in run] == [0, 1]
+    with pytest.raises(ActionRefused, match="an older record of its partition"):
+        book.skip(run[1])
+    book.skip(run[0])
+    book.skip(run[1])  # the head now
+    assert book.parts[TP].offsets.position == 2
