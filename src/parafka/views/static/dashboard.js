@@ -331,6 +331,8 @@ function drawControl() {
     ? "(actions on: each one needs the control token)"
     : "(actions are off: start the consumer with --control-token or PARAFKA_CONTROL_TOKEN)";
   byId("token-form").hidden = !enabled;
+  byId("record-form").hidden = !enabled;
+  byId("replay-selected").parentElement.hidden = !enabled;
   byId("token-note").textContent = controlToken ? "token set for this tab" : "no token yet";
   const paused = new Set((control ? control.paused : []).map((p) => `${p.topic}/${p.partition}`));
   const rows = state.partitions.slice().sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
