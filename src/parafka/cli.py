@@ -29,6 +29,7 @@ from parafka.cli_demo import demo
 from parafka.cli_dlq import dlq
 from parafka.cli_produce import produce, tail
 from parafka.cli_sizing import partitions
+from parafka.cli_top import top
 from parafka.errors import ConfigError, ParafkaError
 from parafka.kafka_config import kafka_error_text as _kafka_text
 from parafka.ratelimit import parse_rate
@@ -89,6 +90,7 @@ cli.add_command(dlq)
 cli.add_command(demo)
 cli.add_command(produce)
 cli.add_command(tail)
+cli.add_command(top)
 
 
 @cli.command()
@@ -373,6 +375,14 @@ cli.add_command(tail)
     show_default=True,
     help="Address the web dashboard listens on (0.0.0.0: every interface).",
 )
+@click.option(
+    "--control-token",
+    default=None,
+    metavar="TOKEN",
+    help="Turn on the dashboard's control actions (pause, resume, skip, park, replay); each "
+    "request must carry this token (Authorization: Bearer TOKEN). Needs --dashboard-port; "
+    "prefer PARAFKA_CONTROL_TOKEN to keep it off the command line.",
+)
 def run(
     target: str,
     bootstrap_servers: str,
@@ -418,6 +428,7 @@ def run(
     no_dashboard: bool,
     dashboard_port: int | None,
     dashboard_host: str,
+    control_token: str | None,
 ) -> None:
     """Run HANDLER (module:function or path/to/file.py:function) on every record."""
     from parafka.consumer import ParallelConsumer
@@ -469,6 +480,11 @@ def run(
         join_grace=join_grace,
         revoke_timeout=revoke_timeout,
     )
+    if control_token is not None and dashboard_port is None:
+        raise ConfigError(
+            "--control-token turns on the dashboard's control actions: give --dashboard-port "
+            "too (the control plane is served there)"
+        )
     if processes > 1 and metrics_port is not None:
         raise ConfigError(
             f"--metrics-port {metrics_port} serves one process: with --processes {processes} "
@@ -500,6 +516,7 @@ def run(
             live=not no_dashboard,
             dashboard_port=dashboard_port,
             dashboard_host=dashboard_host,
+            control_token=control_token,
             title=f"parafka · group {group_id} · {', '.join(topics)}",
             activity=activity,
         )

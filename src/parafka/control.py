@@ -41,6 +41,7 @@ from parafka.recent import RecentDeadLetters
 from parafka.seam import TP, ClientError, CommitResult, Consumer, Kafka, Message, Offset
 from parafka.settings import Settings
 from parafka.stats import Stats
+from parafka.steering import Steering
 from parafka.waits import ConnectWatch, WaitReporter, wait_for_metadata
 
 if TYPE_CHECKING:
@@ -191,6 +192,8 @@ class ControlLoop(Stoppable):
         self._error_logged_at: dict[str, float] = {}
         self.running = threading.Event()  # set once subscribed
         self.recent_dead_letters = RecentDeadLetters()  # for the web dashboard
+        self.steering = Steering()  # operator actions, applied in step() (steering.py)
+        self.steering.wake = self.completions.wake
         # advice.py: say when a setting would help (here: more processes for idle cores)
         kind = "thread" if isinstance(executor, ThreadExecutor) else type(executor).__name__
         self.advisor = Advisor(os.cpu_count() or 1, kind)
@@ -296,6 +299,7 @@ class ControlLoop(Stoppable):
         """One round: completions, retries, dispatch, fetch, commit, housekeeping."""
         now = self.clock()
         worked = self._handle_completions()
+        self.steering.step(self)
         if self.transaction is not None and self.stream_outputs:
             self._send_released()
         self.executor.rescue()
@@ -470,7 +474,7 @@ class ControlLoop(Stoppable):
         letter = dead_letter(record, s.dead_letter_topic, s.group_id, failure)
         if self.tracing is not None:  # the failed attempt's trace goes on in the letter
             letter = self.tracing.letter(letter, error)
-        self.recent_dead_letters.add(record, error)
+        self.recent_dead_letters.add(record, error, letter.headers)
         if self.transaction is not None:  # in the transaction, in offset order
             self.ledger.letter_held(entry, letter)
             return
@@ -696,6 +700,7 @@ class ControlLoop(Stoppable):
         for tp in tps:
             self.committer.forget(tp)
             self.flow.fair_paused.discard(tp)
+        self.steering.forget(tps)
         if stranded:  # exactly-once: they held a batch's outputs with a closed partition
             self._rewind(stranded)
 
@@ -709,6 +714,7 @@ class ControlLoop(Stoppable):
         """Resume fetching at the next offset each partition expects. The seek restarts
         the client's fetch at once: a plain resume took about a second to deliver on the
         local broker, a seek first about 40 ms."""
+        tps = tps - self.steering.paused  # an operator's pause outlasts flow control's
         if not tps:
             return
         for tp in tps:
@@ -721,6 +727,22 @@ class ControlLoop(Stoppable):
                     log.debug("seek %s[%d]@%d before resume: %s", tp[0], tp[1], offset, exc)
         self.consumer.resume(tps)
         self._paused -= tps
+
+    # -- operator actions (steering.py applies them on this thread) ------------------------
+    def hold(self, tp: TP) -> None:
+        """Pause fetching `tp` for an operator."""
+        self._pause({tp})
+
+    def release(self, tp: TP) -> bool:
+        """An operator's pause ended: fetch `tp` again unless flow control holds it."""
+        if self.flow.stalled or tp in self.flow.fair_paused:
+            return False
+        self._resume({tp})
+        return True
+
+    def apply(self, actions: Actions) -> None:
+        """Do the I/O an operator's ledger transition asked for."""
+        self._act(actions)
 
     def _share_buffer(self, now: float) -> None:
         """Fair-share pauses: keep a few partitions from holding the whole buffer while
@@ -825,6 +847,7 @@ class ControlLoop(Stoppable):
         return bool(self.outputs.pending or self.letters.pending)
 
     def close(self) -> None:
+        self.steering.close()
         self.gc_timer.remove()
         if self.phase is not Phase.FAILED:
             self.phase = Phase.CLOSING
@@ -892,13 +915,20 @@ class ControlLoop(Stoppable):
             concurrency_limit=self.pacer.limit,
             rate_waits=self.pacer.rate_waits,
             stuck_replaced=self.executor.stuck_replaced,
-            paused_partitions=len(self.flow.fair_paused) if not self.flow.stalled else len(parts),
+            paused_partitions=(
+                len(self.flow.fair_paused | self.steering.paused)
+                if not self.flow.stalled
+                else len(parts)
+            ),
             partitions=tuple(parts),
             at=now,
             membership=self.membership.state,
             membership_since=self.membership.since,
             metadata_max_bytes=self.settings.max_metadata_bytes,
             advice=tuple(self.advisor.given),
+            skipped_by_operator=counts.operator_skipped,
+            user_paused=tuple(sorted(self.steering.paused)),
+            control_actions=self.steering.counts(),
         )
 
 

@@ -49,7 +49,7 @@ from parafka.entry import (
     STOPPED,
     Entry,
 )
-from parafka.errors import RecordFailed
+from parafka.errors import ActionRefused, RecordFailed
 from parafka.exactly_once import OrderedRelease
 from parafka.executors.outcomes import NOT_RUN, Outcome
 from parafka.failures import FailureLog, is_mistake, report
@@ -113,7 +113,15 @@ class Actions:
 class Counts:
     """Counters since start (read by the stats snapshot)."""
 
-    __slots__ = ("dead_lettered", "dropped", "failed", "processed", "retried", "skipped")
+    __slots__ = (
+        "dead_lettered",
+        "dropped",
+        "failed",
+        "operator_skipped",
+        "processed",
+        "retried",
+        "skipped",
+    )
 
     def __init__(self) -> None:
         self.processed = 0  # handler returned and its outputs were acknowledged
@@ -122,6 +130,7 @@ class Counts:
         self.skipped = 0  # skipped on receipt: a previous owner had finished them
         self.dead_lettered = 0
         self.dropped = 0  # failed for good and skipped (on_failure="skip")
+        self.operator_skipped = 0  # skipped by an operator's action (steering.py)
 
 
 class Ledger:
@@ -151,6 +160,9 @@ class Ledger:
         self.counts = Counts()
         self._epochs = 0
         self.queue_wait: Histogram | None = None  # set when metrics are on (timings.py)
+        # ids of running entries an operator skipped or parked: their chunk's report is
+        # stale when it comes (the all-success path must not finish them twice)
+        self._overruled: set[int] = set()
 
     # -- partitions -----------------------------------------------------------------------
     def assign(self, tp: TP, committed: int | None, done: Iterable[int] = ()) -> Part:
@@ -304,12 +316,16 @@ class Ledger:
         Outcome (outputs, or an exception). Entries of a batch share one Outcome."""
         actions = Actions()
         if outcomes is None:
+            if self._overruled:  # only after an operator's action on a running record
+                entries = self._running(entries)
             self._finished(entries, actions, processed=True)
             return actions
         first = outcomes[0]
         if _one_success(first, outcomes):
             assert first is not None
-            live = [e for e in entries if e.state is RUNNING]
+            live = self._running(entries)
+            if not live:  # all stale (skipped or parked meanwhile): nothing to send
+                return actions
             if first[0]:
                 self._outputs(live, first[0], actions)
             else:
@@ -325,6 +341,7 @@ class Ledger:
         failures: list[tuple[Entry, BaseException]] = []
         for entry, outcome in zip(entries, outcomes, strict=True):
             if entry.state is not RUNNING:
+                self._overruled.discard(id(entry))
                 continue  # stale: already resolved
             if outcome is None:
                 done.append(entry)
@@ -580,6 +597,73 @@ class Ledger:
             entry.state = DROPPED
             entry.part.offsets.running -= 1
         self.held -= len(entries)
+
+    # -- operator actions (steering.py) --------------------------------------------------
+    def find(self, tp: TP, offset: int) -> Entry | None:
+        """The entry of the current assignment of `tp` at `offset`, while it is queued,
+        waiting for a retry or in a run (None: not held, or already done)."""
+        part = self.parts.get(tp)
+        if part is None or part.phase is not Phase.OPEN:
+            return None
+        return self.scheduler.find(tp, offset, part)
+
+    def skip(self, entry: Entry) -> Actions:
+        """An operator skips `entry`: it counts done without its handler (queued or
+        waiting for a retry), or now, its outcome ignored (running). Raises
+        ActionRefused when it cannot be skipped now."""
+        self._claim(entry, "skip")
+        actions = Actions()
+        self.counts.operator_skipped += 1
+        self._finished([entry], actions, processed=False)
+        return actions
+
+    def park(self, entry: Entry, reason: BaseException) -> Actions:
+        """An operator parks `entry`: it goes to the dead-letter topic (the shell writes
+        it) and is done once that is acknowledged, like a record given up."""
+        self._claim(entry, "park")
+        actions = Actions()
+        if entry.first_failure is None:
+            entry.first_failure = self.wall()
+        entry.state = SENDING
+        actions.letters.append((entry, reason))
+        return actions
+
+    def _running(self, entries: list[Entry]) -> list[Entry]:
+        """The entries of a reported chunk still RUNNING; the others' overruling is over."""
+        live = [e for e in entries if e.state is RUNNING]
+        if len(live) != len(entries) and self._overruled:
+            self._overruled.difference_update(id(e) for e in entries if e.state is not RUNNING)
+        return live
+
+    def _claim(self, entry: Entry, action: str) -> None:
+        """Make `entry` a run of its own unless it is in one (RUNNING: then its chunk's
+        report, when it comes, is stale for it)."""
+        state = entry.state
+        behind = ActionRefused(
+            f"cannot {action} {where(entry)}: an older record of its "
+            f"{'key' if self.scheduler.ordering == 'key' else 'partition'} is ahead of it; "
+            "act on that one first, or wait for it"
+        )
+        if state is RUNNING:
+            # Only the head of its shard: an older record that failed would roll it back
+            # to run again while its first run is still out (its report then taken for
+            # the second's). In a run, the records after it are behind it: fine.
+            if entry.shard is not None:
+                head = next(iter(self.scheduler.shard_entries(entry.shard)), None)
+                if head is not entry:
+                    raise behind
+            self._overruled.add(id(entry))
+            return
+        if state in (QUEUED, RETRY_WAIT):
+            if not self.scheduler.claim(entry):
+                raise behind
+            entry.state = RUNNING
+            entry.part.offsets.started(1, entry.offset)
+            return
+        raise ActionRefused(
+            f"cannot {action} {where(entry)}: it is {state.value} (its handler is done; it "
+            "waits for its outputs or an older record), nothing to act on"
+        )
 
     # -- flow -----------------------------------------------------------------------------
     def trim(self, tp: TP, keep: int) -> int:

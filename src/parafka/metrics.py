@@ -78,6 +78,19 @@ STUCK_REPLACED = Spec(
     "(asyncio executor), because a record ran over --stuck-after (--on-stuck "
     "restart-worker or park); the record was retried or given up.",
 )
+CONTROL_ACTIONS = Spec(
+    "parafka_control_actions",
+    "counter",
+    "Operator actions from the control plane (pause, resume, skip, park, replay) by result: "
+    "ok, refused (not applicable now), failed, timeout (the loop did not take it) or denied "
+    "(a security rule: no or wrong token, cross-site, not JSON).",
+    ("action", "result"),
+)
+OPERATOR_SKIPPED = Spec(
+    "parafka_records_operator_skipped",
+    "counter",
+    "Records an operator skipped from the control plane: counted done without their handler.",
+)
 COMMITS = Spec("parafka_commits", "counter", "Offset commits sent to the broker.")
 REBALANCES = Spec("parafka_rebalances", "counter", "Partition assignments received.")
 IN_FLIGHT = Spec(
@@ -207,6 +220,8 @@ ALL = (
     SKIPPED,
     RATE_WAITS,
     STUCK_REPLACED,
+    CONTROL_ACTIONS,
+    OPERATOR_SKIPPED,
     COMMITS,
     REBALANCES,
     IN_FLIGHT,
@@ -287,6 +302,13 @@ class StatsCollector:
         yield _counter(SKIPPED, stats.skipped_already_done)
         yield _counter(RATE_WAITS, stats.rate_waits)
         yield _counter(STUCK_REPLACED, stats.stuck_replaced)
+        actions = CounterMetricFamily(
+            CONTROL_ACTIONS.name, CONTROL_ACTIONS.help, labels=CONTROL_ACTIONS.labels
+        )
+        for action, result, count in stats.control_actions:
+            actions.add_metric([action, result], count)
+        yield actions
+        yield _counter(OPERATOR_SKIPPED, stats.skipped_by_operator)
         yield _counter(COMMITS, stats.commits)
         yield _counter(REBALANCES, stats.rebalances)
         yield _gauge(IN_FLIGHT, stats.in_flight)

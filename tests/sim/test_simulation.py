@@ -3,8 +3,9 @@ expired sessions, failing and hanging handlers, worker deaths, refused commits a
 deliveries; every invariant of parafka.sim.checks after every step. Six shapes: the
 at-least-once schedules (900 seeds), exactly-once ones (300), ones where a partition's
 oldest record hangs through the chaos phase (280), both (120), records waiting for their
-key's rate (the ledger's rate_wait, 200) and concurrency="auto" (the dispatch window moving
-between 1 and the executor's capacity, 200): 2,000 seeds.
+key's rate (the ledger's rate_wait, 200), concurrency="auto" (the dispatch window moving
+between 1 and the executor's capacity, 200), and an operator pausing, resuming, skipping
+and parking records through the control plane (300, and 150 exactly-once): 2,450 seeds.
 
 Each part runs in a subprocess with PYTHONHASHSEED=0, so a failing seed replays exactly
 with the command it prints (`python -m parafka.sim --seed N --chaos K ...`).
@@ -27,6 +28,8 @@ PARTS = [
     ("300:400", ["--exactly-once", "--stream-outputs"]),
     ("5000:5200", ["--key-rate", "20"]),
     ("6000:6200", ["--adaptive"]),
+    ("7000:7300", ["--operator"]),
+    ("7000:7150", ["--operator", "--exactly-once"]),
 ]
 
 

@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--adaptive", action="store_true", help='concurrency="auto" (a moving dispatch window)'
     )
+    parser.add_argument(
+        "--operator",
+        action="store_true",
+        help="an operator pauses, resumes, skips and parks records (the control plane)",
+    )
     args = parser.parse_args(argv)
     if os.environ.get("PYTHONHASHSEED") != "0":  # sets of partitions iterate by hash
         os.environ["PYTHONHASHSEED"] = "0"
@@ -53,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size,
         "key_rate": args.key_rate,
         "adaptive": args.adaptive,
+        "operator": args.operator,
     }
     if args.handler is not None:
         from parafka.loader import load_target
