@@ -25,24 +25,10 @@ from parafka.errors import ConfigError, ParafkaError
 from parafka.stats import PartitionStats, Stats
 from parafka.views.history import History
 from parafka.views.terminal import render
+from parafka.views.webdata import COUNTERS
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 KEEP = 10.0  # seconds of samples kept: enough for the rate
-_COUNTERS = (
-    "processed",
-    "failed",
-    "retried",
-    "dead_lettered",
-    "skipped_after_failure",
-    "skipped_already_done",
-    "commits",
-    "rebalances",
-    "in_flight",
-    "concurrency_limit",
-    "queued",
-    "waiting_retry",
-    "paused_partitions",
-)
 
 
 class Unreachable(ParafkaError):
@@ -91,7 +77,7 @@ def stats_from(
     """A `Stats` snapshot from one sample of `/api/stats` (and, for the latest, its
     partitions and the partitions an operator paused). Fields the JSON lacks keep their
     defaults."""
-    values = {name: sample[name] for name in _COUNTERS if name in sample}
+    values = {name: sample[name] for name in COUNTERS if name in sample}
     return Stats(
         paused=bool(sample.get("paused", False)),
         partitions=partitions,
