@@ -144,6 +144,16 @@ class Span:
         return self.last - self.first
 
 
+class NoOp:
+    """A handler that does nothing but note the time, so the span can be measured."""
+
+    def __init__(self) -> None:
+        self.span = Span()
+
+    def __call__(self, _item: object) -> None:
+        self.span.tick()
+
+
 @dataclass
 class Result:
     """What one timed run measured."""

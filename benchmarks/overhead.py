@@ -27,8 +27,8 @@ import time
 from collections.abc import Sequence
 
 from common import (
+    NoOp,
     Ordering,
-    Span,
     add_broker_option,
     broker_label,
     console,
@@ -54,16 +54,6 @@ CONFIGS: tuple[tuple[Ordering, int], ...] = (
 )
 PLAIN = "plain consume(1000) loop"
 TARGET = 0.25
-
-
-class NoOp:
-    """The handler under test: it only notes the time, so the span can be measured."""
-
-    def __init__(self) -> None:
-        self.span = Span()
-
-    def __call__(self, _item: object) -> None:
-        self.span.tick()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

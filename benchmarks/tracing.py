@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from common import (
-    Span,
+    NoOp,
     add_broker_option,
     broker_label,
     console,
@@ -80,14 +80,6 @@ class Discard(SpanExporter):
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         self.spans += len(spans)
         return SpanExportResult.SUCCESS
-
-
-class NoOp:
-    def __init__(self) -> None:
-        self.span = Span()
-
-    def __call__(self, _item: object) -> None:
-        self.span.tick()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
