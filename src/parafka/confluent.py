@@ -7,6 +7,8 @@ confluent_kafka; everything it needs of the client passes through here.
 
 from __future__ import annotations
 
+import time
+
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -70,12 +72,16 @@ def _tps(partitions: Iterable[ck.TopicPartition]) -> list[TP]:
     return [(p.topic, p.partition) for p in partitions]
 
 
+READ_TAIL = 0.5  # seconds read() waits past the reported end for records it does not show
+
+
 class ConfluentConsumer:
     """A `seam.Consumer` over `confluent_kafka.Consumer`."""
 
     def __init__(self, config: Mapping[str, Any], events: ConsumerEvents) -> None:
         self._events = events
         conf = dict(config)
+        self._config = dict(config)  # for read()'s own short-lived consumer
         conf["on_commit"] = self._on_commit
         conf["error_cb"] = self._on_error
         conf["logger"] = client_logger()
@@ -164,6 +170,42 @@ class ConfluentConsumer:
         except ck.KafkaException as exc:
             raise client_error(exc) from None
         return [_offset(p) for p in found]
+
+    def read(self, tp: TP, start: int, timeout: float) -> list[Message]:
+        # A consumer of its own, assigned (not subscribed: it joins no group and commits
+        # nothing), so this one's fetch positions are left alone. It reads to the high
+        # watermark, then until nothing more comes for READ_TAIL seconds: the local broker
+        # reports a watermark that can lag its log (docs/architecture.md).
+        reader = ck.Consumer(
+            {**self._config, "auto.offset.reset": "latest", "logger": client_logger()}
+        )
+        deadline = time.monotonic() + timeout
+        try:
+            low, high = reader.get_watermark_offsets(_tp(tp), timeout=timeout)
+            reader.assign([_tp(tp, max(start, low))])
+            found: list[Message] = []
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ClientError(
+                        f"reading {tp[0]}[{tp[1]}] from offset {start} took over {timeout:g} s",
+                        "_TIMED_OUT",
+                        retriable=True,
+                    )
+                reached = bool(found) and found[-1].offset() >= high - 1
+                wait = READ_TAIL if reached or start >= high else min(left, 0.5)
+                batch = [
+                    m
+                    for m in reader.consume(1000, min(left, wait))
+                    if m.error() is None and m.offset() >= start
+                ]
+                found.extend(batch)
+                if not batch and (reached or start >= high):
+                    return found
+        except ck.KafkaException as exc:
+            raise client_error(exc) from None
+        finally:
+            reader.close()
 
     def pause(self, partitions: Iterable[TP]) -> None:
         self._consumer.pause([_tp(tp) for tp in partitions])
