@@ -8,7 +8,6 @@ confluent_kafka; everything it needs of the client passes through here.
 from __future__ import annotations
 
 import time
-
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -194,10 +193,10 @@ class ConfluentConsumer:
                     )
                 reached = bool(found) and found[-1].offset() >= high - 1
                 wait = READ_TAIL if reached or start >= high else min(left, 0.5)
-                batch = [
+                batch: list[Any] = [
                     m
                     for m in reader.consume(1000, min(left, wait))
-                    if m.error() is None and m.offset() >= start
+                    if m.error() is None and (m.offset() or 0) >= start
                 ]
                 found.extend(batch)
                 if not batch and (reached or start >= high):

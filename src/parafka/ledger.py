@@ -9,6 +9,9 @@ Each received record becomes an `Entry` (entry.py) in exactly one state:
                       -> RETRY_WAIT -> QUEUED               (its key over --key-rate: waits,
                                                              its attempt unchanged; rate_wait)
                       -> SENDING (dead letter) -> DONE      (failed for good, dead-lettered)
+                      -> SENDING (parked) -> DONE           (retry topic: failed its quick
+                                                             attempts, or its key is fenced;
+                                                             done once the write is acked)
                       -> STOPPED                            (failed for good, policy "stop")
     any unfinished state -> DROPPED                         (partition revoked, lost, trimmed)
 
@@ -102,18 +105,29 @@ class Actions:
     """What the I/O shell must do after a transition: produce outputs, write dead
     letters, or stop."""
 
-    __slots__ = ("failure", "letters", "send")
+    __slots__ = ("failure", "letters", "parks", "send")
 
     def __init__(self) -> None:
         self.send: list[tuple[list[Entry], list[Produced]]] = []
         self.letters: list[tuple[Entry, BaseException]] = []
+        # (entry, its error): to write to the retry topic; error None: parked behind
+        self.parks: list[tuple[Entry, BaseException | None]] = []
         self.failure: RecordFailed | None = None
 
 
 class Counts:
     """Counters since start (read by the stats snapshot)."""
 
-    __slots__ = ("dead_lettered", "dropped", "failed", "processed", "retried", "skipped")
+    __slots__ = (
+        "dead_lettered",
+        "dropped",
+        "failed",
+        "parked",
+        "parked_behind",
+        "processed",
+        "retried",
+        "skipped",
+    )
 
     def __init__(self) -> None:
         self.processed = 0  # handler returned and its outputs were acknowledged
@@ -122,6 +136,8 @@ class Counts:
         self.skipped = 0  # skipped on receipt: a previous owner had finished them
         self.dead_lettered = 0
         self.dropped = 0  # failed for good and skipped (on_failure="skip")
+        self.parked = 0  # written to the retry topic after failing (acknowledged)
+        self.parked_behind = 0  # written to the retry topic behind their fenced key
 
 
 class Ledger:
@@ -137,8 +153,12 @@ class Ledger:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         failure_log: FailureLog | None = None,
+        retry_topic: str | None = None,
+        park: RetryPolicy | None = None,
     ) -> None:
         self.scheduler = Scheduler(ordering, concurrency)
+        self.retry_topic = retry_topic  # set: records that fail their retries are parked
+        self.park = park or retry  # the attempts of records taken from the retry topic
         self._shard_of = self.scheduler.shard_of
         self.retry = retry
         self.failure_policy = failure_policy  # "dead-letter", "skip" or "stop"
@@ -395,6 +415,32 @@ class Ledger:
         self._stop(entry, error, actions)
         return actions
 
+    def park_behind(self, entries: list[Entry]) -> Actions:
+        """Taken entries of a fenced key (parking.py): RUNNING -> SENDING, written to the
+        retry topic behind the key's parked records instead of running."""
+        actions = Actions()
+        for entry in entries:
+            if entry.state is RUNNING:
+                entry.state = SENDING
+                actions.parks.append((entry, None))
+        return actions
+
+    def park_settled(self, entry: Entry, error: BaseException | None) -> Actions:
+        """The retry topic acknowledged (error None) or refused a parked entry: it is
+        done for its source offset, or the consumer stops (never lost)."""
+        actions = Actions()
+        if entry.state is not SENDING:
+            return actions
+        if error is None:
+            if entry.first_failure is None:
+                self.counts.parked_behind += 1
+            else:
+                self.counts.parked += 1
+            self._finished([entry], actions, processed=False)
+            return actions
+        self._stop(entry, error, actions)
+        return actions
+
     def letter_held(self, entry: Entry, letter: Produced) -> None:
         """Exactly-once: the dead letter of `entry` goes out in a transaction, in order."""
         self.counts.dead_lettered += 1
@@ -499,8 +545,10 @@ class Ledger:
         if entry.first_failure is None:
             entry.first_failure = self.wall()
         record = entry.record
-        if self.retry.should_retry(record.attempt, error):
-            delay = self.retry.delay(record.attempt)
+        parked = self.retry_topic is not None and entry.topic == self.retry_topic
+        policy = self.park if parked else self.retry
+        if policy.should_retry(record.attempt, error):
+            delay = policy.delay(record.attempt)
             self._report(entry, error, f"retrying in {delay:.2f} s")
             record.attempt += 1
             self.counts.retried += 1
@@ -508,6 +556,16 @@ class Ledger:
             entry.due = self.clock() + delay
             entry.part.offsets.running -= 1
             self.scheduler.retry(entry)
+            return
+        if (
+            self.retry_topic is not None
+            and not parked
+            and policy.retryable(error)
+            and not is_mistake(error)
+        ):
+            self._report(entry, error, f"parked on {self.retry_topic}")
+            entry.state = SENDING  # done once the retry topic acknowledges it
+            actions.parks.append((entry, error))
             return
         self._give_up(entry, error, actions)
 

@@ -1,0 +1,238 @@
+"""--retry-topic: the parked record's headers, the fences (pure), the settings, and the
+engine parking records and keeping each key's order over the in-memory cluster."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from parafka import ConfigError, ParallelConsumer, Record
+from parafka.deadletter import header_text
+from parafka.memory.log import MemoryMessage
+from parafka.parking import (
+    BEHIND,
+    DUE,
+    FAILED,
+    FIRST_ERROR,
+    REASON,
+    Fences,
+    due_of,
+    origin,
+    parked_record,
+)
+from parafka.record import MessageRecord
+from parafka.retry import RetryPolicy
+from parafka.settings import Settings
+from parafka.testing import InMemoryCluster
+
+from .test_cli_usage import BASE, HANDLER, usage_error
+
+
+def _record(offset: int = 7, key: bytes = b"k", headers: Any = None) -> MessageRecord:
+    message = MemoryMessage("src", 2, offset, key, b"v", headers, 0)
+    record = MessageRecord(message, "src", 2, offset)
+    record.attempt = 3
+    return record
+
+
+def test_a_parked_record_says_where_it_came_from_why_and_when_it_is_due() -> None:
+    source = _record(headers=[("app", b"1"), ("parafka.retry.due", b"old")])
+    parked = parked_record(source, "retry", "g", FAILED, 1000.25, ValueError("boom"))
+    assert (parked.topic, parked.key, parked.value) == ("retry", b"k", b"v")
+    headers = [
+        (k, v if isinstance(v, bytes) or v is None else v.encode()) for k, v in parked.headers or ()
+    ]
+    assert headers[0] == ("app", b"1")  # its own headers kept, old parking headers replaced
+    assert [k for k, _ in headers].count(DUE) == 1
+    found = origin(headers)
+    assert found is not None
+    assert (found.topic, found.partition, found.offset, found.attempts) == ("src", 2, 7, 3)
+    assert due_of(headers) == found.due == 1000.25
+    assert header_text(headers, REASON) == FAILED
+    assert header_text(headers, FIRST_ERROR) == "ValueError: boom"
+    behind = parked_record(source, "retry", "g", BEHIND, 5.0, None)
+    behind_headers = [
+        (k, v if not isinstance(v, str) else v.encode()) for k, v in behind.headers or ()
+    ]
+    assert header_text(behind_headers, REASON) == BEHIND
+    assert header_text(behind_headers, FIRST_ERROR) is None
+    assert origin(behind_headers) is not None and origin(behind_headers).attempts == 0  # type: ignore[union-attr]
+    assert origin([("x", b"1")]) is None and due_of(None) == 0.0
+
+
+def test_a_fence_lifts_once_every_write_of_its_key_is_committed_past() -> None:
+    fences = Fences()
+    tp = ("src", 0)
+    fences.written(tp, b"a", 0, 10)
+    fences.written(tp, b"a", 0, 4)  # an older write does not lower the fence
+    fences.written(tp, b"b", 1, 3)
+    fences.written(("src", 1), b"a", 0, 11)
+    assert fences.fenced(tp, b"a") and not fences.fenced(tp, b"c") and len(fences) == 3
+    assert fences.retry_partitions() == {0, 1}
+    assert fences.lift({0: 10, 1: None}) == 0  # committed 10: offset 10 is not done yet
+    assert fences.lift({0: 11, 1: 3}) == 1  # a's write at 10 is done
+    assert not fences.fenced(tp, b"a") and fences.fenced(tp, b"b")
+    assert fences.fenced(("src", 1), b"a")  # its own write at 11 is not
+    assert fences.lift({0: 12, 1: 4}) == 2 and len(fences) == 0
+
+
+def test_fences_are_rebuilt_from_the_retry_topics_records_of_the_partition() -> None:
+    def parked(offset: int, key: bytes, source: int, at: int) -> MemoryMessage:
+        produced = parked_record(_record(offset, key), "retry", "g", FAILED, 0.0, None)
+        headers = [(k, v.encode() if isinstance(v, str) else v) for k, v in produced.headers or ()]
+        headers = [
+            (k, str(source).encode() if k == "parafka.retry.partition" else v) for k, v in headers
+        ]
+        return MemoryMessage("retry", 1, at, key, b"v", headers, 0)
+
+    records = [parked(5, b"a", 2, 40), parked(6, b"b", 3, 41), parked(9, b"a", 2, 42)]
+    fences = Fences()
+    fences.written(("src", 2), b"z", 0, 1)  # forgotten: rebuilt from the topic only
+    assert fences.rebuild(("src", 2), records) == 1
+    assert fences.fenced(("src", 2), b"a") and not fences.fenced(("src", 2), b"z")
+    assert not fences.lift({1: 42}) and fences.lift({1: 43}) == 1
+    fences.rebuild(("src", 3), records)
+    fences.forget(("src", 3))
+    assert len(fences) == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"retry_topic": "t"}, "also a source topic: drop it from topics"),
+        ({"retry_topic": "r", "dead_letter_topic": "r"}, "also the dead-letter or output"),
+        ({"retry_topic": "r", "ordering": "partition"}, "use ordering='key'"),
+        ({"retry_topic": "no good"}, "not a valid Kafka topic name"),
+        ({"retry_topic": "^r.*"}, "name one topic"),
+        (
+            {"retry_topic": "r", "exactly_once": True, "output_topic": "o"},
+            "cannot be combined with exactly_once",
+        ),
+        ({"retry_topic": "r", "park_attempts": 0}, "park_attempts=0 is invalid"),
+        ({"retry_topic": "r", "park_backoff": -1}, "park_backoff=-1 is invalid"),
+    ],
+)
+def test_bad_retry_topic_settings(overrides: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        Settings("h:1", "g", ("t",), **overrides)
+
+
+def test_the_cli_refuses_a_retry_topic_with_partition_ordering(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    line = usage_error(
+        capsys, ["run", HANDLER, *BASE, "--retry-topic", "r", "--ordering", "partition"]
+    )
+    assert "use ordering='key'" in line
+
+
+def test_the_cli_refuses_a_bad_park_attempts(capsys: pytest.CaptureFixture[str]) -> None:
+    line = usage_error(
+        capsys, ["run", HANDLER, *BASE, "--retry-topic", "r", "--park-attempts", "0"]
+    )
+    assert "--park-attempts" in line
+
+
+class Flaky:
+    """Fails chosen records until their third attempt in all (quick ones and parked ones
+    together), and notes each key's successful source offsets in the order they ran."""
+
+    def __init__(self, failing: set[tuple[int, int]]) -> None:
+        self.failing = failing
+        self.tries: dict[tuple[int, int], int] = defaultdict(int)
+        self.done: dict[bytes, list[int]] = defaultdict(list)
+        self.from_retry = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, record: Record) -> None:
+        where = origin(record.headers)
+        if record.topic == "retry":
+            assert where is not None
+            partition, offset = where.partition, where.offset
+        else:
+            partition, offset = record.partition, record.offset
+        with self.lock:
+            self.tries[(partition, offset)] += 1
+            if (partition, offset) in self.failing and self.tries[(partition, offset)] < 3:
+                raise RuntimeError(f"not yet: {partition}@{offset}")
+            if record.topic == "retry":
+                self.from_retry += 1
+            assert record.key is not None
+            self.done[record.key].append(partition * 100_000 + offset)
+
+
+def _cluster(records: int, keys: int) -> tuple[InMemoryCluster, dict[bytes, list[int]]]:
+    cluster = InMemoryCluster()
+    cluster.create_topic("in", 2)
+    cluster.create_topic("retry", 2)
+    cluster.create_topic("dlq", 1)
+    sent: dict[bytes, list[int]] = defaultdict(list)
+    for i in range(records):
+        key = b"k%d" % (i % keys)
+        partition = i % 2
+        offset = i // 2
+        cluster.produce("in", b"%d" % i, key=key, partition=partition)
+        sent[key].append(partition * 100_000 + offset)
+    return cluster, sent
+
+
+def test_parked_records_and_their_keys_later_records_run_in_order_and_all_finish() -> None:
+    cluster, sent = _cluster(400, keys=20)
+    failing = {(i % 2, i // 2) for i in range(0, 400, 37)}
+    handler = Flaky(failing)
+    pc = ParallelConsumer(
+        handler,
+        bootstrap_servers="memory",
+        group_id="g",
+        topics="in",
+        retry=RetryPolicy(max_attempts=2, initial_backoff=0.01),
+        retry_topic="retry",
+        park_backoff=0.05,
+        dead_letter_topic="dlq",
+        concurrency=8,
+        commit_interval=0.05,
+        kafka=cluster,
+    )
+    stats = pc.run(until_idle=1.0)
+    assert dict(handler.done) == dict(sent)  # every record once, each key in offset order
+    assert stats.parked == len(failing)
+    assert stats.parked_behind > 0 and handler.from_retry == stats.parked + stats.parked_behind
+    assert stats.dead_lettered == 0 and stats.fenced_keys == 0
+    for partition in (0, 1):
+        assert cluster.committed("g", "in", partition).offset == 200
+    assert cluster.end_offset(("dlq", 0)) == 0
+
+
+def test_a_record_that_keeps_failing_goes_to_the_dead_letter_topic_after_its_parked_attempts() -> (
+    None
+):
+    cluster, sent = _cluster(40, keys=4)
+    tries: dict[int, int] = defaultdict(int)
+
+    def handler(record: Record) -> None:
+        value = int(record.value or b"0")
+        tries[value] += 1
+        if value == 5:
+            raise RuntimeError("never")
+
+    stats = ParallelConsumer(
+        handler,
+        bootstrap_servers="memory",
+        group_id="g",
+        topics="in",
+        retry=RetryPolicy(max_attempts=2, initial_backoff=0.01),
+        retry_topic="retry",
+        park_attempts=2,
+        park_backoff=0.02,
+        dead_letter_topic="dlq",
+        commit_interval=0.05,
+        kafka=cluster,
+    ).run(until_idle=1.0)
+    assert tries[5] == 4  # 2 quick attempts, 2 from the retry topic
+    assert stats.dead_lettered == 1 and stats.parked == 1
+    (letter,) = cluster.messages("dlq", 0)
+    assert letter.value() == b"5"
+    assert all(tries[i] >= 1 for i in range(40))
