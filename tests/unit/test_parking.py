@@ -23,7 +23,7 @@ from parafka.parking import (
     origin,
     parked_record,
 )
-from parafka.record import MessageRecord
+from parafka.record import MessageRecord, Produced
 from parafka.retry import RetryPolicy
 from parafka.settings import Settings
 from parafka.testing import InMemoryCluster
@@ -36,6 +36,10 @@ def _record(offset: int = 7, key: bytes = b"k", headers: Any = None) -> MessageR
     record = MessageRecord(message, "src", 2, offset)
     record.attempt = 3
     return record
+
+
+def _headers(produced: Produced) -> list[tuple[str, bytes | None]]:
+    return [(k, v.encode() if isinstance(v, str) else v) for k, v in produced.headers or ()]
 
 
 def test_a_parked_record_says_where_it_came_from_why_and_when_it_is_due() -> None:
@@ -206,10 +210,8 @@ def test_parked_records_and_their_keys_later_records_run_in_order_and_all_finish
     assert cluster.end_offset(("dlq", 0)) == 0
 
 
-def test_a_record_that_keeps_failing_goes_to_the_dead_letter_topic_after_its_parked_attempts() -> (
-    None
-):
-    cluster, sent = _cluster(40, keys=4)
+def test_a_record_failing_its_parked_attempts_goes_to_the_dead_letter_topic() -> None:
+    cluster, _ = _cluster(40, keys=4)
     tries: dict[int, int] = defaultdict(int)
 
     def handler(record: Record) -> None:
