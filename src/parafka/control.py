@@ -36,6 +36,7 @@ from parafka.lag import HeadWatch, partition_stats
 from parafka.ledger import Actions, Ledger, where
 from parafka.outputs import Acknowledged, OutputProducer, OutputThread
 from parafka.pacing import Pacer
+from parafka.parking import origin
 from parafka.recent import RecentDeadLetters
 from parafka.retrytopic import RetryTopic
 from parafka.seam import TP, ClientError, CommitResult, Consumer, Kafka, Message, Offset
@@ -130,6 +131,7 @@ class ControlLoop(Stoppable):
         kafka: Kafka | None = None,
         completions: Completions | None = None,
         threaded_outputs: bool = True,
+        wall: Callable[[], float] = time.time,  # parked records' due times (the simulator's)
     ) -> None:
         self.settings = settings
         self.work = work
@@ -171,7 +173,9 @@ class ControlLoop(Stoppable):
         self.parking = (
             None
             if settings.retry_topic is None
-            else RetryTopic(settings, self.kafka, lambda: self.consumer, self._park_settled, clock)
+            else RetryTopic(
+                settings, self.kafka, lambda: self.consumer, self._park_settled, clock, wall
+            )
         )
         self.committer = CommitPlanner(settings.max_metadata_bytes)
         self.transaction: Transaction | None = None
@@ -476,7 +480,11 @@ class ControlLoop(Stoppable):
             f"sent to dead-letter topic {s.dead_letter_topic}",
             self.clock(),
         )
-        letter = dead_letter(record, s.dead_letter_topic, s.group_id, failure)
+        source = None
+        if s.retry_topic is not None and record.topic == s.retry_topic:
+            parked = origin(record.headers)  # named by where it came from, not the retry topic
+            source = None if parked is None else (parked.topic, parked.partition, parked.offset)
+        letter = dead_letter(record, s.dead_letter_topic, s.group_id, failure, source)
         self.recent_dead_letters.add(record, error)
         if self.transaction is not None:  # in the transaction, in offset order
             self.ledger.letter_held(entry, letter)

@@ -49,13 +49,21 @@ def iso_time(seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def dead_letter(record: Record, topic: str, group: str, failure: Failure) -> Produced:
-    """The record to write to the dead-letter `topic` for `record`."""
+def dead_letter(
+    record: Record,
+    topic: str,
+    group: str,
+    failure: Failure,
+    source: tuple[str, int, int] | None = None,
+) -> Produced:
+    """The record to write to the dead-letter `topic` for `record`; `source`: the topic,
+    partition and offset it first came from, when not its own (a parked record's)."""
     message = str(failure.error).encode("utf-8", "replace")[:MAX_MESSAGE_BYTES]
+    origin = source or (record.topic, record.partition, record.offset)
     added: Headers = [
-        (TOPIC, record.topic.encode()),
-        (PARTITION, str(record.partition).encode()),
-        (OFFSET, str(record.offset).encode()),
+        (TOPIC, origin[0].encode()),
+        (PARTITION, str(origin[1]).encode()),
+        (OFFSET, str(origin[2]).encode()),
         (GROUP, group.encode()),
         (ATTEMPTS, str(failure.attempts).encode()),
         (STAGE, failure.stage.encode()),

@@ -237,4 +237,8 @@ def test_a_record_failing_its_parked_attempts_goes_to_the_dead_letter_topic() ->
     assert stats.dead_lettered == 1 and stats.parked == 1
     (letter,) = cluster.messages("dlq", 0)
     assert letter.value() == b"5"
+    headers = letter.headers()
+    assert header_text(headers, "parafka.dlq.topic") == "in"  # where it came from, not retry
+    assert header_text(headers, "parafka.dlq.offset") == "2"  # value 5: partition 1, offset 2
+    assert header_text(headers, "parafka.dlq.partition") == "1"
     assert all(tries[i] >= 1 for i in range(40))
