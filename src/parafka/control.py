@@ -500,7 +500,11 @@ class ControlLoop(Stoppable):
             )
         self._act(self.ledger.letter_settled(entry, error))
 
-    def _park_settled(self, entry: Entry, error: BaseException | None) -> None:
+    def _park_settled(
+        self, entry: Entry, error: BaseException | None, at: tuple[int, int] | None
+    ) -> None:
+        """The retry topic acknowledged `entry` at `at` (retry partition, offset), or
+        refused it (error)."""
         if error is not None:
             why = f"{error.code}: {error}" if isinstance(error, ClientError) else str(error)
             error = RuntimeError(

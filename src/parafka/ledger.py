@@ -415,14 +415,18 @@ class Ledger:
         self._stop(entry, error, actions)
         return actions
 
-    def park_behind(self, entries: list[Entry]) -> Actions:
-        """Taken entries of a fenced key (parking.py): RUNNING -> SENDING, written to the
-        retry topic behind the key's parked records instead of running."""
+    def park_behind(self, runs: list[list[Entry]]) -> Actions:
+        """Taken runs of fenced keys (parking.py): the first entry of each goes RUNNING ->
+        SENDING, written to the retry topic behind its key's parked records instead of
+        running; the rest go back to QUEUED behind it. One write per key at a time: if
+        it is refused, no later record of the key can be in the retry topic before it."""
         actions = Actions()
-        for entry in entries:
-            if entry.state is RUNNING:
-                entry.state = SENDING
-                actions.parks.append((entry, None))
+        for run in runs:
+            entry = run[0]
+            if len(run) > 1:
+                self._unrun(run[1:])
+            entry.state = SENDING
+            actions.parks.append((entry, None))
         return actions
 
     def park_settled(self, entry: Entry, error: BaseException | None) -> Actions:

@@ -34,7 +34,8 @@ from parafka.settings import Settings
 log = logging.getLogger("parafka")
 
 LIFT_EVERY = 0.5  # seconds between two reads of the retry topic's committed offsets
-Settled = Callable[[Entry, BaseException | None], None]
+# (entry, error, where it was written: (retry partition, offset), None when refused)
+Settled = Callable[[Entry, BaseException | None, tuple[int, int] | None], None]
 
 
 class RetryTopic:
@@ -75,7 +76,7 @@ class RetryTopic:
         """The runs that may start now; records of the retry topic not yet due wait, and
         records of fenced keys are parked behind (their writes in the Actions)."""
         admitted: list[list[Entry]] = []
-        behind: list[Entry] = []
+        behind: list[list[Entry]] = []
         topic, fences = self.topic, self.fences
         now_wall: float | None = None
         for run in runs:
@@ -90,7 +91,7 @@ class RetryTopic:
                         run = run[:index]
                         break
             elif fences.fenced((first.topic, first.partition), first.key):
-                behind.extend(run)  # a run is one shard: one key of one partition
+                behind.append(run)  # a run is one shard: one key of one partition
                 continue
             if run:
                 admitted.append(run)
@@ -112,9 +113,13 @@ class RetryTopic:
 
         def delivered(err: ClientError | None, message: Message) -> None:
             self.pending -= 1
-            if err is None and self._fencing and source in self._assigned:  # still ours
-                fences.written(source, key, message.partition(), message.offset())
-            settled(entry, err)
+            if err is not None:
+                settled(entry, err, None)
+                return
+            at = (message.partition(), message.offset())
+            if self._fencing and source in self._assigned:  # still ours
+                fences.written(source, key, *at)
+            settled(entry, None, at)
 
         self.pending += 1
         while True:
@@ -127,7 +132,7 @@ class RetryTopic:
                 self._producer.poll(0.05)
             except ClientError as exc:
                 self.pending -= 1
-                settled(entry, exc)
+                settled(entry, exc, None)
                 return
 
     def poll(self, timeout: float = 0.0) -> None:

@@ -83,6 +83,10 @@ class Checker:
     retry_topic: str | None = None
     parked: set[tuple[TP, int]] = field(default_factory=set)
     passed_parked: int = 0
+    # (retry partition, offset) of records parked by a member that had lost their source
+    # partition by then (a zombie, as the cluster saw it): their runs are not the owner's
+    # effects, as a zombie's outputs are not.
+    zombie_parks: set[tuple[int, int]] = field(default_factory=set)
 
     # -- observations -----------------------------------------------------------------
     def owned(self, member: int, tps: Iterable[TP], now: float) -> None:
@@ -141,14 +145,21 @@ class Checker:
                 "after it stopped owning the partition"
             )
 
+    def parked_at(self, member: int, tp: TP, at: tuple[int, int], now: float) -> None:
+        """`member` parked a record of `tp` at `at` of the retry topic (acknowledged)."""
+        if not self.owns(member, tp, now, since=now):
+            self.zombie_parks.add(at)
+
     def new_outputs(self, messages: Iterable[Message], now: float) -> None:
         for message in messages:
             run, records = sources(message)
             ran_on = None  # the retry topic's partition it ran from, if it did
+            zombie = False
             if self.retry_topic is not None and run is None:
-                retry_partition = json.loads(message.value() or b"{}").get("r")
-                if retry_partition is not None:
-                    ran_on = (self.retry_topic, retry_partition)
+                body = json.loads(message.value() or b"{}")
+                if "r" in body:
+                    ran_on = (self.retry_topic, body["r"])
+                    zombie = (body["r"], body["q"]) in self.zombie_parks
             for member, partition, offset in records:
                 tp = (self.topic, partition)
                 if self.exactly_once:
@@ -159,7 +170,7 @@ class Checker:
                     # handler's run to the delivery: not a zombie's, nor a late one from
                     # an earlier assignment.
                     ran = self._ran_at.get((member, tp, offset), now)
-                    owned = self.owns(member, ran_on or tp, now, since=ran)
+                    owned = not zombie and self.owns(member, ran_on or tp, now, since=ran)
                 self.outputs.append(Output(member, tp, offset, message.key(), owned))
                 self.delivered.add((tp, offset))
 

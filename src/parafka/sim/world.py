@@ -34,7 +34,6 @@ from parafka.control import ControlLoop
 from parafka.entry import Entry
 from parafka.executors.base import Work
 from parafka.ledger import Phase as PartPhase
-from parafka.parking import origin
 from parafka.memory import (
     InMemoryCluster,
     MemoryConsumer,
@@ -42,6 +41,7 @@ from parafka.memory import (
     RecordingEvents,
     VirtualClock,
 )
+from parafka.parking import origin
 from parafka.record import Output, Record
 from parafka.retry import RetryPolicy
 from parafka.seam import TP, ConsumerEvents, FailedCallback, Offset
@@ -167,6 +167,13 @@ class _Loop(ControlLoop):
     def on_lost(self, partitions: list[TP]) -> None:
         self.checker.released(self.member, partitions, self.clock())
         super().on_lost(partitions)
+
+    def _park_settled(
+        self, entry: Entry, error: BaseException | None, at: tuple[int, int] | None
+    ) -> None:
+        if at is not None:
+            self.checker.parked_at(self.member, entry.part.tp, at, self.clock())
+        super()._park_settled(entry, error, at)
 
 
 @dataclass
@@ -389,12 +396,12 @@ class World:
 
         def handle(record: Record) -> Output | None:
             tp, offset, attempt = (record.topic, record.partition), record.offset, record.attempt
-            retry_partition = None
+            retry_at = None
             if parking:  # attempts counted over consumers and the retry topic
                 if record.topic == RETRY:
                     parked = origin(record.headers)
                     assert parked is not None, "a record of the retry topic without its origin"
-                    retry_partition = record.partition
+                    retry_at = (record.partition, record.offset)
                     tp, offset = (TOPIC, parked.partition), parked.offset
                 attempt = tries[(tp, offset)] = tries.get((tp, offset), 0) + 1
             observe_letters()  # a dead letter acknowledged in this very round frees its shard
@@ -411,8 +418,8 @@ class World:
             if not plan.output:
                 return None
             body: dict[str, int] = {"m": number, "p": tp[1], "o": offset}
-            if retry_partition is not None:
-                body["r"] = retry_partition
+            if retry_at is not None:
+                body["r"], body["q"] = retry_at
             return Output(json.dumps(body).encode(), key=record.key)
 
         return handle
