@@ -120,27 +120,53 @@ def due_of(headers: Headers | None) -> float:
         return 0.0
 
 
+class Fence:
+    """One key's fence in one source partition: the lowest source offset it holds back
+    from (its first parked record's), and its last write per retry-topic partition."""
+
+    __slots__ = ("since", "writes")
+
+    def __init__(self, since: int) -> None:
+        self.since = since
+        self.writes: dict[int, int] = {}
+
+
 class Fences:
-    """Per source partition: the keys with parked records not yet finished, and for each
-    the offset of its last write per retry-topic partition."""
+    """Per source partition: the keys with parked records not yet finished, each with its
+    `Fence`. A record of a fenced key is held back only from the fence's first parked
+    record on: an older one (run again after a crash or a rebalance, its effect already
+    made before the parked one's) runs as it would have, ahead of the parked records."""
 
     def __init__(self) -> None:
-        self._parts: dict[TP, dict[Key, dict[int, int]]] = {}
+        self._parts: dict[TP, dict[Key, Fence]] = {}
 
     def __len__(self) -> int:
         """How many keys are fenced, over all source partitions."""
         return sum(len(keys) for keys in self._parts.values())
 
-    def fenced(self, tp: TP, key: Key) -> bool:
+    def fenced(self, tp: TP, key: Key, offset: int) -> bool:
+        """Whether the record at `offset` of `tp` with `key` must wait behind parked ones."""
         keys = self._parts.get(tp)
-        return keys is not None and key in keys
+        if keys is None:
+            return False
+        fence = keys.get(key)
+        return fence is not None and offset >= fence.since
 
     def count(self, tp: TP) -> int:
         return len(self._parts.get(tp, ()))
 
-    def written(self, tp: TP, key: Key, retry_partition: int, offset: int) -> None:
-        """A record of `key` from `tp` was parked at `offset` of a retry partition."""
-        writes = self._parts.setdefault(tp, {}).setdefault(key, {})
+    def written(
+        self, tp: TP, key: Key, source_offset: int, retry_partition: int, offset: int
+    ) -> None:
+        """The record at `source_offset` of `tp`, with `key`, was parked at `offset` of a
+        retry partition."""
+        keys = self._parts.setdefault(tp, {})
+        fence = keys.get(key)
+        if fence is None:
+            fence = keys[key] = Fence(source_offset)
+        elif source_offset < fence.since:
+            fence.since = source_offset
+        writes = fence.writes
         if offset > writes.get(retry_partition, -1):
             writes[retry_partition] = offset
 
@@ -151,7 +177,7 @@ class Fences:
         for message in records:
             found = origin(message.headers())
             if found is not None and (found.topic, found.partition) == tp:
-                self.written(tp, message.key(), message.partition(), message.offset())
+                self.written(tp, message.key(), found.offset, message.partition(), message.offset())
         return self.count(tp)
 
     def forget(self, tp: TP) -> None:
@@ -160,7 +186,7 @@ class Fences:
 
     def retry_partitions(self) -> set[int]:
         """The retry-topic partitions some fence waits on."""
-        return {p for keys in self._parts.values() for writes in keys.values() for p in writes}
+        return {p for keys in self._parts.values() for f in keys.values() for p in f.writes}
 
     def lift(self, committed: dict[int, int | None]) -> int:
         """Lift the fences whose every write is below the group's committed offset of its
@@ -169,7 +195,7 @@ class Fences:
         lifted = 0
         for tp in list(self._parts):
             keys = self._parts[tp]
-            for key in [k for k, writes in keys.items() if _passed(writes, committed)]:
+            for key in [k for k, fence in keys.items() if _passed(fence.writes, committed)]:
                 del keys[key]
                 lifted += 1
             if not keys:

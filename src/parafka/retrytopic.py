@@ -90,7 +90,7 @@ class RetryTopic:
                         ledger.rate_wait(entry, run[index + 1 :], self.clock() + due - now_wall)
                         run = run[:index]
                         break
-            elif fences.fenced((first.topic, first.partition), first.key):
+            elif fences.fenced((first.topic, first.partition), first.key, first.offset):
                 behind.append(run)  # a run is one shard: one key of one partition
                 continue
             if run:
@@ -118,7 +118,7 @@ class RetryTopic:
                 return
             at = (message.partition(), message.offset())
             if self._fencing and source in self._assigned:  # still ours
-                fences.written(source, key, *at)
+                fences.written(source, key, entry.offset, *at)
             settled(entry, None, at)
 
         self.pending += 1

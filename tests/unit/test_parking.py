@@ -70,17 +70,30 @@ def test_a_parked_record_says_where_it_came_from_why_and_when_it_is_due() -> Non
 def test_a_fence_lifts_once_every_write_of_its_key_is_committed_past() -> None:
     fences = Fences()
     tp = ("src", 0)
-    fences.written(tp, b"a", 0, 10)
-    fences.written(tp, b"a", 0, 4)  # an older write does not lower the fence
-    fences.written(tp, b"b", 1, 3)
-    fences.written(("src", 1), b"a", 0, 11)
-    assert fences.fenced(tp, b"a") and not fences.fenced(tp, b"c") and len(fences) == 3
+    fences.written(tp, b"a", 50, 0, 10)
+    fences.written(tp, b"a", 52, 0, 4)  # an older write does not lower the fence
+    fences.written(tp, b"b", 51, 1, 3)
+    fences.written(("src", 1), b"a", 7, 0, 11)
+    assert fences.fenced(tp, b"a", 60) and not fences.fenced(tp, b"c", 60) and len(fences) == 3
     assert fences.retry_partitions() == {0, 1}
     assert fences.lift({0: 10, 1: None}) == 0  # committed 10: offset 10 is not done yet
     assert fences.lift({0: 11, 1: 3}) == 1  # a's write at 10 is done
-    assert not fences.fenced(tp, b"a") and fences.fenced(tp, b"b")
-    assert fences.fenced(("src", 1), b"a")  # its own write at 11 is not
+    assert not fences.fenced(tp, b"a", 60) and fences.fenced(tp, b"b", 60)
+    assert fences.fenced(("src", 1), b"a", 8)  # its own write at 11 is not
     assert fences.lift({0: 12, 1: 4}) == 2 and len(fences) == 0
+
+
+def test_a_fence_holds_back_only_from_its_first_parked_record_on() -> None:
+    """A record older than the key's first parked one (run again after a crash: its effect
+    came before the parked one's) runs ahead of the parked records, as it did."""
+    fences = Fences()
+    tp = ("src", 0)
+    fences.written(tp, b"a", 11, 0, 3)
+    fences.written(tp, b"a", 13, 0, 4)
+    assert not fences.fenced(tp, b"a", 5)
+    assert fences.fenced(tp, b"a", 11) and fences.fenced(tp, b"a", 12)
+    fences.written(tp, b"a", 9, 0, 5)  # rebuilt out of order: the lowest origin counts
+    assert fences.fenced(tp, b"a", 9) and not fences.fenced(tp, b"a", 8)
 
 
 def test_fences_are_rebuilt_from_the_retry_topics_records_of_the_partition() -> None:
@@ -94,9 +107,10 @@ def test_fences_are_rebuilt_from_the_retry_topics_records_of_the_partition() -> 
 
     records = [parked(5, b"a", 2, 40), parked(6, b"b", 3, 41), parked(9, b"a", 2, 42)]
     fences = Fences()
-    fences.written(("src", 2), b"z", 0, 1)  # forgotten: rebuilt from the topic only
+    fences.written(("src", 2), b"z", 1, 0, 1)  # forgotten: rebuilt from the topic only
     assert fences.rebuild(("src", 2), records) == 1
-    assert fences.fenced(("src", 2), b"a") and not fences.fenced(("src", 2), b"z")
+    assert fences.fenced(("src", 2), b"a", 5) and not fences.fenced(("src", 2), b"a", 4)
+    assert not fences.fenced(("src", 2), b"z", 5)
     assert not fences.lift({1: 42}) and fences.lift({1: 43}) == 1
     fences.rebuild(("src", 3), records)
     fences.forget(("src", 3))
