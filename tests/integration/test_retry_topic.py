@@ -231,3 +231,33 @@ def test_a_second_consumer_joining_keeps_every_key_in_order(broker: Broker) -> N
     assert second_stats.processed > 0, "the second consumer must have taken partitions"
     with outputs.lock:
         assert_every_record_done_in_key_order(list(outputs.lines))
+
+
+def test_the_cli_parks_with_retry_topic(broker: Broker, tmp_path: Path) -> None:
+    from tests.integration.test_cli import cli_env, error_lines, run_args, run_cli
+
+    source, retry, dlq = topics(broker)
+    produce_keyed(broker, source, 300, keys=30)
+    out = tmp_path / "out.txt"
+    group = f"park-cli-{uuid.uuid4().hex[:8]}"
+    args = run_args(broker, HANDLER, source, group, "--retry-topic", retry,  # type: ignore[arg-type]
+                    "--dead-letter-topic", dlq, "--max-attempts", "2", "--park-backoff", "0.2",
+                    "--until-idle", "3", "--no-dashboard")  # fmt: skip
+    result = run_cli(args, cli_env(PARAFKA_TEST_OUT=str(out)), timeout=90)
+    assert result.returncode == 0, result.stderr
+    assert not error_lines(result.stderr)
+    assert len({(p, o) for _, p, o in read_lines(out)}) == 300
+
+
+def test_a_missing_retry_topic_is_one_line_with_the_fix(broker: Broker, tmp_path: Path) -> None:
+    from tests.integration.test_cli import cli_env, error_lines, run_args, run_cli
+
+    source = broker.new_topic("park", 1)
+    missing = f"no-retry-{uuid.uuid4().hex[:8]}"
+    args = run_args(broker, HANDLER, source, "g-missing-retry",  # type: ignore[arg-type]
+                    "--retry-topic", missing, "--until-idle", "1.5")  # fmt: skip
+    result = run_cli(args, cli_env(PARAFKA_TEST_OUT=str(tmp_path / "out.txt")), timeout=60)
+    assert result.returncode == 1, result.stderr
+    [line] = error_lines(result.stderr)
+    assert f"retry topic {missing!r} does not exist" in line and "--retry-topic" in line
+    assert "Traceback" not in result.stderr
