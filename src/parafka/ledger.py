@@ -52,7 +52,7 @@ from parafka.entry import (
     STOPPED,
     Entry,
 )
-from parafka.errors import RecordFailed
+from parafka.errors import RecordFailed, RecordParked
 from parafka.exactly_once import OrderedRelease
 from parafka.executors.outcomes import NOT_RUN, Outcome
 from parafka.failures import FailureLog, is_mistake, report
@@ -564,9 +564,9 @@ class Ledger:
         if (
             self.retry_topic is not None
             and not parked
-            and policy.retryable(error)
+            and (policy.retryable(error) or isinstance(error, RecordParked))
             and not is_mistake(error)
-        ):
+        ):  # on_stuck="park" parks it on the retry topic when there is one
             self._report(entry, error, f"parked on {self.retry_topic}")
             entry.state = SENDING  # done once the retry topic acknowledges it
             actions.parks.append((entry, error))

@@ -11,6 +11,11 @@ import pytest
 
 from parafka import ConfigError, ParallelConsumer, Record
 from parafka.deadletter import header_text
+from parafka.deserializers import DeserializationError
+from parafka.entry import QUEUED, RETRY_WAIT, SENDING, SETTLED, Entry
+from parafka.errors import RecordParked
+from parafka.executors.outcomes import Outcome
+from parafka.ledger import Ledger
 from parafka.memory.log import MemoryMessage
 from parafka.parking import (
     BEHIND,
@@ -256,3 +261,54 @@ def test_a_record_failing_its_parked_attempts_goes_to_the_dead_letter_topic() ->
     assert header_text(headers, "parafka.dlq.offset") == "2"  # value 5: partition 1, offset 2
     assert header_text(headers, "parafka.dlq.partition") == "1"
     assert all(tries[i] >= 1 for i in range(40))
+
+
+def _ledger() -> tuple[Ledger, list[Entry]]:
+    ledger = Ledger(
+        "key",
+        8,
+        RetryPolicy(max_attempts=2, initial_backoff=0.0, jitter=0.0),
+        "dead-letter",
+        clock=lambda: 0.0,
+        retry_topic="retry",
+        park=RetryPolicy(max_attempts=3, initial_backoff=1.0, jitter=0.0),
+    )
+    ledger.assign(("src", 0), 0)
+    ledger.accept([MemoryMessage("src", 0, o, b"k%d" % o, b"v", None, 0) for o in range(3)])
+    return ledger, [e for run in ledger.take() for e in run]
+
+
+def test_the_ledger_parks_what_fails_its_retries_and_counts_it_done_when_acknowledged() -> None:
+    ledger, (first, stuck, bad) = _ledger()
+    error = RuntimeError("down")
+    failed: Outcome = (None, error)
+    actions = ledger.completed([first], [failed])
+    assert not actions.parks and first.state is RETRY_WAIT  # a quick retry first
+    ledger.release_due(1.0)
+    (again,) = [e for run in ledger.take() for e in run]
+    actions = ledger.completed([again], [failed])
+    assert actions.parks == [(first, error)] and first.state is SENDING
+    actions = ledger.completed([stuck], [(None, RecordParked("hung"))])  # on_stuck="park"
+    assert [entry for entry, _ in actions.parks] == [stuck]
+    actions = ledger.completed([bad], [(None, DeserializationError("x", ValueError("no")))])
+    assert not actions.parks and [entry for entry, _ in actions.letters] == [bad]
+    ledger.park_settled(first, None)
+    ledger.park_settled(stuck, None)
+    assert first.state is SETTLED and stuck.state is SETTLED
+    assert ledger.counts.parked == 2 and ledger.parts[("src", 0)].offsets.position == 2
+
+
+def test_parked_behind_runs_write_one_record_per_key_and_requeue_the_rest() -> None:
+    ledger = Ledger("key", 8, RetryPolicy(), retry_topic="retry", clock=lambda: 0.0)
+    ledger.scheduler.run_length = 3
+    ledger.assign(("src", 0), 0)
+    ledger.accept([MemoryMessage("src", 0, o, b"k", b"v", None, 0) for o in range(3)])
+    (run,) = ledger.take()
+    actions = ledger.park_behind([run])
+    assert [entry.offset for entry, cause in actions.parks if cause is None] == [0]
+    assert [e.state for e in run] == [SENDING, QUEUED, QUEUED]
+    ledger.park_settled(run[0], None)
+    assert ledger.counts.parked_behind == 1 and [e.offset for r in ledger.take() for e in r] == [
+        1,
+        2,
+    ]
