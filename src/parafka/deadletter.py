@@ -23,6 +23,7 @@ EXCEPTION = PREFIX + "exception"  # the exception's qualified type name
 MESSAGE = PREFIX + "message"
 FIRST_FAILURE = PREFIX + "first-failure"  # ISO 8601, UTC, milliseconds
 LAST_FAILURE = PREFIX + "last-failure"
+RETRY_PREFIX = "parafka.retry."  # parking.PREFIX: headers of a record parked on a retry topic
 REPLAY_COUNT = "parafka.replay.count"  # added by `dlq replay`; not a dead-letter header
 
 MAX_MESSAGE_BYTES = 4096  # exception messages longer than this are cut
@@ -90,8 +91,13 @@ def header_text(headers: Headers | None, name: str) -> str | None:
 
 def replayed_headers(headers: Headers | None) -> Headers:
     """A dead-lettered record's headers as they go back to a source topic: the
-    dead-letter headers removed, the replay count raised by one."""
+    dead-letter (and retry-topic) headers removed, the replay count raised by one."""
     previous = header_text(headers, REPLAY_COUNT)
     count = int(previous) + 1 if previous is not None and previous.isdigit() else 1
-    kept = [h for h in headers or () if not h[0].startswith(PREFIX) and h[0] != REPLAY_COUNT]
+    # A parked record's parafka.retry.* headers (its time on the retry topic) go too.
+    kept = [
+        h
+        for h in headers or ()
+        if not h[0].startswith((PREFIX, RETRY_PREFIX)) and h[0] != REPLAY_COUNT
+    ]
     return [*kept, (REPLAY_COUNT, str(count).encode())]

@@ -22,12 +22,12 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from typing import NamedTuple
 
-from parafka.deadletter import exception_name, header_text
+from parafka.deadletter import RETRY_PREFIX, exception_name, header_text
 from parafka.record import Headers, Produced, Record
 from parafka.retry import RetryPolicy
 from parafka.seam import TP, Message
 
-PREFIX = "parafka.retry."
+PREFIX = RETRY_PREFIX
 TOPIC = PREFIX + "topic"  # the source record's topic, partition and offset
 PARTITION = PREFIX + "partition"
 OFFSET = PREFIX + "offset"
