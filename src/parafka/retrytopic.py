@@ -158,10 +158,11 @@ class RetryTopic:
             log.warning("retry topic %s: partition count unknown; no fence rebuilt", self.topic)
             return
         partitions = [(self.topic, p) for p in range(count)]
-        records: list[Message] = []
-        for offset in consumer.committed(partitions, timeout):
-            start = offset.offset if offset.offset is not None else 0
-            records.extend(consumer.read((self.topic, offset.partition), start, timeout))
+        starts = {
+            (o.topic, o.partition): o.offset if o.offset is not None else 0
+            for o in consumer.committed(partitions, timeout)
+        }
+        records = consumer.read(starts, timeout)
         for tp in sources:
             fenced = self.fences.rebuild(tp, records)
             if fenced:

@@ -103,12 +103,16 @@ def test_read_fetches_a_partition_to_its_end_apart_from_the_member(backend: Back
     member = join(backend, [other], "g-read")
     try:
         drive(backend, [member], lambda: len(member.records) >= 3, "3 records")
+        starts = {}
         for partition in (0, 1):
             ours = [d for d in delivered if d.partition == partition]
-            start = ours[2].offset if len(ours) > 2 else 0
-            read = member.consumer.read((topic, partition), start, timeout=10)
-            assert [m.value() for m in read] == [d.value for d in ours if d.offset >= start]
-            assert member.consumer.read((topic, partition), 10_000, timeout=10) == []
+            starts[(topic, partition)] = ours[2].offset if len(ours) > 2 else 0
+        read = member.consumer.read(starts, timeout=10)
+        for (_, partition), start in starts.items():
+            ours = [d.value for d in delivered if d.partition == partition and d.offset >= start]
+            assert [m.value() for m in read if m.partition() == partition] == ours
+        assert member.consumer.read({(topic, 0): 10_000, (topic, 1): 10_000}, timeout=10) == []
+        assert member.consumer.read({}, timeout=10) == []
         produce(backend, other, _keyed(2, keys=1))
         drive(backend, [member], lambda: len(member.records) >= 5, "2 more records")
     finally:
