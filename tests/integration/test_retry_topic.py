@@ -180,6 +180,8 @@ def test_a_kill_9_leaves_no_record_behind_and_the_fences_are_rebuilt(
     try:
         # Killed once half the records ran, while parked ones wait in the retry topic.
         wait_until(lambda: len(read_lines(out)) >= 2500, 40, "the first consumer's progress")
+        parked = lambda: bool(broker.consume_all(retry, expected=5, timeout=0.5))  # noqa: E731
+        wait_until(parked, 20, "records parked on the retry topic")
         assert a.poll() is None, (tmp_path / "a" / "stderr").read_text()
     finally:
         if a.poll() is None:
@@ -187,7 +189,14 @@ def test_a_kill_9_leaves_no_record_behind_and_the_fences_are_rebuilt(
         a.wait(30)
     before = {(p, o) for _, p, o in read_lines(out)}
     assert len(before) < RECORDS, "the kill must land while parked records wait"
-    b = _start({**spec, "until_idle": 4.0}, out, tmp_path / "b")
+    # Parked records the group has not finished: B's fences must be rebuilt from them.
+    ends = {p: 0 for p in range(PARTITIONS)}
+    for message in broker.consume_all(retry, expected=10**6, timeout=2):
+        partition, offset = message.partition() or 0, message.offset() or 0
+        ends[partition] = max(ends[partition], offset + 1)
+    positions = committed(broker, group, retry, PARTITIONS)
+    assert any(end > max(positions[p], 0) for p, end in ends.items()), (ends, positions)
+    b = _start({**spec, "until_idle": 3.0}, out, tmp_path / "b")
     try:
         assert b.wait(60) == 0, (tmp_path / "b" / "stderr").read_text()
     finally:
