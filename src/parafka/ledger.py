@@ -57,6 +57,7 @@ from parafka.exactly_once import OrderedRelease
 from parafka.executors.outcomes import NOT_RUN, Outcome
 from parafka.failures import FailureLog, is_mistake, report
 from parafka.offsets import PartitionOffsets
+from parafka.parking import origin
 from parafka.record import Produced
 from parafka.retry import RetryPolicy
 from parafka.scheduler import Ordering, Run, Scheduler
@@ -551,8 +552,14 @@ class Ledger:
         record = entry.record
         parked = self.retry_topic is not None and entry.topic == self.retry_topic
         policy = self.park if parked else self.retry
-        if policy.should_retry(record.attempt, error):
-            delay = policy.delay(record.attempt)
+        delay = (
+            self._parked_delay(entry, error)
+            if parked
+            else policy.delay(record.attempt)
+            if policy.should_retry(record.attempt, error)
+            else None
+        )
+        if delay is not None:
             self._report(entry, error, f"retrying in {delay:.2f} s")
             record.attempt += 1
             self.counts.retried += 1
@@ -572,6 +579,21 @@ class Ledger:
             actions.parks.append((entry, error))
             return
         self._give_up(entry, error, actions)
+
+    def _parked_delay(self, entry: Entry, error: BaseException) -> float | None:
+        """The wait before the next attempt of a record taken from the retry topic, or
+        None when it has had them all. One parked behind its key (no quick attempt yet)
+        first gets the quick attempts it never had; then come the parked attempts, each
+        `park.multiplier` times later (the first parked wait was spent before it came)."""
+        found = origin(entry.headers)
+        before = found.attempts if found is not None else self.retry.max_attempts
+        attempt = entry.record.attempt
+        if self.retry.should_retry(before + attempt, error):
+            return self.retry.delay(before + attempt)
+        done = attempt - max(0, self.retry.max_attempts - before)  # parked attempts made
+        if not self.park.should_retry(done, error):
+            return None
+        return self.park.delay(done + 1)
 
     def _roll_back_after(self, entry: Entry) -> None:
         """Newer entries of `entry`'s shard that finished, or await acknowledgement, run
