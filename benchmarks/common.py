@@ -198,11 +198,13 @@ def parafka_run(
     concurrency: int,
     timeout: float = 600.0,
     share_group: str | None = None,
+    tracing: bool = False,
 ) -> int:
     """Run a ParallelConsumer in a fresh group until `count` records are processed.
 
     `share_group`: join this share group (`group_type="share"`, made with
-    `KafkaBroker.new_share_group`) instead of a fresh consumer group.
+    `KafkaBroker.new_share_group`) instead of a fresh consumer group. `tracing`: with
+    OpenTelemetry spans (tracing.py; the caller installs the tracer provider).
     Returns how many it processed; raises if it stopped early or ran out of time.
     """
     group_type: GroupType = "consumer" if share_group is None else "share"
@@ -217,6 +219,7 @@ def parafka_run(
         concurrency=concurrency,
         kafka_config=config,
         group_type=group_type,
+        tracing=tracing,
     )
     label = f"parafka {'share ' if share_group else ''}{ordering}/{concurrency}"
     consumer.start()

@@ -29,6 +29,7 @@ from parafka.cli_demo import demo
 from parafka.cli_dlq import dlq
 from parafka.cli_produce import produce, tail
 from parafka.cli_sizing import partitions
+from parafka.cli_top import top
 from parafka.errors import ConfigError, ParafkaError
 from parafka.kafka_config import kafka_error_text as _kafka_text
 from parafka.ratelimit import parse_rate
@@ -89,6 +90,7 @@ cli.add_command(dlq)
 cli.add_command(demo)
 cli.add_command(produce)
 cli.add_command(tail)
+cli.add_command(top)
 
 
 @cli.command()
@@ -274,6 +276,15 @@ cli.add_command(tail)
     default=False,
     help="Commit outputs and offsets in one Kafka transaction (needs --output-topic).",
 )
+@click.option(
+    "--trace",
+    "tracing",
+    is_flag=True,
+    default=setting_default("tracing"),
+    help="OpenTelemetry: a span per attempt, its parent from the record's traceparent "
+    "header, the context forwarded in outputs and dead letters (needs "
+    "pip install 'parafka[otel]' and a tracer provider: docs/tracing.md).",
+)
 @kafka_config_option
 @click.option(
     "--until-idle",
@@ -386,6 +397,14 @@ cli.add_command(tail)
     show_default=True,
     help="Address the web dashboard listens on (0.0.0.0: every interface).",
 )
+@click.option(
+    "--control-token",
+    default=None,
+    metavar="TOKEN",
+    help="Turn on the dashboard's control actions (pause, resume, skip, park, replay); each "
+    "request must carry this token (Authorization: Bearer TOKEN). Needs --dashboard-port; "
+    "prefer PARAFKA_CONTROL_TOKEN to keep it off the command line.",
+)
 def run(
     target: str,
     bootstrap_servers: str,
@@ -415,6 +434,7 @@ def run(
     park_backoff: float,
     deserializer: str,
     exactly_once: bool,
+    tracing: bool,
     kafka_config: dict[str, str],
     until_idle: float | None,
     max_buffered: int | None,
@@ -433,6 +453,7 @@ def run(
     no_dashboard: bool,
     dashboard_port: int | None,
     dashboard_host: str,
+    control_token: str | None,
 ) -> None:
     """Run HANDLER (module:function or path/to/file.py:function) on every record."""
     from parafka.consumer import ParallelConsumer
@@ -474,6 +495,7 @@ def run(
         park_backoff=park_backoff,
         deserializer=deserializer,
         exactly_once=exactly_once,
+        tracing=tracing,
         max_buffered=max_buffered,
         commit_interval=commit_interval,
         shutdown_timeout=shutdown_timeout,
@@ -486,6 +508,11 @@ def run(
         join_grace=join_grace,
         revoke_timeout=revoke_timeout,
     )
+    if control_token is not None and dashboard_port is None:
+        raise ConfigError(
+            "--control-token turns on the dashboard's control actions: give --dashboard-port "
+            "too (the control plane is served there)"
+        )
     if processes > 1 and metrics_port is not None:
         raise ConfigError(
             f"--metrics-port {metrics_port} serves one process: with --processes {processes} "
@@ -517,6 +544,7 @@ def run(
             live=not no_dashboard,
             dashboard_port=dashboard_port,
             dashboard_host=dashboard_host,
+            control_token=control_token,
             title=f"parafka · group {group_id} · {', '.join(topics)}",
             activity=activity,
         )

@@ -14,8 +14,9 @@ from typing import Any
 from parafka.control import ControlLoop
 from parafka.deserializers import Deserializer
 from parafka.deserializers import resolve as resolve_deserializer
-from parafka.errors import ConfigError
+from parafka.errors import ActionRefused, ConfigError
 from parafka.executors import Executor, Handler, Work, make_executor
+from parafka.executors.base import TraceConfig
 from parafka.health import Health, HealthPolicy, assess
 from parafka.kafka_config import producer_config
 from parafka.monitor import MonitorServer, MonitorSettings, serve
@@ -27,6 +28,7 @@ from parafka.seam import Kafka
 from parafka.settings import Settings, default
 from parafka.share import ShareLoop
 from parafka.stats import Stats
+from parafka.steering import ActionEvent, Answer, Steering, target_name
 
 log = logging.getLogger("parafka")
 
@@ -127,6 +129,10 @@ class ParallelConsumer:
       client's share consumer is a preview) for a KIP-932 share group: records are
       acquired one by one and acknowledged, several consumers can share one partition;
       needs ordering="unordered", no exactly_once (--group-type).
+    - tracing=False: an OpenTelemetry span per attempt ("process <topic>", its parent from
+      the record's `traceparent` header; the handler's own spans are its children in every
+      executor) and the context forwarded in outputs' and dead letters' headers; needs
+      `pip install 'parafka[otel]'` and a tracer provider (docs/tracing.md) (--trace).
     - kafka=None (confluent-kafka): the Kafka client to use, a `parafka.seam.Kafka`; pass
       `parafka.testing.InMemoryCluster()` to test a handler without a broker (API only).
     """
@@ -174,6 +180,7 @@ class ParallelConsumer:
         on_stuck: str = default("on_stuck"),
         join_grace: float = 60.0,
         group_type: str = "consumer",
+        tracing: bool = default("tracing"),
         kafka: Kafka | None = None,
     ) -> None:
         if isinstance(handler, Mapping):  # ParallelConsumer({"bootstrap.servers": ...}, h)
@@ -238,6 +245,7 @@ class ParallelConsumer:
             exactly_once=exactly_once,
             group_type=group_type,
             on_stuck=on_stuck,
+            tracing=tracing,
         )
         if group_type == "share" and kafka is not None:
             raise ConfigError(
@@ -274,6 +282,7 @@ class ParallelConsumer:
             producer,
             ordering=s.ordering,
             deserializer=s.deserializer,
+            trace=TraceConfig(s.group_id) if s.tracing else None,
         )
         executor = self._executor()
         if s.on_stuck != "report":
@@ -367,6 +376,61 @@ class ParallelConsumer:
     def recent_dead_letters(self) -> tuple[DeadLetterEvent, ...]:
         """The last records given up to the dead-letter topic (at most 50), oldest first."""
         return self._loop.recent_dead_letters.snapshot() if self._loop is not None else ()
+
+    def control(
+        self,
+        action: str,
+        topic: str,
+        partition: int,
+        offset: int | None = None,
+        *,
+        timeout: float = 5.0,
+    ) -> Answer:
+        """An operator's action on the running consumer, applied on its control thread:
+        "pause" or "resume" partition `topic`/`partition`, "skip" the record at `offset`
+        (it counts done without its handler, or now if running) or "park" it (to the
+        dead-letter topic). Thread-safe; waits about `timeout` seconds at most. The answer's
+        `result` is "ok", "refused" (with why), "failed" or "timeout"; every action is
+        logged, counted and listed by `control_actions()`."""
+        steering = self._steering()
+        if steering is None:
+            return Answer("refused", "the consumer is not running a consumer group loop")
+        return steering.request(action, topic, partition, offset, timeout)
+
+    def replay_dead_letters(self, records: Iterable[tuple[str, int, int]]) -> Answer:
+        """Replay the dead letters this group wrote for `records` (source topic, partition,
+        offset) to their source topics, as `parafka dlq replay` does. Blocking (it reads the
+        dead-letter topic to its end); logged and counted like `control`."""
+        wanted = list(records)
+        names = ", ".join(target_name(*r) for r in wanted) or "nothing"
+        steering = self._steering()
+        if steering is None:
+            return Answer("refused", "the consumer is not running a consumer group loop")
+        from parafka.steering import replay
+
+        try:
+            answer = replay(self.settings, wanted)
+        except ActionRefused as exc:
+            answer = Answer("refused", str(exc))
+        except Exception as exc:  # a Kafka or input failure: answered, never raised
+            answer = Answer("failed", f"{type(exc).__name__}: {exc}")
+        steering.record("replay", names, answer)
+        return answer
+
+    def control_denied(self, action: str, source: str, why: str) -> None:
+        """For the dashboard: log and count a control request refused by a security rule."""
+        steering = self._steering()
+        if steering is not None:
+            steering.record(action, source, Answer("denied", why))
+
+    def control_actions(self) -> tuple[ActionEvent, ...]:
+        """The last operator actions (at most 50), oldest first."""
+        steering = self._steering()
+        return steering.events() if steering is not None else ()
+
+    def _steering(self) -> Steering | None:
+        loop = self._loop
+        return loop.steering if isinstance(loop, ControlLoop) else None
 
     def stats(self) -> Stats:
         """A snapshot of counters and per-partition offsets (refreshed 4 times a second)."""

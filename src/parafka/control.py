@@ -14,8 +14,9 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from parafka.advice import Advisor, Sample
 from parafka.codec import decode_completed
@@ -42,7 +43,11 @@ from parafka.retrytopic import RetryTopic
 from parafka.seam import TP, ClientError, CommitResult, Consumer, Kafka, Message, Offset
 from parafka.settings import Settings
 from parafka.stats import Stats
+from parafka.steering import Steering
 from parafka.waits import ConnectWatch, WaitReporter, wait_for_metadata
+
+if TYPE_CHECKING:
+    from parafka.tracing import Follow
 
 log = logging.getLogger("parafka")
 
@@ -150,7 +155,7 @@ class ControlLoop(Stoppable):
             clock,
             failure_log=self.failure_log,
             retry_topic=settings.retry_topic,
-            park=settings.park_policy,
+            park_policy=settings.park_policy,
         )
         self.failure: RecordFailed | None = None
         self._missing: list[str] = []  # subscribed topics not seen in the cluster's metadata
@@ -200,6 +205,8 @@ class ControlLoop(Stoppable):
         self._error_logged_at: dict[str, float] = {}
         self.running = threading.Event()  # set once subscribed
         self.recent_dead_letters = RecentDeadLetters()  # for the web dashboard
+        self.steering = Steering()  # operator actions, applied in step() (steering.py)
+        self.steering.wake = self.completions.wake
         # advice.py: say when a setting would help (here: more processes for idle cores)
         kind = "thread" if isinstance(executor, ThreadExecutor) else type(executor).__name__
         self.advisor = Advisor(os.cpu_count() or 1, kind)
@@ -208,6 +215,12 @@ class ControlLoop(Stoppable):
         self.waits = WaitReporter(
             settings.group_id, settings.topics, settings.kafka_config, watch=self.connect_watch
         )
+        self.tracing: Follow | None = None  # tracing=True: "ack"/"commit" spans (tracing.py)
+        if settings.tracing:
+            from parafka.tracing import Follow
+
+            executor.traces = deque()
+            self.tracing = Follow(settings.group_id, executor.traces)
 
     # -- public, thread-safe ------------------------------------------------------
     @property
@@ -305,6 +318,7 @@ class ControlLoop(Stoppable):
         """One round: completions, retries, dispatch, fetch, commit, housekeeping."""
         now = self.clock()
         worked = self._handle_completions()
+        self.steering.step(self)
         if self.transaction is not None and self.stream_outputs:
             self._send_released()
         self.executor.rescue()
@@ -355,11 +369,15 @@ class ControlLoop(Stoppable):
         scheduler, executor = self.ledger.scheduler, self.executor
         # Records whose outputs await their acknowledgement are not the executor's any
         # more: they must not take its room (their shards stay busy until then).
-        scheduler.concurrency = self.pacer.window(executor.capacity) + self.outputs.pending
+        pacer = self.pacer
+        scheduler.concurrency = (
+            pacer.window(executor.capacity, executor.run_length) + self.outputs.pending
+        )
+        if pacer.adaptive is not None:
+            executor.active = pacer.limit
         scheduler.run_length = executor.run_length
         if self.work.batch_size is not None and not self._batch_ready():
             return
-        pacer = self.pacer
         runs = pacer.admit(
             self.ledger.take(pacer.allowance(self.ledger.parts)), self.ledger.rate_wait
         )
@@ -432,11 +450,15 @@ class ControlLoop(Stoppable):
         chunks = self.completions.drain()
         if not chunks:
             return False
-        ledger = self.ledger
+        ledger, tracing = self.ledger, self.tracing
+        if tracing is not None:
+            tracing.collect()
         for chunk in chunks:
             records, outcomes = chunk
             entries = cast("list[Entry]", records)  # the runs this loop submitted
             if isinstance(chunk, Acknowledged):
+                if tracing is not None:
+                    tracing.acknowledged(entries)
                 self._act(ledger.acknowledged(entries, outcomes))
             else:
                 self.pacer.completed(entries, outcomes, ledger)
@@ -485,7 +507,9 @@ class ControlLoop(Stoppable):
             parked = origin(record.headers)  # named by where it came from, not the retry topic
             source = None if parked is None else (parked.topic, parked.partition, parked.offset)
         letter = dead_letter(record, s.dead_letter_topic, s.group_id, failure, source)
-        self.recent_dead_letters.add(record, error)
+        if self.tracing is not None:  # the failed attempt's trace goes on in the letter
+            letter = self.tracing.letter(letter, error)
+        self.recent_dead_letters.add(record, error, letter.headers)
         if self.transaction is not None:  # in the transaction, in offset order
             self.ledger.letter_held(entry, letter)
             return
@@ -530,6 +554,8 @@ class ControlLoop(Stoppable):
             return
         self._commits += 1
         offsets = [Offset(t, p, o, m) for t, p, o, m in plan.offsets]
+        if self.tracing is not None:
+            self.tracing.committing(offsets)
         try:
             self.consumer.commit(offsets, asynchronous)
         except ClientError as exc:
@@ -590,6 +616,8 @@ class ControlLoop(Stoppable):
         for tp, position in moved:
             if position is not None and tp in parts:
                 parts[tp].offsets.mark_committed(position)
+                if self.tracing is not None:
+                    self.tracing.covered(tp, position)
         log.debug("transaction committed: %d outputs, %d offsets", len(outputs), len(offsets))
 
     def _rewind(self, tps: Iterable[TP]) -> None:
@@ -618,6 +646,8 @@ class ControlLoop(Stoppable):
     # -- the consumer's events (seam.ConsumerEvents) ----------------------------------------
     def on_commit(self, results: list[CommitResult]) -> None:
         """Commit outcomes: a partition whose commit failed is committed again next round."""
+        if self.tracing is not None:
+            self.tracing.committed(results)
         for offset, error in results:
             if error is None:
                 continue
@@ -728,9 +758,12 @@ class ControlLoop(Stoppable):
         if self.parking is not None:
             self.parking.forget(tps)
         stranded = self.ledger.close(tps)
+        if self.tracing is not None:
+            self.tracing.forget(tps)
         for tp in tps:
             self.committer.forget(tp)
             self.flow.fair_paused.discard(tp)
+        self.steering.forget(tps)
         if stranded:  # exactly-once: they held a batch's outputs with a closed partition
             self._rewind(stranded)
 
@@ -744,6 +777,7 @@ class ControlLoop(Stoppable):
         """Resume fetching at the next offset each partition expects. The seek restarts
         the client's fetch at once: a plain resume took about a second to deliver on the
         local broker, a seek first about 40 ms."""
+        tps = tps - self.steering.paused  # an operator's pause outlasts flow control's
         if not tps:
             return
         for tp in tps:
@@ -756,6 +790,22 @@ class ControlLoop(Stoppable):
                     log.debug("seek %s[%d]@%d before resume: %s", tp[0], tp[1], offset, exc)
         self.consumer.resume(tps)
         self._paused -= tps
+
+    # -- operator actions (steering.py applies them on this thread) ------------------------
+    def hold(self, tp: TP) -> None:
+        """Pause fetching `tp` for an operator."""
+        self._pause({tp})
+
+    def release(self, tp: TP) -> bool:
+        """An operator's pause ended: fetch `tp` again unless flow control holds it."""
+        if self.flow.stalled or tp in self.flow.fair_paused:
+            return False
+        self._resume({tp})
+        return True
+
+    def apply(self, actions: Actions) -> None:
+        """Do the I/O an operator's ledger transition asked for."""
+        self._act(actions)
 
     def _share_buffer(self, now: float) -> None:
         """Fair-share pauses: keep a few partitions from holding the whole buffer while
@@ -865,6 +915,7 @@ class ControlLoop(Stoppable):
         return bool(self.outputs.pending or self.letters.pending or parking)
 
     def close(self) -> None:
+        self.steering.close()
         self.gc_timer.remove()
         if self.phase is not Phase.FAILED:
             self.phase = Phase.CLOSING
@@ -935,13 +986,20 @@ class ControlLoop(Stoppable):
             parked=counts.parked,
             parked_behind=counts.parked_behind,
             fenced_keys=len(self.parking.fences) if self.parking is not None else 0,
-            paused_partitions=len(self.flow.fair_paused) if not self.flow.stalled else len(parts),
+            paused_partitions=(
+                len(self.flow.fair_paused | self.steering.paused)
+                if not self.flow.stalled
+                else len(parts)
+            ),
             partitions=tuple(parts),
             at=now,
             membership=self.membership.state,
             membership_since=self.membership.since,
             metadata_max_bytes=self.settings.max_metadata_bytes,
             advice=tuple(self.advisor.given),
+            skipped_by_operator=counts.operator_skipped,
+            user_paused=tuple(sorted(self.steering.paused)),
+            control_actions=self.steering.counts(),
         )
 
 

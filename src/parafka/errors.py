@@ -70,3 +70,13 @@ class RecordStuck(ParafkaError):
 class RecordParked(RecordStuck):
     """A stuck record given up at once (on_stuck="park"): not retried, it goes to the
     failure policy (the dead-letter topic when one is set)."""
+
+
+class ActionRefused(ParafkaError):
+    """An operator's action (pause, skip, park, replay) that cannot be applied: the
+    message says why, with the partition or record it named."""
+
+
+class ParkedByOperator(ParafkaError):
+    """The failure written into the dead letter of a record an operator parked from the
+    control plane (never raised by parafka; its type names the cause in the headers)."""

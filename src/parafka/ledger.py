@@ -52,7 +52,7 @@ from parafka.entry import (
     STOPPED,
     Entry,
 )
-from parafka.errors import RecordFailed, RecordParked
+from parafka.errors import ActionRefused, RecordFailed, RecordParked
 from parafka.exactly_once import OrderedRelease
 from parafka.executors.outcomes import NOT_RUN, Outcome
 from parafka.failures import FailureLog, is_mistake, report
@@ -123,6 +123,7 @@ class Counts:
         "dead_lettered",
         "dropped",
         "failed",
+        "operator_skipped",
         "parked",
         "parked_behind",
         "processed",
@@ -139,6 +140,7 @@ class Counts:
         self.dropped = 0  # failed for good and skipped (on_failure="skip")
         self.parked = 0  # written to the retry topic after failing (acknowledged)
         self.parked_behind = 0  # written to the retry topic behind their fenced key
+        self.operator_skipped = 0  # skipped by an operator's action (steering.py)
 
 
 class Ledger:
@@ -155,11 +157,11 @@ class Ledger:
         wall: Callable[[], float] = time.time,
         failure_log: FailureLog | None = None,
         retry_topic: str | None = None,
-        park: RetryPolicy | None = None,
+        park_policy: RetryPolicy | None = None,
     ) -> None:
         self.scheduler = Scheduler(ordering, concurrency)
         self.retry_topic = retry_topic  # set: records that fail their retries are parked
-        self.park = park or retry  # the attempts of records taken from the retry topic
+        self.park_policy = park_policy or retry  # attempts of records taken from the retry topic
         self._shard_of = self.scheduler.shard_of
         self.retry = retry
         self.failure_policy = failure_policy  # "dead-letter", "skip" or "stop"
@@ -172,6 +174,9 @@ class Ledger:
         self.counts = Counts()
         self._epochs = 0
         self.queue_wait: Histogram | None = None  # set when metrics are on (timings.py)
+        # ids of running entries an operator skipped or parked: their chunk's report is
+        # stale when it comes (the all-success path must not finish them twice)
+        self._overruled: set[int] = set()
 
     # -- partitions -----------------------------------------------------------------------
     def assign(self, tp: TP, committed: int | None, done: Iterable[int] = ()) -> Part:
@@ -325,12 +330,16 @@ class Ledger:
         Outcome (outputs, or an exception). Entries of a batch share one Outcome."""
         actions = Actions()
         if outcomes is None:
+            if self._overruled:  # only after an operator's action on a running record
+                entries = self._running(entries)
             self._finished(entries, actions, processed=True)
             return actions
         first = outcomes[0]
         if _one_success(first, outcomes):
             assert first is not None
-            live = [e for e in entries if e.state is RUNNING]
+            live = self._running(entries)
+            if not live:  # all stale (skipped or parked meanwhile): nothing to send
+                return actions
             if first[0]:
                 self._outputs(live, first[0], actions)
             else:
@@ -346,6 +355,7 @@ class Ledger:
         failures: list[tuple[Entry, BaseException]] = []
         for entry, outcome in zip(entries, outcomes, strict=True):
             if entry.state is not RUNNING:
+                self._overruled.discard(id(entry))
                 continue  # stale: already resolved
             if outcome is None:
                 done.append(entry)
@@ -551,7 +561,7 @@ class Ledger:
             entry.first_failure = self.wall()
         record = entry.record
         parked = self.retry_topic is not None and entry.topic == self.retry_topic
-        policy = self.park if parked else self.retry
+        policy = self.park_policy if parked else self.retry
         delay = (
             self._parked_delay(entry, error)
             if parked
@@ -584,16 +594,16 @@ class Ledger:
         """The wait before the next attempt of a record taken from the retry topic, or
         None when it has had them all. One parked behind its key (no quick attempt yet)
         first gets the quick attempts it never had; then come the parked attempts, each
-        `park.multiplier` times later (the first parked wait was spent before it came)."""
+        `park_policy.multiplier` times later (the first parked wait was spent before it came)."""
         found = origin(entry.headers)
         before = found.attempts if found is not None else self.retry.max_attempts
         attempt = entry.record.attempt
         if self.retry.should_retry(before + attempt, error):
             return self.retry.delay(before + attempt)
         done = attempt - max(0, self.retry.max_attempts - before)  # parked attempts made
-        if not self.park.should_retry(done, error):
+        if not self.park_policy.should_retry(done, error):
             return None
-        return self.park.delay(done + 1)
+        return self.park_policy.delay(done + 1)
 
     def _roll_back_after(self, entry: Entry) -> None:
         """Newer entries of `entry`'s shard that finished, or await acknowledgement, run
@@ -664,6 +674,73 @@ class Ledger:
             entry.state = DROPPED
             entry.part.offsets.running -= 1
         self.held -= len(entries)
+
+    # -- operator actions (steering.py) --------------------------------------------------
+    def find(self, tp: TP, offset: int) -> Entry | None:
+        """The entry of the current assignment of `tp` at `offset`, while it is queued,
+        waiting for a retry or in a run (None: not held, or already done)."""
+        part = self.parts.get(tp)
+        if part is None or part.phase is not Phase.OPEN:
+            return None
+        return self.scheduler.find(tp, offset, part)
+
+    def skip(self, entry: Entry) -> Actions:
+        """An operator skips `entry`: it counts done without its handler (queued or
+        waiting for a retry), or now, its outcome ignored (running). Raises
+        ActionRefused when it cannot be skipped now."""
+        self._claim(entry, "skip")
+        actions = Actions()
+        self.counts.operator_skipped += 1
+        self._finished([entry], actions, processed=False)
+        return actions
+
+    def park(self, entry: Entry, reason: BaseException) -> Actions:
+        """An operator parks `entry`: it goes to the dead-letter topic (the shell writes
+        it) and is done once that is acknowledged, like a record given up."""
+        self._claim(entry, "park")
+        actions = Actions()
+        if entry.first_failure is None:
+            entry.first_failure = self.wall()
+        entry.state = SENDING
+        actions.letters.append((entry, reason))
+        return actions
+
+    def _running(self, entries: list[Entry]) -> list[Entry]:
+        """The entries of a reported chunk still RUNNING; the others' overruling is over."""
+        live = [e for e in entries if e.state is RUNNING]
+        if len(live) != len(entries) and self._overruled:
+            self._overruled.difference_update(id(e) for e in entries if e.state is not RUNNING)
+        return live
+
+    def _claim(self, entry: Entry, action: str) -> None:
+        """Make `entry` a run of its own unless it is in one (RUNNING: then its chunk's
+        report, when it comes, is stale for it)."""
+        state = entry.state
+        behind = ActionRefused(
+            f"cannot {action} {where(entry)}: an older record of its "
+            f"{'key' if self.scheduler.ordering == 'key' else 'partition'} is ahead of it; "
+            "act on that one first, or wait for it"
+        )
+        if state is RUNNING:
+            # Only the head of its shard: an older record that failed would roll it back
+            # to run again while its first run is still out (its report then taken for
+            # the second's). In a run, the records after it are behind it: fine.
+            if entry.shard is not None:
+                head = next(iter(self.scheduler.shard_entries(entry.shard)), None)
+                if head is not entry:
+                    raise behind
+            self._overruled.add(id(entry))
+            return
+        if state in (QUEUED, RETRY_WAIT):
+            if not self.scheduler.claim(entry):
+                raise behind
+            entry.state = RUNNING
+            entry.part.offsets.started(1, entry.offset)
+            return
+        raise ActionRefused(
+            f"cannot {action} {where(entry)}: it is {state.value} (its handler is done; it "
+            "waits for its outputs or an older record), nothing to act on"
+        )
 
     # -- flow -----------------------------------------------------------------------------
     def trim(self, tp: TP, keep: int) -> int:

@@ -90,6 +90,19 @@ FENCED_KEYS = Spec(
     "gauge",
     "Keys whose records are parked behind earlier parked ones now (--retry-topic).",
 )
+CONTROL_ACTIONS = Spec(
+    "parafka_control_actions",
+    "counter",
+    "Operator actions from the control plane (pause, resume, skip, park, replay) by result: "
+    "ok, refused (not applicable now), failed, timeout (the loop did not take it) or denied "
+    "(a security rule: no or wrong token, cross-site, not JSON).",
+    ("action", "result"),
+)
+OPERATOR_SKIPPED = Spec(
+    "parafka_records_operator_skipped",
+    "counter",
+    "Records an operator skipped from the control plane: counted done without their handler.",
+)
 COMMITS = Spec("parafka_commits", "counter", "Offset commits sent to the broker.")
 REBALANCES = Spec("parafka_rebalances", "counter", "Partition assignments received.")
 IN_FLIGHT = Spec(
@@ -221,6 +234,8 @@ ALL = (
     STUCK_REPLACED,
     PARKED,
     FENCED_KEYS,
+    CONTROL_ACTIONS,
+    OPERATOR_SKIPPED,
     COMMITS,
     REBALANCES,
     IN_FLIGHT,
@@ -306,6 +321,13 @@ class StatsCollector:
         parked.add_metric(["behind"], stats.parked_behind)
         yield parked
         yield _gauge(FENCED_KEYS, stats.fenced_keys)
+        actions = CounterMetricFamily(
+            CONTROL_ACTIONS.name, CONTROL_ACTIONS.help, labels=CONTROL_ACTIONS.labels
+        )
+        for action, result, count in stats.control_actions:
+            actions.add_metric([action, result], count)
+        yield actions
+        yield _counter(OPERATOR_SKIPPED, stats.skipped_by_operator)
         yield _counter(COMMITS, stats.commits)
         yield _counter(REBALANCES, stats.rebalances)
         yield _gauge(IN_FLIGHT, stats.in_flight)

@@ -77,6 +77,7 @@ class Pacer:
         self._fixed = settings.concurrency_cap
         self._sequential = settings.batch_size is None
         self._started: dict[int, float] = {}  # id(entry) -> dispatched at, while in flight
+        self._run_length = 1  # records per handler's turn, as the last window() was given
         self._bucket: TokenBucket | None = None
         if settings.rate is not None:
             self._bucket = TokenBucket(settings.rate, burst_of(settings.rate), clock)
@@ -100,11 +101,15 @@ class Pacer:
         """The concurrency limit now (the fixed one, or the adaptive one)."""
         return self.adaptive.limit if self.adaptive is not None else self._fixed
 
-    def window(self, capacity: int) -> int:
-        """Records the executor may hold now, given what it can take."""
+    def window(self, capacity: int, run_length: int = 1) -> int:
+        """Records the executor may hold now, given what it can take and how many records
+        it runs one after another in one handler's turn (`run_length`: its chunks). The
+        adaptive limit counts handlers running at once, so it allows `limit` chunks: a fast
+        handler run one record at a time would spend its time in hand-overs."""
         if self.adaptive is None:
             return capacity
-        return min(capacity, self.adaptive.limit)
+        self._run_length = max(1, run_length)
+        return min(capacity, self.adaptive.limit * self._run_length)
 
     def allowance(self, assigned: Iterable[TP]) -> int | None:
         """How many records may start now by `rate` and `group_rate` (None: any)."""
@@ -196,7 +201,8 @@ class Pacer:
         adaptive = self.adaptive
         if adaptive is None or not entries:
             return
-        now, in_flight = self.clock(), running.in_flight
+        # In handlers' turns, as the limit counts them.
+        now, in_flight = self.clock(), -(-running.in_flight // self._run_length)
         pop = self._started.pop
         starts = [s for s in (pop(id(e), None) for e in entries) if s is not None]
         if not starts:

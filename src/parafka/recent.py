@@ -9,8 +9,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from parafka.deadletter import PREFIX
 from parafka.record import Record
 
 KEEP = 50  # events kept
@@ -28,6 +30,8 @@ class DeadLetterEvent:
     key: str | None
     attempts: int
     error: str
+    # The dead letter's provenance headers (parafka.dlq.*) as text, in order
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class RecentDeadLetters:
@@ -37,7 +41,12 @@ class RecentDeadLetters:
         self._events: deque[DeadLetterEvent] = deque(maxlen=keep)
         self._lock = threading.Lock()
 
-    def add(self, record: Record, error: BaseException) -> None:
+    def add(
+        self,
+        record: Record,
+        error: BaseException,
+        headers: Iterable[tuple[str, bytes | str | None]] | None = None,
+    ) -> None:
         key = record.key
         event = DeadLetterEvent(
             time.time(),
@@ -47,6 +56,11 @@ class RecentDeadLetters:
             None if key is None else _short(key.decode("utf-8", errors="replace")),
             record.attempt,
             _short(f"{type(error).__name__}: {error}"),
+            tuple(
+                (name, _short(_text(value)))
+                for name, value in headers or ()
+                if name.startswith(PREFIX) and value is not None
+            ),
         )
         with self._lock:
             self._events.append(event)
@@ -59,3 +73,7 @@ class RecentDeadLetters:
 
 def _short(text: str) -> str:
     return text if len(text) <= _TEXT else text[: _TEXT - 1] + "…"
+
+
+def _text(value: bytes | str) -> str:
+    return value if isinstance(value, str) else value.decode("utf-8", errors="replace")

@@ -260,6 +260,46 @@ class Scheduler:
             else:
                 self._ready.append(shard)
 
+    def find(self, partition: TP, offset: int, part: object = None) -> Entry | None:
+        """The queued, retry-waiting or (ordered modes) in-run entry of `partition` at
+        `offset`, if the scheduler holds it; of assignment `part` only, when given (a
+        shard may still hold an entry of an earlier one at the same offset). For operator
+        actions: a scan, not a lookup."""
+        if self.shard_of is None:
+            waiting = (item[2] for item in self._retries if item[2].state is RETRY_WAIT)
+            pool: Iterable[Entry] = itertools.chain(self._fifo, waiting)
+        else:
+            pool = (e for q in self._queues.values() if q[0].part.tp == partition for e in q)
+        for entry in pool:
+            if (
+                entry.offset == offset
+                and entry.part.tp == partition
+                and (part is None or entry.part is part)
+            ):
+                return entry
+        return None
+
+    def claim(self, entry: Entry) -> bool:
+        """Take a queued or retry-waiting entry out of turn, as a run of its own (an
+        operator skips or parks it). In ordered modes only the head of a shard that is
+        not busy: an older record of its shard goes first. False when it cannot be."""
+        queued = entry.state is QUEUED
+        if self.shard_of is None:
+            if queued:
+                try:
+                    self._fifo.remove(entry)
+                except ValueError:
+                    return False
+        else:
+            queue = self._queues.get(entry.shard)
+            if not queue or queue[0] is not entry or entry.shard in self._busy:
+                return False
+            self._busy[entry.shard] = 1
+        if queued:
+            self.queued -= 1
+        self.in_flight += 1
+        return True
+
     def shard_entries(self, shard: Hashable) -> Iterable[Entry]:
         """The entries of an ordered shard, oldest first (nothing for unordered)."""
         return self._queues.get(shard, ())

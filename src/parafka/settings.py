@@ -67,6 +67,7 @@ class Settings:
     retry_topic: str | None = None
     park_attempts: int = 5
     park_backoff: float = 1.0
+    tracing: bool = False  # OpenTelemetry spans per attempt (the `otel` extra; tracing.py)
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers:
@@ -122,6 +123,7 @@ class Settings:
         self._check_group_type()
         self._check_on_stuck()
         self._check_retry_topic()
+        self._check_tracing()
         if self.max_metadata_bytes < 0:
             raise ConfigError(
                 f"max_metadata_bytes={self.max_metadata_bytes} is invalid: use 0 (no metadata) "
@@ -152,6 +154,20 @@ class Settings:
         c = self.concurrency_cap
         floor = max(1000, 10 * c, 4 * c * (self.batch_size or 1))
         return self.max_buffered or floor
+
+    def _check_tracing(self) -> None:
+        if not isinstance(self.tracing, bool):
+            raise ConfigError(f"tracing={self.tracing!r} is invalid: use True or False")
+        if not self.tracing:
+            return  # OpenTelemetry is not even looked for
+        try:
+            import opentelemetry.propagate
+            import opentelemetry.trace  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "tracing=True (--trace) needs OpenTelemetry, which is not installed: "
+                "pip install 'parafka[otel]'"
+            ) from None
 
     def _check_on_stuck(self) -> None:
         if self.on_stuck not in ON_STUCK:

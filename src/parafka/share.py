@@ -306,9 +306,12 @@ class ShareLoop(Stoppable):
         )
         self.recent_dead_letters.add(record, error)
         self._letters.add(id(record))
-        self.outputs.send(
-            [([record], [dead_letter(record, s.dead_letter_topic, s.group_id, failure)])]
-        )
+        letter = dead_letter(record, s.dead_letter_topic, s.group_id, failure)
+        if s.tracing:  # the failed attempt's trace goes on in the letter
+            from parafka.tracing import Follow
+
+            letter = Follow.letter(letter, error)
+        self.outputs.send([([record], [letter])])
 
     def _settle(self, record: ShareRecord, ack: Ack, dead_lettered: bool = False) -> None:
         """Acknowledge `record` (once: a record released at shutdown is not touched again)."""

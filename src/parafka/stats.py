@@ -65,6 +65,11 @@ class Stats:
     membership_since: float = 0.0  # when it entered that state (same clock)
     metadata_max_bytes: int = 0  # the cap of the commit metadata (max_metadata_bytes)
     advice: tuple[str, ...] = ()  # settings that would help, once the numbers show it (advice.py)
+    # The control plane (steering.py): records an operator skipped, partitions an operator
+    # paused (on top of flow control's pauses), and (action, result, count) since start
+    skipped_by_operator: int = 0
+    user_paused: tuple[tuple[str, int], ...] = ()
+    control_actions: tuple[tuple[str, str, int], ...] = ()
 
     @property
     def held(self) -> int:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -109,7 +111,7 @@ def test_page_loads_charts_update_and_console_stays_clean(
                   samples: Number(chart.dataset.samples || 0),
                   status: document.getElementById("status").textContent,
                   letters: Array.from(
-                    document.querySelectorAll("#letters tbody tr td:nth-child(3)"),
+                    document.querySelectorAll("#letters tbody tr td:nth-child(4)"),
                     (cell) => cell.textContent),
                 };
                 """
@@ -135,3 +137,107 @@ def test_page_loads_charts_update_and_console_stays_clean(
         errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
         assert not errors, errors
         pc.stop(drain=False)
+
+
+CONTROL_TOKEN = "browser-control-token"
+# PARAFKA_SAVE_SCREENSHOTS=1 writes the screenshot into the docs (else into tmp_path)
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "control.png"
+
+
+def test_control_plane_pause_skip_and_resume_from_the_page(
+    broker: LocalBroker, browser: Any, tmp_path: Path
+) -> None:
+    """Click pause, see the partition paused, skip the record another partition is stuck
+    on, click resume; the token stays out of the URL and the page. Takes the screenshot
+    of docs/images/control.png (the actions just done; see SCREENSHOT)."""
+    topic = broker.new_topic(partitions=2)
+    released = threading.Event()
+
+    def handler(record: Record) -> None:
+        if record.partition == 0 and record.offset == 3:
+            released.wait(60)  # stuck until the test ends: skipped from the page
+        time.sleep(0.002)
+
+    broker.produce(topic, [(None, b"%d" % i) for i in range(50)], partition=0)
+    broker.produce(topic, [(None, b"%d" % i) for i in range(5_000)], partition=1)
+    pc = consumer(
+        broker, handler, topic, f"g-{uuid.uuid4().hex[:8]}", ordering="partition", concurrency=2
+    )
+    try:
+        with pc, Dashboard(pc, port=0, title="orders", control_token=CONTROL_TOKEN) as board:
+            wait_until(lambda: len(pc.stats().partitions) == 2, 30, "the assignment")
+            browser.get(board.url)
+            find = browser.find_element
+            _wait_for(
+                lambda: browser.execute_script(
+                    "return document.querySelectorAll('#control-partitions tbody tr').length"
+                ),
+                lambda n: n == 2,
+                15,
+                "the partitions in the control table",
+            )
+            find("id", "control-token").send_keys(CONTROL_TOKEN)
+            find("id", "token-use").click()
+
+            def row(partition: int) -> dict[str, Any]:
+                values: dict[str, Any] = browser.execute_script(
+                    f"""
+                    const row = document.querySelector(
+                      '#control-partitions tr[data-partition="{topic}[{partition}]"]');
+                    if (!row) return {{}};
+                    return {{
+                      state: row.querySelector("td.state").textContent,
+                      buttons: Array.from(row.querySelectorAll("button"),
+                                          (b) => b.dataset.action),
+                      oldest: row.children[2].textContent,
+                      answer: document.getElementById("control-status").textContent,
+                    }};
+                    """
+                )
+                return values
+
+            def click(partition: int, action: str) -> None:
+                find(
+                    "css selector",
+                    f'#control-partitions tr[data-partition="{topic}[{partition}]"] '
+                    f'button[data-action="{action}"]',
+                ).click()
+
+            _wait_for(lambda: row(1), lambda r: r.get("state") == "fetching", 15, "p1 listed")
+            click(1, "pause")
+            paused = _wait_for(lambda: row(1), lambda r: r["state"] == "paused", 15, "paused")
+            assert paused["buttons"][0] == "resume"
+            assert pc.stats().user_paused == ((topic, 1),)
+
+            _wait_for(lambda: row(0), lambda r: r.get("oldest") == "3", 30, "p0 stuck at 3")
+            click(0, "skip")
+            _wait_for(
+                lambda: row(0),
+                lambda r: "skip" in r["answer"] and ": ok:" in r["answer"],
+                15,
+                "the skip's answer",
+            )
+            wait_until(lambda: pc.stats().skipped_by_operator == 1, 10, "the skip counted")
+            _wait_for(
+                lambda: browser.execute_script(
+                    "return document.querySelectorAll('#actions tbody tr').length"
+                ),
+                lambda n: n >= 2,
+                10,
+                "the actions listed",
+            )
+            browser.set_window_size(1280, 1900)
+            shot = SCREENSHOT if os.environ.get("PARAFKA_SAVE_SCREENSHOTS") else tmp_path / "c.png"
+            assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+            browser.set_window_size(1280, 1200)
+
+            click(1, "resume")
+            _wait_for(lambda: row(1), lambda r: r["state"] == "fetching", 15, "resumed")
+            wait_until(lambda: pc.stats().user_paused == (), 5, "the pause to end")
+            page = browser.execute_script("return document.documentElement.outerHTML")
+            assert CONTROL_TOKEN not in page and CONTROL_TOKEN not in browser.current_url
+            errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+            assert not errors, errors
+            pc.stop(drain=False)
+    finally:
+        released.set()

@@ -271,7 +271,7 @@ def _ledger() -> tuple[Ledger, list[Entry]]:
         "dead-letter",
         clock=lambda: 0.0,
         retry_topic="retry",
-        park=RetryPolicy(max_attempts=3, initial_backoff=1.0, jitter=0.0),
+        park_policy=RetryPolicy(max_attempts=3, initial_backoff=1.0, jitter=0.0),
     )
     ledger.assign(("src", 0), 0)
     ledger.accept([MemoryMessage("src", 0, o, b"k%d" % o, b"v", None, 0) for o in range(3)])

@@ -166,6 +166,7 @@ class AsyncExecutor(Executor):
             raise TypeError(f"the asyncio executor needs an async def handler, got {handler!r}")
         if self._thread is not None:
             raise RuntimeError("this AsyncExecutor was already started; create a new one")
+        handler = work.traced(handler, self.traces, is_async=True)
         if self.stuck is not None and self.stuck.acts:
             handler = self._bounded(handler)
         self._handler, self._work, self._completions = handler, work, completions

@@ -25,6 +25,7 @@ from parafka.scheduler import SHARD_FUNCTIONS
 if TYPE_CHECKING:
     from parafka.stall import StuckPolicy
     from parafka.timings import ChunkTimings
+    from parafka.tracing import Mark
 
 T = TypeVar("T")
 
@@ -36,10 +37,19 @@ __all__ = [
     "Completions",
     "Executor",
     "Outcome",
+    "TraceConfig",
     "Work",
     "fail_first",
     "run_chunk",
 ]
+
+
+@dataclass(frozen=True)
+class TraceConfig:
+    """Tracing is on (tracing.py): what a span per attempt needs besides the record.
+    Plain data: it travels to worker processes inside `Work`."""
+
+    group_id: str
 
 
 @dataclass(frozen=True)
@@ -59,10 +69,22 @@ class Work:
     producer_config: Mapping[str, Any] | None = None
     ordering: str = "key"  # which records a failure holds back (their shard)
     deserializer: Deserializer | None = None  # "text", "json", "module:fn" or a callable
+    trace: TraceConfig | None = None  # set: a span per attempt (tracing.py)
 
     def decoder(self) -> Decode | None:
         """The value decoder to apply before the handler (None: raw bytes)."""
         return resolve(self.deserializer)
+
+    def traced(self, handler: Any, sink: deque[Mark] | None, is_async: bool = False) -> Any:
+        """The handler an executor runs: `handler` itself, or with tracing on, `handler`
+        inside a span per attempt. Chosen once, at start: no per-record test."""
+        if self.trace is None:
+            return handler
+        from parafka.tracing import Attempts
+
+        attempts = Attempts(self.trace, self.default_topic, sink)
+        batch = self.batch_size is not None
+        return attempts.wrap_async(handler, batch) if is_async else attempts.wrap(handler, batch)
 
 
 class ChunkResult(NamedTuple):
@@ -183,6 +205,12 @@ class Executor(ABC):
     # it: stall.py); `stuck_replaced` counts the workers it replaced for a stuck record.
     stuck: StuckPolicy | None = None
     stuck_replaced: int = 0
+    # Set by the control loop before each hand-over when concurrency="auto": the limit now.
+    # An executor with more workers than that spreads a hand-over over this many only.
+    active: int | None = None
+    # Set before start() by a consumer-group loop with tracing on: where sampled attempts
+    # leave their marks for the control thread's "ack" and "commit" spans (tracing.py).
+    traces: deque[Mark] | None = None
 
     @abstractmethod
     def start(self, work: Work, completions: Completions) -> None:

@@ -179,12 +179,16 @@ class _WorkerOutputs:
                     chunk.outcomes[index] = (None, error)
             # All done with nothing to report: send None, the parent's cheap path.
             outcomes = None if all(o is None for o in chunk.outcomes) else chunk.outcomes
-            conn.send((chunk.chunk_id, outcomes, chunk.seconds, chunk.positions))
+            report: tuple[Any, ...] = (chunk.chunk_id, outcomes, chunk.seconds, chunk.positions)
+            if chunk.marks:  # tracing: the outputs are acknowledged now
+                acked = time.time_ns()
+                report += ([m._replace(acked=acked) if m.outputs else m for m in chunk.marks],)
+            conn.send(report)
         self.pending = []
 
 
 class _PendingChunk:
-    __slots__ = ("chunk_id", "outcomes", "positions", "seconds", "with_outputs")
+    __slots__ = ("chunk_id", "marks", "outcomes", "positions", "seconds", "with_outputs")
 
     def __init__(
         self,
@@ -192,10 +196,12 @@ class _PendingChunk:
         outcomes: list[Outcome | None],
         seconds: float,
         positions: list[int] | None = None,
+        marks: list[Any] | None = None,
     ) -> None:
         self.chunk_id, self.outcomes, self.seconds = chunk_id, outcomes, seconds
         self.positions = positions  # the records reported, when not the whole chunk
         self.with_outputs: list[int] = []
+        self.marks = marks  # tracing: the sampled attempts' marks (tracing.Mark)
 
 
 def _portable_error(error: BaseException) -> BaseException:
@@ -255,7 +261,7 @@ def _watch(
                     if message is None:  # told to stop: for the main thread
                         stash.append(message)
                         break
-                    chunk_id, rows = message
+                    chunk_id, rows = message[0], message[1]
                     with send_lock:
                         conn.send((chunk_id, [NOT_RUN] * len(rows), RETURNED, None))
             except (EOFError, OSError, ValueError):
@@ -269,8 +275,12 @@ def _split(running: _Running, conn: Connection) -> None:
     has not started."""
     chunk = running.chunk
     stolen = chunk.steal()
-    done, outcomes = chunk.done, chunk.outcomes
-    ready = [i for i in range(len(done)) if outcomes is None or outcomes[i] is None]
+    # The count before the outcomes: the worker appends a record's outcome before the
+    # record, so every record counted has its outcome in the list read after (read the
+    # other way round, a record with outputs finishing in between looked bare).
+    finished = len(chunk.done)
+    outcomes = chunk.outcomes
+    ready = [i for i in range(finished) if outcomes is None or outcomes[i] is None]
     count = len(stolen) if running.unordered else sum(len(unit) for unit in stolen)
     positions = ready + list(range(running.size - count, running.size))
     running.split = True
@@ -289,6 +299,10 @@ def _worker_main(work: Work, conn: Connection, progress: Any = None) -> None:
         from parafka.loader import load_target
 
         handler = load_target(handler)
+    marks: list[Any] | None = None  # tracing: sampled attempts, sent with each report
+    if work.trace is not None:
+        marks = []
+        handler = work.traced(handler, marks)  # type: ignore[arg-type]  # a list will do
     per_record = work.batch_size is None  # run_units counts handler calls in `progress`
     decoder = work.decoder()
     outputs = _WorkerOutputs(dict(work.producer_config)) if work.producer_config else None
@@ -319,8 +333,8 @@ def _worker_main(work: Work, conn: Connection, progress: Any = None) -> None:
             return
         if message is None:
             break
-        chunk_id, rows = message
-        records = [Record(*row) for row in rows]
+        chunk_id, rows = message[0], message[1]
+        records = [Record(*row) for row in rows] if len(message) == 2 else _received(message)
         if progress is not None:
             progress[0], progress[1] = chunk_id, 0
         started = clock()
@@ -349,14 +363,30 @@ def _worker_main(work: Work, conn: Connection, progress: Any = None) -> None:
         if progress is not None:
             progress[0] = -1
         outcomes = _portable(outcomes)
+        traced = None
+        if marks:  # tracing: the sampled attempts' marks go with the report (a 5th item)
+            traced, marks[:] = marks[:], []
         if outputs is not None and outcomes is not None:
-            outputs.send(_PendingChunk(chunk_id, outcomes, seconds, positions))
+            outputs.send(_PendingChunk(chunk_id, outcomes, seconds, positions, traced))
         else:
+            report = (chunk_id, outcomes, seconds, positions)
             with lock:
-                conn.send((chunk_id, outcomes, seconds, positions))
+                conn.send(report if traced is None else (*report, traced))
     if outputs is not None:  # stopping: deliver what is in hand, then report it
         with lock:
             outputs.settle(conn)
+
+
+def _received(message: tuple[int, list[Row], list[float]]) -> list[Record]:
+    """Tracing: the chunk's records with the parent's receive times (the queue wait)."""
+    from parafka.tracing import Received
+
+    records: list[Record] = []
+    for row, received in zip(message[1], message[2], strict=True):
+        record = Received(*row)
+        record.received = received
+        records.append(record)
+    return records
 
 
 def _runs(records: list[Record], shard_of: Any) -> deque[Any]:
@@ -401,6 +431,7 @@ class ProcessExecutor(Executor):
         self._stopping = False
         self._mean_seconds = 0.001
         self._threads: list[threading.Thread] = []
+        self._traced = False
 
     # -- sizing -------------------------------------------------------------------------
     @property
@@ -422,6 +453,7 @@ class ProcessExecutor(Executor):
     # -- life cycle ---------------------------------------------------------------------
     def start(self, work: Work, completions: Completions) -> None:
         self._work, self._completions = work, completions
+        self._traced = work.trace is not None
         for slot in self._slots:
             self._spawn(slot)
             for target, name in ((self._send, "send"), (self._receive, "receive")):
@@ -482,7 +514,8 @@ class ProcessExecutor(Executor):
         size = self.chunk_size
         if self._work is not None and self._work.batch_size is None:
             total = sum(len(run) for run in runs)
-            size = min(size, -(-total // self.workers))  # spread over the workers
+            workers = min(self.workers, self.active or self.workers)
+            size = min(size, -(-total // workers))  # spread over the workers
         for chunk in pack_runs(runs, size):
             slot = min(self._slots, key=lambda s: (not s.up.is_set(), s.hung, s.load))
             with slot.lock:
@@ -526,7 +559,11 @@ class ProcessExecutor(Executor):
                 slot.outstanding[chunk_id] = records
             try:
                 assert conn is not None
-                conn.send((chunk_id, rows))
+                if self._traced:  # the receive times travel for the queue wait
+                    received = [getattr(entry, "received", 0.0) for entry in records]
+                    conn.send((chunk_id, rows, received))
+                else:
+                    conn.send((chunk_id, rows))
             except (OSError, ValueError):  # the worker died; the receiver replaces it
                 self._fail_chunk(slot, chunk_id)
         with slot.lock:
@@ -542,7 +579,8 @@ class ProcessExecutor(Executor):
             conn = slot.conn
             try:
                 assert conn is not None
-                chunk_id, outcomes, seconds, positions = conn.recv()
+                reply = conn.recv()
+                chunk_id, outcomes, seconds, positions = reply[:4]
             except Exception as exc:  # the pipe broke, or a result could not be read
                 if not isinstance(exc, EOFError | OSError | ValueError):
                     log.warning(
@@ -564,6 +602,8 @@ class ProcessExecutor(Executor):
                     slot.reported.pop(chunk_id, None)
                 if records is not None:
                     slot.load -= len(records)
+            if len(reply) > 4 and self.traces is not None:  # tracing's marks, before the chunk
+                self.traces.extend(reply[4])
             if not records:
                 continue
             if outcomes is not None:  # NOT_RUN lost its identity in the pipe

@@ -13,6 +13,7 @@ from parafka.executors.base import (
     ChunkResult,
     Completions,
     Executor,
+    Handler,
     Work,
     fail_first,
     pack_runs,
@@ -22,6 +23,10 @@ from parafka.executors.chunks import HANG_AFTER, RESCUE_EVERY, Chunk, pack_units
 from parafka.record import Record
 
 log = logging.getLogger("parafka.executor")
+
+
+def _unset(_record: object) -> None:
+    raise RuntimeError("ThreadExecutor: start() first")
 
 
 class ThreadExecutor(Executor):
@@ -46,6 +51,7 @@ class ThreadExecutor(Executor):
         self._threads: list[threading.Thread] = []
         self._mean_seconds = 0.01  # handler time per record, refined as chunks complete
         self._batch_size: int | None = None
+        self._handler: Handler = _unset
 
     @property
     def chunk_size(self) -> int:
@@ -72,6 +78,7 @@ class ThreadExecutor(Executor):
         if not callable(work.handler):
             raise TypeError("the thread executor needs a callable handler")
         self._batch_size = work.batch_size
+        self._handler = work.traced(work.handler, self.traces)
         self._completions = completions
         self._unordered = work.ordering == "unordered"
         for number in range(self.workers):
@@ -85,8 +92,7 @@ class ThreadExecutor(Executor):
             self._threads.append(thread)
 
     def _work(self, work: Work, completions: Completions) -> None:
-        handler = work.handler
-        assert callable(handler)
+        handler = self._handler
         decoder = work.decoder()
         get, put, clock = self._queue.get, completions.put, time.perf_counter
         unordered = work.ordering == "unordered"
@@ -127,8 +133,9 @@ class ThreadExecutor(Executor):
                 put(batch)
             return
         total = sum(len(run) for run in runs)
-        # Spread small hand-overs over the workers.
-        size = min(self.chunk_size, -(-total // self.workers))
+        # Spread small hand-overs over the workers (those the adaptive limit lets run).
+        workers = min(self.workers, self.active or self.workers)
+        size = min(self.chunk_size, -(-total // workers))
         for units in pack_units(runs, size, self._unordered):
             put(Chunk(units))
 

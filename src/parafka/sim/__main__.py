@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="records failing their retries are parked on a retry topic (fenced keys)",
     )
+    parser.add_argument(
+        "--operator",
+        action="store_true",
+        help="an operator pauses, resumes, skips and parks records (the control plane)",
+    )
     args = parser.parse_args(argv)
     if os.environ.get("PYTHONHASHSEED") != "0":  # sets of partitions iterate by hash
         os.environ["PYTHONHASHSEED"] = "0"
@@ -61,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "key_rate": args.key_rate,
         "adaptive": args.adaptive,
         "retry_topic": args.retry_topic,
+        "operator": args.operator,
     }
     if args.handler is not None:
         from parafka.loader import load_target

@@ -60,6 +60,10 @@ class Checker:
     with_output: set[tuple[TP, int]]  # records whose handler returns an output
     succeeded: set[tuple[TP, int]] = field(default_factory=set)
     dead: set[tuple[TP, int]] = field(default_factory=set)
+    skipped: set[tuple[TP, int]] = field(default_factory=set)  # by an operator: done
+    # Skipped or parked by an operator: whatever output an earlier attempt left stays
+    # where it is (a later run would have repeated it in order): no order of effects
+    overruled: set[tuple[TP, int]] = field(default_factory=set)
     delivered: set[tuple[TP, int]] = field(default_factory=set)
     outputs: list[Output] = field(default_factory=list)
     # (member, partition) -> spans it owned it, as it knew (from its callbacks) and as the
@@ -125,7 +129,11 @@ class Checker:
                 continue
             if older in together or (member, tp, older) in self.gave_up:
                 continue
-            if (tp, older) not in self.succeeded and (tp, older) not in self.dead:
+            if (
+                (tp, older) not in self.succeeded
+                and (tp, older) not in self.dead
+                and ((tp, older) not in self.skipped)
+            ):
                 # Raised in a handler, where the engine takes it for a failure: kept too.
                 self.broken = self.broken or Violation(
                     f"order: consumer {member} started {_name(tp, offset)} before "
@@ -226,7 +234,7 @@ class Checker:
     # -- invariants -----------------------------------------------------------------------
     def done(self, tp: TP, offset: int) -> bool:
         record = (tp, offset)
-        if record in self.dead:
+        if record in self.dead or record in self.skipped:
             return True
         if record in self.with_output:
             return record in self.delivered
@@ -280,6 +288,8 @@ class Checker:
                 last[(out.tp, out.offset)] = position
         by_shard: dict[Hashable, list[tuple[int, int]]] = defaultdict(list)
         for (tp, offset), position in last.items():
+            if (tp, offset) in self.overruled:
+                continue
             shard: Hashable = (tp, self.inputs[tp][offset]) if self.ordering == "key" else tp
             by_shard[shard].append((offset, position))
         for name, items in by_shard.items():

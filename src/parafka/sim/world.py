@@ -84,6 +84,7 @@ class SimConfig:
     key_rate: float | None = None  # --key-rate: records wait for their key (rate_wait)
     adaptive: bool = False  # concurrency="auto": the dispatch window moves
     retry_topic: bool = False  # --retry-topic: records failing their retries are parked
+    operator: bool = False  # an operator pauses, resumes, skips and parks (steering.py)
     exactly_once: bool = False  # outputs, offsets and dead letters in transactions
     starve: bool = False  # one partition's oldest record hangs until the calm phase
     # exactly-once outputs produced into the open transaction as released (not at commit)
@@ -117,6 +118,8 @@ class SimConfig:
             flags.append("--adaptive")
         if self.retry_topic:
             flags.append("--retry-topic")
+        if self.operator:
+            flags.append("--operator")
         return " ".join(flags)
 
 
@@ -484,6 +487,9 @@ class World:
     # -- the schedule -------------------------------------------------------------------
     def chaos_event(self) -> None:
         rng, live = self.rng, self.live()
+        if self.config.operator and live and rng.random() < 0.06:
+            self._operator(rng.choice(live))
+            return
         roll = rng.random()
         if not live or (roll < 0.01 and len(live) < self.config.max_consumers):
             self.join()
@@ -507,6 +513,51 @@ class World:
             self.clock.advance(rng.uniform(0, 0.5))
         else:
             self._fault(rng.choice(live))
+
+    def _operator(self, member: _Member) -> None:
+        """An operator acts on one consumer through its control plane: pause or resume a
+        partition, skip or park a record it may hold, applied between two of the loop's
+        rounds, as from the dashboard."""
+        rng, loop, checker = self.rng, member.loop, self.checker
+        steering = loop.steering
+        kind = rng.choice(("pause", "resume", "skip", "skip", "park", "park"))
+        if kind == "resume":
+            if not steering.paused:
+                return
+            tp = rng.choice(sorted(steering.paused))
+            command = steering.post("resume", *tp)
+        else:
+            tp = (TOPIC, rng.randrange(self.config.partitions))
+            offset = None
+            if kind != "pause":
+                keys = checker.inputs[tp]
+                if not keys:
+                    return
+                offset = rng.randrange(len(keys))
+                part = loop.ledger.parts.get(tp)
+                if part is not None and part.offsets.position is not None and rng.random() < 0.5:
+                    offset = part.offsets.position  # its oldest unfinished record, mostly
+                if kind == "park":  # an operator's dead letter is no engine's blame
+                    checker.innocent.discard((tp, offset))
+            command = steering.post(kind, *tp, offset)
+        # What ControlLoop.step does first with a posted command; the checker learns of a
+        # skip before any later record of its shard can start.
+        steering.step(loop)
+        answer = command.answer
+        self._note(f"operator m{member.number} {kind} {command.target}: {answer}")
+        if answer is not None and answer.ok and command.offset is not None:
+            checker.overruled.add((tp, command.offset))
+            if kind == "skip":
+                checker.skipped.add((tp, command.offset))
+            elif self.config.exactly_once:  # its letter waits for the transaction, in order
+                checker.gave_up.add((member.number, tp, command.offset))
+
+    def resume_all(self) -> None:
+        """The calm phase: operators lift their pauses (everything must be committed)."""
+        for member in self.live():
+            for tp in sorted(member.loop.steering.paused):
+                member.loop.steering.post("resume", *tp)
+                self._note(f"operator m{member.number} resume {tp[0]}[{tp[1]}]")
 
     def _fault(self, member: _Member) -> None:
         rng, faults = self.rng, self.cluster.faults
@@ -642,6 +693,8 @@ class World:
             self.check()
         self.cluster.faults.clear()
         self._note("calm")
+        if self.config.operator:
+            self.resume_all()
         if not self.live():
             self.join()
         if self.starving is not None:
@@ -701,6 +754,7 @@ class World:
             + (f" key_rate={self.config.key_rate:g}" if self.config.key_rate else "")
             + (" concurrency=auto" if self.config.adaptive else "")
             + (" retry_topic" if self.config.retry_topic else "")
+            + (" operator" if self.config.operator else "")
         )
 
 

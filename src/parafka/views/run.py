@@ -37,19 +37,29 @@ def run_with_views(
     dashboard_port: int | None,
     dashboard_host: str,
     title: str,
+    control_token: str | None = None,
     activity: Activity | None = None,
 ) -> Stats:
     """Run the consumer in the foreground with the views asked for.
 
     `live`: the terminal panel, when stderr is a terminal. The dashboard binds its port
-    before the consumer starts, so a port in use fails at once (ConfigError). `activity`
+    before the consumer starts, so a port in use fails at once (ConfigError); with
+    `control_token` it serves the control plane's actions too. `activity`
     is fed the consumer's snapshots, for the summary line.
     """
     with ExitStack() as views:
         if activity is not None:
             views.enter_context(_watched(consumer, activity))
         if dashboard_port is not None:
-            views.enter_context(Dashboard(consumer, dashboard_port, dashboard_host, title=title))
+            views.enter_context(
+                Dashboard(
+                    consumer,
+                    dashboard_port,
+                    dashboard_host,
+                    title=title,
+                    control_token=control_token,
+                )
+            )
         console = terminal_console() if live else None
         if console is not None:
             progress = until_idle is not None  # a finite job: show how far it got

@@ -75,6 +75,13 @@ def _figures(stats: Stats, rate: float) -> RenderableType:
     )
     if stats.paused_partitions:
         why = "the buffer is full" if stats.paused else "sharing the buffer"
+        by_hand = getattr(stats, "user_paused", ())
+        if by_hand and not stats.paused:
+            names = ", ".join(f"{t}[{p}]" for t, p in by_hand[:5])
+            more = f" and {len(by_hand) - 5} more" if len(by_hand) > 5 else ""
+            why = f"by an operator: {names}{more}"
+            if stats.paused_partitions > len(by_hand):
+                why += "; the others sharing the buffer"
         total = len(stats.partitions)
         text = f"paused: {stats.paused_partitions} of {total} partitions ({why})"
         return Group(grid, Text(text, style="yellow"))

@@ -7,6 +7,7 @@ from typing import Any
 
 from parafka.recent import DeadLetterEvent
 from parafka.stats import PartitionStats
+from parafka.steering import ActionEvent
 from parafka.views.history import Sample, lag_parts, oldest_age, total_lag_parts
 
 COUNTERS = (
@@ -31,6 +32,7 @@ def sample_json(sample: Sample) -> dict[str, Any]:
     stats = sample.stats
     point: dict[str, Any] = {"seq": sample.seq, "t": round(sample.wall, 3)}
     point.update({name: getattr(stats, name) for name in COUNTERS})
+    point["paused"] = stats.paused  # every partition paused: the buffer stayed full
     point["rate"] = round(sample.rate, 1)
     point["lag"] = stats.lag
     point["lag_parts"] = total_lag_parts(stats)
@@ -66,6 +68,29 @@ def dead_letter_json(event: DeadLetterEvent) -> dict[str, Any]:
         "key": event.key,
         "attempts": event.attempts,
         "error": event.error,
+        "headers": dict(event.headers),  # provenance: parafka.dlq.* as text
+    }
+
+
+def action_json(event: ActionEvent) -> dict[str, Any]:
+    return {
+        "t": round(event.at, 3),
+        "action": event.action,
+        "target": event.target,
+        "result": event.result,
+        "message": event.message,
+    }
+
+
+def control_json(
+    enabled: bool, paused: Iterable[tuple[str, int]], actions: Sequence[ActionEvent]
+) -> dict[str, Any]:
+    """The control plane's state for the page: on or off, the partitions an operator
+    paused, and the recent actions, newest first."""
+    return {
+        "enabled": enabled,
+        "paused": [{"topic": t, "partition": p} for t, p in paused],
+        "actions": [action_json(e) for e in actions][::-1],
     }
 
 
@@ -84,12 +109,15 @@ def payload(
     """
     partitions = latest.stats.partitions if latest is not None else ()
     ranked = sorted(partitions, key=lambda p: (-(p.lag or 0), p.topic, p.partition))
+    paused = set(latest.stats.user_paused) if latest is not None else set()
     return {
         "title": title,
         "keep": keep,
         "latest_seq": latest.seq if latest is not None else -1,
         "samples": [sample_json(s) for s in samples],
-        "partitions": [partition_json(p) for p in ranked],
+        "partitions": [
+            {**partition_json(p), "paused": (p.topic, p.partition) in paused} for p in ranked
+        ],
         "dead_letters": (
             None if dead_letters is None else [dead_letter_json(e) for e in dead_letters][::-1]
         ),

@@ -15,7 +15,10 @@ const PARTS = [
   ["done_not_committed", "done, not committed", "#37b24d"],
 ];
 
-const state = { seq: -1, keep: 300, samples: [], partitions: [], letters: null };
+const state = { seq: -1, keep: 300, samples: [], partitions: [], letters: null, control: null };
+const TOKEN_KEY = "parafka.control-token"; // sessionStorage: gone when the tab closes
+let controlToken = window.sessionStorage.getItem(TOKEN_KEY) || "";
+const selectedLetters = new Set(); // "topic/partition/offset" of the dead letters ticked
 
 function byId(id) {
   return document.getElementById(id);
@@ -258,6 +261,18 @@ function drawLetters() {
     : "none yet";
   body.replaceChildren(...state.letters.map((e) => {
     const row = document.createElement("tr");
+    const id = `${e.topic}/${e.partition}/${e.offset}`;
+    const pick = document.createElement("td");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.dataset.letter = id;
+    box.checked = selectedLetters.has(id);
+    box.addEventListener("change", () => {
+      if (box.checked) selectedLetters.add(id);
+      else selectedLetters.delete(id);
+    });
+    pick.appendChild(box);
+    row.appendChild(pick);
     const cells = [
       new Date(e.t * 1000).toLocaleTimeString(),
       `${e.topic}[${e.partition}]`,
@@ -269,17 +284,177 @@ function drawLetters() {
     cells.forEach((text, i) => {
       const cell = document.createElement("td");
       cell.textContent = text; // record data: never parsed as HTML
-      if (i === cells.length - 1) cell.className = "error";
+      if (i === cells.length - 1) {
+        cell.className = "error";
+        const headers = Object.entries(e.headers || {});
+        if (headers.length) {
+          const details = document.createElement("details");
+          details.className = "provenance";
+          const summary = document.createElement("summary");
+          summary.textContent = "provenance headers";
+          const pre = document.createElement("pre");
+          pre.textContent = headers.map(([k, v]) => `${k}: ${v}`).join("\n");
+          details.append(summary, pre);
+          cell.appendChild(details);
+        }
+      }
       row.appendChild(cell);
     });
     return row;
   }));
 }
 
+// -- the control plane: buttons post JSON with the token in a header, never in a URL --------
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function button(label, action, body) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  b.dataset.action = action;
+  b.dataset.body = JSON.stringify(body);
+  return b;
+}
+
+function drawControl() {
+  const control = state.control;
+  const section = byId("control");
+  const enabled = Boolean(control && control.enabled);
+  section.classList.toggle("off", !enabled);
+  byId("control-state").textContent = enabled
+    ? "(actions on: each one needs the control token)"
+    : "(actions are off: start the consumer with --control-token or PARAFKA_CONTROL_TOKEN)";
+  byId("token-form").hidden = !enabled;
+  byId("record-form").hidden = !enabled;
+  byId("replay-selected").parentElement.hidden = !enabled;
+  byId("token-note").textContent = controlToken ? "token set for this tab" : "no token yet";
+  const paused = new Set((control ? control.paused : []).map((p) => `${p.topic}/${p.partition}`));
+  const rows = state.partitions.slice().sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
+  byId("control-partitions").tBodies[0].replaceChildren(...rows.map((p) => {
+    const row = document.createElement("tr");
+    const isPaused = paused.has(`${p.topic}/${p.partition}`);
+    row.dataset.partition = `${p.topic}[${p.partition}]`;
+    row.append(
+      cell(`${p.topic}[${p.partition}]`),
+      cell(fmt(p.lag)),
+      cell(p.oldest_unfinished === null ? "–" : String(p.oldest_unfinished)),
+      cell(p.oldest_age === null ? "–" : `${p.oldest_age.toFixed(0)} s`),
+      cell(isPaused ? "paused" : "fetching", isPaused ? "paused state" : "state"),
+    );
+    const actions = document.createElement("td");
+    const where = { topic: p.topic, partition: p.partition };
+    actions.append(isPaused ? button("resume", "resume", where) : button("pause", "pause", where));
+    if (p.oldest_unfinished !== null) {
+      const record = { ...where, offset: p.oldest_unfinished };
+      actions.append(button("skip oldest", "skip", record), button("park oldest", "park", record));
+    }
+    row.appendChild(actions);
+    return row;
+  }));
+  const actions = control ? control.actions : [];
+  byId("actions").tBodies[0].replaceChildren(...actions.map((a) => {
+    const row = document.createElement("tr");
+    row.append(
+      cell(new Date(a.t * 1000).toLocaleTimeString()),
+      cell(a.action),
+      cell(a.target),
+      cell(a.result, a.result),
+      cell(a.message),
+    );
+    return row;
+  }));
+}
+
+function showAnswer(text, kind) {
+  const status = byId("control-status");
+  status.textContent = text;
+  status.className = `answer ${kind}`;
+}
+
+async function act(action, body, source) {
+  if (!controlToken) {
+    showAnswer("enter the control token first", "refused");
+    return;
+  }
+  showAnswer(`${action} ${describe(body)}: in progress…`, "pending");
+  if (source) source.classList.add("busy");
+  let answer;
+  try {
+    const response = await fetch(`api/control/${action}`, {
+      method: "POST",
+      cache: "no-store",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${controlToken}` },
+      body: JSON.stringify(body),
+    });
+    answer = await response.json();
+  } catch (error) {
+    answer = { result: "failed", message: `no answer (${error.message})` };
+  }
+  if (source) source.classList.remove("busy");
+  showAnswer(`${action} ${describe(body)}: ${answer.result}: ${answer.message}`, answer.result);
+  window.setTimeout(refresh, 0); // show the new state at once
+}
+
+function describe(body) {
+  if (body.records) return body.records.map(describe).join(", ");
+  return `${body.topic}[${body.partition}]` + (body.offset === undefined ? "" : `@${body.offset}`);
+}
+
+function setupControl() {
+  byId("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = byId("control-token");
+    controlToken = input.value.trim();
+    input.value = ""; // kept in memory and this tab's sessionStorage only
+    if (controlToken) window.sessionStorage.setItem(TOKEN_KEY, controlToken);
+    drawControl();
+  });
+  byId("token-forget").addEventListener("click", () => {
+    controlToken = "";
+    window.sessionStorage.removeItem(TOKEN_KEY);
+    drawControl();
+  });
+  byId("control-partitions").addEventListener("click", (event) => {
+    const target = event.target.closest("button[data-action]");
+    if (target) act(target.dataset.action, JSON.parse(target.dataset.body), target);
+  });
+  byId("record-form").addEventListener("click", (event) => {
+    const target = event.target.closest("button[data-record-action]");
+    if (!target) return;
+    const partition = Number.parseInt(byId("record-partition").value, 10);
+    const offset = Number.parseInt(byId("record-offset").value, 10);
+    const topic = byId("record-topic").value.trim();
+    if (!topic || Number.isNaN(partition) || Number.isNaN(offset)) {
+      showAnswer("name the record: topic, partition and offset", "refused");
+      return;
+    }
+    act(target.dataset.recordAction, { topic, partition, offset }, target);
+  });
+  byId("replay-selected").addEventListener("click", (event) => {
+    const records = Array.from(selectedLetters, (id) => {
+      const [offset, partition, ...topic] = id.split("/").reverse();
+      return { topic: topic.reverse().join("/"), partition: Number(partition), offset: Number(offset) };
+    });
+    if (!records.length) {
+      showAnswer("tick the dead letters to replay first", "refused");
+      return;
+    }
+    selectedLetters.clear();
+    act("replay", { records }, event.target);
+  });
+}
+
 function draw() {
   drawTiles();
   drawCharts();
   drawLetters();
+  drawControl();
 }
 
 function merge(data) {
@@ -287,7 +462,7 @@ function merge(data) {
     state.samples = []; // the server restarted: start over
   }
   state.keep = data.keep;
-  state.samples.push(...data.samples);
+  state.samples.push(...data.samples.filter((s) => s.seq > state.seq)); // a refresh may overlap a poll
   if (state.samples.length) {
     const newest = state.samples[state.samples.length - 1];
     state.seq = newest.seq;
@@ -297,6 +472,7 @@ function merge(data) {
   }
   state.partitions = data.partitions;
   state.letters = data.dead_letters;
+  state.control = data.control || null;
   byId("title").textContent = data.title;
   document.title = `${data.title} · parafka`;
 }
@@ -310,6 +486,11 @@ function setStatus(text, live) {
 
 // Only the request is guarded: a drawing bug must surface in the console, not as "no answer".
 async function poll() {
+  await refresh();
+  window.setTimeout(poll, POLL_MS);
+}
+
+async function refresh() {
   let data = null;
   try {
     const response = await fetch(`api/stats?since=${state.seq}`, { cache: "no-store" });
@@ -318,7 +499,6 @@ async function poll() {
   } catch (error) {
     setStatus(`no answer (${error.message}): the consumer may have stopped`, false);
   }
-  window.setTimeout(poll, POLL_MS);
   if (data !== null) {
     merge(data);
     draw();
@@ -327,4 +507,5 @@ async function poll() {
 }
 
 window.addEventListener("resize", () => drawCharts());
+setupControl();
 poll();
