@@ -191,12 +191,12 @@ def test_a_kill_9_leaves_no_record_behind_and_the_fences_are_rebuilt(
     assert len(before) < RECORDS, "the kill must land while parked records wait"
     # Parked records the group has not finished: B's fences must be rebuilt from them.
     ends = {p: 0 for p in range(PARTITIONS)}
-    for message in broker.consume_all(retry, expected=10**6, timeout=2):
+    for message in broker.consume_all(retry, expected=10**6, timeout=1):
         partition, offset = message.partition() or 0, message.offset() or 0
         ends[partition] = max(ends[partition], offset + 1)
     positions = committed(broker, group, retry, PARTITIONS)
     assert any(end > max(positions[p], 0) for p, end in ends.items()), (ends, positions)
-    b = _start({**spec, "until_idle": 3.0}, out, tmp_path / "b")
+    b = _start({**spec, "until_idle": 2.5}, out, tmp_path / "b")
     try:
         assert b.wait(60) == 0, (tmp_path / "b" / "stderr").read_text()
     finally:

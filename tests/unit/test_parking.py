@@ -312,3 +312,49 @@ def test_parked_behind_runs_write_one_record_per_key_and_requeue_the_rest() -> N
         1,
         2,
     ]
+
+
+def _from_retry_topic(attempts: int, reason: str) -> tuple[Ledger, Entry]:
+    """A ledger holding one record taken from the retry topic, parked after `attempts`."""
+    ledger = Ledger(
+        "key",
+        8,
+        RetryPolicy(max_attempts=3, initial_backoff=0.1, multiplier=2.0, jitter=0.0),
+        "dead-letter",
+        clock=lambda: 0.0,
+        retry_topic="retry",
+        park_policy=RetryPolicy(
+            max_attempts=2, initial_backoff=10.0, multiplier=4.0, max_backoff=1e9, jitter=0.0
+        ),
+    )
+    ledger.assign(("retry", 0), 0)
+    source = _record()
+    source.attempt = attempts
+    parked = parked_record(source, "retry", "g", reason, 0.0, None)
+    message = MemoryMessage("retry", 0, 0, b"k", b"v", _headers(parked), 0)
+    ledger.accept([message])
+    ((entry,),) = ledger.take()
+    return ledger, entry
+
+
+def _waits(ledger: Ledger, entry: Entry) -> list[float]:
+    """The waits between the attempts of `entry` until it is given up."""
+    waits = []
+    while True:
+        actions = ledger.completed([entry], [(None, RuntimeError("still down"))])
+        if actions.letters:
+            return waits
+        assert entry.state is RETRY_WAIT and not actions.parks  # retried in place
+        waits.append(entry.due)
+        ledger.release_due(entry.due)
+        ledger.take()
+
+
+def test_a_record_from_the_retry_topic_is_retried_in_place_with_growing_waits() -> None:
+    ledger, entry = _from_retry_topic(3, FAILED)  # its quick attempts were made
+    assert _waits(ledger, entry) == [40.0]  # the first wait (10 s) came before it was read
+
+
+def test_a_record_parked_behind_gets_its_quick_attempts_first() -> None:
+    ledger, entry = _from_retry_topic(0, BEHIND)  # it never ran
+    assert _waits(ledger, entry) == [0.1, 0.2, 10.0, 40.0]  # 3 quick attempts, 2 parked
