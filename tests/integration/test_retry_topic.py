@@ -2,7 +2,8 @@
 attempt. Parked records let their source partition's committed offset move on; every
 record is done; each key's records take effect in offset order (the last run of each
 record after the last run of every older one of its key, runs repeated after a kill
-included), with one consumer, across a kill -9, and across a second consumer joining."""
+included), with one consumer, across a kill -9, and across a second consumer joining;
+the one-consumer and the joining tests run on Apache Kafka too."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from parafka import ParallelConsumer, Record
 from parafka.parking import origin
@@ -96,6 +99,7 @@ def settings(broker: Broker, group: str, source: str, retry: str, dlq: str) -> d
     }
 
 
+@pytest.mark.any_broker
 def test_parked_records_let_the_partition_move_on_and_keys_keep_their_order(
     broker: Broker,
 ) -> None:
@@ -207,6 +211,7 @@ def test_a_kill_9_leaves_no_record_behind_and_the_fences_are_rebuilt(
     assert_every_record_done_in_key_order(read_lines(out))
 
 
+@pytest.mark.any_broker
 def test_a_second_consumer_joining_keeps_every_key_in_order(broker: Broker) -> None:
     source, retry, dlq = topics(broker)
     produce_keyed(broker, source, RECORDS, keys=KEYS)
