@@ -255,7 +255,8 @@ class ParallelConsumer:
         resolve_deserializer(deserializer)  # a bad name fails here, not in a worker
         if executor == "process" and callable(deserializer):
             _check_picklable(deserializer, "deserializer")
-        self._health_policy = HealthPolicy(stuck_after, join_grace)
+        patient = frozenset({retry_topic}) if retry_topic is not None else frozenset()
+        self._health_policy = HealthPolicy(stuck_after, join_grace, patient)
         self._monitoring = (
             None
             if metrics_port is None

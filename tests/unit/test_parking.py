@@ -15,6 +15,7 @@ from parafka.deserializers import DeserializationError
 from parafka.entry import QUEUED, RETRY_WAIT, SENDING, SETTLED, Entry
 from parafka.errors import RecordParked
 from parafka.executors.outcomes import Outcome
+from parafka.health import HealthPolicy, assess
 from parafka.ledger import Ledger
 from parafka.memory.log import MemoryMessage
 from parafka.parking import (
@@ -31,6 +32,7 @@ from parafka.parking import (
 from parafka.record import MessageRecord, Produced
 from parafka.retry import RetryPolicy
 from parafka.settings import Settings
+from parafka.stats import PartitionStats, Stats
 from parafka.testing import InMemoryCluster
 
 from .test_cli_usage import BASE, HANDLER, usage_error
@@ -358,3 +360,13 @@ def test_a_record_from_the_retry_topic_is_retried_in_place_with_growing_waits() 
 def test_a_record_parked_behind_gets_its_quick_attempts_first() -> None:
     ledger, entry = _from_retry_topic(0, BEHIND)  # it never ran
     assert _waits(ledger, entry) == [0.1, 0.2, 10.0, 40.0]  # 3 quick attempts, 2 parked
+
+
+def test_a_retry_topic_partition_waiting_for_a_due_time_is_not_stuck() -> None:
+    """A parked record may wait minutes for its due time on purpose: /healthz must not
+    fail (and get the pod restarted) for it; a source partition still can be stuck."""
+    waiting = PartitionStats("retry", 0, 5, 5, 50, 45, 45, 0, oldest_unfinished=5, oldest_age=250)
+    stats = Stats(partitions=(waiting,), at=100.0, membership="assigned", membership_since=1.0)
+    policy = HealthPolicy(stuck_after=60.0, patient=frozenset({"retry"}))
+    assert assess(stats, 100.0, policy).ok
+    assert not assess(stats, 100.0, HealthPolicy(stuck_after=60.0)).ok
