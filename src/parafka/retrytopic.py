@@ -38,6 +38,22 @@ LIFT_EVERY = 0.5  # seconds between two reads of the retry topic's committed off
 Settled = Callable[[Entry, BaseException | None, tuple[int, int] | None], None]
 
 
+def ordered_producer_config(config: Mapping[str, Any], user: Mapping[str, Any]) -> dict[str, Any]:
+    """A producer whose retried sends can never reorder a key's parked records: idempotent,
+    unless the user's settings rule that out (acks other than all, idempotence turned off),
+    then one request in flight per connection."""
+    ordered = dict(config)
+    acks = str(ordered.get("acks", ordered.get("request.required.acks", "all"))).lower()
+    idempotence = str(user.get("enable.idempotence", "true")).lower() in ("true", "1")
+    if idempotence and acks in ("all", "-1"):
+        ordered["enable.idempotence"] = True
+        in_flight = int(ordered.get("max.in.flight.requests.per.connection", 5))
+        ordered["max.in.flight.requests.per.connection"] = min(in_flight, 5)
+    else:
+        ordered["max.in.flight.requests.per.connection"] = 1
+    return ordered
+
+
 class RetryTopic:
     """Parking on `settings.retry_topic`, for one control loop."""
 
@@ -60,11 +76,10 @@ class RetryTopic:
         self.wall = wall
         self.fences = Fences()
         self.policy = settings.park_policy
-        # Idempotent: a retried send can never put a key's parked records out of order.
-        self._config: Mapping[str, Any] = {
-            **producer_config(settings.bootstrap_servers, settings.kafka_config),
-            "enable.idempotence": True,
-        }
+        self._config = ordered_producer_config(
+            producer_config(settings.bootstrap_servers, settings.kafka_config),
+            settings.kafka_config,
+        )
         self._producer: Producer | None = None
         self.pending = 0  # writes not acknowledged yet
         self._assigned: set[TP] = set()  # source partitions assigned (fences kept for them)

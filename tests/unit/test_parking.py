@@ -31,6 +31,7 @@ from parafka.parking import (
 )
 from parafka.record import MessageRecord, Produced
 from parafka.retry import RetryPolicy
+from parafka.retrytopic import ordered_producer_config
 from parafka.settings import Settings
 from parafka.stats import PartitionStats, Stats
 from parafka.testing import InMemoryCluster
@@ -370,3 +371,18 @@ def test_a_retry_topic_partition_waiting_for_a_due_time_is_not_stuck() -> None:
     policy = HealthPolicy(stuck_after=60.0, patient=frozenset({"retry"}))
     assert assess(stats, 100.0, policy).ok
     assert not assess(stats, 100.0, HealthPolicy(stuck_after=60.0)).ok
+
+
+def test_the_park_producer_keeps_a_keys_order_whatever_the_users_settings() -> None:
+    assert ordered_producer_config({"linger.ms": 5}, {}) == {
+        "linger.ms": 5,
+        "enable.idempotence": True,
+        "max.in.flight.requests.per.connection": 5,
+    }
+    limited = ordered_producer_config({"acks": "1"}, {"acks": "1"})
+    assert "enable.idempotence" not in limited
+    assert limited["max.in.flight.requests.per.connection"] == 1
+    off = ordered_producer_config({"enable.idempotence": "false"}, {"enable.idempotence": "false"})
+    assert off["max.in.flight.requests.per.connection"] == 1
+    many = ordered_producer_config({"max.in.flight.requests.per.connection": "50"}, {})
+    assert many["max.in.flight.requests.per.connection"] == 5
