@@ -34,6 +34,7 @@ from parafka.settings import Settings
 log = logging.getLogger("parafka")
 
 LIFT_EVERY = 0.5  # seconds between two reads of the retry topic's committed offsets
+REBUILD_TIMEOUT = 60.0  # seconds a fence rebuild may take to read the retry topic, at least
 # (entry, error, where it was written: (retry partition, offset), None when refused)
 Settled = Callable[[Entry, BaseException | None, tuple[int, int] | None], None]
 
@@ -170,14 +171,17 @@ class RetryTopic:
         consumer, timeout = self._consumer(), self.settings.connect_timeout
         count = consumer.partition_count(self.topic, timeout)
         if not count:
-            log.warning("retry topic %s: partition count unknown; no fence rebuilt", self.topic)
-            return
+            raise ClientError(
+                f"the partitions of retry topic {self.topic!r} are unknown", "_UNKNOWN_TOPIC"
+            )
         partitions = [(self.topic, p) for p in range(count)]
         starts = {
             (o.topic, o.partition): o.offset if o.offset is not None else 0
             for o in consumer.committed(partitions, timeout)
         }
-        records = consumer.read(starts, timeout)
+        # A retry topic holding many parked records takes a while to read: more than the
+        # time to reach the cluster, and a rebuild that gives up stops the consumer.
+        records = consumer.read(starts, max(timeout, REBUILD_TIMEOUT))
         for tp in sources:
             fenced = self.fences.rebuild(tp, records)
             if fenced:
