@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from parafka import ConfigError, ParallelConsumer, Record
+from parafka import ConfigError, ParallelConsumer, Record, RecordFailed
 from parafka.deadletter import header_text
 from parafka.deserializers import DeserializationError
 from parafka.entry import QUEUED, RETRY_WAIT, SENDING, SETTLED, Entry
@@ -386,3 +386,28 @@ def test_the_park_producer_keeps_a_keys_order_whatever_the_users_settings() -> N
     assert off["max.in.flight.requests.per.connection"] == 1
     many = ordered_producer_config({"max.in.flight.requests.per.connection": "50"}, {})
     assert many["max.in.flight.requests.per.connection"] == 5
+
+
+def test_a_park_the_retry_topic_refuses_stops_the_consumer_without_committing_it() -> None:
+    cluster, _ = _cluster(40, keys=4)
+    cluster.faults.fail_deliveries_where(lambda topic, key, value: topic == "retry")
+
+    def handler(record: Record) -> None:
+        if record.value == b"5":  # partition 1, offset 2
+            raise RuntimeError("down")
+
+    pc = ParallelConsumer(
+        handler,
+        bootstrap_servers="memory",
+        group_id="g",
+        topics="in",
+        retry=RetryPolicy(max_attempts=1),
+        retry_topic="retry",
+        dead_letter_topic="dlq",
+        commit_interval=0.05,
+        kafka=cluster,
+    )
+    with pytest.raises(RecordFailed, match="parking it on the retry topic 'retry' failed"):
+        pc.run(until_idle=1.0)
+    assert (cluster.committed("g", "in", 1).offset or 0) <= 2
+    assert cluster.end_offset(("retry", 0)) + cluster.end_offset(("retry", 1)) == 0
