@@ -10,13 +10,16 @@ from typing import Any
 import pytest
 
 from parafka import ConfigError, ParallelConsumer, Record, RecordFailed
+from parafka.control import ControlLoop
 from parafka.deadletter import header_text
 from parafka.deserializers import DeserializationError
 from parafka.entry import QUEUED, RETRY_WAIT, SENDING, SETTLED, Entry
 from parafka.errors import RecordParked
+from parafka.executors.base import Work
 from parafka.executors.outcomes import Outcome
 from parafka.health import HealthPolicy, assess
 from parafka.ledger import Ledger
+from parafka.memory import VirtualClock
 from parafka.memory.log import MemoryMessage
 from parafka.parking import (
     BEHIND,
@@ -33,6 +36,7 @@ from parafka.record import MessageRecord, Produced
 from parafka.retry import RetryPolicy
 from parafka.retrytopic import ordered_producer_config
 from parafka.settings import Settings
+from parafka.sim.executor import SimCompletions, SimExecutor
 from parafka.stats import PartitionStats, Stats
 from parafka.testing import InMemoryCluster
 
@@ -411,3 +415,68 @@ def test_a_park_the_retry_topic_refuses_stops_the_consumer_without_committing_it
         pc.run(until_idle=1.0)
     assert (cluster.committed("g", "in", 1).offset or 0) <= 2
     assert cluster.end_offset(("retry", 0)) + cluster.end_offset(("retry", 1)) == 0
+
+
+def test_after_a_crash_a_record_older_than_its_keys_parked_one_keeps_its_place() -> None:
+    """Offset 0 of key k ran, offset 1 failed and was parked, offset 2 went behind it; the
+    consumer dies before committing any of it. Its successor runs offset 0 again (it is
+    older than the parked record: its effect came first) and parks 1 and 2 behind the
+    parked ones: the last run of each record is in offset order."""
+    clock = VirtualClock()
+    cluster = InMemoryCluster(clock)
+    cluster.create_topic("in", 1)
+    cluster.create_topic("retry", 1)
+    for value in (b"ok", b"fail", b"ok"):
+        cluster.produce("in", value, key=b"k", partition=0)
+    runs: list[tuple[str, int]] = []  # (consumer, source offset) of each success
+
+    def join(name: str) -> tuple[ControlLoop, SimExecutor]:
+        def handle(record: Record) -> None:
+            found = origin(record.headers)
+            offset = found.offset if found is not None else record.offset
+            if record.value == b"fail" and found is None:
+                raise RuntimeError("down")
+            runs.append((name, offset))
+
+        executor = SimExecutor(capacity=4, run_length=1)
+        settings = Settings(
+            "memory",
+            "g",
+            ("in",),
+            retry=RetryPolicy(max_attempts=1),
+            retry_topic="retry",
+            park_backoff=30.0,
+            commit_interval=1000.0 if name == "a" else 0.2,
+        )
+        loop = ControlLoop(
+            settings,
+            Work(handle),
+            executor,
+            clock=clock,
+            kafka=cluster,
+            completions=SimCompletions(lambda timeout: clock.advance(max(timeout, 0.001))),
+            threaded_outputs=False,
+            wall=clock,
+        )
+        loop.open()
+        return loop, executor
+
+    def step(loop: ControlLoop, executor: SimExecutor, seconds: float) -> None:
+        end = clock() + seconds
+        while clock() < end:
+            loop.step()
+            while executor.pending:
+                executor.run(0)
+            clock.advance(0.01)
+
+    a, a_executor = join("a")
+    step(a, a_executor, 5.0)
+    assert runs == [("a", 0)] and cluster.end_offset(("retry", 0)) == 2  # 1 parked, 2 behind
+    assert cluster.committed("g", "in", 0).offset is None
+    cluster.crash(a.consumer)  # type: ignore[arg-type]
+    b, b_executor = join("b")
+    step(b, b_executor, 60.0)
+    assert runs[:2] == [("a", 0), ("b", 0)]  # offset 0 again, in its place, not parked
+    last = {offset: position for position, (_, offset) in enumerate(runs)}
+    assert sorted(last) == [0, 1, 2] and last[0] < last[1] < last[2]
+    assert cluster.committed("g", "in", 0).offset == 3
