@@ -234,6 +234,28 @@ cli.add_command(top)
     help="Where records go after their last attempt (with headers saying why).",
 )
 @click.option(
+    "--retry-topic",
+    default=None,
+    metavar="TOPIC",
+    help="Park records that failed their quick attempts on this topic and retry them from "
+    "it, so their partition moves on (their key's later records wait behind them).",
+)
+@click.option(
+    "--park-attempts",
+    type=click.IntRange(min=1),
+    default=setting_default("park_attempts"),
+    show_default=True,
+    help="Attempts of a parked record from the retry topic before --on-failure applies.",
+)
+@click.option(
+    "--park-backoff",
+    type=click.FloatRange(min=0),
+    default=setting_default("park_backoff"),
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait before a parked record's first attempt; each next one waits 4 times longer.",
+)
+@click.option(
     "--on-failure",
     type=click.Choice(["stop", "dead-letter", "skip"]),
     default=None,
@@ -407,6 +429,9 @@ def run(
     no_retry: tuple[str, ...],
     dead_letter_topic: str | None,
     on_failure: str | None,
+    retry_topic: str | None,
+    park_attempts: int,
+    park_backoff: float,
     deserializer: str,
     exactly_once: bool,
     tracing: bool,
@@ -465,6 +490,9 @@ def run(
         ),
         dead_letter_topic=dead_letter_topic,
         on_failure=on_failure,
+        retry_topic=retry_topic,
+        park_attempts=park_attempts,
+        park_backoff=park_backoff,
         deserializer=deserializer,
         exactly_once=exactly_once,
         tracing=tracing,

@@ -7,6 +7,7 @@ confluent_kafka; everything it needs of the client passes through here.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -70,12 +71,20 @@ def _tps(partitions: Iterable[ck.TopicPartition]) -> list[TP]:
     return [(p.topic, p.partition) for p in partitions]
 
 
+def _names(partitions: Iterable[TP]) -> str:
+    return ", ".join(f"{t}[{p}]" for t, p in partitions)
+
+
+READ_TAIL = 0.5  # seconds read() waits past the reported end for records it does not show
+
+
 class ConfluentConsumer:
     """A `seam.Consumer` over `confluent_kafka.Consumer`."""
 
     def __init__(self, config: Mapping[str, Any], events: ConsumerEvents) -> None:
         self._events = events
         conf = dict(config)
+        self._config = dict(config)  # for read()'s own short-lived consumer
         conf["on_commit"] = self._on_commit
         conf["error_cb"] = self._on_error
         conf["logger"] = client_logger()
@@ -164,6 +173,52 @@ class ConfluentConsumer:
         except ck.KafkaException as exc:
             raise client_error(exc) from None
         return [_offset(p) for p in found]
+
+    def read(self, starts: Mapping[TP, int], timeout: float) -> list[Message]:
+        # A consumer of its own, assigned (not subscribed: it joins no group and commits
+        # nothing), so this one's fetch positions are left alone. It reads each partition
+        # to its high watermark, then until nothing more comes for READ_TAIL seconds: the
+        # local broker reports a watermark that can lag its log (docs/architecture.md).
+        if not starts:
+            return []
+        reader = ck.Consumer(
+            {**self._config, "auto.offset.reset": "latest", "logger": client_logger()}
+        )
+        deadline = time.monotonic() + timeout
+        try:
+            ends, assigned = {}, []
+            for tp, start in starts.items():
+                low, high = reader.get_watermark_offsets(_tp(tp), timeout=timeout)
+                ends[tp] = high
+                assigned.append(_tp(tp, max(start, low)))
+            reader.assign(assigned)
+            reached = {tp for tp, start in starts.items() if start >= ends[tp]}
+            found: list[Message] = []
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ClientError(
+                        f"reading {_names(starts)} to their end took over {timeout:g} s",
+                        "_TIMED_OUT",
+                        retriable=True,
+                    )
+                done = len(reached) == len(starts)
+                batch: list[Any] = []
+                for m in reader.consume(1000, min(left, READ_TAIL if done else 0.5)):
+                    at: TP = (m.topic() or "", m.partition() or 0)
+                    offset = m.offset() or 0
+                    if m.error() is not None or offset < starts.get(at, 0):
+                        continue
+                    batch.append(m)
+                    if offset >= ends[at] - 1:
+                        reached.add(at)
+                found.extend(batch)
+                if not batch and done:
+                    return found
+        except ck.KafkaException as exc:
+            raise client_error(exc) from None
+        finally:
+            reader.close()
 
     def pause(self, partitions: Iterable[TP]) -> None:
         self._consumer.pause([_tp(tp) for tp in partitions])

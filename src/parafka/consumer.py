@@ -101,6 +101,14 @@ class ParallelConsumer:
     - batch_wait=0.05: seconds a partial batch waits for more records (--batch-wait).
     - dead_letter_topic=None: where records go after their last attempt
       (--dead-letter-topic).
+    - retry_topic=None: park records that failed their quick attempts on this topic, so
+      their partition moves on; later records of their key are parked behind them, and
+      they are retried from it with growing delays (--retry-topic). Needs ordering "key"
+      or "unordered".
+    - park_attempts=5: attempts of a parked record, taken from the retry topic, before the
+      failure policy (e.g. the dead-letter topic) gets it (--park-attempts).
+    - park_backoff=1.0: seconds a parked record waits before its first attempt from the
+      retry topic; each next wait is 4 times longer, at most 300 s (--park-backoff).
     - on_failure=None ("dead-letter" with a dead-letter topic, else "stop"): "stop",
       "dead-letter" or "skip" (--on-failure).
     - deserializer=None (bytes): "text", "json", "module:function" or a callable; sets
@@ -161,6 +169,9 @@ class ParallelConsumer:
         batch_wait: float = 0.05,
         dead_letter_topic: str | None = None,
         on_failure: str | None = None,
+        retry_topic: str | None = None,
+        park_attempts: int = default("park_attempts"),
+        park_backoff: float = default("park_backoff"),
         deserializer: Deserializer | None = None,
         exactly_once: bool = False,
         metrics_port: int | None = None,
@@ -227,6 +238,9 @@ class ParallelConsumer:
             batch_wait=batch_wait,
             dead_letter_topic=dead_letter_topic,
             on_failure=on_failure,
+            retry_topic=retry_topic,
+            park_attempts=park_attempts,
+            park_backoff=park_backoff,
             deserializer=deserializer,
             exactly_once=exactly_once,
             group_type=group_type,
@@ -241,7 +255,8 @@ class ParallelConsumer:
         resolve_deserializer(deserializer)  # a bad name fails here, not in a worker
         if executor == "process" and callable(deserializer):
             _check_picklable(deserializer, "deserializer")
-        self._health_policy = HealthPolicy(stuck_after, join_grace)
+        patient = frozenset({retry_topic}) if retry_topic is not None else frozenset()
+        self._health_policy = HealthPolicy(stuck_after, join_grace, patient)
         self._monitoring = (
             None
             if metrics_port is None

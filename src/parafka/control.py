@@ -37,7 +37,9 @@ from parafka.lag import HeadWatch, partition_stats
 from parafka.ledger import Actions, Ledger, where
 from parafka.outputs import Acknowledged, OutputProducer, OutputThread
 from parafka.pacing import Pacer
+from parafka.parking import origin
 from parafka.recent import RecentDeadLetters
+from parafka.retrytopic import RetryTopic
 from parafka.seam import TP, ClientError, CommitResult, Consumer, Kafka, Message, Offset
 from parafka.settings import Settings
 from parafka.stats import Stats
@@ -134,6 +136,7 @@ class ControlLoop(Stoppable):
         kafka: Kafka | None = None,
         completions: Completions | None = None,
         threaded_outputs: bool = True,
+        wall: Callable[[], float] = time.time,  # parked records' due times (the simulator's)
     ) -> None:
         self.settings = settings
         self.work = work
@@ -151,6 +154,8 @@ class ControlLoop(Stoppable):
             settings.exactly_once,
             clock,
             failure_log=self.failure_log,
+            retry_topic=settings.retry_topic,
+            park_policy=settings.park_policy,
         )
         self.failure: RecordFailed | None = None
         self._missing: list[str] = []  # subscribed topics not seen in the cluster's metadata
@@ -168,6 +173,14 @@ class ControlLoop(Stoppable):
         )
         self.letters = OutputProducer(
             self.kafka, settings.bootstrap_servers, settings.kafka_config, self._letter_settled
+        )
+        # --retry-topic: parked records, their fences (retrytopic.py)
+        self.parking = (
+            None
+            if settings.retry_topic is None
+            else RetryTopic(
+                settings, self.kafka, lambda: self.consumer, self._park_settled, clock, wall
+            )
         )
         self.committer = CommitPlanner(settings.max_metadata_bytes)
         self.transaction: Transaction | None = None
@@ -242,7 +255,8 @@ class ControlLoop(Stoppable):
                 self.kafka, producer_config(s.bootstrap_servers, s.kafka_config), s.connect_timeout
             )
             self.transaction.start()
-        self._consumer.subscribe(list(s.topics))
+        retry_topics = [s.retry_topic] if s.retry_topic is not None else []
+        self._consumer.subscribe([*s.topics, *retry_topics])
         self.executor.start(self.work, self.completions)
         if self.executor.timings is not None:  # metrics on: the ledger times the queue wait
             self.ledger.queue_wait = self.executor.timings.queue_wait
@@ -287,6 +301,11 @@ class ControlLoop(Stoppable):
                 + (", that -X security.protocol/sasl.*/ssl.* match its listener" if secured else "")
                 + ", or raise --connect-timeout"
             ) from None
+        if s.retry_topic is not None and s.retry_topic not in topics:
+            raise TopicNotFound(
+                f"retry topic {s.retry_topic!r} does not exist: create it (as many partitions "
+                "as the source topic is a good start) or fix --retry-topic"
+            )
         self._missing = [t for t in s.topics if not t.startswith("^") and t not in topics]
         if self._missing:
             log.warning(
@@ -304,6 +323,9 @@ class ControlLoop(Stoppable):
             self._send_released()
         self.executor.rescue()
         self.letters.poll()
+        if self.parking is not None:
+            self.parking.poll()
+            self.parking.lift(now)
         self.ledger.release_due(now)
         self._dispatch()
         fetched = self._fetch(now)
@@ -326,7 +348,9 @@ class ControlLoop(Stoppable):
     def _wait(self, now: float) -> None:
         """Nothing happened this round: wait for the next thing that can."""
         timeout = min(BUSY_WAIT, self._quiet_time(now))
-        if self.ledger.in_flight and not self.letters.pending:
+        if self.parking is not None and self.parking.pending:
+            self.parking.poll(timeout)
+        elif self.ledger.in_flight and not self.letters.pending:
             self.completions.wait(timeout)
         elif self.letters.pending:
             self.letters.poll(timeout)
@@ -357,6 +381,9 @@ class ControlLoop(Stoppable):
         runs = pacer.admit(
             self.ledger.take(pacer.allowance(self.ledger.parts)), self.ledger.rate_wait
         )
+        if runs and self.parking is not None:
+            runs, parks = self.parking.admit(runs, self.ledger)
+            self._act(parks)
         if runs:
             pacer.dispatched(runs)
             executor.submit(runs)
@@ -444,6 +471,10 @@ class ControlLoop(Stoppable):
             self.outputs.send(actions.send)
         for entry, error in actions.letters:
             self._dead_letter(entry, error)
+        if actions.parks:
+            assert self.parking is not None
+            for entry, cause in actions.parks:
+                self.parking.send(entry, cause)
         if actions.failure is not None and self.failure is None:
             self.failure = actions.failure
             log.error("%s; stopping", self.failure)
@@ -471,7 +502,11 @@ class ControlLoop(Stoppable):
             f"sent to dead-letter topic {s.dead_letter_topic}",
             self.clock(),
         )
-        letter = dead_letter(record, s.dead_letter_topic, s.group_id, failure)
+        source = None
+        if s.retry_topic is not None and record.topic == s.retry_topic:
+            parked = origin(record.headers)  # named by where it came from, not the retry topic
+            source = None if parked is None else (parked.topic, parked.partition, parked.offset)
+        letter = dead_letter(record, s.dead_letter_topic, s.group_id, failure, source)
         if self.tracing is not None:  # the failed attempt's trace goes on in the letter
             letter = self.tracing.letter(letter, error)
         self.recent_dead_letters.add(record, error, letter.headers)
@@ -488,6 +523,19 @@ class ControlLoop(Stoppable):
                 f"failed ({why}); {_send_hint(error)}"
             )
         self._act(self.ledger.letter_settled(entry, error))
+
+    def _park_settled(
+        self, entry: Entry, error: BaseException | None, at: tuple[int, int] | None
+    ) -> None:
+        """The retry topic acknowledged `entry` at `at` (retry partition, offset), or
+        refused it (error)."""
+        if error is not None:
+            why = f"{error.code}: {error}" if isinstance(error, ClientError) else str(error)
+            error = RuntimeError(
+                f"parking it on the retry topic {self.settings.retry_topic!r} failed ({why}); "
+                f"{_send_hint(error)}"
+            )
+        self._act(self.ledger.park_settled(entry, error))
 
     # -- offsets ------------------------------------------------------------------------
     def commit(self, asynchronous: bool, only: set[TP] | None = None) -> None:
@@ -656,6 +704,17 @@ class ControlLoop(Stoppable):
                     len(done),
                     base,
                 )
+        if self.parking is not None:  # before any record of them is dispatched
+            try:
+                self.parking.rebuild(partitions)
+            except ClientError as exc:
+                self._fatal = ClientError(
+                    f"rebuilding the retry topic's fences failed ({exc}): without them a "
+                    "key's parked records could be overtaken; stopping",
+                    exc.code,
+                )
+                self.phase = Phase.FAILED
+                self._stop.set()
         self._newly_assigned.extend(partitions)
         log.info("assigned %s", _names(partitions))
 
@@ -672,6 +731,8 @@ class ControlLoop(Stoppable):
             self.completions.wait(BUSY_WAIT)
             self._handle_completions()
             self.letters.poll()
+            if self.parking is not None:
+                self.parking.poll()
         if ledger.running_in(tps):
             log.warning(
                 "revoke: records of %s still running%s; they will be redelivered",
@@ -694,6 +755,8 @@ class ControlLoop(Stoppable):
         )
 
     def _forget(self, tps: set[TP]) -> None:
+        if self.parking is not None:
+            self.parking.forget(tps)
         stranded = self.ledger.close(tps)
         if self.tracing is not None:
             self.tracing.forget(tps)
@@ -835,7 +898,11 @@ class ControlLoop(Stoppable):
             self.completions.wait(BUSY_WAIT)
             self._handle_completions()
             self.letters.poll()
+            if self.parking is not None:
+                self.parking.poll()
         self.letters.flush(max(0.0, deadline - self.clock()))
+        if self.parking is not None:
+            self.parking.flush(max(0.0, deadline - self.clock()))
         self._handle_completions()
         self.commit(asynchronous=False)
         if self.phase is not Phase.FAILED:
@@ -844,7 +911,8 @@ class ControlLoop(Stoppable):
     @property
     def _sending(self) -> bool:
         """Outputs or dead letters not acknowledged yet."""
-        return bool(self.outputs.pending or self.letters.pending)
+        parking = self.parking is not None and self.parking.pending
+        return bool(self.outputs.pending or self.letters.pending or parking)
 
     def close(self) -> None:
         self.steering.close()
@@ -915,6 +983,9 @@ class ControlLoop(Stoppable):
             concurrency_limit=self.pacer.limit,
             rate_waits=self.pacer.rate_waits,
             stuck_replaced=self.executor.stuck_replaced,
+            parked=counts.parked,
+            parked_behind=counts.parked_behind,
+            fenced_keys=len(self.parking.fences) if self.parking is not None else 0,
             paused_partitions=(
                 len(self.flow.fair_paused | self.steering.paused)
                 if not self.flow.stalled

@@ -23,6 +23,7 @@ EXCEPTION = PREFIX + "exception"  # the exception's qualified type name
 MESSAGE = PREFIX + "message"
 FIRST_FAILURE = PREFIX + "first-failure"  # ISO 8601, UTC, milliseconds
 LAST_FAILURE = PREFIX + "last-failure"
+RETRY_PREFIX = "parafka.retry."  # parking.PREFIX: headers of a record parked on a retry topic
 REPLAY_COUNT = "parafka.replay.count"  # added by `dlq replay`; not a dead-letter header
 
 MAX_MESSAGE_BYTES = 4096  # exception messages longer than this are cut
@@ -49,13 +50,21 @@ def iso_time(seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def dead_letter(record: Record, topic: str, group: str, failure: Failure) -> Produced:
-    """The record to write to the dead-letter `topic` for `record`."""
+def dead_letter(
+    record: Record,
+    topic: str,
+    group: str,
+    failure: Failure,
+    source: tuple[str, int, int] | None = None,
+) -> Produced:
+    """The record to write to the dead-letter `topic` for `record`; `source`: the topic,
+    partition and offset it first came from, when not its own (a parked record's)."""
     message = str(failure.error).encode("utf-8", "replace")[:MAX_MESSAGE_BYTES]
+    origin = source or (record.topic, record.partition, record.offset)
     added: Headers = [
-        (TOPIC, record.topic.encode()),
-        (PARTITION, str(record.partition).encode()),
-        (OFFSET, str(record.offset).encode()),
+        (TOPIC, origin[0].encode()),
+        (PARTITION, str(origin[1]).encode()),
+        (OFFSET, str(origin[2]).encode()),
         (GROUP, group.encode()),
         (ATTEMPTS, str(failure.attempts).encode()),
         (STAGE, failure.stage.encode()),
@@ -82,8 +91,13 @@ def header_text(headers: Headers | None, name: str) -> str | None:
 
 def replayed_headers(headers: Headers | None) -> Headers:
     """A dead-lettered record's headers as they go back to a source topic: the
-    dead-letter headers removed, the replay count raised by one."""
+    dead-letter (and retry-topic) headers removed, the replay count raised by one."""
     previous = header_text(headers, REPLAY_COUNT)
     count = int(previous) + 1 if previous is not None and previous.isdigit() else 1
-    kept = [h for h in headers or () if not h[0].startswith(PREFIX) and h[0] != REPLAY_COUNT]
+    # A parked record's parafka.retry.* headers (its time on the retry topic) go too.
+    kept = [
+        h
+        for h in headers or ()
+        if not h[0].startswith((PREFIX, RETRY_PREFIX)) and h[0] != REPLAY_COUNT
+    ]
     return [*kept, (REPLAY_COUNT, str(count).encode())]

@@ -45,6 +45,9 @@ class HealthPolicy:
 
     stuck_after: float = 60.0
     join_grace: float = 60.0
+    # Topics whose records wait on purpose (the retry topic: a parked record waits for its
+    # due time, minutes maybe): their partitions are never called stuck.
+    patient: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         for name in ("stuck_after", "join_grace"):
@@ -84,7 +87,9 @@ def assess(stats: Stats, now: float, policy: HealthPolicy) -> Health:
         (
             p
             for p in stats.partitions
-            if p.oldest_age is not None and p.oldest_age > policy.stuck_after
+            if p.oldest_age is not None
+            and p.oldest_age > policy.stuck_after
+            and p.topic not in policy.patient
         ),
         key=lambda p: -(p.oldest_age or 0.0),
     )

@@ -9,6 +9,9 @@ Each received record becomes an `Entry` (entry.py) in exactly one state:
                       -> RETRY_WAIT -> QUEUED               (its key over --key-rate: waits,
                                                              its attempt unchanged; rate_wait)
                       -> SENDING (dead letter) -> DONE      (failed for good, dead-lettered)
+                      -> SENDING (parked) -> DONE           (retry topic: failed its quick
+                                                             attempts, or its key is fenced;
+                                                             done once the write is acked)
                       -> STOPPED                            (failed for good, policy "stop")
     any unfinished state -> DROPPED                         (partition revoked, lost, trimmed)
 
@@ -49,11 +52,12 @@ from parafka.entry import (
     STOPPED,
     Entry,
 )
-from parafka.errors import ActionRefused, RecordFailed
+from parafka.errors import ActionRefused, RecordFailed, RecordParked
 from parafka.exactly_once import OrderedRelease
 from parafka.executors.outcomes import NOT_RUN, Outcome
 from parafka.failures import FailureLog, is_mistake, report
 from parafka.offsets import PartitionOffsets
+from parafka.parking import origin
 from parafka.record import Produced
 from parafka.retry import RetryPolicy
 from parafka.scheduler import Ordering, Run, Scheduler
@@ -102,11 +106,13 @@ class Actions:
     """What the I/O shell must do after a transition: produce outputs, write dead
     letters, or stop."""
 
-    __slots__ = ("failure", "letters", "send")
+    __slots__ = ("failure", "letters", "parks", "send")
 
     def __init__(self) -> None:
         self.send: list[tuple[list[Entry], list[Produced]]] = []
         self.letters: list[tuple[Entry, BaseException]] = []
+        # (entry, its error): to write to the retry topic; error None: parked behind
+        self.parks: list[tuple[Entry, BaseException | None]] = []
         self.failure: RecordFailed | None = None
 
 
@@ -118,6 +124,8 @@ class Counts:
         "dropped",
         "failed",
         "operator_skipped",
+        "parked",
+        "parked_behind",
         "processed",
         "retried",
         "skipped",
@@ -130,6 +138,8 @@ class Counts:
         self.skipped = 0  # skipped on receipt: a previous owner had finished them
         self.dead_lettered = 0
         self.dropped = 0  # failed for good and skipped (on_failure="skip")
+        self.parked = 0  # written to the retry topic after failing (acknowledged)
+        self.parked_behind = 0  # written to the retry topic behind their fenced key
         self.operator_skipped = 0  # skipped by an operator's action (steering.py)
 
 
@@ -146,8 +156,12 @@ class Ledger:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         failure_log: FailureLog | None = None,
+        retry_topic: str | None = None,
+        park_policy: RetryPolicy | None = None,
     ) -> None:
         self.scheduler = Scheduler(ordering, concurrency)
+        self.retry_topic = retry_topic  # set: records that fail their retries are parked
+        self.park_policy = park_policy or retry  # attempts of records taken from the retry topic
         self._shard_of = self.scheduler.shard_of
         self.retry = retry
         self.failure_policy = failure_policy  # "dead-letter", "skip" or "stop"
@@ -412,6 +426,36 @@ class Ledger:
         self._stop(entry, error, actions)
         return actions
 
+    def park_behind(self, runs: list[list[Entry]]) -> Actions:
+        """Taken runs of fenced keys (parking.py): the first entry of each goes RUNNING ->
+        SENDING, written to the retry topic behind its key's parked records instead of
+        running; the rest go back to QUEUED behind it. One write per key at a time: if
+        it is refused, no later record of the key can be in the retry topic before it."""
+        actions = Actions()
+        for run in runs:
+            entry = run[0]
+            if len(run) > 1:
+                self._unrun(run[1:])
+            entry.state = SENDING
+            actions.parks.append((entry, None))
+        return actions
+
+    def park_settled(self, entry: Entry, error: BaseException | None) -> Actions:
+        """The retry topic acknowledged (error None) or refused a parked entry: it is
+        done for its source offset, or the consumer stops (never lost)."""
+        actions = Actions()
+        if entry.state is not SENDING:
+            return actions
+        if error is None:
+            if entry.first_failure is None:
+                self.counts.parked_behind += 1
+            else:
+                self.counts.parked += 1
+            self._finished([entry], actions, processed=False)
+            return actions
+        self._stop(entry, error, actions)
+        return actions
+
     def letter_held(self, entry: Entry, letter: Produced) -> None:
         """Exactly-once: the dead letter of `entry` goes out in a transaction, in order."""
         self.counts.dead_lettered += 1
@@ -516,8 +560,16 @@ class Ledger:
         if entry.first_failure is None:
             entry.first_failure = self.wall()
         record = entry.record
-        if self.retry.should_retry(record.attempt, error):
-            delay = self.retry.delay(record.attempt)
+        parked = self.retry_topic is not None and entry.topic == self.retry_topic
+        policy = self.park_policy if parked else self.retry
+        delay = (
+            self._parked_delay(entry, error)
+            if parked
+            else policy.delay(record.attempt)
+            if policy.should_retry(record.attempt, error)
+            else None
+        )
+        if delay is not None:
             self._report(entry, error, f"retrying in {delay:.2f} s")
             record.attempt += 1
             self.counts.retried += 1
@@ -526,7 +578,32 @@ class Ledger:
             entry.part.offsets.running -= 1
             self.scheduler.retry(entry)
             return
+        if (
+            self.retry_topic is not None
+            and not parked
+            and (policy.retryable(error) or isinstance(error, RecordParked))
+            and not is_mistake(error)
+        ):  # on_stuck="park" parks it on the retry topic when there is one
+            self._report(entry, error, f"parked on {self.retry_topic}")
+            entry.state = SENDING  # done once the retry topic acknowledges it
+            actions.parks.append((entry, error))
+            return
         self._give_up(entry, error, actions)
+
+    def _parked_delay(self, entry: Entry, error: BaseException) -> float | None:
+        """The wait before the next attempt of a record taken from the retry topic, or
+        None when it has had them all. One parked behind its key (no quick attempt yet)
+        first gets the quick attempts it never had; then come the parked attempts, each
+        `park_policy.multiplier` times later (the first parked wait was spent before it came)."""
+        found = origin(entry.headers)
+        before = found.attempts if found is not None else self.retry.max_attempts
+        attempt = entry.record.attempt
+        if self.retry.should_retry(before + attempt, error):
+            return self.retry.delay(before + attempt)
+        done = attempt - max(0, self.retry.max_attempts - before)  # parked attempts made
+        if not self.park_policy.should_retry(done, error):
+            return None
+        return self.park_policy.delay(done + 1)
 
     def _roll_back_after(self, entry: Entry) -> None:
         """Newer entries of `entry`'s shard that finished, or await acknowledgement, run

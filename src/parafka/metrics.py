@@ -78,6 +78,18 @@ STUCK_REPLACED = Spec(
     "(asyncio executor), because a record ran over --stuck-after (--on-stuck "
     "restart-worker or park); the record was retried or given up.",
 )
+PARKED = Spec(
+    "parafka_records_parked",
+    "counter",
+    "Records written to the retry topic (--retry-topic): reason 'failed' after their quick "
+    "attempts, 'behind' because their key had parked records.",
+    labels=("reason",),
+)
+FENCED_KEYS = Spec(
+    "parafka_fenced_keys",
+    "gauge",
+    "Keys whose records are parked behind earlier parked ones now (--retry-topic).",
+)
 CONTROL_ACTIONS = Spec(
     "parafka_control_actions",
     "counter",
@@ -220,6 +232,8 @@ ALL = (
     SKIPPED,
     RATE_WAITS,
     STUCK_REPLACED,
+    PARKED,
+    FENCED_KEYS,
     CONTROL_ACTIONS,
     OPERATOR_SKIPPED,
     COMMITS,
@@ -302,6 +316,11 @@ class StatsCollector:
         yield _counter(SKIPPED, stats.skipped_already_done)
         yield _counter(RATE_WAITS, stats.rate_waits)
         yield _counter(STUCK_REPLACED, stats.stuck_replaced)
+        parked = CounterMetricFamily(PARKED.name, PARKED.help, labels=PARKED.labels)
+        parked.add_metric(["failed"], stats.parked)
+        parked.add_metric(["behind"], stats.parked_behind)
+        yield parked
+        yield _gauge(FENCED_KEYS, stats.fenced_keys)
         actions = CounterMetricFamily(
             CONTROL_ACTIONS.name, CONTROL_ACTIONS.help, labels=CONTROL_ACTIONS.labels
         )

@@ -123,6 +123,13 @@ class Consumer(Protocol):
     def pause(self, partitions: Iterable[TP]) -> None: ...
     def resume(self, partitions: Iterable[TP]) -> None: ...
 
+    def read(self, starts: Mapping[TP, int], timeout: float) -> list[Message]:
+        """Every record of each partition from its start offset to the end the broker
+        reports now, fetched apart from this consumer (its positions and assignment stay
+        as they are; the partitions need not be assigned). ClientError when that fails
+        within `timeout`."""
+        ...
+
     def seek(self, tp: TP, offset: int) -> None:
         """Fetch `tp` from `offset` next; ClientError when `tp` is not being fetched."""
         ...

@@ -62,6 +62,11 @@ class Settings:
     key_rate: float | None = None  # records started per second per key, at most
     group_rate: float | None = None  # per second by the whole group, shared by partitions
     on_stuck: str = "report"  # a record over stuck_after: "report", "restart-worker", "park"
+    # Records that failed their quick attempts are parked here, and retried from it
+    # (parking.py); park_attempts tries from there, the first park_backoff seconds later.
+    retry_topic: str | None = None
+    park_attempts: int = 5
+    park_backoff: float = 1.0
     tracing: bool = False  # OpenTelemetry spans per attempt (the `otel` extra; tracing.py)
 
     def __post_init__(self) -> None:
@@ -117,6 +122,7 @@ class Settings:
         self._check_failure_policy()
         self._check_group_type()
         self._check_on_stuck()
+        self._check_retry_topic()
         self._check_tracing()
         if self.max_metadata_bytes < 0:
             raise ConfigError(
@@ -173,6 +179,62 @@ class Settings:
                 f"on_stuck={self.on_stuck!r} needs executor='process' or 'async' (a "
                 f"{self.executor} worker cannot be stopped from outside): use --executor "
                 "process, an async def handler, or --on-stuck report"
+            )
+
+    @property
+    def park_policy(self) -> RetryPolicy:
+        """Attempts and delays of parked records, taken from the retry topic."""
+        return RetryPolicy(
+            max_attempts=self.park_attempts,
+            initial_backoff=self.park_backoff,
+            multiplier=4.0,
+            max_backoff=max(300.0, self.park_backoff),
+            jitter=0.1,
+        )
+
+    def _check_retry_topic(self) -> None:
+        _positive_int("park_attempts", self.park_attempts)
+        if (
+            isinstance(self.park_backoff, bool)
+            or not isinstance(self.park_backoff, int | float)
+            or self.park_backoff < 0
+        ):
+            raise ConfigError(
+                f"park_backoff={self.park_backoff!r} is invalid: use seconds >= 0 "
+                "(CLI --park-backoff)"
+            )
+        topic = self.retry_topic
+        if topic is None:
+            return
+        if not topic or topic.startswith("^"):
+            raise ConfigError(
+                f"retry_topic={topic!r} is invalid: name one topic (CLI --retry-topic NAME)"
+            )
+        _check_topic(topic)
+        if topic in self.topics:
+            raise ConfigError(
+                f"retry_topic={topic!r} is also a source topic: drop it from topics "
+                "(parafka subscribes to the retry topic by itself)"
+            )
+        if topic == self.dead_letter_topic or topic == self.output_topic:
+            raise ConfigError(
+                f"retry_topic={topic!r} is also the dead-letter or output topic: use a "
+                "topic of its own"
+            )
+        if self.ordering == "partition":
+            raise ConfigError(
+                "retry_topic with ordering='partition' would park a whole partition behind "
+                "one failed record: use ordering='key' (or 'unordered')"
+            )
+        if self.exactly_once:
+            raise ConfigError(
+                "retry_topic cannot be combined with exactly_once=True (parked records are "
+                "written outside the transaction): drop one of them"
+            )
+        if self.group_type == "share":
+            raise ConfigError(
+                "retry_topic needs group_type='consumer': a share group redelivers failed "
+                "records by itself; drop retry_topic"
             )
 
     def _check_concurrency(self) -> None:

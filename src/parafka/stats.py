@@ -53,6 +53,9 @@ class Stats:
     concurrency_limit: int = 0  # records allowed in flight now (moves with concurrency="auto")
     rate_waits: int = 0  # records held back because their key was over --key-rate
     stuck_replaced: int = 0  # workers replaced for a stuck record (--on-stuck)
+    parked: int = 0  # failed records written to the retry topic (--retry-topic)
+    parked_behind: int = 0  # records written to the retry topic behind their fenced key
+    fenced_keys: int = 0  # keys whose records wait behind parked ones now
     paused_partitions: int = 0  # paused for the buffer or for fair sharing
     rebalances: int = 0
     commits: int = 0

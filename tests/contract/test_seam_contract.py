@@ -94,6 +94,32 @@ def test_sync_commit_reports_and_committed_reads_back(backend: Backend) -> None:
     assert back.metadata == "seven-and-some"
 
 
+def test_read_fetches_a_partition_to_its_end_apart_from_the_member(backend: Backend) -> None:
+    """read() (the retry topic's fence rebuild) sees a partition from an offset to its
+    end, assigned or not, and leaves the member's own fetching as it was."""
+    topic, other = backend.new_topic(partitions=2), backend.new_topic(partitions=1)
+    delivered = produce(backend, topic, _keyed(20, keys=4))
+    produce(backend, other, _keyed(3, keys=1))
+    member = join(backend, [other], "g-read")
+    try:
+        drive(backend, [member], lambda: len(member.records) >= 3, "3 records")
+        starts = {}
+        for partition in (0, 1):
+            ours = [d for d in delivered if d.partition == partition]
+            starts[(topic, partition)] = ours[2].offset if len(ours) > 2 else 0
+        read = member.consumer.read(starts, timeout=10)
+        for (_, partition), start in starts.items():
+            ours = [d.value for d in delivered if d.partition == partition and d.offset >= start]
+            assert [m.value() for m in read if m.partition() == partition] == ours
+        assert member.consumer.read({(topic, 0): 10_000, (topic, 1): 10_000}, timeout=10) == []
+        assert member.consumer.read({}, timeout=10) == []
+        produce(backend, other, _keyed(2, keys=1))
+        drive(backend, [member], lambda: len(member.records) >= 5, "2 more records")
+    finally:
+        _close(member)
+    assert [m.topic() for m in member.records] == [other] * 5
+
+
 def test_async_commit_is_reported_by_a_later_consume(backend: Backend) -> None:
     topic = backend.new_topic(partitions=1)
     produce(backend, topic, _keyed(3, keys=1))

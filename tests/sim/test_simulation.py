@@ -4,8 +4,12 @@ deliveries; every invariant of parafka.sim.checks after every step. Six shapes: 
 at-least-once schedules (900 seeds), exactly-once ones (300), ones where a partition's
 oldest record hangs through the chaos phase (280), both (120), records waiting for their
 key's rate (the ledger's rate_wait, 200), concurrency="auto" (the dispatch window moving
-between 1 and the executor's capacity, 200), and an operator pausing, resuming, skipping
-and parking records through the control plane (300, and 150 exactly-once): 2,450 seeds.
+between 1 and the executor's capacity, 200), an operator pausing, resuming, skipping and
+parking records through the control plane (300, and 150 exactly-once), and a retry topic
+(records parked after their retries, their keys fenced, retried from the topic when due,
+200): 2,650 seeds. In the retry-topic part the source partitions' committed offsets must
+pass parked records before those are done (the point of parking), and the order invariant
+checks the fences.
 
 Each part runs in a subprocess with PYTHONHASHSEED=0, so a failing seed replays exactly
 with the command it prints (`python -m parafka.sim --seed N --chaos K ...`).
@@ -30,6 +34,7 @@ PARTS = [
     ("6000:6200", ["--adaptive"]),
     ("7000:7300", ["--operator"]),
     ("7000:7150", ["--operator", "--exactly-once"]),
+    ("8000:8200", ["--retry-topic"]),
 ]
 
 
@@ -45,3 +50,6 @@ def test_every_invariant_holds_on_every_seed(seeds: str, flags: list[str]) -> No
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert f"simulated {end - start} seed(s)" in result.stdout
+    if "--retry-topic" in flags:
+        passed = result.stdout.split("parked records not yet done ")[1].split()[0]
+        assert int(passed) > 0, result.stdout

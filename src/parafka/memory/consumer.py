@@ -150,6 +150,16 @@ class MemoryConsumer:
         with self._state.lock:
             self._paused.difference_update(partitions)
 
+    def read(self, starts: Mapping[TP, int], timeout: float) -> list[Message]:
+        with self._state.lock:
+            self._alive()
+            self._state.faults.check_reachable("read()")
+            found: list[Message] = []
+            for tp, start in starts.items():
+                log = self._state.log(tp)
+                found.extend(log.read(max(0, start), self._isolation, len(log.entries))[0])
+            return found
+
     def seek(self, tp: TP, offset: int) -> None:
         with self._state.lock:
             self._alive()

@@ -82,6 +82,15 @@ class Checker:
     gave_up: set[tuple[int, TP, int]] = field(default_factory=set)
     _visible: dict[TP, int] = field(default_factory=dict)  # highest offset seen committed
     _runs: dict[tuple[TP, int], object] = field(default_factory=dict)  # whose outputs
+    # --retry-topic: records seen parked there (done for their source offset, not yet
+    # for good), and how often a committed offset passed one before it was done.
+    retry_topic: str | None = None
+    parked: set[tuple[TP, int]] = field(default_factory=set)
+    passed_parked: int = 0
+    # (retry partition, offset) of records parked by a member that had lost their source
+    # partition by then (a zombie, as the cluster saw it): their runs are not the owner's
+    # effects, as a zombie's outputs are not.
+    zombie_parks: set[tuple[int, int]] = field(default_factory=set)
 
     # -- observations -----------------------------------------------------------------
     def owned(self, member: int, tps: Iterable[TP], now: float) -> None:
@@ -144,9 +153,21 @@ class Checker:
                 "after it stopped owning the partition"
             )
 
+    def parked_at(self, member: int, tp: TP, at: tuple[int, int], now: float) -> None:
+        """`member` parked a record of `tp` at `at` of the retry topic (acknowledged)."""
+        if not self.owns(member, tp, now, since=now):
+            self.zombie_parks.add(at)
+
     def new_outputs(self, messages: Iterable[Message], now: float) -> None:
         for message in messages:
             run, records = sources(message)
+            ran_on = None  # the retry topic's partition it ran from, if it did
+            zombie = False
+            if self.retry_topic is not None and run is None:
+                body = json.loads(message.value() or b"{}")
+                if "r" in body:
+                    ran_on = (self.retry_topic, body["r"])
+                    zombie = (body["r"], body["q"]) in self.zombie_parks
             for member, partition, offset in records:
                 tp = (self.topic, partition)
                 if self.exactly_once:
@@ -157,7 +178,7 @@ class Checker:
                     # handler's run to the delivery: not a zombie's, nor a late one from
                     # an earlier assignment.
                     ran = self._ran_at.get((member, tp, offset), now)
-                    owned = self.owns(member, tp, now, since=ran)
+                    owned = not zombie and self.owns(member, ran_on or tp, now, since=ran)
                 self.outputs.append(Output(member, tp, offset, message.key(), owned))
                 self.delivered.add((tp, offset))
 
@@ -225,6 +246,9 @@ class Checker:
             return
         start = self._verified.get(tp, 0)
         for older in range(start, offset):
+            if (tp, older) in self.parked and not self.done(tp, older):
+                self.passed_parked += 1  # parked: done for its offset, not yet for good
+                continue
             if not self.done(tp, older):
                 raise Violation(
                     f"committed: offset {offset} of {tp[0]}[{tp[1]}] is committed but "
@@ -232,7 +256,7 @@ class Checker:
                 )
         self._verified[tp] = max(start, offset)
         for finished in decode_completed(offset, metadata):
-            if not self.done(tp, finished):
+            if not self.done(tp, finished) and (tp, finished) not in self.parked:
                 raise Violation(
                     f"committed: the metadata at {tp[0]}[{tp[1]}]@{offset} calls "
                     f"{_name(tp, finished)} done, but it is not"

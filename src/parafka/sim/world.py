@@ -41,6 +41,7 @@ from parafka.memory import (
     RecordingEvents,
     VirtualClock,
 )
+from parafka.parking import origin
 from parafka.record import Output, Record
 from parafka.retry import RetryPolicy
 from parafka.seam import TP, ConsumerEvents, FailedCallback, Offset
@@ -48,7 +49,7 @@ from parafka.settings import Settings
 from parafka.sim.checks import Checker, Violation
 from parafka.sim.executor import KillWorker, SimCompletions, SimExecutor
 
-TOPIC, OUT, DLQ, GROUP = "in", "out", "dlq", "sim"
+TOPIC, OUT, DLQ, GROUP, RETRY = "in", "out", "dlq", "sim", "retry"
 ORDERINGS = ("key", "partition", "unordered")
 STRATEGIES = ("range", "cooperative-sticky")
 
@@ -82,6 +83,7 @@ class SimConfig:
     calm_rounds: int = 3000  # rounds of the calm phase before it counts as a stall
     key_rate: float | None = None  # --key-rate: records wait for their key (rate_wait)
     adaptive: bool = False  # concurrency="auto": the dispatch window moves
+    retry_topic: bool = False  # --retry-topic: records failing their retries are parked
     operator: bool = False  # an operator pauses, resumes, skips and parks (steering.py)
     exactly_once: bool = False  # outputs, offsets and dead letters in transactions
     starve: bool = False  # one partition's oldest record hangs until the calm phase
@@ -114,6 +116,8 @@ class SimConfig:
             flags.append(f"--key-rate {self.key_rate:g}")
         if self.adaptive:
             flags.append("--adaptive")
+        if self.retry_topic:
+            flags.append("--retry-topic")
         if self.operator:
             flags.append("--operator")
         return " ".join(flags)
@@ -166,6 +170,13 @@ class _Loop(ControlLoop):
     def on_lost(self, partitions: list[TP]) -> None:
         self.checker.released(self.member, partitions, self.clock())
         super().on_lost(partitions)
+
+    def _park_settled(
+        self, entry: Entry, error: BaseException | None, at: tuple[int, int] | None
+    ) -> None:
+        if at is not None:
+            self.checker.parked_at(self.member, entry.part.tp, at, self.clock())
+        super()._park_settled(entry, error, at)
 
 
 @dataclass
@@ -221,6 +232,14 @@ class World:
             self.ordering = cfg.ordering
         elif cfg.starve and not cfg.exactly_once:
             self.ordering = "partition"  # where fair-share pauses and trimming act
+        elif cfg.retry_topic and self.ordering == "partition":
+            self.ordering = "key"  # parking refuses partition order
+        # --retry-topic: a handler's attempts of a record, counted over every consumer and
+        # over the retry topic (its plan's attempts are these)
+        self.tries: dict[tuple[TP, int], int] = {}
+        if cfg.retry_topic:
+            self.cluster.create_topic(RETRY, 2)
+            random.seed(cfg.seed)  # the jitter of parked records' delays
         if cfg.starve:
             # A run hangs for good: room must be left for the others' runs, in the
             # executor and in the buffer (the hung run, and its copy redelivered after a
@@ -234,6 +253,7 @@ class World:
             inputs,
             set() if user else {record for record, plan in self.plans.items() if plan.output},
             exactly_once=cfg.exactly_once,
+            retry_topic=RETRY if cfg.retry_topic else None,
         )
         self.settings = _settings(
             self.ordering,
@@ -244,6 +264,7 @@ class World:
             cfg.batch_size,
             cfg.key_rate,
             self.concurrency if cfg.adaptive else None,
+            cfg.retry_topic,
         )
         # Until a delivery fault is armed, only a record's own failures may use up its
         # attempts: one whose plan succeeds in time must never be dead-lettered. (A user's
@@ -260,6 +281,7 @@ class World:
         self.members: list[_Member] = []
         self._out_seen = 0
         self._dlq_seen = 0
+        self._parked_seen: dict[int, int] = {}
         self._event = 0
         self.calls = itertools.count()  # a user's handler's calls (tags their outputs)
         self.starving: tuple[TP, int] | None = None  # the record that hangs, until released
@@ -321,6 +343,7 @@ class World:
             kafka=clients,
             completions=completions,
             threaded_outputs=False,
+            wall=self.clock,
         )
         loop.member, loop.checker = number, self.checker
         loop.stream_outputs = self.config.stream_outputs
@@ -372,8 +395,18 @@ class World:
         max_attempts, exactly_once = self.config.max_attempts, self.config.exactly_once
         observe_letters = self.observe_letters
 
+        parking, tries = self.config.retry_topic, self.tries
+
         def handle(record: Record) -> Output | None:
             tp, offset, attempt = (record.topic, record.partition), record.offset, record.attempt
+            retry_at = None
+            if parking:  # attempts counted over consumers and the retry topic
+                if record.topic == RETRY:
+                    parked = origin(record.headers)
+                    assert parked is not None, "a record of the retry topic without its origin"
+                    retry_at = (record.partition, record.offset)
+                    tp, offset = (TOPIC, parked.partition), parked.offset
+                attempt = tries[(tp, offset)] = tries.get((tp, offset), 0) + 1
             observe_letters()  # a dead letter acknowledged in this very round frees its shard
             checker.started(number, tp, offset)
             plan = plans[(tp, offset)]
@@ -387,7 +420,9 @@ class World:
             checker.succeeded_on(tp, offset, number, self.clock())
             if not plan.output:
                 return None
-            body = {"m": number, "p": record.partition, "o": offset}
+            body: dict[str, int] = {"m": number, "p": tp[1], "o": offset}
+            if retry_at is not None:
+                body["r"], body["q"] = retry_at
             return Output(json.dumps(body).encode(), key=record.key)
 
         return handle
@@ -576,6 +611,14 @@ class World:
             loop = member.loop
             if loop.ledger.held or not loop.outputs.idle or member.executor.pending:
                 return False
+            if loop.parking is not None and loop.parking.pending:
+                return False
+        if self.config.retry_topic and any(
+            (self.cluster.committed(GROUP, RETRY, p).offset or 0)
+            != self.cluster.end_offset((RETRY, p))
+            for p in range(2)
+        ):
+            return False
         return all(
             offset == len(keys)
             for offset, keys in zip(
@@ -590,6 +633,7 @@ class World:
         if checker.broken is not None:
             raise checker.broken
         self.observe_letters()
+        self.observe_parked()
         if eo:
             self._observe_outputs()
         for partition in range(self.config.partitions):
@@ -613,6 +657,21 @@ class World:
         if len(letters) > self._dlq_seen:
             self.checker.new_dead_letters(letters[self._dlq_seen :])
             self._dlq_seen = len(letters)
+
+    def observe_parked(self) -> None:
+        """Records new in the retry topic: done for their source offset (not for good)."""
+        if not self.config.retry_topic:
+            return
+        for partition in range(2):
+            seen = self._parked_seen.get(partition, 0)
+            if self.cluster.end_offset((RETRY, partition)) <= seen:
+                continue
+            parked = self.cluster.messages(RETRY, partition, isolation="read_uncommitted")
+            for message in parked[seen:]:
+                found = origin(message.headers())
+                assert found is not None
+                self.checker.parked.add(((TOPIC, found.partition), found.offset))
+            self._parked_seen[partition] = len(parked)
 
     def _committed(self) -> dict[TP, int | None]:
         return {
@@ -694,12 +753,13 @@ class World:
             f"concurrency={self.concurrency} max_buffered={self.max_buffered}"
             + (f" key_rate={self.config.key_rate:g}" if self.config.key_rate else "")
             + (" concurrency=auto" if self.config.adaptive else "")
+            + (" retry_topic" if self.config.retry_topic else "")
             + (" operator" if self.config.operator else "")
         )
 
 
 _SETTINGS: dict[
-    tuple[str, str, int, int, bool, int | None, float | None, int | None], Settings
+    tuple[str, str, int, int, bool, int | None, float | None, int | None, bool], Settings
 ] = {}
 
 
@@ -712,12 +772,13 @@ def _settings(
     batch_size: int | None,
     key_rate: float | None,
     auto_up_to: int | None,
+    retry_topic: bool = False,
 ) -> Settings:
     """Settings of a simulated consumer (made once per shape: checking them starts a
     librdkafka client, and refuses what the library refuses)."""
     key = (
         ordering, strategy, max_buffered, max_attempts, exactly_once, batch_size, key_rate,
-        auto_up_to,
+        auto_up_to, retry_topic,
     )  # fmt: skip
     if key not in _SETTINGS:
         _SETTINGS[key] = Settings(
@@ -739,6 +800,9 @@ def _settings(
             key_rate=key_rate,
             concurrency="auto" if auto_up_to else 16,
             max_concurrency=auto_up_to or 128,
+            retry_topic=RETRY if retry_topic else None,
+            park_attempts=3,
+            park_backoff=0.2,
         )
     return _SETTINGS[key]
 
