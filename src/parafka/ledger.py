@@ -695,15 +695,24 @@ class Ledger:
         return actions
 
     def park(self, entry: Entry, reason: BaseException) -> Actions:
-        """An operator parks `entry`: it goes to the dead-letter topic (the shell writes
-        it) and is done once that is acknowledged, like a record given up."""
+        """An operator parks `entry`: on the retry topic when there is one (its key fenced
+        behind it, as for a record that failed its quick attempts), else, and for a record
+        taken from the retry topic, on the dead-letter topic; done once that write is
+        acknowledged (the shell writes it)."""
         self._claim(entry, "park")
         actions = Actions()
         if entry.first_failure is None:
             entry.first_failure = self.wall()
         entry.state = SENDING
-        actions.letters.append((entry, reason))
+        if self.parks_on_retry_topic(entry):
+            actions.parks.append((entry, reason))
+        else:
+            actions.letters.append((entry, reason))
         return actions
+
+    def parks_on_retry_topic(self, entry: Entry) -> bool:
+        """Whether an operator's park of `entry` goes to the retry topic."""
+        return self.retry_topic is not None and entry.topic != self.retry_topic
 
     def _running(self, entries: list[Entry]) -> list[Entry]:
         """The entries of a reported chunk still RUNNING; the others' overruling is over."""

@@ -296,6 +296,8 @@ class Steering:
                 )
             return Answer("ok", f"{record} skipped ({was}): counted done without its handler")
         topic = helm.settings.dead_letter_topic
+        if ledger.parks_on_retry_topic(entry):
+            topic = helm.settings.retry_topic
         if topic is None:
             raise ActionRefused(
                 f"cannot park {record}: no dead-letter topic is set (--dead-letter-topic)"

@@ -27,12 +27,15 @@ from tests.unit.test_ledger import Sim
 TP = ("orders", 0)
 
 
-def ledger(ordering: str = "partition", concurrency: int = 4) -> Ledger:
+def ledger(
+    ordering: str = "partition", concurrency: int = 4, retry_topic: str | None = None
+) -> Ledger:
     ledger = Ledger(
         ordering,  # type: ignore[arg-type]
         concurrency,
         RetryPolicy(max_attempts=3, initial_backoff=100.0, jitter=0.0),
         failure_policy="dead-letter",
+        retry_topic=retry_topic,
     )
     ledger.assign(TP, 0)
     ledger.accept([message(*TP, offset, b"k%d" % offset) for offset in range(4)])  # type: ignore[list-item]
@@ -96,6 +99,24 @@ def test_park_hands_the_record_to_the_dead_letter_writer_then_done() -> None:
     assert run[0].state is SENDING and run[0].first_failure is not None
     book.letter_settled(run[0], None)
     assert book.counts.dead_lettered == 1 and book.parts[TP].offsets.position == 1
+
+
+def test_with_a_retry_topic_park_parks_there_and_a_parked_record_is_dead_lettered() -> None:
+    book = ledger("key", retry_topic="orders-retry")
+    runs = book.take()
+    first = runs[0][0]
+    actions = book.park(first, RuntimeError("by hand"))
+    assert actions.letters == [] and [(e.offset, str(c)) for e, c in actions.parks] == [
+        (0, "by hand")
+    ]
+    assert first.state is SENDING
+    book.park_settled(first, None)
+    assert book.counts.parked == 1 and book.parts[TP].offsets.position == 1
+    book.assign(("orders-retry", 0), 0)
+    book.accept([message("orders-retry", 0, 0, b"k0")])  # type: ignore[list-item]
+    parked = book.find(("orders-retry", 0), 0)
+    assert parked is not None
+    assert [e.offset for e, _ in book.park(parked, RuntimeError("out")).letters] == [0]
 
 
 def test_records_not_held_are_not_found() -> None:
