@@ -239,3 +239,56 @@ def test_park_and_skip_retrying_records_then_replay_the_parked_one(
         assert stats.skipped_by_operator == 1 and stats.dead_lettered == 1
     finally:
         dashboard.stop()
+
+
+class FailsOnSource:
+    """Fails for good on offset 2 of the source topic; anything from the retry topic passes."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.done: list[tuple[str, bytes | None]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, record: Record) -> None:
+        if record.topic == self.source and record.offset == 2:
+            raise ValueError("cannot handle it here")
+        with self._lock:
+            self.done.append((record.topic, record.value))
+
+
+def test_park_with_a_retry_topic_parks_there_and_fences_the_key(
+    broker: LocalBroker, group: str, running: list[ParallelConsumer]
+) -> None:
+    topic, retry = broker.new_topic(partitions=1), broker.new_topic(partitions=1)
+    handler = FailsOnSource(topic)
+    pc = consumer(
+        broker,
+        handler,
+        topic,
+        group,
+        ordering="key",
+        retry=RetryPolicy(max_attempts=10, initial_backoff=60.0, max_backoff=60.0),
+        retry_topic=retry,
+        park_backoff=0.2,
+        commit_interval=0.2,
+    )
+    dashboard = start(pc, running, 2)
+    try:
+        broker.produce(topic, [(b"a", b"a%d" % i) for i in range(5)], partition=0)
+        wait_until(lambda: pc.stats().waiting_retry == 1, 30, "offset 2 retrying")
+        status, answer = post(dashboard, "park", {"topic": topic, "partition": 0, "offset": 2})
+        assert status == 200 and f"sent to {retry}" in answer["message"], answer
+        wait_until(lambda: len(handler.done) == 5, 30, "every record, the parked one from T")
+        wait_until(lambda: committed(broker, group, topic, 1) == {0: 5}, 30, "the source commit")
+        assert [value for _, value in handler.done] == [b"a0", b"a1", b"a2", b"a3", b"a4"]
+        assert [t for t, _ in handler.done] == [topic, topic, retry, retry, retry]
+        (parked, *behind) = broker.consume_all(retry, expected=3)
+        first_error = header_text(parked.headers() or [], "parafka.retry.first-error") or ""
+        assert first_error.startswith("parafka.errors.ParkedByOperator")
+        assert [header_text(m.headers() or [], "parafka.retry.reason") for m in behind] == [
+            "behind",
+            "behind",
+        ]
+        wait_until(lambda: pc.stats().parked == 1, 10, "the parked count")
+    finally:
+        dashboard.stop()
