@@ -24,16 +24,16 @@ import sys
 import pytest
 
 PARTS = [
-    ("0:450", []),
-    ("450:900", []),
+    ("0:400", []),
+    ("400:800", []),
     ("0:300", ["--exactly-once"]),
     ("0:280", ["--starve"]),
     ("0:120", ["--exactly-once", "--starve"]),
     ("300:400", ["--exactly-once", "--stream-outputs"]),
     ("5000:5200", ["--key-rate", "20"]),
     ("6000:6200", ["--adaptive"]),
-    ("7000:7300", ["--operator"]),
-    ("7000:7150", ["--operator", "--exactly-once"]),
+    ("7000:7250", ["--operator"]),
+    ("7000:7120", ["--operator", "--exactly-once"]),
     ("8000:8200", ["--retry-topic"]),
 ]
 
