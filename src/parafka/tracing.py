@@ -139,12 +139,12 @@ class Attempts:
         self.roots_dropped = roots_dropped()
 
     def wrap(self, handler: Callable[[Any], Any], batch: bool = False) -> Callable[[Any], Any]:
-        """`handler`, run inside an attempt span."""
-        if batch:
-            return self._wrap_batch(handler)
-        start, finish, fail = self._start, self._finish, self._fail
+        """`handler` (a batch handler with `batch`), run inside an attempt span."""
+        start = self._start_batch if batch else self._start
+        finish, fail = self._finish, self._fail
         attach, detach = otel_context.attach, otel_context.detach
-        roots_dropped, fields = self.roots_dropped, self.fields
+        # A batch always gets its span (its records' contexts are linked to it).
+        roots_dropped, fields = self.roots_dropped and not batch, self.fields
 
         def traced(record: Any) -> Any:
             if roots_dropped:  # `_untraced`, written out: this runs for every record
@@ -164,24 +164,6 @@ class Attempts:
                 span.end()
                 return None
             return finish(span, ctx, record, result)
-
-        return traced
-
-    def _wrap_batch(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        start, finish, fail = self._start_batch, self._finish, self._fail
-        attach, detach = otel_context.attach, otel_context.detach
-
-        def traced(records: Any) -> Any:
-            span, ctx, _ = start(records)
-            token = attach(ctx)
-            try:
-                result = handler(records)
-            except BaseException as exc:
-                fail(span, ctx, records, exc)
-                raise
-            finally:
-                detach(token)
-            return finish(span, ctx, records, result)
 
         return traced
 
