@@ -309,6 +309,19 @@ def table(
     return result
 
 
+def print_runs(runs: Sequence[tuple[int, str, float, float]], label: str) -> None:
+    """Every timed run, (round, `label`, seconds, records/s), as a table."""
+    console.print()
+    console.print(
+        table(
+            "Every run (records/s)",
+            ["round", label, "seconds", "records/s"],
+            [[str(r), name, f"{s:.2f}", fmt_rate(rate)] for r, name, s, rate in runs],
+            text_columns=2,
+        )
+    )
+
+
 def note(text: str) -> None:
     """A short progress line."""
     console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {text}", highlight=False)

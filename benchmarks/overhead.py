@@ -39,6 +39,7 @@ from common import (
     open_broker,
     parafka_run,
     plain_loop,
+    print_runs,
     produce,
     table,
 )
@@ -142,15 +143,7 @@ def report(
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d %H:%M')}."
     )
-    console.print()
-    console.print(
-        table(
-            "Every run (records/s)",
-            ["round", "run", "seconds", "records/s"],
-            [[str(r), name, f"{s:.2f}", fmt_rate(rate)] for r, name, s, rate in runs],
-            text_columns=2,
-        )
-    )
+    print_runs(runs, "run")
     console.print()
     console.print(
         table(

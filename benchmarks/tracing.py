@@ -41,6 +41,7 @@ from common import (
     note,
     open_broker,
     parafka_run,
+    print_runs,
     produce,
     table,
 )
@@ -175,15 +176,7 @@ def report(
         f"{platform.python_version()}, load average {load[0]:.1f} {load[1]:.1f} "
         f"{load[2]:.1f} at the end, {time.strftime('%Y-%m-%d %H:%M')}."
     )
-    console.print()
-    console.print(
-        table(
-            "Every run (records/s)",
-            ["round", "mode", "seconds", "records/s"],
-            [[str(r), m, f"{s:.2f}", fmt_rate(rate)] for r, m, s, rate in runs],
-            text_columns=2,
-        )
-    )
+    print_runs(runs, "mode")
     console.print()
     console.print(
         table(
