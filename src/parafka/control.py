@@ -517,10 +517,8 @@ class ControlLoop(Stoppable):
 
     def _letter_settled(self, entry: Entry, error: BaseException | None) -> None:
         if error is not None:
-            why = f"{error.code}: {error}" if isinstance(error, ClientError) else str(error)
-            error = RuntimeError(
-                f"writing it to the dead-letter topic {self.settings.dead_letter_topic!r} "
-                f"failed ({why}); {_send_hint(error)}"
+            error = _write_failed(
+                f"writing it to the dead-letter topic {self.settings.dead_letter_topic!r}", error
             )
         self._act(self.ledger.letter_settled(entry, error))
 
@@ -530,10 +528,8 @@ class ControlLoop(Stoppable):
         """The retry topic acknowledged `entry` at `at` (retry partition, offset), or
         refused it (error)."""
         if error is not None:
-            why = f"{error.code}: {error}" if isinstance(error, ClientError) else str(error)
-            error = RuntimeError(
-                f"parking it on the retry topic {self.settings.retry_topic!r} failed ({why}); "
-                f"{_send_hint(error)}"
+            error = _write_failed(
+                f"parking it on the retry topic {self.settings.retry_topic!r}", error
             )
         self._act(self.ledger.park_settled(entry, error))
 
@@ -1001,6 +997,12 @@ class ControlLoop(Stoppable):
             user_paused=tuple(sorted(self.steering.paused)),
             control_actions=self.steering.counts(),
         )
+
+
+def _write_failed(what: str, error: BaseException) -> RuntimeError:
+    """A refused dead letter or park write, said as the failure that stops the consumer."""
+    why = f"{error.code}: {error}" if isinstance(error, ClientError) else str(error)
+    return RuntimeError(f"{what} failed ({why}); {_send_hint(error)}")
 
 
 def _send_hint(error: BaseException) -> str:
