@@ -192,7 +192,11 @@ class ConfluentConsumer:
                 ends[tp] = high
                 assigned.append(_tp(tp, max(start, low)))
             reader.assign(assigned)
-            reached = {tp for tp, start in starts.items() if start >= ends[tp]}
+            # Where each partition has been read up to; a partition is read to its end
+            # once that reaches its high watermark as a fetch response gave it (cached:
+            # the one asked for before assigning can be stale on the local broker, and a
+            # first fetch on a busy machine can take longer than READ_TAIL).
+            upto, heard = dict(starts), set[TP]()
             found: list[Message] = []
             while True:
                 left = deadline - time.monotonic()
@@ -202,7 +206,12 @@ class ConfluentConsumer:
                         "_TIMED_OUT",
                         retriable=True,
                     )
-                done = len(reached) == len(starts)
+                for tp in starts.keys() - heard:
+                    high = reader.get_watermark_offsets(_tp(tp), cached=True)[1]
+                    if high is not None and high >= 0:
+                        heard.add(tp)
+                        ends[tp] = max(ends[tp], high)
+                done = len(heard) == len(starts) and all(upto[tp] >= ends[tp] for tp in starts)
                 batch: list[Any] = []
                 for m in reader.consume(1000, min(left, READ_TAIL if done else 0.5)):
                     at: TP = (m.topic() or "", m.partition() or 0)
@@ -210,8 +219,7 @@ class ConfluentConsumer:
                     if m.error() is not None or offset < starts.get(at, 0):
                         continue
                     batch.append(m)
-                    if offset >= ends[at] - 1:
-                        reached.add(at)
+                    upto[at] = max(upto[at], offset + 1)
                 found.extend(batch)
                 if not batch and done:
                     return found
