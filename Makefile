@@ -35,7 +35,7 @@ simulate: $(STAMP)
 	PYTHONHASHSEED=0 $(BIN)/python -m parafka.sim --seeds $(SEEDS) $(FLAGS)
 
 demo: $(STAMP)
-	$(BIN)/python -m parafka.demo
+	$(BIN)/python -m examples.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks reliability

@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from confluent_kafka import Message
@@ -22,10 +24,12 @@ from rich.table import Table
 
 from parafka import ParallelConsumer, Record
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for examples/
+
 # The baseline loops and fast producing are shared with the demo (re-exported here).
-from parafka.demo.baselines import batch_threads_loop as batch_threads_loop
-from parafka.demo.baselines import plain_loop as plain_loop
-from parafka.demo.kafka import produce as produce
+from examples.demo.baselines import batch_threads_loop as batch_threads_loop
+from examples.demo.baselines import plain_loop as plain_loop
+from examples.demo.kafka import produce as produce
 from parafka.testing import KafkaBroker, LocalBroker
 
 console = Console()

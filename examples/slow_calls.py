@@ -9,7 +9,7 @@ record's value holds (20 when the value is not a number).
 
 Expect concurrency / call time records/s (Little's law) in `key` and `unordered` mode,
 capped by the distinct keys in `key` mode and by partitions / call time in `partition`
-mode. `parafka demo --scene sleep` measures it beside the batch + thread-per-record loop
+mode. `python -m examples.demo --scene sleep` measures it beside the batch + thread-per-record loop
 most services use today, `--scene partitions` shows the caps.
 """
 

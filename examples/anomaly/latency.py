@@ -1,5 +1,5 @@
 """End-to-end latency of the anomaly service under an offered load, for benchmarks/anomaly.py
-and the demo (`parafka demo --scene anomaly`).
+and the demo (`python -m examples.demo --scene anomaly`).
 
 The load generator runs in its own process, so its Python work does not compete for the
 GIL with the service under test (a real service does not share its interpreter with its

@@ -25,7 +25,6 @@ from parafka.cli_common import (
 )
 from parafka.cli_common import setup_logging as _setup_logging
 from parafka.cli_config import ParafkaGroup
-from parafka.cli_demo import demo
 from parafka.cli_dlq import dlq
 from parafka.cli_produce import produce, tail
 from parafka.cli_sizing import partitions
@@ -87,10 +86,21 @@ def cli() -> None:
 
 cli.add_command(partitions)
 cli.add_command(dlq)
-cli.add_command(demo)
 cli.add_command(produce)
 cli.add_command(tail)
 cli.add_command(top)
+
+
+@cli.command(
+    hidden=True,
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
+def demo() -> None:
+    """The demo moved out of the library (issue 17): say where it is."""
+    raise ConfigError(
+        "the demo is not part of the installed library: run `make demo` (or "
+        "`python -m examples.demo`) from the root of a parafka checkout"
+    )
 
 
 @cli.command()
@@ -660,8 +670,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args:
         click.echo(cli.get_help(click.Context(cli, info_name="parafka")), err=True)
         return EXIT_USAGE
+    return run_command(cli, args, "parafka")
+
+
+def run_command(command: click.Command, args: list[str], prog_name: str) -> int:
+    """Run a click command the way `parafka` runs its own: a mistake is one
+    `parafka: error: ...` line and exit code 2, a runtime failure exit code 1 (the demo's
+    command line, outside the library, runs through it too)."""
     try:
-        result = cli.main(args=args, prog_name="parafka", standalone_mode=False)
+        result = command.main(args=args, prog_name=prog_name, standalone_mode=False)
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         _error(f"{_usage_text(exc)}{hint}")

@@ -5,14 +5,17 @@ Each generator yields `(key, value)` pairs of bytes, the same for the same seed:
 - `names`: `{"first_name", "last_name"}` JSON, the md5 transformer's input;
 - `orders`: `{"order_id", "customer", "amount", "items"}` JSON keyed by customer;
 - `sleep:MIN:MAX`: `job:milliseconds` jobs keyed by customer, the IO-bound demo's input;
-- `weblog`: web request events, the anomaly detector's input (needs the repository's
-  examples/ and numpy: `pip install -e '.[examples]'` in a checkout).
+- `weblog`: web request events, the anomaly detector's input: its generator is the
+  example's own (`examples.anomaly.generator:generate`), loaded the way `parafka run`
+  loads a handler, so it needs a checkout's root as the current directory and numpy
+  (`pip install -e '.[examples]'`).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -101,21 +104,42 @@ def _sleep_range(spec: str, rest: str) -> tuple[float, float]:
     return low, high
 
 
-def _sleep(count: int, keys: int, seed: int, low: float, high: float) -> Iterator[Pair]:
-    from parafka.demo.jobs import sleep_jobs  # the demo's own jobs: one format for both
+def sleep_jobs(
+    count: int, keys: int, partitions: int, low_ms: float, high_ms: float, seed: int
+) -> list[tuple[int, bytes, bytes]]:
+    """`count` IO-bound jobs `(partition, key, b"<job id>:<milliseconds>")` over `keys`
+    keys, each key as often as the others, in a shuffled order (the demo's sleep scenes use
+    the same format). A key always goes to partition `key % partitions`, so partitions get
+    the same share (partition mode is not held back by one partition being longer).
+    """
+    rng = random.Random(seed)
+    key_indexes = [i % keys for i in range(count)]
+    rng.shuffle(key_indexes)
+    return [
+        (k % partitions, b"customer-%d" % k, b"%d:%.2f" % (job, rng.uniform(low_ms, high_ms)))
+        for job, k in enumerate(key_indexes)
+    ]
 
+
+def _sleep(count: int, keys: int, seed: int, low: float, high: float) -> Iterator[Pair]:
     for _partition, key, value in sleep_jobs(count, keys, 1, low, high, seed):
         yield key, value
 
 
+WEBLOG = "examples.anomaly.generator:generate"
+
+
 def _weblog(count: int, keys: int, seed: int) -> Iterator[Pair]:
-    from parafka.demo.needs import example
-    from parafka.demo.results import Skip
+    from parafka.loader import load_target
 
     try:
-        module = example("anomaly.generator")
-    except Skip as exc:
-        raise ConfigError(f"--generate weblog {exc}") from None
-    traffic = module.generate(count, seed=seed)
+        generate = load_target(WEBLOG)
+    except ConfigError:
+        raise ConfigError(
+            "--generate weblog needs the repository's examples/ and numpy: run it from the "
+            "root of a parafka checkout after pip install -e '.[examples]'"
+        ) from None
+    module = sys.modules[generate.__module__]
+    traffic = generate(count, seed=seed)
     for event in traffic.events:
         yield event["ip"].encode(), module.encode(event)

@@ -10,8 +10,8 @@ from types import ModuleType
 import pytest
 from rich.console import Console
 
-from parafka.demo.catalog import NAMES, SceneInfo
-from parafka.demo.checks import (
+from examples.demo.catalog import NAMES, SceneInfo
+from examples.demo.checks import (
     Call,
     max_concurrent,
     missing_jobs,
@@ -20,11 +20,11 @@ from parafka.demo.checks import (
     shard_of,
     verdict,
 )
-from parafka.demo.jobs import sleep_jobs
-from parafka.demo.kafka import Stage
-from parafka.demo.results import Played, Row, Skip
-from parafka.demo.runner import play_all
-from parafka.demo.view import LogView, Panel
+from examples.demo.jobs import sleep_jobs
+from examples.demo.kafka import Stage
+from examples.demo.results import Played, Row, Skip
+from examples.demo.runner import play_all
+from examples.demo.view import LogView, Panel
 
 
 def call(started: float, ended: float, partition: int, key: bytes, offset: int, job: int) -> Call:

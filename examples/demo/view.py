@@ -19,7 +19,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from parafka.demo.results import SceneResult
+from examples.demo.results import SceneResult
 
 _NOTES_SHOWN = 4
 

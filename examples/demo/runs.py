@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from examples.demo.view import Lane
 from parafka import ParallelConsumer, Stats
-from parafka.demo.view import Lane
 
 _STOP_TIMEOUT = 60.0
 

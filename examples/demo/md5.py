@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from parafka.demo.kafka import Stage
-from parafka.demo.needs import example
-from parafka.demo.results import Played, Row, fmt_rate, fmt_ratio
-from parafka.demo.runs import ParafkaRun, play_run, together
-from parafka.demo.view import Panel
+from examples.demo.kafka import Stage
+from examples.demo.needs import example
+from examples.demo.results import Played, Row, fmt_rate, fmt_ratio
+from examples.demo.runs import ParafkaRun, play_run, together
+from examples.demo.view import Panel
 
 HANDLER = "examples.md5_transformer:handle"
 

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from examples.demo.kafka import Stage
+from examples.demo.needs import example
+from examples.demo.results import Played, Row, fmt_rate
+from examples.demo.view import Lane, Panel
 from parafka import ParallelConsumer
-from parafka.demo.kafka import Stage
-from parafka.demo.needs import example
-from parafka.demo.results import Played, Row, fmt_rate
-from parafka.demo.view import Lane, Panel
 
 RATES = (1_000, 5_000, 20_000)
 WARM_UP = 1_000  # requests scored before the clock starts: every worker has its model

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from parafka.demo.baselines import batch_threads_loop
-from parafka.demo.jobs import JobLog, JobRun, mean_ms, play_job_runs, sleep_jobs
-from parafka.demo.kafka import Stage
-from parafka.demo.results import Played, fmt_rate, fmt_ratio
-from parafka.demo.runs import ParafkaRun, ThreadRun
-from parafka.demo.view import Panel
+from examples.demo.baselines import batch_threads_loop
+from examples.demo.jobs import JobLog, JobRun, mean_ms, play_job_runs, sleep_jobs
+from examples.demo.kafka import Stage
+from examples.demo.results import Played, fmt_rate, fmt_ratio
+from examples.demo.runs import ParafkaRun, ThreadRun
+from examples.demo.view import Panel
 
 MODES = ("key", "partition", "unordered")
 

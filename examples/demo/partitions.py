@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from parafka.demo.checks import max_concurrent
-from parafka.demo.jobs import JobLog, JobRun, mean_ms, play_job_runs, sleep_jobs
-from parafka.demo.kafka import Stage
-from parafka.demo.results import Played, fmt_rate
-from parafka.demo.runs import ParafkaRun
-from parafka.demo.view import Panel
+from examples.demo.checks import max_concurrent
+from examples.demo.jobs import JobLog, JobRun, mean_ms, play_job_runs, sleep_jobs
+from examples.demo.kafka import Stage
+from examples.demo.results import Played, fmt_rate
+from examples.demo.runs import ParafkaRun
+from examples.demo.view import Panel
 
 MODES = ("partition", "key", "unordered")
 

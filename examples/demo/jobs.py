@@ -6,7 +6,6 @@ ran, the recorded calls that order held and how many ran at once.
 
 from __future__ import annotations
 
-import random
 import statistics
 import time
 from collections.abc import Sequence
@@ -14,29 +13,13 @@ from dataclasses import dataclass
 
 from confluent_kafka import Message
 
+from examples.demo.checks import Call, span, verdict
+from examples.demo.kafka import Item
+from examples.demo.results import Row, fmt_rate
+from examples.demo.runs import Run, play_run, together
+from examples.demo.view import Lane
 from parafka import Record
-from parafka.demo.checks import Call, span, verdict
-from parafka.demo.kafka import Item
-from parafka.demo.results import Row, fmt_rate
-from parafka.demo.runs import Run, play_run, together
-from parafka.demo.view import Lane
-
-
-def sleep_jobs(
-    count: int, keys: int, partitions: int, low_ms: float, high_ms: float, seed: int
-) -> list[Item]:
-    """`count` jobs over `keys` keys, each key as often as the others, in a shuffled order.
-
-    A key always goes to partition `key % partitions`, so partitions get the same share
-    (partition mode is not held back by one partition being longer).
-    """
-    rng = random.Random(seed)
-    key_indexes = [i % keys for i in range(count)]
-    rng.shuffle(key_indexes)
-    return [
-        (k % partitions, b"customer-%d" % k, b"%d:%.2f" % (job, rng.uniform(low_ms, high_ms)))
-        for job, k in enumerate(key_indexes)
-    ]
+from parafka.generate import sleep_jobs as sleep_jobs  # one job format for demo and CLI
 
 
 def mean_ms(items: Sequence[Item]) -> float:

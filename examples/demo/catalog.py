@@ -20,35 +20,35 @@ SCENES: tuple[SceneInfo, ...] = (
         "IO-bound jobs",
         "Jobs that wait on I/O. The usual fix, a batch with one thread per record, waits for "
         "its slowest record every batch; parafka keeps C jobs running in every mode.",
-        "parafka.demo.sleep",
+        "examples.demo.sleep",
     ),
     SceneInfo(
         "md5",
         "md5 transformer (CPU-bound)",
         "consume -> md5 -> produce. A plain batched loop, the multiprocessing-queue pipeline "
         "(pickling and a pipe round trip per record), and parafka's process executor.",
-        "parafka.demo.md5",
+        "examples.demo.md5",
     ),
     SceneInfo(
         "anomaly",
         "anomaly detector under rising load",
         "A model scores web requests in micro-batches while the offered load rises "
         "1,000 -> 5,000 -> 20,000 requests/s; watch the lag and the latency.",
-        "parafka.demo.anomaly",
+        "examples.demo.anomaly",
     ),
     SceneInfo(
         "partitions",
         "few partitions: what caps each ordering mode",
         "I/O-bound jobs on 2 partitions: `partition` runs one job per partition at a time, "
         "`key` one per key, `unordered` as many as the concurrency allows.",
-        "parafka.demo.partitions",
+        "examples.demo.partitions",
     ),
     SceneInfo(
         "groups",
         "two consumer groups, one topic",
         "A fast group and a slow one read the same topic, each at its own offsets: neither "
         "waits for the other, and each gets every record.",
-        "parafka.demo.groups",
+        "examples.demo.groups",
     ),
 )
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from examples.demo.checks import verdict
+from examples.demo.jobs import JobLog, sleep_jobs
+from examples.demo.kafka import Produced, Stage
+from examples.demo.results import Played, Row
+from examples.demo.view import Lane, Panel
 from parafka import ParallelConsumer
-from parafka.demo.checks import verdict
-from parafka.demo.jobs import JobLog, sleep_jobs
-from parafka.demo.kafka import Produced, Stage
-from parafka.demo.results import Played, Row
-from parafka.demo.view import Lane, Panel
 from parafka.grouplag import NoCommits, read_group_lag
 
 

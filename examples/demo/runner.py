@@ -16,10 +16,10 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from parafka.demo.catalog import SCENES
-from parafka.demo.kafka import Stage
-from parafka.demo.results import SceneResult, Skip, summary_table
-from parafka.demo.view import LiveView, LogView, View
+from examples.demo.catalog import SCENES
+from examples.demo.kafka import Stage
+from examples.demo.results import SceneResult, Skip, summary_table
+from examples.demo.view import LiveView, LogView, View
 
 log = logging.getLogger("parafka.demo")
 

@@ -1,12 +1,14 @@
-"""`parafka demo`: the scenes of parafka.demo against a local broker or any cluster."""
+"""The demo's command line (`make demo`, `python -m examples.demo`): its scenes against a local
+broker or any cluster. It uses parafka's shared options, so PARAFKA_* variables and --config work
+as they do for `parafka run`."""
 
 from __future__ import annotations
 
 import click
 
+from examples.demo.catalog import NAMES
 from parafka.cli_common import connect_timeout_option, kafka_config_option
 from parafka.cli_config import ParafkaCommand
-from parafka.demo.catalog import NAMES
 
 
 @click.command(cls=ParafkaCommand)
@@ -40,10 +42,10 @@ def demo(
 
     Each scene checks what it claims (every record processed, order held); the exit status
     is 1 if a check failed. On a cluster given with -b the demo creates topics and groups
-    named parafka-demo-* and deletes them at the end. The md5 and anomaly scenes use the
-    repository's examples/: run from a checkout (or they are skipped, saying so).
+    named parafka-demo-* and deletes them at the end. Run it from the root of a parafka
+    checkout: the md5 and anomaly scenes use the examples beside it.
     """
-    from parafka.demo.runner import main
+    from examples.demo.runner import main
 
     code = main(bootstrap_servers, kafka_config, quick, scenes, not no_live, connect_timeout)
     click.get_current_context().exit(code)
