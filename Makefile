@@ -38,8 +38,8 @@ demo: $(STAMP)
 	$(BIN)/python -m examples.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks reliability
-	$(BIN)/ruff format --check src tests benchmarks reliability
+	$(BIN)/ruff check src tests benchmarks reliability examples
+	$(BIN)/ruff format --check src tests benchmarks reliability examples
 	$(BIN)/mypy
 
 bench: $(STAMP)

@@ -1,6 +1,6 @@
 """The md5 transformer without parafka: the two ways people run it today, as baselines for
-benchmarks/executors.py and the demo (`python -m examples.demo --scene md5`); and parafka run the same
-way beside them.
+benchmarks/executors.py and the demo (`python -m examples.demo --scene md5`); and parafka
+run the same way beside them.
 
 - `start_plain_loops(n)`: n plain loops in one group, each its own process:
   consume(1000) -> md5 -> produce -> flush -> commit.
