@@ -28,11 +28,14 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # NewTopic: d
     NewTopic,
 )
 
+from parafka.errors import wire_name
+
 _INSTALL_HINT = "the local broker needs the 'broker' extra: pip install 'parafka[broker]'"
 _PR_SET_PDEATHSIG = 1
 _LOG_TAIL_LINES = 20
 
 
+@wire_name("parafka.broker.BrokerNotAvailable")
 class BrokerNotAvailable(Exception):
     """The local broker cannot be found or started; the message says what to do."""
 

@@ -25,6 +25,8 @@ from functools import partial
 from itertools import chain, compress, count, islice, repeat
 from operator import add, ne, sub
 
+from parafka.errors import wire_name
+
 METADATA_PREFIX = "pfk1:"
 DEFAULT_MAX_METADATA_BYTES = 4096  # the broker's offset.metadata.max.bytes default
 MAX_COMPLETED_OFFSETS = 1 << 20  # bounds the memory that decoding any text can cost
@@ -37,6 +39,7 @@ _MAX_PAYLOAD_BYTES = 32 + 20 * MAX_COMPLETED_OFFSETS  # header + two varints per
 _DIGIT_TO_FLAG = bytes.maketrans(b"01", b"\x00\x01")
 
 
+@wire_name("parafka.codec.MetadataTooLarge")
 class MetadataTooLarge(Exception):
     """The completed set does not fit in commit metadata; commit the plain offset instead.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from parafka.errors import pinned_name
 from parafka.record import Headers, Produced, Record
 
 PREFIX = "parafka.dlq."
@@ -40,7 +41,12 @@ class Failure(NamedTuple):
 
 
 def exception_name(error: BaseException) -> str:
+    """The error's type as the headers name it: a built-in by its name, parafka's own by
+    the name pinned on it (`errors.wire_name`), anything else as module.QualifiedName."""
     cls = type(error)
+    pinned = pinned_name(cls)
+    if pinned is not None:
+        return pinned
     module = cls.__module__
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from parafka.errors import ConfigError
+from parafka.errors import ConfigError, wire_name
 
 Decode = Callable[[bytes | None], Any]
 Deserializer = str | Decode
@@ -20,6 +20,7 @@ Deserializer = str | Decode
 NAMES = ("bytes", "text", "json")
 
 
+@wire_name("parafka.deserializers.DeserializationError")
 class DeserializationError(ValueError):
     """The record's value could not be decoded by the configured deserializer."""
 

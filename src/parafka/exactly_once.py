@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from parafka.errors import wire_name
 from parafka.offsets import PartitionOffsets
 from parafka.record import Produced
 from parafka.seam import ClientError, Kafka, Offset
@@ -105,6 +106,7 @@ class OrderedRelease:
         return sum(len(h) for h in self._held.values())
 
 
+@wire_name("parafka.exactly_once.TransactionAborted")
 class TransactionAborted(Exception):
     """The transaction was aborted: its outputs and offsets did not happen."""
 

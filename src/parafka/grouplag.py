@@ -14,7 +14,7 @@ from typing import Any
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from parafka.errors import BrokerUnreachable, ParafkaError
+from parafka.errors import BrokerUnreachable, ParafkaError, wire_name
 from parafka.kafka_config import admin_config, consumer_config, validate_client_config
 from parafka.lag import CommittedLag, committed_lag
 from parafka.logs import client_logger
@@ -24,6 +24,7 @@ from parafka.logs import client_logger
 QUIET = 2
 
 
+@wire_name("parafka.grouplag.NoCommits")
 class NoCommits(ParafkaError):
     """The group has no committed offset to measure from (unknown group or never committed)."""
 

@@ -26,6 +26,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from parafka.broker import BrokerNotAvailable, _die_with_parent, create_topic, free_port
+from parafka.errors import wire_name
 
 KAFKA_VERSION = "4.4.0"  # the newest 4.x served here; share groups need 4.2 or newer
 _LOG4J_VERSION = "2.25.5"  # the slf4j binding matching the log4j-core Kafka 4.4 depends on
@@ -88,6 +89,7 @@ logger.state.level = WARN
 """
 
 
+@wire_name("parafka.kafka_broker.KafkaNotAvailable")
 class KafkaNotAvailable(BrokerNotAvailable):
     """Apache Kafka cannot be resolved or started here; the message says what to do."""
 

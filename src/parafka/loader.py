@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from parafka.errors import ConfigError
+from parafka.errors import ConfigError, pinned_class
 
 _FORM = "MODULE:FUNCTION or path/to/file.py:FUNCTION (for example myapp.handlers:handle)"
 
@@ -102,9 +102,14 @@ def _describe(exc: BaseException) -> str:
 
 
 def load_exception(name: str) -> type[BaseException]:
-    """An exception class from a built-in name ("ValueError") or "module:Class"."""
+    """An exception class from a built-in name ("ValueError"), "module:Class", or the name
+    a dead letter's header gives one of parafka's own ("parafka.errors.RecordStuck", also as
+    "parafka.errors:RecordStuck"), which stays valid wherever its module moves."""
     import builtins
 
+    pinned = pinned_class(name.replace(":", "."))
+    if pinned is not None:
+        return pinned
     found: Any = getattr(builtins, name, None) if ":" not in name else None
     if found is None and ":" in name:
         module_part, _, attr = name.rpartition(":")

@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 from typing import NamedTuple
 
 from parafka import deadletter
-from parafka.errors import ConfigError
+from parafka.errors import ConfigError, wire_name
 from parafka.record import Headers
 
 # --filter NAME: the dead-letter header names without their `parafka.dlq.` prefix.
@@ -97,6 +97,7 @@ class Destination(NamedTuple):
     partition: int | None
 
 
+@wire_name("parafka.redrive.NoDestination")
 class NoDestination(ConfigError):
     """A dead letter does not say where it came from and no --to was given."""
 

@@ -25,7 +25,7 @@ from confluent_kafka import (
 )
 
 from parafka.deadletter import replayed_headers
-from parafka.errors import BrokerUnreachable, ConfigError, ParafkaError
+from parafka.errors import BrokerUnreachable, ConfigError, ParafkaError, wire_name
 from parafka.kafka_config import consumer_config, kafka_error_text, producer_config
 from parafka.logs import client_logger
 from parafka.offsets import PartitionOffsets
@@ -47,6 +47,7 @@ log = logging.getLogger("parafka.replay")
 FETCH_BATCH = 500
 
 
+@wire_name("parafka.replay.ReplayFailed")
 class ReplayFailed(ParafkaError):
     """A record could not be replayed, or progress could not be committed."""
 

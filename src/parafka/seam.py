@@ -27,11 +27,14 @@ import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
+from parafka.errors import wire_name
+
 TP = tuple[str, int]  # (topic, partition): the one partition type of the engine
 Headers = list[tuple[str, bytes | None]]
 OutHeaders = list[tuple[str, bytes | str | None]]
 
 
+@wire_name("parafka.seam.ClientError")
 class ClientError(Exception):
     """An error reported by the Kafka client (or the in-memory cluster).
 

@@ -19,12 +19,15 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
+from parafka.errors import wire_name
+
 Mode = Literal["key", "partition", "unordered"]
 MODES: tuple[Mode, ...] = ("key", "partition", "unordered")
 DEFAULT_CONCURRENCY = 16  # parafka run's default
 DEFAULT_HEADROOM = 1.25
 
 
+@wire_name("parafka.sizing.SizingError")
 class SizingError(ValueError):
     """An input of the sizing is out of range; the message names it and the fix."""
 

@@ -34,7 +34,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from parafka.errors import RecordParked, RecordStuck
+from parafka.errors import RecordParked, RecordStuck, wire_name
 from parafka.executors.base import (
     NOT_RUN,
     ChunkResult,
@@ -63,6 +63,7 @@ RETURNED = -2.0
 Row = tuple[str, int, int, bytes | None, bytes | None, Any, int | None, int]
 
 
+@wire_name("parafka.executors.processes.WorkerDied")
 class WorkerDied(RuntimeError):
     """The worker process running a record exited before reporting it."""
 

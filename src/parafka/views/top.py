@@ -21,7 +21,7 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.text import Text
 
-from parafka.errors import ConfigError, ParafkaError
+from parafka.errors import ConfigError, ParafkaError, wire_name
 from parafka.stats import PartitionStats, Stats
 from parafka.views.history import History
 from parafka.views.terminal import render
@@ -31,6 +31,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 KEEP = 10.0  # seconds of samples kept: enough for the rate
 
 
+@wire_name("parafka.views.top.Unreachable")
 class Unreachable(ParafkaError):
     """The dashboard did not answer, or answered something that is not parafka's."""
 
