@@ -1,0 +1,194 @@
+"""Issue 14's scoreboard: the md5 transformer as a user writes it (a per-record handler),
+with parafka's defaults and with `--processes 2`, beside the plain loops it must match, the
+multiprocessing-queue pipeline people build today, and the batch recipe.
+
+Every configuration is a fresh consumer group reading the same input (name events, 4
+partitions, 1,000 keys) and writing its own output topic; each runs in its own process(es),
+as `parafka run` starts them, and the configurations alternate for `--rounds` rounds. A rate
+is 99% of the records over the time from the first output's timestamp to the 99th
+percentile's (the tail of a run only waits for its last fetch). The targets:
+
+- parafka's defaults (thread executor, key order), per-record: >= 0.8x one plain loop;
+- `--processes 2`, per-record, unordered and key: >= 1.0x two plain loops in one group.
+
+Writes the table (medians, and the median of each round's ratio: "paired") and, with
+matplotlib, benchmarks/per_record.png.
+
+Usage: python benchmarks/per_record.py [--records N] [--rounds R] [--broker local|kafka]
+                                       [--only NAME,NAME] [--no-chart]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from common import add_broker_option, broker_label, fmt_rate, fmt_ratio, note, open_broker
+from md5_threads import tail_rate
+
+from parafka.testing import Broker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for examples/
+from examples.md5_baselines import plain_loops, queue_pipeline, start_parafka_processes
+from examples.md5_transformer import encode, generate
+
+PARTITIONS = 4
+KEYS = 1_000
+PER_RECORD = "examples.md5_transformer:handle"
+BATCH = "examples.md5_transformer:handle_batch"
+CHART = Path(__file__).resolve().parent / "per_record.png"
+
+ONE_LOOP, TWO_LOOPS = "plain loop x1", "plain loops x2 (one group)"
+# name -> (baseline it is held against or None, target ratio or None, how to run it)
+Run = Callable[[dict[str, Any], str, str, int], None]
+
+
+def _parafka(members: int, target: str, **settings: Any) -> Run:
+    def run(config: dict[str, Any], topic: str, out: str, count: int) -> None:
+        start_parafka_processes(config, topic, out, count, members, target, settings).wait()
+
+    return run
+
+
+CONFIGS: dict[str, tuple[str | None, float | None, Run]] = {
+    ONE_LOOP: (None, None, lambda c, t, o, n: plain_loops(c, t, o, n, 1)),
+    TWO_LOOPS: (None, None, lambda c, t, o, n: plain_loops(c, t, o, n, 2)),
+    "queue pipeline (2 hash workers)": (
+        None,
+        None,
+        lambda c, t, o, n: queue_pipeline(c, t, o, n, 2),
+    ),
+    "parafka defaults (threads, key), per record": (ONE_LOOP, 0.8, _parafka(1, PER_RECORD)),
+    "parafka --processes 2, unordered, per record": (
+        TWO_LOOPS,
+        1.0,
+        _parafka(2, PER_RECORD, ordering="unordered"),
+    ),
+    "parafka --processes 2, key, per record": (TWO_LOOPS, 1.0, _parafka(2, PER_RECORD)),
+    "parafka batch recipe (--processes 2, batches of 1,000, -c 1, buffer 12,000)": (
+        TWO_LOOPS,
+        None,
+        _parafka(
+            2, BATCH, ordering="unordered", batch_size=1000, concurrency=1, max_buffered=12_000
+        ),
+    ),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", help="comma-separated configuration names (prefixes)")
+    parser.add_argument("--no-chart", action="store_true")
+    add_broker_option(parser)
+    args = parser.parse_args(argv)
+    chosen = _chosen(args.only)
+    rates: dict[str, list[float]] = {name: [] for name in chosen}
+    with open_broker(args.broker) as broker:
+        config: dict[str, Any] = {**broker.client_config(), "fetch.queue.backoff.ms": 10}
+        topic = broker.new_topic("names", PARTITIONS)
+        events = generate(args.records, seed=7)
+        broker.produce(topic, [(b"%d" % (i % KEYS), encode(e)) for i, e in enumerate(events)])
+        where = broker_label(broker)
+        note(f"{args.records:,} name events, {PARTITIONS} partitions, {KEYS:,} keys, {where}")
+        for round_no in range(1, args.rounds + 1):
+            for name in chosen:
+                rate = _play(broker, config, topic, args.records, CONFIGS[name][2])
+                rates[name].append(rate)
+                note(f"round {round_no}: {name}: {fmt_rate(rate)} records/s")
+    print(_table(rates, where))
+    if not args.no_chart:
+        _chart(rates, where)
+    return 0
+
+
+def _chosen(only: str | None) -> list[str]:
+    if not only:
+        return list(CONFIGS)
+    prefixes = [p.strip() for p in only.split(",") if p.strip()]
+    chosen = [name for name in CONFIGS if any(name.startswith(p) for p in prefixes)]
+    for name, (baseline, _, _) in CONFIGS.items():  # a ratio needs its baseline in the run
+        if name in chosen and baseline is not None and baseline not in chosen:
+            chosen.insert(0, baseline)
+    if not chosen:
+        raise SystemExit(f"--only {only!r} names no configuration; choose from: {list(CONFIGS)}")
+    return chosen
+
+
+def _play(broker: Broker, config: dict[str, Any], topic: str, count: int, run: Run) -> float:
+    out = broker.new_topic("md5-out", PARTITIONS)
+    run(config, topic, out, count)
+    return tail_rate(broker, out, count)
+
+
+def _ratios(rates: dict[str, list[float]], name: str) -> tuple[float, float] | None:
+    """(median over the baseline's median, median of each round's ratio), or None."""
+    baseline = CONFIGS[name][0]
+    if baseline is None or baseline not in rates:
+        return None
+    mine, base = rates[name], rates[baseline]
+    paired = statistics.median(r / b for r, b in zip(mine, base, strict=True))
+    return statistics.median(mine) / statistics.median(base), paired
+
+
+def _table(rates: dict[str, list[float]], where: str) -> str:
+    lines = [
+        f"\nmd5 transformer, {where}",
+        "| configuration | median records/s | x its baseline | paired | target | rounds |",
+        "|---|--:|--:|--:|--:|---|",
+    ]
+    for name, values in rates.items():
+        baseline, target, _ = CONFIGS[name]
+        ratios = _ratios(rates, name)
+        ratio = "-"
+        if ratios:
+            loops = "one loop" if baseline == ONE_LOOP else "two loops"
+            ratio = f"{fmt_ratio(ratios[0])} ({loops})"
+        lines.append(
+            f"| {name} | {fmt_rate(statistics.median(values))} | {ratio} | "
+            f"{fmt_ratio(ratios[1]) if ratios else '-'} | "
+            f"{'>= ' + fmt_ratio(target) if target else '-'} | "
+            f"{' / '.join(fmt_rate(v) for v in values)} |"
+        )
+    return "\n".join(lines)
+
+
+def _chart(rates: dict[str, list[float]], where: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        note("matplotlib not installed: no chart")
+        return
+    names = list(rates)
+    medians = [statistics.median(rates[n]) for n in names]
+    fig, ax = plt.subplots(figsize=(11, 0.55 * len(names) + 1.6))
+    colors = ["tab:blue" if n.startswith("parafka") else "tab:gray" for n in names]
+    ax.barh(range(len(names)), medians, color=colors)
+    for index, name in enumerate(names):
+        ratios = _ratios(rates, name)
+        label = fmt_rate(medians[index])
+        if ratios:
+            label += f"  ({fmt_ratio(ratios[0])} its baseline"
+            target = CONFIGS[name][1]
+            label += f", target {fmt_ratio(target)})" if target else ")"
+        ax.text(medians[index], index, " " + label, va="center", fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("records/s (median of the rounds)")
+    ax.set_title(f"md5 transformer, per-record handler vs plain loops ({where})", fontsize=10)
+    ax.set_xlim(0, max(medians) * 1.45)
+    fig.tight_layout()
+    fig.savefig(CHART, dpi=110)
+    note(f"chart: {CHART}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
