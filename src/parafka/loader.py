@@ -107,7 +107,7 @@ def load_exception(name: str) -> type[BaseException]:
     "parafka.errors:RecordStuck"), which stays valid wherever its module moves."""
     import builtins
 
-    pinned = pinned_class(name.replace(":", "."))
+    pinned = _parafka_exception(name.replace(":", "."))
     if pinned is not None:
         return pinned
     found: Any = getattr(builtins, name, None) if ":" not in name else None
@@ -125,3 +125,24 @@ def load_exception(name: str) -> type[BaseException]:
             "or 'module:ExceptionClass'"
         )
     return found
+
+
+def _parafka_exception(name: str) -> type[BaseException] | None:
+    """One of parafka's own exceptions by its pinned name. A class pins its name when its
+    module is imported, so on a miss every module of the library is imported once (a
+    `--no-retry` flag at start-up, not a hot path)."""
+    found = pinned_class(name)
+    if found is not None or not name.startswith("parafka."):
+        return found
+    import pkgutil
+
+    import parafka
+
+    for info in pkgutil.walk_packages(parafka.__path__, "parafka."):
+        if ".sim" in info.name or info.name.endswith("__main__"):
+            continue
+        try:
+            importlib.import_module(info.name)
+        except ImportError:  # a module of a missing extra names none of them
+            continue
+    return pinned_class(name)
