@@ -12,7 +12,7 @@ import click
 
 from parafka.kafka_config import is_secret
 from parafka.logs import QuietRepeats
-from parafka.options import AUTO, Option, option
+from parafka.options import AUTO, Kind, Option, option
 from parafka.ratelimit import parse_rate
 
 FC = TypeVar("FC", bound=Callable[..., Any])
@@ -93,7 +93,7 @@ class Rate(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
 
 def click_type(option: Option) -> click.ParamType | None:  # type: ignore[type-arg]
     """How the command line reads a value of `option.kind` (None: a plain string)."""
-    kinds: dict[str, click.ParamType | None] = {  # type: ignore[type-arg]
+    kinds: dict[Kind, click.ParamType | None] = {  # type: ignore[type-arg]
         "text": None,
         "count": click.IntRange(min=1),
         "size": click.IntRange(min=0),

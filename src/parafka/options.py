@@ -13,7 +13,7 @@ Pure data: no I/O, no click (the CLI turns each `kind` into a click type).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from parafka.codec import DEFAULT_MAX_METADATA_BYTES
 from parafka.retry import RetryPolicy
@@ -27,20 +27,25 @@ FAILURE_POLICIES = ("stop", "dead-letter", "skip")
 GROUP_TYPES = ("consumer", "share")
 AUTO = "auto"  # concurrency="auto": a limit that follows the downstream (adaptive.py)
 
-# What a value is, which says how the command line reads it (cli_common.click_type).
-KINDS = (
-    "text",  # a string
-    "count",  # a whole number >= 1
-    "size",  # a whole number >= 0
-    "seconds",  # a number of seconds > 0
-    "delay",  # a number of seconds >= 0
-    "port",  # 0-65535 (0: any free port)
-    "rate",  # records per second: N, N/s or N/min
-    "concurrency",  # a whole number >= 1, or "auto"
-    "choice",  # one of `choices`
-    "flag",  # on when given
-    "kafka",  # -X KEY=VALUE, repeatable: librdkafka settings
-)
+# What a value is, which says how the command line reads it (cli_common.click_type):
+# text: a string; count: a whole number >= 1; size: a whole number >= 0; seconds: a number
+# of seconds > 0; delay: seconds >= 0; port: 0-65535 (0: any free port); rate: records per
+# second (N, N/s or N/min); concurrency: a whole number >= 1 or "auto"; choice: one of
+# `choices`; flag: on when given; kafka: -X KEY=VALUE, repeatable (librdkafka settings).
+Kind = Literal[
+    "text",
+    "count",
+    "size",
+    "seconds",
+    "delay",
+    "port",
+    "rate",
+    "concurrency",
+    "choice",
+    "flag",
+    "kafka",
+]
+KINDS: tuple[Kind, ...] = get_args(Kind)
 _SAME = object()  # Option.cli_default: the same as the API's default
 _RETRY = RetryPolicy()  # the retry defaults are RetryPolicy's own
 
@@ -53,7 +58,7 @@ class Option:
     default: Any  # the keyword's default; None with `unset`: derived, or nothing
     help: str  # what it does (`parafka run --help`, the docs table)
     flags: tuple[str, ...] = ()  # `parafka run` flags; none: the API only
-    kind: str = "text"
+    kind: Kind = "text"
     choices: tuple[str, ...] = ()
     group: str = ""  # its heading in the docs table (docs/usage.md, "Every setting")
     unset: str = ""  # what a None default means, when it means more than "none"
