@@ -52,7 +52,8 @@ class ParallelConsumer:
     `run()` blocks (SIGINT/SIGTERM stop it gracefully); `start()`/`stop()`/`join()` or
     `with ParallelConsumer(...) as pc:` run it in a background thread.
 
-    Parameters, with their default and the `parafka run` flag that sets the same:
+    Parameters, with their default and the `parafka run` flag that sets the same (each is
+    declared once, in parafka.options; docs/usage.md, "Every setting", lists them):
 
     - handler: a function taking a Record, or "module:function" / "path/file.py:function"
       (required; CLI: the MODULE:FUNCTION argument). With a settings dict first, second.
