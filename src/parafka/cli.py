@@ -22,6 +22,7 @@ from parafka.cli_common import (
     connect_timeout_option,
     kafka_config_option,
     log_level_option,
+    setting_option,
 )
 from parafka.cli_common import setup_logging as _setup_logging
 from parafka.cli_config import ParafkaGroup
@@ -31,49 +32,10 @@ from parafka.cli_sizing import partitions
 from parafka.cli_top import top
 from parafka.errors import ConfigError, ParafkaError
 from parafka.kafka_config import kafka_error_text as _kafka_text
-from parafka.ratelimit import parse_rate
-from parafka.scheduler import ORDERINGS
 from parafka.seam import ClientError
-from parafka.settings import AUTO, GROUP_TYPES
-from parafka.settings import default as setting_default
-from parafka.stall import ON_STUCK
 from parafka.stats import Activity
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class Concurrency(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
-    """-c N (a whole number >= 1) or -c auto."""
-
-    name = "N|auto"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> int | str:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-            return value
-        text = str(value).strip().lower()
-        if text == AUTO:
-            return AUTO
-        if text.isdigit() and int(text) >= 1:
-            return int(text)
-        self.fail(f"{value!r} is not a whole number >= 1 or 'auto': use -c 16 or -c auto")
-
-
-class Rate(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
-    """N/s, N/min or N (per second): records per second."""
-
-    name = "N/s"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        try:
-            return parse_rate(value if isinstance(value, int | float) else str(value))
-        except ValueError as exc:
-            self.fail(str(exc))
-
-
 _BROKER_LOG_LINES = 10
 
 
@@ -103,199 +65,39 @@ def demo() -> None:
     )
 
 
+# The consumer's settings are declared in options.py (flags, defaults, choices, help);
+# the other options belong to the command.
 @cli.command()
 @click.argument("target", metavar="MODULE:FUNCTION")
-@bootstrap_option
-@click.option(
-    "-g",
-    "--group",
-    "group_id",
-    required=True,
-    help="Consumer group id.",
-)
-@click.option(
-    "-t",
-    "--topic",
-    "topics",
-    multiple=True,
-    required=True,
-    help="Topic to consume; repeat for several.",
-)
-@click.option(
-    "--ordering",
-    type=click.Choice(ORDERINGS),
-    default="key",
-    show_default=True,
-    help="key: one record at a time per key; partition: per partition; unordered: no order.",
-)
-@click.option(
-    "--group-type",
-    type=click.Choice(GROUP_TYPES),
-    default="consumer",
-    show_default=True,
-    help="consumer: a consumer group (partitions, offsets); share: a KIP-932 share group "
-    "(experimental; needs --ordering unordered): records acquired one by one and "
-    "acknowledged, several consumers per partition.",
-)
-@click.option(
-    "-c",
-    "--concurrency",
-    type=Concurrency(),
-    default=setting_default("concurrency"),
-    show_default=True,
-    help="Records processed at the same time, or 'auto': a limit that follows the "
-    "downstream's latency and failures, between --min-concurrency and --max-concurrency.",
-)
-@click.option(
-    "--min-concurrency",
-    type=click.IntRange(min=1),
-    default=setting_default("min_concurrency"),
-    show_default=True,
-    help="With -c auto: the lowest limit.",
-)
-@click.option(
-    "--max-concurrency",
-    type=click.IntRange(min=1),
-    default=setting_default("max_concurrency"),
-    show_default=True,
-    help="With -c auto: the highest limit (the thread and async executors start this many "
-    "workers).",
-)
-@click.option(
-    "--rate",
-    type=Rate(),
-    default=None,
-    help="Start at most N records a second in this instance (N/s, N/min).  [default: no limit]",
-)
-@click.option(
-    "--key-rate",
-    type=Rate(),
-    default=None,
-    help="Start at most N records a second per key; a key over it waits, other keys go on.  "
-    "[default: no limit]",
-)
-@click.option(
-    "--group-rate",
-    type=Rate(),
-    default=None,
-    help="At most N records a second for the whole group: each instance takes the share of "
-    "its assigned partitions, again at every rebalance.  [default: no limit]",
-)
-@click.option("-o", "--output-topic", default=None, help="Topic for what the handler returns.")
-@click.option(
-    "--executor",
-    type=click.Choice(["thread", "async", "process"]),
-    default=None,
-    help="Where handlers run: threads (I/O), async (an async def handler; the default for "
-    "one), process (CPU-bound work on every core).  [default: thread]",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Worker processes for --executor process  [default: CPU count]",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Call the handler with a list of up to N records (a batch handler).",
-)
-@click.option(
-    "--batch-wait",
-    type=click.FloatRange(min=0),
-    default=0.05,
-    show_default=True,
-    help="Seconds a partial batch waits for more records.",
-)
-@click.option(
-    "--max-attempts",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="Attempts per record (1: no retry); after the last one --on-failure decides.",
-)
-@click.option(
-    "--retry-backoff",
-    type=click.FloatRange(min=0),
-    default=0.5,
-    show_default=True,
-    metavar="SECONDS",
-    help="Wait before the first retry of a failed record; doubles each retry.",
-)
-@click.option(
-    "--max-backoff",
-    type=click.FloatRange(min=0),
-    default=30.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Longest wait between two attempts.",
-)
-@click.option(
-    "--no-retry",
-    multiple=True,
-    metavar="EXCEPTION",
-    help="An exception not worth retrying (ValueError or module:Class): the record gives up "
-    "at once. Repeatable.",
-)
-@click.option(
-    "--dead-letter-topic",
-    default=None,
-    help="Where records go after their last attempt (with headers saying why).",
-)
-@click.option(
-    "--retry-topic",
-    default=None,
-    metavar="TOPIC",
-    help="Park records that failed their quick attempts on this topic and retry them from "
-    "it, so their partition moves on (their key's later records wait behind them).",
-)
-@click.option(
-    "--park-attempts",
-    type=click.IntRange(min=1),
-    default=setting_default("park_attempts"),
-    show_default=True,
-    help="Attempts of a parked record from the retry topic before --on-failure applies.",
-)
-@click.option(
-    "--park-backoff",
-    type=click.FloatRange(min=0),
-    default=setting_default("park_backoff"),
-    show_default=True,
-    metavar="SECONDS",
-    help="Wait before a parked record's first attempt; each next one waits 4 times longer.",
-)
-@click.option(
-    "--on-failure",
-    type=click.Choice(["stop", "dead-letter", "skip"]),
-    default=None,
-    help="After the last attempt: stop without committing the record [default], "
-    "dead-letter it [default with --dead-letter-topic], or skip it (counted).",
-)
-@click.option(
-    "--deserializer",
-    default="bytes",
-    show_default=True,
-    metavar="bytes|text|json|MODULE:FUNCTION",
-    help="Decode values before the handler (Record.data); an undecodable value is "
-    "dead-lettered or stops the consumer, by --on-failure.",
-)
-@click.option(
-    "--exactly-once",
-    is_flag=True,
-    default=False,
-    help="Commit outputs and offsets in one Kafka transaction (needs --output-topic).",
-)
-@click.option(
-    "--trace",
-    "tracing",
-    is_flag=True,
-    default=setting_default("tracing"),
-    help="OpenTelemetry: a span per attempt, its parent from the record's traceparent "
-    "header, the context forwarded in outputs and dead letters (needs "
-    "pip install 'parafka[otel]' and a tracer provider: docs/tracing.md).",
-)
-@kafka_config_option
+@setting_option("bootstrap_servers")
+@setting_option("group_id")
+@setting_option("topics")
+@setting_option("ordering")
+@setting_option("group_type")
+@setting_option("concurrency")
+@setting_option("min_concurrency")
+@setting_option("max_concurrency")
+@setting_option("rate")
+@setting_option("key_rate")
+@setting_option("group_rate")
+@setting_option("output_topic")
+@setting_option("executor")
+@setting_option("workers")
+@setting_option("batch_size")
+@setting_option("batch_wait")
+@setting_option("max_attempts")
+@setting_option("retry_backoff")
+@setting_option("max_backoff")
+@setting_option("no_retry")
+@setting_option("dead_letter_topic")
+@setting_option("retry_topic")
+@setting_option("park_attempts")
+@setting_option("park_backoff")
+@setting_option("on_failure")
+@setting_option("deserializer")
+@setting_option("exactly_once")
+@setting_option("tracing")
+@setting_option("kafka_config")
 @click.option(
     "--until-idle",
     type=click.FloatRange(min=0, min_open=True),
@@ -303,82 +105,17 @@ def demo() -> None:
     metavar="SECONDS",
     help="Exit 0 once no record arrived for SECONDS and all work is committed.",
 )
-@click.option(
-    "--max-buffered",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Records held in memory before fetching stops [default: max(1000, 10*C)].",
-)
-@click.option(
-    "--commit-interval",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Seconds between offset commits.",
-)
-@click.option(
-    "--shutdown-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=30.0,
-    show_default=True,
-    help="Seconds running records get to finish on shutdown.",
-)
-@connect_timeout_option
-@click.option(
-    "--max-metadata-bytes",
-    type=click.IntRange(min=0),
-    default=4096,
-    show_default=True,
-    help="Room for the finished-offsets metadata in a commit (the broker's "
-    "offset.metadata.max.bytes); 0 turns it off.",
-)
-@click.option(
-    "--metrics-port",
-    type=click.IntRange(0, 65535),
-    default=None,
-    help="Serve Prometheus /metrics and /healthz on this port (0: a free one, logged).",
-)
-@click.option(
-    "--metrics-host",
-    default="0.0.0.0",
-    show_default=True,
-    help="Address /metrics listens on (0.0.0.0: every interface, for a scraper elsewhere; "
-    "127.0.0.1: this machine only).",
-)
-@click.option(
-    "--stuck-after",
-    type=click.FloatRange(min=0, min_open=True),
-    default=60.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="/healthz fails when a record stays unfinished this long.",
-)
-@click.option(
-    "--on-stuck",
-    type=click.Choice(ON_STUCK),
-    default=setting_default("on_stuck"),
-    show_default=True,
-    help="A record over --stuck-after: report it (/healthz); restart-worker: replace its "
-    "worker and retry it; park: replace its worker and give it to --on-failure at once "
-    "(restart-worker and park need --executor process, or an async def handler).",
-)
-@click.option(
-    "--join-grace",
-    type=click.FloatRange(min=0, min_open=True),
-    default=60.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Out of the group this long: /healthz fails, and with --until-idle the run gives up "
-    "(exit 1).",
-)
-@click.option(
-    "--revoke-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="On a rebalance, how long running records of revoked partitions get to finish.",
-)
+@setting_option("max_buffered")
+@setting_option("commit_interval")
+@setting_option("shutdown_timeout")
+@setting_option("connect_timeout")
+@setting_option("max_metadata_bytes")
+@setting_option("metrics_port")
+@setting_option("metrics_host")
+@setting_option("stuck_after")
+@setting_option("on_stuck")
+@setting_option("join_grace")
+@setting_option("revoke_timeout")
 @log_level_option
 @click.option(
     "--processes",
@@ -574,7 +311,7 @@ def run(
 
 @cli.command()
 @bootstrap_option
-@click.option("-g", "--group", "group_id", required=True, help="Consumer group id.")
+@setting_option("group_id")
 @click.option(
     "-t",
     "--topic",

@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO, TypeVar
 
 import click
 
 from parafka.kafka_config import is_secret
 from parafka.logs import QuietRepeats
+from parafka.options import AUTO, Kind, Option, option
+from parafka.ratelimit import parse_rate
+
+FC = TypeVar("FC", bound=Callable[..., Any])
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _SETTING_NAME = re.compile(r"[A-Za-z0-9._-]+")  # librdkafka's setting names
@@ -55,28 +59,86 @@ def log_handler(level: str, stream: TextIO | None = None) -> logging.Handler:
     return handler
 
 
+class Concurrency(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
+    """-c N (a whole number >= 1) or -c auto."""
+
+    name = "N|auto"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | str:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        text = str(value).strip().lower()
+        if text == AUTO:
+            return AUTO
+        if text.isdigit() and int(text) >= 1:
+            return int(text)
+        self.fail(f"{value!r} is not a whole number >= 1 or 'auto': use -c 16 or -c auto")
+
+
+class Rate(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
+    """N/s, N/min or N (per second): records per second."""
+
+    name = "N/s"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            return parse_rate(value if isinstance(value, int | float) else str(value))
+        except ValueError as exc:
+            self.fail(str(exc))
+
+
+def click_type(option: Option) -> click.ParamType | None:  # type: ignore[type-arg]
+    """How the command line reads a value of `option.kind` (None: a plain string)."""
+    kinds: dict[Kind, click.ParamType | None] = {  # type: ignore[type-arg]
+        "text": None,
+        "count": click.IntRange(min=1),
+        "size": click.IntRange(min=0),
+        "seconds": click.FloatRange(min=0, min_open=True),
+        "delay": click.FloatRange(min=0),
+        "port": click.IntRange(0, 65535),
+        "rate": Rate(),
+        "concurrency": Concurrency(),
+        "choice": click.Choice(option.choices),
+        "flag": None,
+        "kafka": None,
+    }
+    return kinds[option.kind]
+
+
+def setting_option(name: str) -> Callable[[FC], FC]:
+    """The click option of setting `name`, from its declaration (options.py): flags,
+    default, choices and help are written there only."""
+    declared = option(name)
+    default = declared.command_default
+    seconds = declared.kind in ("seconds", "delay")
+    settings: dict[str, Any] = {
+        "type": click_type(declared),
+        "required": declared.required,
+        "multiple": declared.multiple,
+        "metavar": declared.metavar or ("SECONDS" if seconds else None),
+        "help": declared.help,
+    }
+    if declared.kind == "kafka":
+        settings["callback"] = key_values
+    if declared.kind == "flag":
+        settings.update(is_flag=True, default=default)
+    elif not (declared.required or declared.multiple):
+        settings["default"] = default
+        if default is not None:
+            settings["show_default"] = True
+        elif declared.unset:
+            settings["help"] += f"  [default: {declared.unset}]"
+    return click.option(*declared.flags, name, **settings)
+
+
 # Options several commands take, declared once (each use makes a new click.Option).
-bootstrap_option = click.option(
-    "-b", "--bootstrap-servers", required=True, help="Kafka bootstrap servers, host:port[,...]."
-)
-kafka_config_option = click.option(
-    "-X",
-    "kafka_config",
-    multiple=True,
-    callback=key_values,
-    metavar="KEY=VALUE",
-    help="Any librdkafka setting, e.g. -X security.protocol=SASL_SSL; repeatable. One default "
-    "differs from librdkafka's: auto.offset.reset=earliest (a new group starts at the oldest "
-    "record; -X auto.offset.reset=latest for new records only). bootstrap.servers and group.id "
-    "come from -b and -g.",
-)
-connect_timeout_option = click.option(
-    "--connect-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=15.0,
-    show_default=True,
-    help="Seconds to wait for the cluster before giving up.",
-)
+bootstrap_option = setting_option("bootstrap_servers")
+kafka_config_option = setting_option("kafka_config")
+connect_timeout_option = setting_option("connect_timeout")
 log_level_option = click.option(
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),

@@ -20,12 +20,13 @@ from parafka.executors.base import TraceConfig
 from parafka.health import Health, HealthPolicy, assess
 from parafka.kafka_config import producer_config
 from parafka.monitor import MonitorServer, MonitorSettings, serve
+from parafka.options import default
 from parafka.ratelimit import parse_rate
 from parafka.recent import DeadLetterEvent
 from parafka.retry import RetryPolicy
 from parafka.scheduler import Ordering
 from parafka.seam import Kafka
-from parafka.settings import Settings, default
+from parafka.settings import Settings
 from parafka.share import ShareLoop
 from parafka.stats import Stats
 from parafka.steering import ActionEvent, Answer, Steering, target_name
@@ -51,7 +52,8 @@ class ParallelConsumer:
     `run()` blocks (SIGINT/SIGTERM stop it gracefully); `start()`/`stop()`/`join()` or
     `with ParallelConsumer(...) as pc:` run it in a background thread.
 
-    Parameters, with their default and the `parafka run` flag that sets the same:
+    Parameters, with their default and the `parafka run` flag that sets the same (each is
+    declared once, in parafka.options; docs/usage.md, "Every setting", lists them):
 
     - handler: a function taking a Record, or "module:function" / "path/file.py:function"
       (required; CLI: the MODULE:FUNCTION argument). With a settings dict first, second.
@@ -143,45 +145,45 @@ class ParallelConsumer:
         config_handler: Handler | str | None = None,
         /,
         *,
-        bootstrap_servers: str | None = None,
-        group_id: str | None = None,
-        topics: Iterable[str] | str = (),
-        ordering: Ordering = "key",
+        bootstrap_servers: str | None = default("bootstrap_servers"),
+        group_id: str | None = default("group_id"),
+        topics: Iterable[str] | str = default("topics"),
+        ordering: Ordering = default("ordering"),
         concurrency: int | str = default("concurrency"),
         min_concurrency: int = default("min_concurrency"),
         max_concurrency: int = default("max_concurrency"),
-        rate: float | str | None = None,
-        key_rate: float | str | None = None,
-        group_rate: float | str | None = None,
-        output_topic: str | None = None,
-        kafka_config: Mapping[str, Any] | None = None,
-        max_attempts: int | None = None,
-        retry: RetryPolicy | None = None,
-        executor: str | None = None,
-        workers: int | None = None,
-        max_buffered: int | None = None,
-        commit_interval: float = 1.0,
-        shutdown_timeout: float = 30.0,
-        revoke_timeout: float = 10.0,
-        connect_timeout: float = 15.0,
-        max_metadata_bytes: int = 4096,
-        batch_size: int | None = None,
-        batch_wait: float = 0.05,
-        dead_letter_topic: str | None = None,
-        on_failure: str | None = None,
-        retry_topic: str | None = None,
+        rate: float | str | None = default("rate"),
+        key_rate: float | str | None = default("key_rate"),
+        group_rate: float | str | None = default("group_rate"),
+        output_topic: str | None = default("output_topic"),
+        kafka_config: Mapping[str, Any] | None = default("kafka_config"),
+        max_attempts: int | None = default("max_attempts"),
+        retry: RetryPolicy | None = default("retry"),
+        executor: str | None = default("executor"),
+        workers: int | None = default("workers"),
+        max_buffered: int | None = default("max_buffered"),
+        commit_interval: float = default("commit_interval"),
+        shutdown_timeout: float = default("shutdown_timeout"),
+        revoke_timeout: float = default("revoke_timeout"),
+        connect_timeout: float = default("connect_timeout"),
+        max_metadata_bytes: int = default("max_metadata_bytes"),
+        batch_size: int | None = default("batch_size"),
+        batch_wait: float = default("batch_wait"),
+        dead_letter_topic: str | None = default("dead_letter_topic"),
+        on_failure: str | None = default("on_failure"),
+        retry_topic: str | None = default("retry_topic"),
         park_attempts: int = default("park_attempts"),
         park_backoff: float = default("park_backoff"),
-        deserializer: Deserializer | None = None,
-        exactly_once: bool = False,
-        metrics_port: int | None = None,
-        metrics_host: str = "0.0.0.0",
-        stuck_after: float = 60.0,
+        deserializer: Deserializer | None = default("deserializer"),
+        exactly_once: bool = default("exactly_once"),
+        metrics_port: int | None = default("metrics_port"),
+        metrics_host: str = default("metrics_host"),
+        stuck_after: float = default("stuck_after"),
         on_stuck: str = default("on_stuck"),
-        join_grace: float = 60.0,
-        group_type: str = "consumer",
+        join_grace: float = default("join_grace"),
+        group_type: str = default("group_type"),
         tracing: bool = default("tracing"),
-        kafka: Kafka | None = None,
+        kafka: Kafka | None = default("kafka"),
     ) -> None:
         if isinstance(handler, Mapping):  # ParallelConsumer({"bootstrap.servers": ...}, h)
             if config_handler is None:
@@ -206,7 +208,9 @@ class ParallelConsumer:
             )
         function, executor = _resolve_handler(handler, executor)
         if retry is None:
-            retry = RetryPolicy(max_attempts=max_attempts if max_attempts is not None else 5)
+            retry = (
+                RetryPolicy() if max_attempts is None else RetryPolicy(max_attempts=max_attempts)
+            )
         elif max_attempts is not None:
             raise ConfigError("pass either max_attempts= or retry=RetryPolicy(...), not both")
         self.handler = function

@@ -18,6 +18,7 @@ from parafka.errors import BrokerUnreachable, ParafkaError, wire_name
 from parafka.kafka_config import admin_config, consumer_config, validate_client_config
 from parafka.lag import CommittedLag, committed_lag
 from parafka.logs import client_logger
+from parafka.options import default
 
 # librdkafka's log level for this one-shot command: what goes wrong is reported as the
 # command's one error line, not as the client's connection chatter.
@@ -34,7 +35,7 @@ def read_group_lag(
     group: str,
     topics: Sequence[str] = (),
     kafka_config: Mapping[str, Any] | None = None,
-    timeout: float = 15.0,
+    timeout: float = default("connect_timeout"),
 ) -> list[CommittedLag]:
     """The lag of `group` on every partition of `topics` (default: the topics it has
     commits for), sorted by topic and partition. Raises NoCommits when there is none."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parafka.errors import ConfigError
+from parafka.options import default
 from parafka.stats import Stats
 
 JOINING, ASSIGNED, LOST = "joining", "assigned", "lost"
@@ -43,8 +44,8 @@ class Membership:
 class HealthPolicy:
     """When `/healthz` fails (seconds)."""
 
-    stuck_after: float = 60.0
-    join_grace: float = 60.0
+    stuck_after: float = default("stuck_after")
+    join_grace: float = default("join_grace")
     # Topics whose records wait on purpose (the retry topic: a parked record waits for its
     # due time, minutes maybe): their partitions are never called stuck.
     patient: frozenset[str] = frozenset()

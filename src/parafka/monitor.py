@@ -20,6 +20,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from parafka.errors import ConfigError
 from parafka.health import Health, HealthPolicy, assess
+from parafka.options import default
 from parafka.stats import Stats
 from parafka.timings import ChunkTimings
 
@@ -34,7 +35,7 @@ class MonitorSettings:
     """Where to serve the endpoint and when `/healthz` fails. Port 0 picks a free port."""
 
     port: int
-    host: str = "0.0.0.0"
+    host: str = default("metrics_host")
     policy: HealthPolicy = field(default_factory=HealthPolicy)
 
     def __post_init__(self) -> None:

@@ -29,6 +29,7 @@ from parafka.errors import BrokerUnreachable, ConfigError, ParafkaError, wire_na
 from parafka.kafka_config import consumer_config, kafka_error_text, producer_config
 from parafka.logs import client_logger
 from parafka.offsets import PartitionOffsets
+from parafka.options import default
 from parafka.ratelimit import TokenBucket
 from parafka.record import Headers
 from parafka.redrive import Selection, Tally, default_group, destination, destination_partition
@@ -63,8 +64,8 @@ class ReplayJob:
     rate: float | None = None  # records per second; None: as fast as possible
     group: str | None = None  # None: default_group(...)
     kafka_config: Mapping[str, Any] = field(default_factory=dict)
-    connect_timeout: float = 15.0
-    commit_interval: float = 1.0
+    connect_timeout: float = default("connect_timeout")
+    commit_interval: float = default("commit_interval")
 
     @property
     def group_id(self) -> str:

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from parafka.codec import DEFAULT_MAX_METADATA_BYTES
 from parafka.errors import ConfigError
 from parafka.kafka_config import (
     check_group_id,
@@ -15,17 +14,12 @@ from parafka.kafka_config import (
     masked,
     validate_client_config,
 )
+from parafka.options import AUTO, EXECUTORS, FAILURE_POLICIES, GROUP_TYPES, default
 from parafka.retry import RetryPolicy
 from parafka.scheduler import ORDERINGS, Ordering
 from parafka.stall import ON_STUCK
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]+")
-EXECUTORS = ("thread", "async", "process")
-FAILURE_POLICIES = ("stop", "dead-letter", "skip")
-# "consumer": a consumer group (partitions assigned, offsets committed); "share": a share
-# group (KIP-932, experimental): records acquired one by one and acknowledged (share.py).
-GROUP_TYPES = ("consumer", "share")
-AUTO = "auto"  # concurrency="auto": a limit that follows the downstream (adaptive.py)
 
 
 @dataclass(frozen=True)
@@ -33,41 +27,42 @@ class Settings:
     bootstrap_servers: str
     group_id: str
     topics: tuple[str, ...]
-    ordering: Ordering = "key"
-    concurrency: int | str = 16  # or "auto", between min_concurrency and max_concurrency
-    min_concurrency: int = 1
-    max_concurrency: int = 128
-    output_topic: str | None = None
+    ordering: Ordering = default("ordering")
+    concurrency: int | str = default("concurrency")  # or "auto": min_ to max_concurrency
+    min_concurrency: int = default("min_concurrency")
+    max_concurrency: int = default("max_concurrency")
+    output_topic: str | None = default("output_topic")
     kafka_config: Mapping[str, Any] = field(default_factory=dict)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    executor: str = "thread"
-    workers: int | None = None  # process executor: worker processes (default: CPU count)
-    max_buffered: int | None = None  # default: max(1000, 10 * concurrency)
-    commit_interval: float = 1.0
-    shutdown_timeout: float = 30.0
-    revoke_timeout: float = 10.0
-    connect_timeout: float = 15.0
-    join_grace: float = 60.0  # out of the group this long: /healthz fails; with until_idle, exit
-    max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
-    batch_size: int | None = None  # set: the handler takes a list of up to this many records
-    batch_wait: float = 0.05  # seconds a partial batch waits for more records
-    dead_letter_topic: str | None = None
+    # ParallelConsumer resolves its executor=None: "async" for an async def handler.
+    executor: str = EXECUTORS[0]
+    workers: int | None = default("workers")  # process executor: None, the CPU count
+    max_buffered: int | None = default("max_buffered")  # None: see buffer_limit
+    commit_interval: float = default("commit_interval")
+    shutdown_timeout: float = default("shutdown_timeout")
+    revoke_timeout: float = default("revoke_timeout")
+    connect_timeout: float = default("connect_timeout")
+    join_grace: float = default("join_grace")  # out of the group this long: with until_idle, exit
+    max_metadata_bytes: int = default("max_metadata_bytes")
+    batch_size: int | None = default("batch_size")  # set: the handler takes a list of records
+    batch_wait: float = default("batch_wait")  # seconds a partial batch waits for more records
+    dead_letter_topic: str | None = default("dead_letter_topic")
     # After the last attempt: "stop" (never drop a record), "dead-letter", or "skip".
     # None: "dead-letter" when a dead-letter topic is set, else "stop".
-    on_failure: str | None = None
-    deserializer: Any = None  # "bytes", "text", "json", "module:function" or a callable
-    exactly_once: bool = False
-    group_type: str = "consumer"
-    rate: float | None = None  # records started per second by this instance, at most
-    key_rate: float | None = None  # records started per second per key, at most
-    group_rate: float | None = None  # per second by the whole group, shared by partitions
-    on_stuck: str = "report"  # a record over stuck_after: "report", "restart-worker", "park"
+    on_failure: str | None = default("on_failure")
+    deserializer: Any = default("deserializer")  # None (bytes), a name or a callable
+    exactly_once: bool = default("exactly_once")
+    group_type: str = default("group_type")
+    rate: float | None = default("rate")  # records started per second by this instance, at most
+    key_rate: float | None = default("key_rate")  # records started per second per key, at most
+    group_rate: float | None = default("group_rate")  # per second by the whole group
+    on_stuck: str = default("on_stuck")  # a record over stuck_after: one of ON_STUCK
     # Records that failed their quick attempts are parked here, and retried from it
     # (parking.py); park_attempts tries from there, the first park_backoff seconds later.
-    retry_topic: str | None = None
-    park_attempts: int = 5
-    park_backoff: float = 1.0
-    tracing: bool = False  # OpenTelemetry spans per attempt (the `otel` extra; tracing.py)
+    retry_topic: str | None = default("retry_topic")
+    park_attempts: int = default("park_attempts")
+    park_backoff: float = default("park_backoff")
+    tracing: bool = default("tracing")  # OpenTelemetry spans per attempt (tracing.py)
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers:
@@ -322,14 +317,6 @@ def _check_topic(name: str) -> None:
             f"topic {name!r} is not a valid Kafka topic name: use 1-249 letters, digits, "
             "'.', '_' or '-' (CLI -t NAME)"
         )
-
-
-def default(name: str) -> Any:
-    """The declared default of setting `name` (the API and the CLI both use it)."""
-    for f in fields(Settings):
-        if f.name == name:
-            return f.default
-    raise KeyError(name)
 
 
 def _positive_int(name: str, value: object) -> None:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal
 
 from parafka.errors import wire_name
+from parafka.options import default
+from parafka.scheduler import ORDERINGS, Ordering
 
-Mode = Literal["key", "partition", "unordered"]
-MODES: tuple[Mode, ...] = ("key", "partition", "unordered")
-DEFAULT_CONCURRENCY = 16  # parafka run's default
+Mode = Ordering
+MODES: tuple[Mode, ...] = ORDERINGS
+DEFAULT_CONCURRENCY: int = default("concurrency")  # parafka run's default
 DEFAULT_HEADROOM = 1.25
 
 
