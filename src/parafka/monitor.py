@@ -23,7 +23,7 @@ from parafka.health import Health, HealthPolicy, assess
 from parafka.stats import Stats
 from parafka.timings import ChunkTimings
 
-log = logging.getLogger("parafka")
+log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

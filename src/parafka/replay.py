@@ -42,7 +42,7 @@ _COORDINATOR_MOVING = frozenset(
     }
 )
 
-log = logging.getLogger("parafka.replay")
+log = logging.getLogger(__name__)
 
 FETCH_BATCH = 500
 
