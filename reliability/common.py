@@ -252,10 +252,12 @@ def instance_env(instance: str, **extra: str) -> dict[str, str]:
 
 def assigned_count(stderr: Path) -> int:
     """How many assignments the consumer(s) writing to `stderr` logged so far."""
-    return stderr.read_text(errors="replace").count("parafka: assigned ") if stderr.exists() else 0
+    return rebalance_events(stderr).count("assigned")
 
 
-_REBALANCE = re.compile(r"parafka: (assigned|revoked|lost) ")
+# The engine's loggers are named by module (parafka.control, ...): match any of them.
+ENGINE_LOGGER = r"parafka(?:\.\w+)*"
+_REBALANCE = re.compile(rf"{ENGINE_LOGGER}: (assigned|revoked|lost) ")
 
 
 def rebalance_events(stderr: Path) -> list[str]:

@@ -41,6 +41,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from parafka.testing import LocalBroker
 from reliability.common import (
+    ENGINE_LOGGER,
     REPORT,
     Echo,
     OutputReader,
@@ -61,7 +62,8 @@ from tests.integration.helpers import committed, wait_until
 from tests.integration.test_cli import started_cli, wait_exit
 
 _LOG_LINE = re.compile(
-    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+\s+parafka: (assigned|revoked|lost) (.*)$"
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+\s+"
+    rf"{ENGINE_LOGGER}: (assigned|revoked|lost) (.*)$"
 )
 _PARTITION = re.compile(r"(\S+?)\[(\d+)\]")
 

@@ -1,5 +1,5 @@
 """What `with` means for everything parafka starts in the background: start on entry, stop on
-exit (the consumer, the live terminal view, the web dashboard)."""
+exit (the consumer, the live terminal view, the web dashboard, the test brokers)."""
 
 from __future__ import annotations
 
