@@ -184,7 +184,18 @@ def wait_answering(
             return
 
 
-class BrokerProcess:
+class Spawned:
+    """What the broker processes share (`BrokerProcess`, `KafkaProcess`): their child."""
+
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs, else None."""
+        return self._proc.pid if self._proc is not None else None
+
+
+class BrokerProcess(Spawned):
     """One tansu broker child process listening on host:port, with memory-only storage.
 
     `start()` returns once the broker answers a metadata request; `stop()` ends it.
@@ -209,11 +220,6 @@ class BrokerProcess:
     @property
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """The broker's process id while it runs, else None."""
-        return self._proc.pid if self._proc is not None else None
 
     @property
     def log_path(self) -> str | None:

@@ -26,6 +26,7 @@ from confluent_kafka.admin import AdminClient
 
 from parafka.broker import (
     BrokerNotAvailable,
+    Spawned,
     _die_with_parent,
     create_topic,
     free_port,
@@ -206,7 +207,7 @@ def _cluster_id() -> str:
             return text
 
 
-class KafkaProcess:
+class KafkaProcess(Spawned):
     """One Apache Kafka broker+controller on free loopback ports, storage in a temp dir.
 
     `start()` returns once the broker answers a metadata request; `stop()` kills its
@@ -225,11 +226,6 @@ class KafkaProcess:
     @property
     def bootstrap_servers(self) -> str:
         return f"{_HOST}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """The broker's process id while it runs, else None."""
-        return self._proc.pid if self._proc is not None else None
 
     @property
     def log_path(self) -> Path | None:
