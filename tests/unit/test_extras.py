@@ -40,6 +40,7 @@ def _run_without_extras(code: str) -> subprocess.CompletedProcess[str]:
 def test_the_library_imports_and_runs_without_the_extras() -> None:
     result = _run_without_extras(
         """
+        import parafka.testing  # the public test helpers too
         from parafka import ParallelConsumer
         from parafka.memory import InMemoryCluster
 
