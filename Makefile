@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[broker,dev,examples,otel]'
+	$(BIN)/python -m pip install --quiet -e '.[broker,cli,dev,examples,otel]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -9,9 +9,12 @@ Starting the CLI reuses the test suite's own helpers (tests/integration/test_cli
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import re
+import signal
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -23,7 +26,8 @@ from typing import NamedTuple
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from parafka.testing import LocalBroker
-from tests.integration.test_cli import cli_env
+from tests.integration.helpers import committed
+from tests.integration.test_cli import cli_env, wait_exit
 
 HANDLER_FILE = Path(__file__).resolve().parent / "handler.py"
 REPORT = f"{HANDLER_FILE}:report"  # sleeps, then returns (p, o, k, instance, pid, t) as JSON
@@ -39,6 +43,29 @@ Echo = Callable[[str], None]
 
 def quiet(_line: str) -> None:
     """An `echo` that prints nothing (the short versions in the test suite)."""
+
+
+def say(line: str) -> None:
+    """An `echo` that prints at once (a scenario run as a script)."""
+    print(line, flush=True)
+
+
+def scenario_parser(doc: str, logs: str) -> argparse.ArgumentParser:
+    """The command line every scenario starts from: its docstring's first paragraph as the
+    description and `--logs` (where each `parafka run` writes its stdout and stderr)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--logs", type=Path, default=Path(logs))
+    return parser
+
+
+def verdict(lines: Iterable[str], ok: bool | None) -> int:
+    """Print the report, then PASS or FAIL (nothing for a measurement without a limit);
+    return the script's exit code."""
+    for line in lines:
+        print(line)
+    if ok is not None:
+        print("PASS" if ok else "FAIL")
+    return 0 if ok is not False else 1
 
 
 def new_group(prefix: str) -> str:
@@ -250,12 +277,27 @@ def instance_env(instance: str, **extra: str) -> dict[str, str]:
     return cli_env(**{INSTANCE_ENV: instance, **extra})
 
 
+def stop_run(proc: subprocess.Popen[bytes], logs: Path) -> int:
+    """Stop `parafka run` gracefully (SIGTERM, unless it ended already) and return its exit
+    code; an AssertionError with its stderr if it is still running after 60 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    return wait_exit(proc, 60, logs)
+
+
+def committed_total(broker: LocalBroker, group: str, topic: str, partitions: int) -> int:
+    """How many records `group` has committed on `topic` (each partition's offsets from 0)."""
+    return sum(max(0, offset) for offset in committed(broker, group, topic, partitions).values())
+
+
 def assigned_count(stderr: Path) -> int:
     """How many assignments the consumer(s) writing to `stderr` logged so far."""
-    return stderr.read_text(errors="replace").count("parafka: assigned ") if stderr.exists() else 0
+    return rebalance_events(stderr).count("assigned")
 
 
-_REBALANCE = re.compile(r"parafka: (assigned|revoked|lost) ")
+# The engine's loggers are named by module (parafka.control, ...): match any of them.
+ENGINE_LOGGER = r"parafka(?:\.\w+)*"
+_REBALANCE = re.compile(rf"{ENGINE_LOGGER}: (assigned|revoked|lost) ")
 
 
 def rebalance_events(stderr: Path) -> list[str]:

@@ -13,8 +13,6 @@ through losing its partitions and joining again.
 
 from __future__ import annotations
 
-import argparse
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -26,22 +24,10 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from parafka.broker import free_port
 from parafka.testing import LocalBroker
-from reliability.common import (
-    REPORT,
-    Echo,
-    OutputReader,
-    Tally,
-    Workload,
-    instance_env,
-    new_group,
-    produce_workload,
-    quiet,
-    run_args,
-    tally,
-)
+from reliability import common
 from reliability.proxy import FlakyProxy
 from tests.integration.helpers import committed, wait_until
-from tests.integration.test_cli import started_cli, wait_exit
+from tests.integration.test_cli import started_cli
 
 
 @dataclass(frozen=True)
@@ -55,7 +41,7 @@ class OutageReport:
     uncommitted: int  # records not committed at the end
     exit_code: int
     log_lines: int  # lines the consumer wrote to stderr in all
-    tally: Tally
+    tally: common.Tally
 
     def lines(self) -> list[str]:
         return [
@@ -80,13 +66,13 @@ class OutageReport:
 
 
 def connection_loss(
-    workload: Workload,
+    workload: common.Workload,
     logs: Path,
     *,
     outage: float = 10.0,
     concurrency: int = 16,
     settle_timeout: float = 180.0,
-    echo: Echo = quiet,
+    echo: common.Echo = common.quiet,
 ) -> OutageReport:
     """Run the scenario with a broker and a proxy of its own."""
     broker_port = free_port()
@@ -94,18 +80,18 @@ def connection_loss(
         FlakyProxy(broker_port) as proxy,
         LocalBroker(port=broker_port, advertised_port=proxy.port) as broker,
     ):
-        produced = produce_workload(broker, workload, "outage")
+        produced = common.produce_workload(broker, workload, "outage")
         out = broker.new_topic("outage-out", partitions=workload.partitions)
-        group = new_group("outage")
-        args = run_args(proxy.address, REPORT, produced.topic, group, "-o", out,
-                        "--ordering", "key", "-c", str(concurrency))  # fmt: skip
+        group = common.new_group("outage")
+        args = common.run_args(proxy.address, common.REPORT, produced.topic, group, "-o", out,
+                               "--ordering", "key", "-c", str(concurrency))  # fmt: skip
         echo(
             f"{produced.total:,} records in {produced.topic}; broker {broker.bootstrap_servers} "
             f"behind proxy {proxy.address}"
         )
-        reader = OutputReader(broker, out)
+        reader = common.OutputReader(broker, out)
         try:
-            with started_cli(args, instance_env("outage"), logs) as proc:
+            with started_cli(args, common.instance_env("outage"), logs) as proc:
 
                 def a_third_done() -> bool:
                     reader.read(quiet_for=0.0, timeout=0.5)
@@ -135,8 +121,7 @@ def connection_loss(
                     if behind == 0 or time.monotonic() > deadline or proc.poll() is not None:
                         break
                     time.sleep(0.5)
-                proc.send_signal(signal.SIGTERM)
-                code = wait_exit(proc, 60, logs)
+                code = common.stop_run(proc, logs)
         finally:
             reader.close()
         uncommitted = sum(n - max(0, offsets[p]) for p, n in produced.counts.items())
@@ -151,26 +136,22 @@ def connection_loss(
             uncommitted=uncommitted,
             exit_code=code,
             log_lines=len((logs / "stderr").read_text(errors="replace").splitlines()),
-            tally=tally(produced, reader.reports),
+            tally=common.tally(produced, reader.reports),
         )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.scenario_parser(__doc__, "/tmp/parafka-connection-loss")
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--outage", type=float, default=10.0, help="seconds")
-    parser.add_argument("--logs", type=Path, default=Path("/tmp/parafka-connection-loss"))
     args = parser.parse_args(argv)
     report = connection_loss(
-        Workload(args.records),
+        common.Workload(args.records),
         args.logs,
         outage=args.outage,
-        echo=lambda line: print(line, flush=True),
+        echo=common.say,
     )
-    for line in report.lines():
-        print(line)
-    print("PASS" if report.ok else "FAIL")
-    return 0 if report.ok else 1
+    return common.verdict(report.lines(), report.ok)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ run (`--until-idle`) processes the rest; then every record must be in the output
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import signal
@@ -30,24 +29,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from parafka.testing import LocalBroker
-from reliability.common import (
-    REPORT,
-    Echo,
-    OutputReader,
-    Produced,
-    Report,
-    Tally,
-    Workload,
-    assigned_count,
-    instance_env,
-    new_group,
-    produce_workload,
-    quiet,
-    rate,
-    run_args,
-    tally,
-    wait_settled,
-)
+from reliability import common
 from tests.integration.helpers import committed, wait_until
 from tests.integration.test_cli import started_cli, wait_exit
 from tests.integration.test_processes import children_of
@@ -77,12 +59,12 @@ class Kill:
 
 @dataclass
 class CrashReport:
-    produced: Produced
+    produced: common.Produced
     concurrency: int
     max_buffered: int
     commit_interval: float
     kills: list[Kill] = field(default_factory=list)
-    tally: Tally | None = None
+    tally: common.Tally | None = None
     final_runs: int = 0
     seconds: float = 0.0
 
@@ -129,7 +111,7 @@ def duplicate_bound(
 
 def crash_loop(
     broker: LocalBroker,
-    workload: Workload,
+    workload: common.Workload,
     phases: Sequence[Phase],
     logs: Path,
     *,
@@ -137,11 +119,11 @@ def crash_loop(
     commit_interval: float = 1.0,
     delay: tuple[float, float] = (0.5, 3.0),
     seed: int = 1,
-    echo: Echo = quiet,
+    echo: common.Echo = common.quiet,
 ) -> CrashReport:
     """Run the phases, then a final run to the end; return what was seen."""
     started = time.monotonic()
-    produced = produce_workload(broker, workload, "crash")
+    produced = common.produce_workload(broker, workload, "crash")
     echo(f"{produced.total:,} records in {produced.topic} ({workload.partitions} partitions)")
     report = CrashReport(produced, concurrency, max(1000, 10 * concurrency), commit_interval)
     loop = _Crashes(broker, report, logs, random.Random(seed), delay, echo)
@@ -156,7 +138,7 @@ def crash_loop(
         echo("final run: to the end (--until-idle 3)")
         loop.final_run()
         loop.reader.read_until(produced.total, 120, "every record in the output topic")
-        report.tally = tally(produced, loop.reader.reports)
+        report.tally = common.tally(produced, loop.reader.reports)
         report.final_runs = sum(1 for r in loop.reader.reports if r.instance == "final")
     finally:
         loop.reader.close()
@@ -174,23 +156,25 @@ class _Crashes:
         logs: Path,
         rng: random.Random,
         delay: tuple[float, float],
-        echo: Echo,
+        echo: common.Echo,
     ) -> None:
         self.broker, self.report, self.logs = broker, report, logs
         self.rng, self.delay, self.echo = rng, delay, echo
         self.produced = report.produced
-        self.group = new_group("crash")
+        self.group = common.new_group("crash")
         out = broker.new_topic("crash-out", partitions=len(self.produced.counts))
-        self.args = run_args(broker.bootstrap_servers, REPORT, self.produced.topic, self.group,
-                             "-o", out, "--ordering", "key", "-c", str(report.concurrency),
-                             "--commit-interval", str(report.commit_interval))  # fmt: skip
-        self.reader = OutputReader(broker, out)
+        self.args = common.run_args(
+            broker.bootstrap_servers, common.REPORT, self.produced.topic, self.group,
+            "-o", out, "--ordering", "key", "-c", str(report.concurrency),
+            "--commit-interval", str(report.commit_interval),
+        )  # fmt: skip
+        self.reader = common.OutputReader(broker, out)
 
     def kill_run(self, phase: Phase, number: int) -> None:
         """Start `parafka run`, kill -9 it at a random moment after its assignment."""
         instance = f"{phase.name}-{number}"
         logs = self.logs / instance
-        with started_cli([*self.args, *phase.extra], instance_env(instance), logs) as proc:
+        with started_cli([*self.args, *phase.extra], common.instance_env(instance), logs) as proc:
             _wait_assigned(proc, logs / "stderr")
             after = self.rng.uniform(*self.delay)
             time.sleep(after)  # the random moment of the crash
@@ -208,11 +192,11 @@ class _Crashes:
         logs = self.logs / phase.name
         stderr = logs / "stderr"
         args = [*self.args, *phase.extra, "--processes", str(phase.processes)]
-        with started_cli(args, instance_env(phase.name), logs) as supervisor:
+        with started_cli(args, common.instance_env(phase.name), logs) as supervisor:
             seen = 0
             for number in range(1, phase.kills + 1):
                 self._wait_children(supervisor, phase.processes, stderr, seen)
-                seen = assigned_count(stderr)
+                seen = common.assigned_count(stderr)
                 after = self.rng.uniform(*self.delay)
                 time.sleep(after)  # the random moment of the crash
                 victim = min(children_of(supervisor.pid))  # the oldest (pids grow)
@@ -224,18 +208,19 @@ class _Crashes:
             # the group unable to assign anyone again (plain confluent-kafka consumers too).
             running = lambda: supervisor.poll() is None  # noqa: E731
             for child in sorted(children_of(supervisor.pid))[:-1]:
-                wait_settled(stderr, 3.0, 90, running)
+                common.wait_settled(stderr, 3.0, 90, running)
                 os.kill(child, signal.SIGTERM)
                 wait_until(lambda: not _alive(child), 60, f"child {child} to stop")  # noqa: B023
-            wait_settled(stderr, 3.0, 90, running)
-            supervisor.send_signal(signal.SIGTERM)
-            code = wait_exit(supervisor, 60, logs)
+            common.wait_settled(stderr, 3.0, 90, running)
+            code = common.stop_run(supervisor, logs)
         assert code == 0, stderr.read_text()
 
     def final_run(self) -> None:
         """`parafka run --until-idle 3` to the end of the topic."""
         logs = self.logs / "final"
-        with started_cli([*self.args, "--until-idle", "3"], instance_env("final"), logs) as proc:
+        with started_cli(
+            [*self.args, "--until-idle", "3"], common.instance_env("final"), logs
+        ) as proc:
             _wait_assigned(proc, logs / "stderr")
             remaining = self.produced.total - len(self.reader.distinct)
             code = wait_exit(proc, 60 + remaining / 50, logs)  # 50 records/s at the very least
@@ -250,20 +235,27 @@ class _Crashes:
         def ready() -> bool:
             if supervisor.poll() is not None:
                 return True
-            return len(children_of(supervisor.pid)) == count and assigned_count(stderr) > seen
+            return (
+                len(children_of(supervisor.pid)) == count and common.assigned_count(stderr) > seen
+            )
 
         wait_until(ready, 90, "every child running and a new assignment")
         assert supervisor.poll() is None, stderr.read_text()
 
     def account(
-        self, phase: Phase, number: int, pid: int, after: float, mine: Callable[[Report], bool]
+        self,
+        phase: Phase,
+        number: int,
+        pid: int,
+        after: float,
+        mine: Callable[[common.Report], bool],
     ) -> None:
         """After a kill: which of the dead consumer's runs the group had not committed."""
         offsets = committed(self.broker, self.group, self.produced.topic, len(self.produced.counts))
         self.reader.read()
         runs = [r for r in self.reader.reports if mine(r)]
         above = {(r.partition, r.offset) for r in runs if r.offset >= max(0, offsets[r.partition])}
-        kill = Kill(phase.name, number, pid, after, len(runs), len(above), rate(runs))
+        kill = Kill(phase.name, number, pid, after, len(runs), len(above), common.rate(runs))
         self.report.kills.append(kill)
         self.echo(
             f"  kill {phase.name} #{number}: pid {pid} after {after:.1f} s, {kill.ran:,} runs, "
@@ -274,7 +266,7 @@ class _Crashes:
 
 def _wait_assigned(proc: subprocess.Popen[bytes], stderr: Path) -> None:
     wait_until(
-        lambda: assigned_count(stderr) > 0 or proc.poll() is not None,
+        lambda: common.assigned_count(stderr) > 0 or proc.poll() is not None,
         60,
         f"an assignment in {stderr} (the local broker can stop assigning a group whose "
         "members left while it rebalanced)",
@@ -292,14 +284,13 @@ def _alive(pid: int) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.scenario_parser(__doc__, "/tmp/parafka-crash-loop")
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--kills", type=int, default=20, help="kills with the thread executor")
     parser.add_argument("--process-kills", type=int, default=5, help="with --executor process")
     parser.add_argument("--child-kills", type=int, default=5, help="children of --processes 2")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--logs", type=Path, default=Path("/tmp/parafka-crash-loop"))
     args = parser.parse_args(argv)
     phases = [
         Phase("thread", args.kills),
@@ -310,20 +301,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     with LocalBroker() as broker:
         report = crash_loop(
             broker,
-            Workload(args.records, seed=args.seed),
+            common.Workload(args.records, seed=args.seed),
             phases,
             args.logs,
             concurrency=args.concurrency,
             seed=args.seed,
-            echo=lambda line: print(line, flush=True),
+            echo=common.say,
         )
-    for line in report.lines():
-        print(line)
     assert report.tally is not None
     ok = report.tally.missing == 0 and report.tally.unexpected == 0
     ok = ok and all(k.above_committed <= report.bound(k) for k in report.kills)
-    print("PASS" if ok else "FAIL")
-    return 0 if ok else 1
+    return common.verdict(report.lines(), ok)
 
 
 if __name__ == "__main__":

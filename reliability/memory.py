@@ -11,8 +11,6 @@ queued.max.messages.kbytes), so RSS levels off however long the backlog is.
 
 from __future__ import annotations
 
-import argparse
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -23,22 +21,9 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from parafka.testing import LocalBroker
-from reliability.common import (
-    MB,
-    SLEEP,
-    Echo,
-    RssSeries,
-    Workload,
-    instance_env,
-    mb,
-    new_group,
-    produce_workload,
-    quiet,
-    run_args,
-    sample_rss,
-)
-from tests.integration.helpers import committed
-from tests.integration.test_cli import started_cli, wait_exit
+from reliability import common
+from reliability.common import MB, mb
+from tests.integration.test_cli import started_cli
 
 LIMIT = 300 * MB
 
@@ -48,7 +33,7 @@ class MemoryReport:
     records: int
     processed: int  # committed when the consumer stopped
     seconds: float  # sampled
-    series: RssSeries
+    series: common.RssSeries
     extra: tuple[str, ...]
 
     def lines(self) -> list[str]:
@@ -73,45 +58,38 @@ def memory_run(
     concurrency: int = 50,
     padding: int = 100,
     extra: Sequence[str] = (),
-    echo: Echo = quiet,
+    echo: common.Echo = common.quiet,
 ) -> MemoryReport:
     """Fill a topic with `records` 5 ms records, then run parafka on it to the end (exits
     with --until-idle) or for `seconds` (then SIGTERM), sampling its RSS throughout."""
-    workload = Workload(records, min_us=5000, max_us=5000, padding=padding)
-    produced = produce_workload(broker, workload, "memory")
+    workload = common.Workload(records, min_us=5000, max_us=5000, padding=padding)
+    produced = common.produce_workload(broker, workload, "memory")
     echo(f"{produced.total:,} records waiting in {produced.topic}")
-    group = new_group("memory")
-    args = run_args(broker.bootstrap_servers, SLEEP, produced.topic, group,
-                    "-c", str(concurrency), *extra)  # fmt: skip
+    group = common.new_group("memory")
+    args = common.run_args(broker.bootstrap_servers, common.SLEEP, produced.topic, group,
+                           "-c", str(concurrency), *extra)  # fmt: skip
     if seconds is None:
         args += ["--until-idle", "5"]
 
     def progress(elapsed: float, rss: int) -> None:
-        done = sum(
-            max(0, o)
-            for o in committed(broker, group, produced.topic, workload.partitions).values()
-        )
+        done = common.committed_total(broker, group, produced.topic, workload.partitions)
         echo(f"  {elapsed:5.0f} s  RSS {mb(rss):>9}  committed {done:,}")
 
-    with started_cli(args, instance_env("memory"), logs) as proc:
-        series = sample_rss(proc.pid, seconds, on_tick=progress)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        code = wait_exit(proc, 60, logs)
+    with started_cli(args, common.instance_env("memory"), logs) as proc:
+        series = common.sample_rss(proc.pid, seconds, on_tick=progress)
+        code = common.stop_run(proc, logs)
     assert code == 0, (logs / "stderr").read_text()
-    offsets = committed(broker, group, produced.topic, workload.partitions)
-    processed = sum(max(0, offset) for offset in offsets.values())
+    processed = common.committed_total(broker, group, produced.topic, workload.partitions)
     elapsed = series.samples[-1][0] if series.samples else 0.0
     return MemoryReport(produced.total, processed, elapsed, series, tuple(extra))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.scenario_parser(__doc__, "/tmp/parafka-memory")
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=None, help="stop early (default: all)")
     parser.add_argument("--padding", type=int, default=100, help="value bytes beyond the time")
     parser.add_argument("-X", dest="kafka", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--logs", type=Path, default=Path("/tmp/parafka-memory"))
     args = parser.parse_args(argv)
     extra = [item for setting in args.kafka for item in ("-X", setting)]
     started = time.monotonic()
@@ -123,14 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             seconds=args.seconds,
             padding=args.padding,
             extra=extra,
-            echo=lambda line: print(line, flush=True),
+            echo=common.say,
         )
-    for line in report.lines():
-        print(line)
-    print(f"(whole run {time.monotonic() - started:.0f} s)")
-    ok = report.series.peak < LIMIT
-    print("PASS" if ok else "FAIL")
-    return 0 if ok else 1
+    lines = [*report.lines(), f"(whole run {time.monotonic() - started:.0f} s)"]
+    return common.verdict(lines, report.series.peak < LIMIT)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from types import TracebackType
+from typing import Self
 
 from parafka.broker import free_port
+from parafka.lifecycle import Background
 
 HOST = "127.0.0.1"
 
 
-class FlakyProxy:
+class FlakyProxy(Background):
     """Forwards HOST:`port` to HOST:`target_port`. `cut()` resets every open connection and
     every new one until `restore()`."""
 
@@ -38,19 +39,16 @@ class FlakyProxy:
     def address(self) -> str:
         return f"{HOST}:{self.port}"
 
-    def __enter__(self) -> FlakyProxy:
+    def start(self) -> Self:
+        """Start forwarding; returns once listening."""
         self._thread.start()
         self._ready.wait(10)
         if self._error is not None:
             raise self._error
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
+        """Stop forwarding and close every connection."""
         if self._stopped is not None:
             self._loop.call_soon_threadsafe(self._stopped.set)
         self._thread.join(10)
@@ -67,7 +65,7 @@ class FlakyProxy:
     def _run(self) -> None:
         try:
             self._loop.run_until_complete(self._serve())
-        except BaseException as exc:  # reported to __enter__ if it failed at start
+        except BaseException as exc:  # reported by start()
             self._error = exc
             self._ready.set()
         finally:

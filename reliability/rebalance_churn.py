@@ -21,11 +21,9 @@ from each instance's own log ("assigned ..." / "revoked ..." / "lost ..." lines)
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import random
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -40,28 +38,13 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from parafka.testing import LocalBroker
-from reliability.common import (
-    REPORT,
-    Echo,
-    OutputReader,
-    Produced,
-    Report,
-    Tally,
-    Workload,
-    assigned_count,
-    instance_env,
-    new_group,
-    produce_workload,
-    quiet,
-    run_args,
-    tally,
-    wait_settled,
-)
+from reliability import common
 from tests.integration.helpers import committed, wait_until
-from tests.integration.test_cli import started_cli, wait_exit
+from tests.integration.test_cli import started_cli
 
 _LOG_LINE = re.compile(
-    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+\s+parafka: (assigned|revoked|lost) (.*)$"
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+\s+"
+    rf"{common.ENGINE_LOGGER}: (assigned|revoked|lost) (.*)$"
 )
 _PARTITION = re.compile(r"(\S+?)\[(\d+)\]")
 
@@ -101,17 +84,17 @@ class OrderCheck:
     periods: int = 0
     runs_checked: int = 0
     sequences: int = 0  # (period, key) sequences with two or more runs
-    outside: list[Report] = field(default_factory=list)  # runs outside any ownership period
+    outside: list[common.Report] = field(default_factory=list)  # runs outside any ownership period
     violations: list[str] = field(default_factory=list)
 
 
-def check_order(reports: Sequence[Report], periods: Sequence[Period]) -> OrderCheck:
+def check_order(reports: Sequence[common.Report], periods: Sequence[Period]) -> OrderCheck:
     """Per ownership period and key, offsets must increase with the handler's start time."""
     result = OrderCheck(periods=len(periods))
     by_owner: dict[tuple[str, int], list[Period]] = defaultdict(list)
     for period in periods:
         by_owner[(period.instance, period.partition)].append(period)
-    sequences: dict[tuple[Period, str | None], list[Report]] = defaultdict(list)
+    sequences: dict[tuple[Period, str | None], list[common.Report]] = defaultdict(list)
     for report in reports:
         started = report.started_ns / 1e9
         owned = [
@@ -140,11 +123,11 @@ def check_order(reports: Sequence[Report], periods: Sequence[Period]) -> OrderCh
 
 @dataclass
 class ChurnReport:
-    produced: Produced
+    produced: common.Produced
     events: list[str] = field(default_factory=list)
     instances: int = 0
     exit_codes: dict[str, int] = field(default_factory=dict)
-    tally: Tally | None = None
+    tally: common.Tally | None = None
     order: OrderCheck | None = None
     after_churn: int = 0  # records first processed after the last churn event
     uncommitted: int = 0  # records not committed at the end
@@ -186,7 +169,7 @@ class ChurnReport:
 
 def churn(
     broker: LocalBroker,
-    workload: Workload,
+    workload: common.Workload,
     logs: Path,
     *,
     instances: int = 3,
@@ -196,18 +179,18 @@ def churn(
     concurrency: int = 16,
     settle_timeout: float = 300.0,
     seed: int = 1,
-    echo: Echo = quiet,
+    echo: common.Echo = common.quiet,
 ) -> ChurnReport:
     started = time.monotonic()
     rng = random.Random(seed)
-    produced = produce_workload(broker, workload, "churn")
+    produced = common.produce_workload(broker, workload, "churn")
     out = broker.new_topic("churn-out", partitions=workload.partitions)
-    group = new_group("churn")
-    base = run_args(broker.bootstrap_servers, REPORT, produced.topic, group, "-o", out,
-                    "--ordering", "key", "-c", str(concurrency))  # fmt: skip
+    group = common.new_group("churn")
+    base = common.run_args(broker.bootstrap_servers, common.REPORT, produced.topic, group,
+                           "-o", out, "--ordering", "key", "-c", str(concurrency))  # fmt: skip
     report = ChurnReport(produced)
     echo(f"{produced.total:,} records in {produced.topic}; {instances} instances")
-    reader = OutputReader(broker, out)
+    reader = common.OutputReader(broker, out)
     names = (f"i{n}" for n in itertools.count(1))
     live: dict[str, subprocess.Popen[bytes]] = {}
     try:
@@ -215,19 +198,20 @@ def churn(
 
             def join() -> str:
                 name = next(names)
-                live[name] = stack.enter_context(started_cli(base, instance_env(name), logs / name))
+                live[name] = stack.enter_context(
+                    started_cli(base, common.instance_env(name), logs / name)
+                )
                 report.instances += 1
                 return name
 
             def leave(name: str) -> None:
                 proc = live.pop(name)
-                proc.send_signal(signal.SIGTERM)
-                report.exit_codes[name] = wait_exit(proc, 60, logs / name)
+                report.exit_codes[name] = common.stop_run(proc, logs / name)
 
             for _ in range(instances):
                 join()
             wait_until(
-                lambda: any(assigned_count(logs / n / "stderr") for n in live),
+                lambda: any(common.assigned_count(logs / n / "stderr") for n in live),
                 60,
                 "a first assignment",
             )
@@ -262,13 +246,13 @@ def churn(
             for name in sorted(live):
                 if len(live) > 1:
                     stderrs = [logs / n / "stderr" for n in live]
-                    wait_settled(
+                    common.wait_settled(
                         stderrs, 2.0, 90, lambda: all(p.poll() is None for p in live.values())
                     )
                 leave(name)
     finally:
         reader.close()
-    report.tally = tally(produced, reader.reports)
+    report.tally = common.tally(produced, reader.reports)
     periods = [
         period
         for name in report.exit_codes
@@ -282,29 +266,26 @@ def churn(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.scenario_parser(__doc__, "/tmp/parafka-churn")
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=None, help="default: until 90%% done")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--logs", type=Path, default=Path("/tmp/parafka-churn"))
     args = parser.parse_args(argv)
     with LocalBroker() as broker:
         report = churn(
             broker,
-            Workload(args.records, seed=args.seed),
+            common.Workload(args.records, seed=args.seed),
             args.logs,
             events=args.events,
             concurrency=args.concurrency,
             seed=args.seed,
-            echo=lambda line: print(line, flush=True),
+            echo=common.say,
         )
-    for line in report.lines():
-        print(line)
-    for line in report.order.violations[:10] if report.order else []:
-        print("  out of order:", line)
-    print("PASS" if report.ok else "FAIL")
-    return 0 if report.ok else 1
+    violations = report.order.violations[:10] if report.order else []
+    return common.verdict(
+        [*report.lines(), *(f"  out of order: {v}" for v in violations)], report.ok
+    )
 
 
 if __name__ == "__main__":

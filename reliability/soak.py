@@ -11,8 +11,6 @@ a least-squares line through the samples after the first minute, in MB per minut
 
 from __future__ import annotations
 
-import argparse
-import signal
 import sys
 import threading
 import time
@@ -26,20 +24,9 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from confluent_kafka import Producer
 
 from parafka.testing import LocalBroker
-from reliability.common import (
-    MB,
-    SLEEP,
-    Echo,
-    RssSeries,
-    instance_env,
-    mb,
-    new_group,
-    quiet,
-    run_args,
-    sample_rss,
-)
-from tests.integration.helpers import committed
-from tests.integration.test_cli import started_cli, wait_exit
+from reliability import common
+from reliability.common import MB, mb
+from tests.integration.test_cli import started_cli
 
 PARTITIONS = 8
 WARM_UP = 60.0  # seconds not counted as growth
@@ -50,7 +37,7 @@ class SoakReport:
     seconds: float
     produced: int
     processed: int
-    series: RssSeries
+    series: common.RssSeries
 
     def after_warm_up(self) -> list[tuple[float, int]]:
         return [(t, rss) for t, rss in self.series.samples if t >= min(WARM_UP, self.seconds / 6)]
@@ -121,48 +108,44 @@ def soak(
     *,
     concurrency: int = 50,
     padding: int = 100,
-    echo: Echo = quiet,
+    echo: common.Echo = common.quiet,
 ) -> SoakReport:
     topic = broker.new_topic("soak", partitions=PARTITIONS)
-    group = new_group("soak")
-    args = run_args(broker.bootstrap_servers, SLEEP, topic, group, "-c", str(concurrency))
+    group = common.new_group("soak")
+    args = common.run_args(
+        broker.bootstrap_servers, common.SLEEP, topic, group, "-c", str(concurrency)
+    )
     producer = SteadyProducer(broker.bootstrap_servers, topic, rate, padding)
 
     def progress(elapsed: float, rss: int) -> None:
-        done = sum(max(0, o) for o in committed(broker, group, topic, PARTITIONS).values())
+        done = common.committed_total(broker, group, topic, PARTITIONS)
         echo(
             f"  {elapsed / 60:5.1f} min  RSS {mb(rss):>9}  produced {producer.sent:,}  "
             f"committed {done:,}"
         )
 
-    with started_cli(args, instance_env("soak"), logs) as proc:
+    with started_cli(args, common.instance_env("soak"), logs) as proc:
         producer.start()
         try:
-            series = sample_rss(
+            series = common.sample_rss(
                 proc.pid, minutes * 60, every=1.0, on_tick=progress, tick_every=60.0
             )
         finally:
             produced = producer.stop()
-        proc.send_signal(signal.SIGTERM)
-        code = wait_exit(proc, 60, logs)
+        code = common.stop_run(proc, logs)
     assert code == 0, (logs / "stderr").read_text()
-    processed = sum(max(0, o) for o in committed(broker, group, topic, PARTITIONS).values())
+    processed = common.committed_total(broker, group, topic, PARTITIONS)
     return SoakReport(series.samples[-1][0], produced, processed, series)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.scenario_parser(__doc__, "/tmp/parafka-soak")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=int, default=2000, help="records per second")
-    parser.add_argument("--logs", type=Path, default=Path("/tmp/parafka-soak"))
     args = parser.parse_args(argv)
     with LocalBroker() as broker:
-        report = soak(
-            broker, args.minutes, args.rate, args.logs, echo=lambda line: print(line, flush=True)
-        )
-    for line in report.lines():
-        print(line)
-    return 0
+        report = soak(broker, args.minutes, args.rate, args.logs, echo=common.say)
+    return common.verdict(report.lines(), None)
 
 
 if __name__ == "__main__":

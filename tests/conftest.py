@@ -98,13 +98,13 @@ def kafka_broker() -> Iterator[KafkaBroker]:
     """A started Apache Kafka broker, shared by every test of the worker (use fresh topics)."""
     kafka = KafkaBroker()
     try:
-        kafka.__enter__()
+        kafka.start()
     except KafkaNotAvailable as exc:
         _unavailable(str(exc))
     try:
         yield kafka
     finally:
-        kafka.__exit__(None, None, None)
+        kafka.stop()
 
 
 @pytest.fixture

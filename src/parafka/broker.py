@@ -142,7 +142,63 @@ def create_topic(
         raise
 
 
-class BrokerProcess:
+def log_tail(path: str | os.PathLike[str] | None, lines: int = _LOG_TAIL_LINES) -> str:
+    """The last `lines` lines of a broker's log, for an error message (or why there are none)."""
+    if path is None:
+        return "(no log)"
+    try:
+        with open(path, encoding="utf-8", errors="replace") as log:
+            text = log.read().splitlines()
+    except OSError as exc:
+        return f"(log unreadable: {exc})"
+    return "\n".join(text[-lines:]) or "(empty log)"
+
+
+def wait_answering(
+    proc: subprocess.Popen[bytes],
+    bootstrap_servers: str,
+    deadline: float,
+    exited: Callable[[int], Exception],
+    late: Callable[[], Exception],
+    backoff_ms: int = 20,
+) -> None:
+    """Ask a starting broker for metadata until it answers naming a broker, while `proc` runs;
+    raise `exited(code)` if the process ends first, `late()` once `deadline` passes."""
+    probe = AdminClient(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "log_level": 0,  # refused connections are expected until it listens
+            "reconnect.backoff.ms": backoff_ms,
+            "reconnect.backoff.max.ms": 200,
+        }
+    )
+    while True:
+        code = proc.poll()
+        if code is not None:
+            raise exited(code)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise late()
+        try:
+            metadata = probe.list_topics(timeout=min(0.5, remaining))
+        except KafkaException:
+            continue
+        if metadata.brokers and proc.poll() is None:
+            return
+
+
+class Spawned:
+    """What the broker processes share (`BrokerProcess`, `KafkaProcess`): their child."""
+
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs, else None."""
+        return self._proc.pid if self._proc is not None else None
+
+
+class BrokerProcess(Spawned):
     """One tansu broker child process listening on host:port, with memory-only storage.
 
     `start()` returns once the broker answers a metadata request; `stop()` ends it.
@@ -167,11 +223,6 @@ class BrokerProcess:
     @property
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """The broker's process id while it runs, else None."""
-        return self._proc.pid if self._proc is not None else None
 
     @property
     def log_path(self) -> str | None:
@@ -265,46 +316,22 @@ class BrokerProcess:
 
     def _wait_ready(self, deadline: float, timeout: float) -> None:
         assert self._proc is not None
-        probe = AdminClient(
-            {
-                "bootstrap.servers": self.bootstrap_servers,
-                "log_level": 0,  # refused connections are expected until it listens
-                "reconnect.backoff.ms": 20,
-                "reconnect.backoff.max.ms": 200,
-            }
+        wait_answering(
+            self._proc,
+            self.bootstrap_servers,
+            deadline,
+            self._exited_early,
+            lambda: BrokerNotAvailable(
+                f"the broker on {self.bootstrap_servers} did not answer within {timeout}s; "
+                f"last lines of its log:\n{log_tail(self.log_path)}"
+            ),
         )
-        while True:
-            code = self._proc.poll()
-            if code is not None:
-                raise self._exited_early(code)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise BrokerNotAvailable(
-                    f"the broker on {self.bootstrap_servers} did not answer within {timeout}s; "
-                    f"last lines of its log:\n{self._log_tail()}"
-                )
-            try:
-                probe.list_topics(timeout=min(0.5, remaining))
-            except KafkaException:
-                continue
-            if self._proc.poll() is None:
-                return
 
     def _exited_early(self, code: int) -> BrokerNotAvailable:
-        tail = self._log_tail()
+        tail = log_tail(self.log_path)
         if "AddrInUse" in tail or "Address in use" in tail:
             return _port_in_use(self.host, self.port)
         return BrokerNotAvailable(
             f"the broker exited with code {code} before answering on {self.bootstrap_servers}; "
             f"last lines of its log:\n{tail}"
         )
-
-    def _log_tail(self) -> str:
-        if self.log_path is None:
-            return "(no log)"
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as log:
-                lines = log.read().splitlines()
-        except OSError as exc:
-            return f"(log unreadable: {exc})"
-        return "\n".join(lines[-_LOG_TAIL_LINES:]) or "(empty log)"

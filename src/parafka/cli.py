@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import click
 from confluent_kafka import KafkaException
 
-from parafka.broker import BrokerNotAvailable
+from parafka.broker import BrokerNotAvailable, log_tail
 from parafka.cli_common import (
     bootstrap_option,
     connect_timeout_option,
@@ -374,7 +374,7 @@ def broker(port: int) -> None:
         code = process.wait()
         raise ParafkaError(
             f"the local broker on {process.bootstrap_servers} exited by itself with code "
-            f"{code}; last lines of its log:\n{_tail(process.log_path)}"
+            f"{code}; last lines of its log:\n{log_tail(process.log_path, _BROKER_LOG_LINES)}"
         )
     except KeyboardInterrupt:
         pass
@@ -388,17 +388,6 @@ def broker(port: int) -> None:
             for sig, handler in previous.items():
                 if handler is not None:  # None: not set from Python; leave it
                     signal.signal(sig, handler)
-
-
-def _tail(path: str | None) -> str:
-    if path is None:
-        return "(no log)"
-    try:
-        with open(path, encoding="utf-8", errors="replace") as log:
-            lines = log.read().splitlines()
-    except OSError as exc:
-        return f"(log unreadable: {exc})"
-    return "\n".join(lines[-_BROKER_LOG_LINES:]) or "(empty log)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

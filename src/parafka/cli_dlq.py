@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from parafka.replay import Progress, Replayer
 
-log = logging.getLogger("parafka.replay")
+log = logging.getLogger(__name__)
 PLAIN_PROGRESS_EVERY = 5.0  # seconds between progress lines when stdout is not a terminal
 
 

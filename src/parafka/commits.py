@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from parafka.codec import MetadataTooLarge, encode_completed
 from parafka.offsets import PartitionOffsets
 
-log = logging.getLogger("parafka")
+log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
 

@@ -8,8 +8,8 @@ import pickle
 import signal
 import threading
 from collections.abc import Iterable, Mapping
-from types import FrameType, TracebackType
-from typing import Any
+from types import FrameType
+from typing import Any, Self
 
 from parafka.control import ControlLoop
 from parafka.deserializers import Deserializer
@@ -19,6 +19,7 @@ from parafka.executors import Executor, Handler, Work, make_executor
 from parafka.executors.base import TraceConfig
 from parafka.health import Health, HealthPolicy, assess
 from parafka.kafka_config import producer_config
+from parafka.lifecycle import Background
 from parafka.monitor import MonitorServer, MonitorSettings, serve
 from parafka.options import default
 from parafka.ratelimit import parse_rate
@@ -31,10 +32,10 @@ from parafka.share import ShareLoop
 from parafka.stats import Stats
 from parafka.steering import ActionEvent, Answer, Steering, target_name
 
-log = logging.getLogger("parafka")
+log = logging.getLogger(__name__)
 
 
-class ParallelConsumer:
+class ParallelConsumer(Background):
     """Consume `topics` in group `group_id` and run `handler` on records in parallel.
 
     Two ways to write it::
@@ -336,7 +337,7 @@ class ParallelConsumer:
             self._stop_monitor()
 
     # -- background -------------------------------------------------------------------
-    def start(self, until_idle: float | None = None) -> ParallelConsumer:
+    def start(self, until_idle: float | None = None) -> Self:
         """Run in a background thread; returns once the consumer has subscribed."""
         loop = self._new_loop()
         self._serve_monitor(loop)
@@ -452,15 +453,8 @@ class ParallelConsumer:
         """The port `/metrics` and `/healthz` are served on while running (None: not served)."""
         return self._monitor.port if self._monitor is not None else None
 
-    def __enter__(self) -> ParallelConsumer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _leave(self) -> None:
+        """Leaving `with`: stop, then wait for the drain and the final commit."""
         self.stop()
         self.join()
 

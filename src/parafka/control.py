@@ -49,7 +49,7 @@ from parafka.waits import ConnectWatch, WaitReporter, wait_for_metadata
 if TYPE_CHECKING:
     from parafka.tracing import Follow
 
-log = logging.getLogger("parafka")
+log = logging.getLogger(__name__)
 
 FETCH_BATCH = 1000
 IDLE_WAIT = 0.05  # seconds to block in consume() when nothing is running

@@ -23,7 +23,7 @@ from parafka.seam import ClientError, Kafka, Offset
 if TYPE_CHECKING:
     from parafka.entry import Entry
 
-log = logging.getLogger("parafka")
+log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
 

@@ -22,10 +22,17 @@ import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from parafka.broker import BrokerNotAvailable, _die_with_parent, create_topic, free_port
+from parafka.broker import (
+    BrokerNotAvailable,
+    Spawned,
+    _die_with_parent,
+    create_topic,
+    free_port,
+    log_tail,
+    wait_answering,
+)
 from parafka.errors import wire_name
 
 KAFKA_VERSION = "4.4.0"  # the newest 4.x served here; share groups need 4.2 or newer
@@ -202,7 +209,7 @@ def _cluster_id() -> str:
             return text
 
 
-class KafkaProcess:
+class KafkaProcess(Spawned):
     """One Apache Kafka broker+controller on free loopback ports, storage in a temp dir.
 
     `start()` returns once the broker answers a metadata request; `stop()` kills its
@@ -221,11 +228,6 @@ class KafkaProcess:
     @property
     def bootstrap_servers(self) -> str:
         return f"{_HOST}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """The broker's process id while it runs, else None."""
-        return self._proc.pid if self._proc is not None else None
 
     @property
     def log_path(self) -> Path | None:
@@ -354,39 +356,20 @@ class KafkaProcess:
 
     def _wait_ready(self, deadline: float, timeout: float) -> None:
         assert self._proc is not None
-        probe = AdminClient(
-            {
-                "bootstrap.servers": self.bootstrap_servers,
-                "log_level": 0,  # refused connections are expected until it listens
-                "reconnect.backoff.ms": 50,
-                "reconnect.backoff.max.ms": 200,
-            }
+        wait_answering(
+            self._proc,
+            self.bootstrap_servers,
+            deadline,
+            lambda code: KafkaNotAvailable(
+                f"the Kafka broker exited with code {code} before answering on "
+                f"{self.bootstrap_servers}; last lines of its log:\n{self._log_tail()}"
+            ),
+            lambda: KafkaNotAvailable(
+                f"the Kafka broker on {self.bootstrap_servers} did not answer within "
+                f"{timeout}s; last lines of its log:\n{self._log_tail()}"
+            ),
+            backoff_ms=50,
         )
-        while True:
-            code = self._proc.poll()
-            if code is not None:
-                raise KafkaNotAvailable(
-                    f"the Kafka broker exited with code {code} before answering on "
-                    f"{self.bootstrap_servers}; last lines of its log:\n{self._log_tail()}"
-                )
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise KafkaNotAvailable(
-                    f"the Kafka broker on {self.bootstrap_servers} did not answer within "
-                    f"{timeout}s; last lines of its log:\n{self._log_tail()}"
-                )
-            try:
-                metadata = probe.list_topics(timeout=min(0.5, remaining))
-            except KafkaException:
-                continue
-            if metadata.brokers:
-                return
 
     def _log_tail(self) -> str:
-        if self.log_path is None:
-            return "(no log)"
-        try:
-            lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError as exc:
-            return f"(log unreadable: {exc})"
-        return "\n".join(lines[-_LOG_TAIL_LINES:]) or "(empty log)"
+        return log_tail(self.log_path, _LOG_TAIL_LINES)

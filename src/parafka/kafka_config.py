@@ -11,6 +11,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Shar
 
 from parafka.errors import ConfigError
 
+# The throwaway clients of the offline check log here (their messages are librdkafka's).
+log = logging.getLogger(__name__)
+
 # Settings only one side understands; passing them to the other makes librdkafka warn.
 _CONSUMER_ONLY = (
     "group.",
@@ -234,7 +237,7 @@ def validate_client_config(user: Mapping[str, Any], share: bool = False) -> None
         checks.insert(0, (Consumer, consumer_config("", "parafka-config-check", user)))
     for client_class, config in checks:
         config.pop("bootstrap.servers")  # no broker: nothing connects
-        config["logger"] = logging.getLogger("parafka.config_check")
+        config["logger"] = log
         try:
             client = client_class(config)
         except KafkaException as exc:
@@ -247,7 +250,7 @@ def _check_share_config(config: dict[str, Any], user: Mapping[str, Any]) -> None
     """The share consumer refuses what it does not take with a ValueError naming the key
     in backquotes (confluent-kafka 2.16)."""
     config.pop("bootstrap.servers")
-    config["logger"] = logging.getLogger("parafka.config_check")
+    config["logger"] = log
     config["log_level"] = 3  # its "preview" warning at every creation is not news here
     try:
         ShareConsumer(config).close()

@@ -64,7 +64,7 @@ from parafka.scheduler import Ordering, Run, Scheduler
 from parafka.seam import Message
 from parafka.timings import Histogram
 
-log = logging.getLogger("parafka")
+log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
 _PART = attrgetter("part")

@@ -50,6 +50,7 @@ class QuietRepeats(logging.Filter):
 
 def client_logger() -> logging.Logger:
     """The logger librdkafka's own messages go to, with repeats folded (once per 30 s)."""
+    # Named for its source, not a module: one name to filter the client's own lines by.
     logger = logging.getLogger("parafka.librdkafka")
     if not any(isinstance(f, QuietRepeats) for f in logger.filters):
         logger.addFilter(QuietRepeats())

@@ -19,12 +19,13 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from parafka.errors import ConfigError
+from parafka.extras import require
 from parafka.health import Health, HealthPolicy, assess
 from parafka.options import default
 from parafka.stats import Stats
 from parafka.timings import ChunkTimings
 
-log = logging.getLogger("parafka")
+log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -45,6 +46,7 @@ class MonitorSettings:
             raise ConfigError(
                 f"metrics_port={self.port} is invalid: use a port from 1 to 65535 (0: any free)"
             )
+        require("prometheus_client", "metrics_port= (--metrics-port)")
 
 
 class _Server(ThreadingMixIn, WSGIServer):

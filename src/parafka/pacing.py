@@ -36,7 +36,7 @@ from parafka.executors.outcomes import NOT_RUN, Outcome
 from parafka.ratelimit import KeyRates, TokenBucket
 from parafka.settings import Settings
 
-log = logging.getLogger("parafka")
+log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
 

@@ -43,7 +43,7 @@ _COORDINATOR_MOVING = frozenset(
     }
 )
 
-log = logging.getLogger("parafka.replay")
+log = logging.getLogger(__name__)
 
 FETCH_BATCH = 500
 

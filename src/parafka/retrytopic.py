@@ -31,7 +31,7 @@ from parafka.parking import BEHIND, FAILED, Fences, due_of, parked_record
 from parafka.seam import TP, ClientError, Consumer, Kafka, Message, Producer
 from parafka.settings import Settings
 
-log = logging.getLogger("parafka")
+log = logging.getLogger(__name__)
 
 LIFT_EVERY = 0.5  # seconds between two reads of the retry topic's committed offsets
 REBUILD_TIMEOUT = 60.0  # seconds a fence rebuild may take to read the retry topic, at least

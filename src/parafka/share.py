@@ -47,7 +47,7 @@ from parafka.seam import TP, Ack, AckCallback, ClientError, ShareConsumer, Share
 from parafka.settings import Settings
 from parafka.stats import Stats
 
-log = logging.getLogger("parafka")
+log = logging.getLogger(__name__)
 
 POLL_WAIT = 0.1  # seconds a poll may block when nothing is running (a stop waits this long)
 BUSY_WAIT = 0.05  # seconds to wait for completions (a completion wakes the loop at once)

@@ -33,7 +33,7 @@ from parafka.errors import ActionRefused, ParafkaError, ParkedByOperator
 from parafka.ledger import Actions, Ledger
 from parafka.settings import Settings
 
-log = logging.getLogger("parafka")
+log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
 PAUSE, RESUME, SKIP, PARK, REPLAY = "pause", "resume", "skip", "park", "replay"

@@ -22,7 +22,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Protocol, Self
 
 from confluent_kafka import (
@@ -43,6 +42,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # documented,
 
 from parafka.broker import BrokerProcess
 from parafka.kafka_broker import KAFKA_VERSION, KafkaNotAvailable, KafkaProcess
+from parafka.lifecycle import Background
 from parafka.memory import InMemoryCluster, VirtualClock
 from parafka.sim.user import SimulationFailed, SimulationReport, simulate
 
@@ -72,7 +72,7 @@ class _Process(Protocol):
     def create_topic(self, name: str, partitions: int) -> None: ...
 
 
-class Broker:
+class Broker(Background):
     """What `LocalBroker` and `KafkaBroker` share: topics, producing, reading back, client
     settings, all through `bootstrap_servers` and `create_topic`."""
 
@@ -82,16 +82,13 @@ class Broker:
         self._process = process
         self._start_timeout = start_timeout
 
-    def __enter__(self) -> Self:
+    def start(self) -> Self:
+        """Start the broker; returns once it answers (`with` does this and `stop`)."""
         self._process.start(self._start_timeout)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
+        """Stop the broker; its data is gone."""
         self._process.stop()
 
     @property

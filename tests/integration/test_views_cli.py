@@ -85,7 +85,9 @@ def test_live_panel_on_a_terminal_with_log_lines_and_dashboard(
     assert f"{topic}[1]" in text  # the partition table
     # Log lines are printed whole, on lines of their own, above the panel.
     lines = [line.split("\r")[-1] for line in text.splitlines()]
-    assert any(re.match(r"\d{4}-\d\d-\d\d .* INFO +parafka: assigned ", ln) for ln in lines)
+    assert any(
+        re.match(r"\d{4}-\d\d-\d\d .* INFO +parafka\.control: assigned ", ln) for ln in lines
+    )
     assert "parafka: processed 2000 records" in text
     doc = json.loads(api)
     assert doc["samples"] and "partitions" in doc
@@ -100,7 +102,7 @@ def test_no_dashboard_on_a_terminal_prints_plain_lines(broker: LocalBroker) -> N
     assert code == 0, text
     panel = [line for line in text.splitlines() if not line.startswith("parafka: processed")]
     assert not any("records/s" in line for line in panel)  # the summary line gives a rate too
-    assert "INFO    parafka: assigned" in text
+    assert "INFO    parafka.control: assigned" in text
 
 
 def test_dashboard_port_in_use_is_one_line_and_exit_2(broker: LocalBroker) -> None:

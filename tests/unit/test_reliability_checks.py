@@ -30,11 +30,11 @@ def _run(instance: str, partition: int, offset: int, key: str, seconds: float) -
 def test_ownership_periods_follow_assign_revoke_and_lost_lines() -> None:
     log = "\n".join(
         [
-            f"{_stamp(1)} INFO    parafka: assigned {T}[0], {T}[1]",
-            f"{_stamp(2)} INFO    parafka: revoked {T}[0], {T}[1]",
-            f"{_stamp(3)} INFO    parafka: assigned {T}[1]",
-            f"{_stamp(4)} WARNING parafka: lost {T}[1] (session expired); uncommitted work ...",
-            f"{_stamp(5)} INFO    parafka: assigned other[0], {T}[0]",
+            f"{_stamp(1)} INFO    parafka.control: assigned {T}[0], {T}[1]",
+            f"{_stamp(2)} INFO    parafka.control: revoked {T}[0], {T}[1]",
+            f"{_stamp(3)} INFO    parafka.control: assigned {T}[1]",
+            f"{_stamp(4)} WARNING parafka.control: lost {T}[1] (session expired); uncommitted ...",
+            f"{_stamp(5)} INFO    parafka.control: assigned other[0], {T}[0]",
             "%3|1795324809.437|FAIL|rdkafka#consumer-12| not a parafka line",
         ]
     )

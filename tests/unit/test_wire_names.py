@@ -27,7 +27,7 @@ PINNED = {
     "parafka.exactly_once.TransactionAborted", "parafka.redrive.NoDestination",
     "parafka.executors.processes.WorkerDied", "parafka.broker.BrokerNotAvailable",
     "parafka.sizing.SizingError", "parafka.deserializers.DeserializationError",
-    "parafka.kafka_broker.KafkaNotAvailable",
+    "parafka.kafka_broker.KafkaNotAvailable", "parafka.extras.MissingExtra",
 }  # fmt: skip
 # The simulator's exceptions stay inside its runs; private ones never reach a header.
 UNPINNED_MODULES = ("parafka.sim", "parafka.testing.sim")

@@ -34,7 +34,7 @@ from parafka.executors.base import (
 )
 from parafka.record import Record, normalize_outputs
 
-log = logging.getLogger("parafka.executor")
+log = logging.getLogger(__name__)
 
 AsyncHandler = Callable[[Any], Awaitable[Any]]
 

@@ -53,7 +53,7 @@ from parafka.scheduler import SHARD_FUNCTIONS
 from parafka.seam import ClientError
 from parafka.stall import StallWatch
 
-log = logging.getLogger("parafka.executor")
+log = logging.getLogger(__name__)
 
 # In place of a chunk's run time, from a worker's watchdog (_watch): EARLY reports part of
 # a chunk whose handler hangs; RETURNED gives back a whole chunk it had not started.

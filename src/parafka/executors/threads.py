@@ -22,7 +22,7 @@ from parafka.executors.base import (
 from parafka.executors.chunks import HANG_AFTER, RESCUE_EVERY, Chunk, pack_units, run_units
 from parafka.record import Record
 
-log = logging.getLogger("parafka.executor")
+log = logging.getLogger(__name__)
 
 
 def _unset(_record: object) -> None:

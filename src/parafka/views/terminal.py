@@ -12,8 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
-from typing import IO, NamedTuple
+from typing import IO, NamedTuple, Self
 
 from rich.console import Console, Group, RenderableType
 from rich.file_proxy import FileProxy
@@ -23,10 +22,11 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from parafka.lifecycle import Background
 from parafka.stats import PartitionStats, Stats
 from parafka.views.history import LAG_PARTS, History, lag_parts, oldest_age, progress
 
-log = logging.getLogger("parafka")
+log = logging.getLogger(__name__)
 
 REFRESH = 0.25  # seconds between redraws: the stats are refreshed as often
 MAX_ROWS = 20  # partitions shown, by lag, largest first
@@ -187,7 +187,7 @@ def _number(value: object) -> str:
     return f"{value:,}" if isinstance(value, int) else "-"
 
 
-class LiveView:
+class LiveView(Background):
     """Draws `render` of `stats()` on `console` until `stop()` (a context manager too).
 
     Log handlers of the root logger that write to stderr are pointed, while it runs, at a
@@ -215,7 +215,7 @@ class LiveView:
         self._swapped: list[tuple[logging.StreamHandler[IO[str]], IO[str]]] = []
         self._failed = False
 
-    def start(self) -> LiveView:
+    def start(self) -> Self:
         stderr = sys.stderr
         self._live = Live(
             console=self.console,
@@ -267,14 +267,3 @@ class LiveView:
 
     def _renderable(self) -> RenderableType:
         return render(self.history, title=self.title, show_progress=self.show_progress)
-
-    def __enter__(self) -> LiveView:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

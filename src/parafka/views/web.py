@@ -24,18 +24,18 @@ from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 from urllib.parse import parse_qs, urlsplit
 
 from parafka.errors import ConfigError
+from parafka.lifecycle import Background
 from parafka.recent import DeadLetterEvent
 from parafka.stats import Stats
 from parafka.steering import ACTIONS, REPLAY, ActionEvent, Answer
 from parafka.views.history import History
 from parafka.views.webdata import control_json, payload
 
-log = logging.getLogger("parafka")
+log = logging.getLogger(__name__)
 
 SAMPLE_EVERY = 1.0  # seconds between samples (the page polls as often)
 KEEP = 300.0  # seconds of history served
@@ -86,7 +86,7 @@ class Controllable(StatsSource, Protocol):
     def control_actions(self) -> tuple[ActionEvent, ...]: ...
 
 
-class Dashboard:
+class Dashboard(Background):
     """Serves the web dashboard of `source` on `host:port` between `start()` and `stop()`.
 
     Port 0 picks a free port (see `port`/`url`). `start()` raises ConfigError when the port
@@ -159,7 +159,7 @@ class Dashboard:
         host = "localhost" if self.host in ("", "0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}/"
 
-    def start(self) -> Dashboard:
+    def start(self) -> Self:
         try:
             self._server = _Server((self.host, self.requested_port), _Handler, self)
         except OSError as exc:
@@ -237,17 +237,6 @@ class Dashboard:
         record = action in ("skip", "park")
         topic, partition, offset = _coordinates(request, record)
         return source.control(action, topic, partition, offset if record else None)
-
-    def __enter__(self) -> Dashboard:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class _Server(ThreadingHTTPServer):

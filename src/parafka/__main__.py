@@ -1,0 +1,27 @@
+"""The `parafka` command (and `python -m parafka`): the CLI, or one line naming the extra to
+install when the CLI's dependencies are missing (`pip install parafka` is the library only)."""
+
+from __future__ import annotations
+
+import sys
+
+from parafka.extras import MissingExtra, require
+
+EXIT_USAGE = 2  # as the CLI's own usage errors
+
+
+def main() -> int:
+    """Entry point of the console script; returns the exit code."""
+    try:
+        for module in ("click", "rich"):
+            require(module, "the parafka command")
+    except MissingExtra as exc:
+        print(f"parafka: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    from parafka.cli import main as cli_main
+
+    return cli_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
