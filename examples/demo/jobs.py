@@ -14,12 +14,34 @@ from dataclasses import dataclass
 from confluent_kafka import Message
 
 from examples.demo.checks import Call, span, verdict
-from examples.demo.kafka import Item
+from examples.demo.kafka import Item, Stage
 from examples.demo.results import Row, fmt_rate
 from examples.demo.runs import Run, play_run, together
 from examples.demo.view import Lane
 from parafka import Record
 from parafka.generate import sleep_jobs as sleep_jobs  # one job format for demo and CLI
+
+
+@dataclass(frozen=True)
+class JobSize:
+    """How big a sleep-job scene is: its jobs, partitions and keys, the jobs' range of
+    sleeps, parafka's concurrency and how long a run may take."""
+
+    jobs: int
+    partitions: int
+    keys: int
+    low_ms: float
+    high_ms: float
+    concurrency: int
+    timeout: float
+
+
+def stage_jobs(stage: Stage, name: str, size: JobSize, seed: int) -> tuple[str, float]:
+    """A new topic of `size`'s jobs on the stage: (the topic, the jobs' mean in seconds)."""
+    topic = stage.topic(name, size.partitions)
+    items = sleep_jobs(size.jobs, size.keys, size.partitions, size.low_ms, size.high_ms, seed)
+    stage.produce(topic, items)
+    return topic, mean_ms(items) / 1000.0
 
 
 def mean_ms(items: Sequence[Item]) -> float:

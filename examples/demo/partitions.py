@@ -7,10 +7,10 @@ run shows how many jobs it had running at once at most, measured from the calls.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from examples.demo.checks import max_concurrent
-from examples.demo.jobs import JobLog, JobRun, mean_ms, play_job_runs, sleep_jobs
+from examples.demo.jobs import JobLog, JobRun, JobSize, play_job_runs, stage_jobs
 from examples.demo.kafka import Stage
 from examples.demo.results import Played, fmt_rate
 from examples.demo.runs import ParafkaRun
@@ -19,28 +19,14 @@ from examples.demo.view import Panel
 MODES = ("partition", "key", "unordered")
 
 
-@dataclass(frozen=True)
-class Size:
-    jobs: int
-    partitions: int
-    keys: int
-    low_ms: float
-    high_ms: float
-    concurrency: int
-    timeout: float
-
-
-FULL = Size(jobs=1500, partitions=2, keys=20, low_ms=5, high_ms=15, concurrency=50, timeout=90)
-QUICK = Size(jobs=150, partitions=2, keys=10, low_ms=1, high_ms=3, concurrency=20, timeout=60)
+FULL = JobSize(jobs=1500, partitions=2, keys=20, low_ms=5, high_ms=15, concurrency=50, timeout=90)
+QUICK = JobSize(jobs=150, partitions=2, keys=10, low_ms=1, high_ms=3, concurrency=20, timeout=60)
 
 
 def play(stage: Stage, panel: Panel) -> Played:
     size = QUICK if stage.quick else FULL
     c = size.concurrency
-    topic = stage.topic("few-partitions", size.partitions)
-    items = sleep_jobs(size.jobs, size.keys, size.partitions, size.low_ms, size.high_ms, seed=9)
-    stage.produce(topic, items)
-    mean_s = mean_ms(items) / 1000.0
+    topic, mean_s = stage_jobs(stage, "few-partitions", size, seed=9)
     at_once = {"partition": size.partitions, "key": min(size.keys, c), "unordered": c}
     panel.note(
         f"{size.jobs:,} jobs of {size.low_ms:g}-{size.high_ms:g} ms, {size.partitions} "

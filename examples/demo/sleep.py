@@ -5,10 +5,10 @@ The four runs read the same topic one after the other, each in its own group.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from examples.demo.baselines import batch_threads_loop
-from examples.demo.jobs import JobLog, JobRun, mean_ms, play_job_runs, sleep_jobs
+from examples.demo.jobs import JobLog, JobRun, JobSize, play_job_runs, stage_jobs
 from examples.demo.kafka import Stage
 from examples.demo.results import Played, fmt_rate, fmt_ratio
 from examples.demo.runs import ParafkaRun, ThreadRun
@@ -17,28 +17,14 @@ from examples.demo.view import Panel
 MODES = ("key", "partition", "unordered")
 
 
-@dataclass(frozen=True)
-class Size:
-    jobs: int
-    partitions: int
-    keys: int
-    low_ms: float
-    high_ms: float
-    concurrency: int
-    timeout: float
-
-
-FULL = Size(jobs=3000, partitions=8, keys=200, low_ms=10, high_ms=30, concurrency=50, timeout=90)
-QUICK = Size(jobs=200, partitions=4, keys=40, low_ms=1, high_ms=3, concurrency=20, timeout=60)
+FULL = JobSize(jobs=3000, partitions=8, keys=200, low_ms=10, high_ms=30, concurrency=50, timeout=90)
+QUICK = JobSize(jobs=200, partitions=4, keys=40, low_ms=1, high_ms=3, concurrency=20, timeout=60)
 
 
 def play(stage: Stage, panel: Panel) -> Played:
     size = QUICK if stage.quick else FULL
     c = size.concurrency
-    topic = stage.topic("jobs", size.partitions)
-    items = sleep_jobs(size.jobs, size.keys, size.partitions, size.low_ms, size.high_ms, seed=7)
-    stage.produce(topic, items)
-    mean_s = mean_ms(items) / 1000.0
+    topic, mean_s = stage_jobs(stage, "jobs", size, seed=7)
     panel.note(
         f"{size.jobs:,} jobs of {size.low_ms:g}-{size.high_ms:g} ms over {size.keys} keys and "
         f"{size.partitions} partitions, concurrency C={c}; ideal = C / mean job time "
