@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import (
@@ -145,3 +145,17 @@ def read_topic(
     finally:
         consumer.close()
     return received
+
+
+def on_cluster(args: Any, run: Callable[[Any, str], int]) -> int:
+    """`run(args, bootstrap_servers)` on a throwaway local broker (`--local`) or on the
+    cluster given with `--bootstrap-servers`; exit code 2 with the fix when neither is."""
+    if args.local:
+        from parafka.testing import LocalBroker
+
+        with LocalBroker() as broker:
+            return run(args, broker.bootstrap_servers)
+    if not args.bootstrap_servers:
+        print("error: pass --bootstrap-servers HOST:PORT, or --local for a local broker")
+        return 2
+    return run(args, args.bootstrap_servers)

@@ -120,15 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.bench_handler:
         return _bench_handler()
-    if args.local:
-        from parafka.testing import LocalBroker
+    from examples.common import on_cluster
 
-        with LocalBroker() as broker:
-            return _round_trip(args, broker.bootstrap_servers)
-    if not args.bootstrap_servers:
-        print("error: pass --bootstrap-servers HOST:PORT, or --local for a local broker")
-        return 2
-    return _round_trip(args, args.bootstrap_servers)
+    return on_cluster(args, _round_trip)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -38,7 +38,7 @@ import numpy as np
 from examples.anomaly.features import FEATURES, extract
 from examples.anomaly.generator import generate
 from examples.anomaly.train import DEFAULT_MODEL, train
-from examples.common import QUICK_GROUP, Sender, create_topics, read_topic, unique
+from examples.common import QUICK_GROUP, Sender, create_topics, on_cluster, read_topic, unique
 from parafka import Output, ParallelConsumer, Record
 
 MODEL_ENV = "PARAFKA_ANOMALY_MODEL"
@@ -293,15 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.bench_handler:
         print("\n".join(bench_handler(args.batch_size)))
         return 0
-    if args.local:
-        from parafka.testing import LocalBroker
-
-        with LocalBroker() as broker:
-            return _run(args, broker.bootstrap_servers)
-    if not args.bootstrap_servers:
-        print("error: pass --bootstrap-servers HOST:PORT, or --local for a local broker")
-        return 2
-    return _run(args, args.bootstrap_servers)
+    return on_cluster(args, _run)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -20,22 +20,19 @@ from parafka.record import Record
 from parafka.stats import PartitionStats, Stats
 from parafka.timings import ChunkTimings, Histogram
 
+from .samples import busy_stats
+
 NOW = 1000.0
 
 
 def _stats() -> Stats:
-    return Stats(
+    return busy_stats(
         processed=120,
-        failed=3,
-        retried=2,
         skipped_already_done=1,
         dead_lettered=5,
         skipped_after_failure=7,
         in_flight=4,
         queued=6,
-        rebalances=1,
-        commits=9,
-        paused_partitions=1,
         metadata_max_bytes=4096,
         partitions=(
             PartitionStats(

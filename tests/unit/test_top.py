@@ -19,6 +19,8 @@ from parafka.views.top import Remote, partition_from, stats_from
 from parafka.views.web import Dashboard
 from parafka.views.webdata import partition_json, sample_json
 
+from .samples import busy_stats
+
 
 def text(history: History) -> str:
     console = Console(width=140, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
@@ -27,19 +29,7 @@ def text(history: History) -> str:
 
 
 PART = PartitionStats("orders", 3, 100, 104, 180, 80, 4, 1, 76, 2, 1, 1, 104, 12.5, 3, 120, False)
-STATS = Stats(
-    processed=1000,
-    failed=3,
-    retried=2,
-    dead_lettered=1,
-    in_flight=1,
-    queued=2,
-    concurrency_limit=8,
-    commits=9,
-    rebalances=1,
-    paused_partitions=1,
-    partitions=(PART,),
-)
+STATS = busy_stats(processed=1000, in_flight=1, queued=2, concurrency_limit=8, partitions=(PART,))
 
 
 def test_the_json_round_trip_draws_the_same_panel() -> None:

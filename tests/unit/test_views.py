@@ -19,6 +19,8 @@ from parafka.views.history import History, lag_parts, progress, remaining, total
 from parafka.views.terminal import LiveView, render
 from parafka.views.webdata import payload
 
+from .samples import busy_stats
+
 
 @dataclass(frozen=True)
 class PlainPartition:
@@ -125,16 +127,15 @@ def test_remaining_without_parts_leaves_out_what_is_done() -> None:
 def test_panel_shows_rate_totals_errors_and_lag_per_partition() -> None:
     history = History(keep=10)
     history.add(Stats(processed=1000), at=0.0, wall=0)
-    stats = Stats(
+    stats = busy_stats(
         processed=3000,
         failed=4,
         retried=3,
-        dead_lettered=1,
         in_flight=16,
         queued=250,
         waiting_retry=2,
         commits=7,
-        rebalances=1,
+        paused_partitions=0,
         partitions=(part(0, 12), part(1, 4321)),
     )
     history.add(stats, at=2.0, wall=0)
