@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import sys
 
+from parafka.errors import EXIT_USAGE
 from parafka.extras import MissingExtra, require
-
-EXIT_USAGE = 2  # as the CLI's own usage errors
 
 
 def main() -> int:

@@ -30,12 +30,18 @@ from parafka.cli_dlq import dlq
 from parafka.cli_produce import produce, tail
 from parafka.cli_sizing import partitions
 from parafka.cli_top import top
-from parafka.errors import ConfigError, ParafkaError
+from parafka.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    ConfigError,
+    ParafkaError,
+)
 from parafka.kafka_config import kafka_error_text as _kafka_text
 from parafka.seam import ClientError
 from parafka.stats import Activity
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _BROKER_LOG_LINES = 10
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+# The exit codes of the `parafka` command and its worker processes: 0 clean, 1 a runtime
+# failure, 2 a usage or configuration mistake, 130 interrupted.
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
 _E = TypeVar("_E", bound=type[BaseException])
 _WIRE_NAMES: dict[type[BaseException], str] = {}
 _WIRE_CLASSES: dict[str, type[BaseException]] = {}

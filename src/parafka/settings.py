@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from parafka.errors import ConfigError
+from parafka.extras import require
 from parafka.kafka_config import (
     check_group_id,
     check_not_overridden,
@@ -155,14 +156,8 @@ class Settings:
             raise ConfigError(f"tracing={self.tracing!r} is invalid: use True or False")
         if not self.tracing:
             return  # OpenTelemetry is not even looked for
-        try:
-            import opentelemetry.propagate
-            import opentelemetry.trace  # noqa: F401
-        except ImportError:
-            raise ConfigError(
-                "tracing=True (--trace) needs OpenTelemetry, which is not installed: "
-                "pip install 'parafka[otel]'"
-            ) from None
+        for module in ("opentelemetry.trace", "opentelemetry.propagate"):
+            require(module, "tracing=True (--trace)")
 
     def _check_on_stuck(self) -> None:
         if self.on_stuck not in ON_STUCK:

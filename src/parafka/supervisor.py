@@ -42,10 +42,9 @@ import click
 
 from parafka.broker import _die_with_parent
 from parafka.cli_config import INHERITED_SECRETS, KAFKA_PARAM
-from parafka.errors import ConfigError
+from parafka.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError
 from parafka.kafka_config import is_secret
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # How a child asked to stop by our signal may end without having failed: its own clean exit,
 # or (signalled before it installed its handlers) the default action of the signal.
 _STOPPED_CODES = frozenset({EXIT_OK, EXIT_INTERRUPTED, -signal.SIGINT, -signal.SIGTERM})
