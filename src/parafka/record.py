@@ -176,7 +176,19 @@ def normalize_outputs(result: object, default_topic: str | None) -> list[Produce
     """
     if result is None:
         return []
-    if isinstance(result, bytes | str) and default_topic is not None:  # the common case
+    if type(result) is Output:  # the common case: one output of bytes
+        value, key, headers, topic = result
+        topic = topic or default_topic
+        if (
+            type(value) is bytes
+            and (key is None or type(key) is bytes)
+            and headers is None
+            and topic is not None
+        ):
+            return [_new_tuple(Produced, (topic, value, key, None))]
+    if type(result) is bytes and default_topic is not None:
+        return [_new_tuple(Produced, (default_topic, result, None, None))]
+    if isinstance(result, bytes | str) and default_topic is not None:
         return [Produced(default_topic, _to_bytes(result), None, None)]
     if isinstance(result, Output):
         items: Sequence[object] = (result,)

@@ -46,8 +46,16 @@ def test_normalize_outputs(result: object, expected: list[Produced]) -> None:
 
 
 def test_output_without_topic_names_the_fix() -> None:
-    with pytest.raises(ValueError, match="output_topic"):
-        normalize_outputs(b"x", None)
+    for lone in (b"x", Output(b"x"), Output(b"x", key=b"k"), [Output(b"x")]):
+        with pytest.raises(ValueError, match="output_topic"):
+            normalize_outputs(lone, None)
+
+
+def test_a_lone_output_names_its_own_topic_without_a_default() -> None:
+    # the fast paths for one output (issue 14) keep the rules of the general one
+    assert normalize_outputs(Output(b"v", topic="t"), None) == [Produced("t", b"v", None, None)]
+    assert normalize_outputs(Output(bytearray(b"v")), "out") == [Produced("out", b"v", None, None)]
+    assert normalize_outputs(Output(b"v", key="k"), "out") == [Produced("out", b"v", b"k", None)]
 
 
 def test_unsupported_return_type_names_the_fix() -> None:
