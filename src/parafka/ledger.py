@@ -60,7 +60,7 @@ from parafka.offsets import PartitionOffsets
 from parafka.parking import origin
 from parafka.record import Produced
 from parafka.retry import RetryPolicy
-from parafka.scheduler import Ordering, Run, Scheduler
+from parafka.scheduler import WHOLE_PARTITION, Ordering, Run, Scheduler, Shards
 from parafka.seam import Message
 from parafka.timings import Histogram
 
@@ -90,13 +90,15 @@ def _open(entries: list[Entry]) -> list[Entry]:
 class Part:
     """One assignment of a partition (an epoch): its offsets and its phase."""
 
-    __slots__ = ("epoch", "offsets", "phase", "tp")
+    __slots__ = ("epoch", "offsets", "phase", "shards", "tp")
 
     def __init__(self, tp: TP, epoch: int, offsets: PartitionOffsets) -> None:
         self.tp = tp
         self.epoch = epoch
         self.offsets = offsets
         self.phase = Phase.OPEN
+        # the scheduler's shards of the partition (shared by its assignments), set on first use
+        self.shards: Shards | None = None
 
     def __repr__(self) -> str:
         return f"Part({self.tp[0]}[{self.tp[1]}] epoch {self.epoch}, {self.phase.value})"
@@ -262,16 +264,15 @@ class Ledger:
         skip = part.offsets.receive_many(offsets)
         self.counts.skipped += len(skip)
         add = accepted.append
-        # The shard functions of scheduler.py, written out: two calls less per record.
+        # The shard keys of scheduler.py (`SHARD_KEYS`), written out: two calls less per record.
         ordering = self.scheduler.ordering
         if ordering == "key":
             for message, offset in zip(messages, offsets, strict=True):
                 if skip and offset in skip:
                     continue
-                key_shard = (topic, partition, message.key())
-                add(Entry(message, topic, partition, offset, part, key_shard, now))
+                add(Entry(message, topic, partition, offset, part, message.key(), now))
             return
-        shard = (topic, partition) if ordering == "partition" else None
+        shard = WHOLE_PARTITION if ordering == "partition" else None
         for message, offset in zip(messages, offsets, strict=True):
             if skip and offset in skip:
                 continue
@@ -364,7 +365,7 @@ class Ledger:
             elif outcome[1] is not None:
                 # A failed batch fails all its records; per shard, the first one waits
                 # for its retry and the later ones go back unrun behind it.
-                shard = entry.shard if entry.shard is not None else entry
+                shard = entry if self._shard_of is None else (entry.part.tp, entry.shard)
                 if shard in failed_shards:
                     unrun.append(entry)
                     continue
@@ -608,11 +609,9 @@ class Ledger:
     def _roll_back_after(self, entry: Entry) -> None:
         """Newer entries of `entry`'s shard that finished, or await acknowledgement, run
         again after it: none may take effect before it."""
-        if entry.shard is None:
-            return
         later = [
             e
-            for e in self.scheduler.shard_entries(entry.shard)
+            for e in self.scheduler.shard_entries(entry)
             if e.offset > entry.offset and e.part is entry.part and e.state in (DONE, SENDING)
         ]
         if later:
@@ -734,8 +733,8 @@ class Ledger:
             # Only the head of its shard: an older record that failed would roll it back
             # to run again while its first run is still out (its report then taken for
             # the second's). In a run, the records after it are behind it: fine.
-            if entry.shard is not None:
-                head = next(iter(self.scheduler.shard_entries(entry.shard)), None)
+            if self._shard_of is not None:
+                head = next(iter(self.scheduler.shard_entries(entry)), None)
                 if head is not entry:
                     raise behind
             self._overruled.add(id(entry))
