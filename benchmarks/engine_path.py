@@ -8,11 +8,13 @@ per record, minus the client. CPU time of one thread, best of `--repeat`, so it 
 a busy machine, unlike the end-to-end benchmarks. `benchmarks/profile_engine.py` gives the
 end-to-end split.
 
+With `--ahead N`, N fetched batches are taken in before the runs are taken (a consumer
+with a backlog reads ahead: a key then has several records waiting, and runs of several).
 With `--workers`, the chunks are packed and run as the thread executor does it
 (`pack_units`, `run_units` with a no-op handler) in the same thread: the control thread's
 and the workers' cost together, which is what shares the GIL.
 
-Usage: python benchmarks/engine_path.py [--records N] [--repeat R] [--workers]
+Usage: python benchmarks/engine_path.py [--records N] [--repeat R] [--ahead N] [--workers]
 """
 
 from __future__ import annotations
@@ -64,7 +66,11 @@ PRODUCED = [Produced("out", b"v", b"k", None)]
 
 
 def one_pass(
-    ordering: Ordering, batches: list[list[MemoryMessage]], outputs: bool, workers: bool = False
+    ordering: Ordering,
+    batches: list[list[MemoryMessage]],
+    outputs: bool,
+    workers: bool = False,
+    ahead: int = 1,
 ) -> int:
     ledger = Ledger(ordering, concurrency=4 * BATCH, retry=RetryPolicy())
     ledger.scheduler.run_length = CHUNK
@@ -77,6 +83,8 @@ def one_pass(
     done = 0
     for number, batch in enumerate(batches):
         ledger.accept(batch)  # type: ignore[arg-type]
+        if number % ahead != ahead - 1 and number != len(batches) - 1:
+            continue  # read ahead: a key has several records waiting, as under a backlog
         while runs := ledger.take():
             if workers:
                 for units in pack_units(runs, CHUNK, unordered):
@@ -108,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workers", action="store_true", help="also pack and run the chunks (no-op handler)"
     )
+    parser.add_argument("--ahead", type=int, default=1, help="batches taken in before runs")
     args = parser.parse_args(argv)
     batches = messages(args.records)
     for outputs in (False, True):
@@ -115,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             best = float("inf")
             for _ in range(args.repeat):
                 began = time.thread_time()
-                done = one_pass(ordering, batches, outputs, args.workers)
+                done = one_pass(ordering, batches, outputs, args.workers, args.ahead)
                 best = min(best, time.thread_time() - began)
             assert done == args.records, (ordering, done)
             label = "one output each" if outputs else "no outputs"
