@@ -100,8 +100,8 @@ class _Queue(deque[Entry]):
 
 
 def _queue(entries: Iterable[Entry], busy: int) -> _Queue:
-    # deque's own constructor, then the count: a Python __init__ calling deque's cost a
-    # tenth of the scheduler's time with a backlog (a queue per key per fetch)
+    # deque's own constructor, then the count: with a backlog a queue is made per key per
+    # fetch, and a Python __init__ calling deque's showed in the end-to-end profile (2.5%)
     queue = _Queue(entries)
     queue.busy = busy
     return queue
