@@ -25,7 +25,8 @@ resolved: done and popped from the head of its queue (`finished`), waiting for a
 queued (not waiting for its retry). Entries leave a shard's queue only from its head, in
 offset order: that is what makes "done" in the offsets follow the shard's order.
 
-A shard is held in one of two forms (in key mode most keys have one pending record):
+A shard is held in one of two forms (with many keys and no backlog, most keys have one
+record waiting):
 
 - the entry itself, when the shard holds one entry: busy exactly while that entry is in
   its run (its state is in `IN_RUN`), so it needs no count and no queue;
@@ -132,7 +133,6 @@ class Scheduler:
         self.concurrency = concurrency  # entries in flight at most
         self.run_length = run_length  # consecutive entries of one shard per run at most
         self.shard_of = SHARD_FUNCTIONS[ordering]
-        self.shard_key = SHARD_KEYS[ordering]
         self._partitions: dict[TP, Shards] = {}  # partition -> its shards
         self._ready: deque[Entry] = deque()  # heads of shards that may start (and stale ones)
         self._fifo: deque[Entry] = deque()  # unordered mode: entries that may start
