@@ -8,7 +8,13 @@ per record, minus the client. CPU time of one thread, best of `--repeat`, so it 
 a busy machine, unlike the end-to-end benchmarks. `benchmarks/profile_engine.py` gives the
 end-to-end split.
 
-Usage: python benchmarks/engine_path.py [--records N] [--repeat R]
+With `--ahead N`, N fetched batches are taken in before the runs are taken (a consumer
+with a backlog reads ahead: a key then has several records waiting, and runs of several).
+With `--workers`, the chunks are packed and run as the thread executor does it
+(`pack_units`, `run_units` with a no-op handler) in the same thread: the control thread's
+and the workers' cost together, which is what shares the GIL.
+
+Usage: python benchmarks/engine_path.py [--records N] [--repeat R] [--ahead N] [--workers]
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import time
 from collections.abc import Sequence
 
 from parafka.commits import CommitPlanner
-from parafka.executors.base import pack_runs
+from parafka.executors.base import Work, pack_runs
+from parafka.executors.chunks import Chunk, pack_units, run_units
 from parafka.executors.outcomes import Outcome
 from parafka.ledger import Ledger
 from parafka.memory.log import MemoryMessage
@@ -47,17 +54,47 @@ def messages(count: int) -> list[list[MemoryMessage]]:
     return batches
 
 
-def one_pass(ordering: Ordering, batches: list[list[MemoryMessage]], outputs: bool) -> int:
+def _noop(record: object) -> None:
+    return None
+
+
+def _one_output(record: object) -> bytes:
+    return b"v"  # one output to the default topic, as the md5 transformer returns
+
+
+PRODUCED = [Produced("out", b"v", b"k", None)]
+
+
+def one_pass(
+    ordering: Ordering,
+    batches: list[list[MemoryMessage]],
+    outputs: bool,
+    workers: bool = False,
+    ahead: int = 1,
+) -> int:
     ledger = Ledger(ordering, concurrency=4 * BATCH, retry=RetryPolicy())
     ledger.scheduler.run_length = CHUNK
     for p in range(PARTITIONS):
         ledger.assign(("t", p), 0)
     planner = CommitPlanner(4000)
-    produced = [Produced("out", b"v", b"k", None)]
+    produced = PRODUCED
+    work = Work(_one_output if outputs else _noop, default_topic="out", ordering=ordering)
+    unordered = ordering == "unordered"
     done = 0
     for number, batch in enumerate(batches):
         ledger.accept(batch)  # type: ignore[arg-type]
+        if number % ahead != ahead - 1 and number != len(batches) - 1:
+            continue  # read ahead: a key has several records waiting, as under a backlog
         while runs := ledger.take():
+            if workers:
+                for units in pack_units(runs, CHUNK, unordered):
+                    chunk = Chunk(units)
+                    run_units(work.handler, chunk, work, None, unordered)  # type: ignore[arg-type]
+                    actions = ledger.completed(chunk.done, chunk.outcomes)  # type: ignore[arg-type]
+                    for entries, _ in actions.send:
+                        ledger.acknowledged(entries, None)
+                    done += len(chunk.done)
+                continue
             for chunk in pack_runs(runs, CHUNK):
                 if outputs:
                     results: list[Outcome | None] = [(produced, None)] * len(chunk)
@@ -76,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--workers", action="store_true", help="also pack and run the chunks (no-op handler)"
+    )
+    parser.add_argument("--ahead", type=int, default=1, help="batches taken in before runs")
     args = parser.parse_args(argv)
     batches = messages(args.records)
     for outputs in (False, True):
@@ -83,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             best = float("inf")
             for _ in range(args.repeat):
                 began = time.thread_time()
-                done = one_pass(ordering, batches, outputs)
+                done = one_pass(ordering, batches, outputs, args.workers, args.ahead)
                 best = min(best, time.thread_time() - began)
             assert done == args.records, (ordering, done)
             label = "one output each" if outputs else "no outputs"

@@ -76,7 +76,9 @@ class Entry(MessageRecord):
         self.attempt = 1
         self._data = _RAW
         self.part = part
-        self.shard = shard  # None: unordered (every record its own shard)
+        # its shard's key within its partition (scheduler.py): the record's key in key
+        # mode, WHOLE_PARTITION in partition mode, None when unordered
+        self.shard = shard
         self.state = QUEUED
         self.received = received  # when the ledger took it in (its clock): the queue wait
         self.due = 0.0  # RETRY_WAIT: when it may start again

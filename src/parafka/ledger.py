@@ -37,7 +37,7 @@ import enum
 import logging
 import time
 from collections.abc import Callable, Iterable
-from itertools import groupby, repeat
+from itertools import chain, groupby, repeat
 from operator import attrgetter, is_, itemgetter
 
 from parafka.entry import (
@@ -60,7 +60,7 @@ from parafka.offsets import PartitionOffsets
 from parafka.parking import origin
 from parafka.record import Produced
 from parafka.retry import RetryPolicy
-from parafka.scheduler import Ordering, Run, Scheduler
+from parafka.scheduler import WHOLE_PARTITION, Ordering, Run, Scheduler, Shards
 from parafka.seam import Message
 from parafka.timings import Histogram
 
@@ -90,13 +90,15 @@ def _open(entries: list[Entry]) -> list[Entry]:
 class Part:
     """One assignment of a partition (an epoch): its offsets and its phase."""
 
-    __slots__ = ("epoch", "offsets", "phase", "tp")
+    __slots__ = ("epoch", "offsets", "phase", "shards", "tp")
 
     def __init__(self, tp: TP, epoch: int, offsets: PartitionOffsets) -> None:
         self.tp = tp
         self.epoch = epoch
         self.offsets = offsets
         self.phase = Phase.OPEN
+        # the scheduler's shards of the partition (shared by its assignments), set on first use
+        self.shards: Shards | None = None
 
     def __repr__(self) -> str:
         return f"Part({self.tp[0]}[{self.tp[1]}] epoch {self.epoch}, {self.phase.value})"
@@ -228,54 +230,54 @@ class Ledger:
         """Queue fetched messages of assigned partitions (those already done by a previous
         owner are skipped). Returns how many records were queued."""
         accepted: list[Entry] = []
-        start = 0
-        count = len(messages)
+        add = accepted.append
         now = self.clock()
-        while start < count:  # one run of messages of one partition at a time
-            first = messages[start]
-            topic, partition = first.topic(), first.partition()
-            end = start + 1
-            while (
-                end < count
-                and messages[end].partition() == partition
-                and (messages[end].topic() == topic)
-            ):
-                end += 1
-            self._accept_run(topic, partition, messages[start:end], accepted, now)
-            start = end
+        # The shard keys of scheduler.py (`SHARD_KEYS`), written out: a call less per record.
+        ordering = self.scheduler.ordering
+        by_key = ordering == "key"
+        shard = WHOLE_PARTITION if ordering == "partition" else None
+        # One pass over the messages: a fetch returns runs of one partition, each taken
+        # in offset order into its partition's offsets when the run ends.
+        topic, partition = "", -1
+        part: Part | None = None  # of the current run; None: not ours (skip the run)
+        offsets: list[int] = []  # of the current run
+        first = 0  # where the current run's entries start in `accepted`
+        for message in messages:
+            if message.partition() != partition or message.topic() != topic:
+                if offsets:
+                    self._received(part, offsets, accepted, first)
+                topic, partition = message.topic(), message.partition()
+                part = self.parts.get((topic, partition))
+                if part is not None and part.phase is not Phase.OPEN:
+                    part = None  # not ours any more (a revoke raced the fetch)
+                offsets = []
+                first = len(accepted)
+            if part is None:
+                continue
+            offset = message.offset()
+            offsets.append(offset)
+            add(
+                Entry(
+                    message, topic, partition, offset, part, message.key() if by_key else shard, now
+                )
+            )
+        if offsets:
+            self._received(part, offsets, accepted, first)
         self.held += len(accepted)
         self.scheduler.add_many(accepted)
         return len(accepted)
 
-    def _accept_run(
-        self,
-        topic: str,
-        partition: int,
-        messages: list[Message],
-        accepted: list[Entry],
-        now: float,
+    def _received(
+        self, part: Part | None, offsets: list[int], accepted: list[Entry], first: int
     ) -> None:
-        part = self.parts.get((topic, partition))
-        if part is None or part.phase is not Phase.OPEN:
-            return  # not ours any more (a revoke raced the fetch)
-        offsets = [message.offset() for message in messages]
+        """A run of one partition's messages was received (their entries are
+        `accepted[first:]`): count them in its offsets, and leave out those a previous owner
+        finished."""
+        assert part is not None
         skip = part.offsets.receive_many(offsets)
-        self.counts.skipped += len(skip)
-        add = accepted.append
-        # The shard functions of scheduler.py, written out: two calls less per record.
-        ordering = self.scheduler.ordering
-        if ordering == "key":
-            for message, offset in zip(messages, offsets, strict=True):
-                if skip and offset in skip:
-                    continue
-                key_shard = (topic, partition, message.key())
-                add(Entry(message, topic, partition, offset, part, key_shard, now))
-            return
-        shard = (topic, partition) if ordering == "partition" else None
-        for message, offset in zip(messages, offsets, strict=True):
-            if skip and offset in skip:
-                continue
-            add(Entry(message, topic, partition, offset, part, shard, now))
+        if skip:
+            self.counts.skipped += len(skip)
+            accepted[first:] = [e for e in accepted[first:] if e.offset not in skip]
 
     def take(self, limit: int | None = None) -> list[Run]:
         """Runs that may start now, marked RUNNING (and counted in their partitions)."""
@@ -286,15 +288,16 @@ class Ledger:
             self._observe_wait(runs)
         part = runs[0][0].part
         count, high = 0, -1
-        for run in runs:  # counted per stretch of one partition, not per run
-            for entry in run:
-                entry.state = RUNNING
-                if entry.part is not part:
-                    part.offsets.started(count, high)
-                    part, count, high = entry.part, 0, -1
-                count += 1
-                if entry.offset > high:
-                    high = entry.offset
+        # counted per stretch of one partition, not per run (in key mode most runs are one
+        # entry: one flat loop)
+        for entry in chain.from_iterable(runs):
+            entry.state = RUNNING
+            if entry.part is not part:
+                part.offsets.started(count, high)
+                part, count, high = entry.part, 0, -1
+            count += 1
+            if entry.offset > high:
+                high = entry.offset
         part.offsets.started(count, high)
         return runs
 
@@ -364,7 +367,7 @@ class Ledger:
             elif outcome[1] is not None:
                 # A failed batch fails all its records; per shard, the first one waits
                 # for its retry and the later ones go back unrun behind it.
-                shard = entry.shard if entry.shard is not None else entry
+                shard = entry if self._shard_of is None else (entry.part.tp, entry.shard)
                 if shard in failed_shards:
                     unrun.append(entry)
                     continue
@@ -516,9 +519,12 @@ class Ledger:
             return
         for entry in entries:
             entry.state = DONE
-        self._settle([e for e in self.scheduler.finished(entries) if e.state is DONE])
-        if self.release is not None:
-            self.release_outputs({e.part.tp for e in entries})
+        left = self.scheduler.finished(entries)
+        if self.release is None:  # no HELD entries: every one that left is DONE
+            self._settle(left)
+            return
+        self._settle([e for e in left if e.state is DONE])
+        self.release_outputs({e.part.tp for e in entries})
 
     def _settle(self, entries: list[Entry]) -> None:
         """Count done entries that left their shards (in shard order) in their offsets."""
@@ -608,11 +614,9 @@ class Ledger:
     def _roll_back_after(self, entry: Entry) -> None:
         """Newer entries of `entry`'s shard that finished, or await acknowledgement, run
         again after it: none may take effect before it."""
-        if entry.shard is None:
-            return
         later = [
             e
-            for e in self.scheduler.shard_entries(entry.shard)
+            for e in self.scheduler.shard_entries(entry)
             if e.offset > entry.offset and e.part is entry.part and e.state in (DONE, SENDING)
         ]
         if later:
@@ -734,8 +738,8 @@ class Ledger:
             # Only the head of its shard: an older record that failed would roll it back
             # to run again while its first run is still out (its report then taken for
             # the second's). In a run, the records after it are behind it: fine.
-            if entry.shard is not None:
-                head = next(iter(self.scheduler.shard_entries(entry.shard)), None)
+            if self._shard_of is not None:
+                head = next(iter(self.scheduler.shard_entries(entry)), None)
                 if head is not entry:
                     raise behind
             self._overruled.add(id(entry))

@@ -9,7 +9,7 @@ from parafka.ledger import Part
 from parafka.memory import MemoryMessage
 from parafka.offsets import PartitionOffsets
 from parafka.record import Record
-from parafka.scheduler import SHARD_FUNCTIONS
+from parafka.scheduler import SHARD_KEYS
 
 TP = tuple[str, int]
 
@@ -30,9 +30,9 @@ class Parts:
 def wrap(
     records: Iterable[Record], ordering: str = "key", parts: Parts | None = None
 ) -> list[Entry]:
-    """Entries for `records`, with a Part per partition and the shard of `ordering`."""
+    """Entries for `records`, with a Part per partition and the shard key of `ordering`."""
     parts = parts if parts is not None else Parts()
-    shard_of: Callable[[Record], Hashable] | None = SHARD_FUNCTIONS[ordering]
+    shard_of: Callable[[Record], Hashable] | None = SHARD_KEYS[ordering]
     entries = []
     for r in records:
         message = MemoryMessage(

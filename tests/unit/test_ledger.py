@@ -50,6 +50,11 @@ class Clock:
         return self.now
 
 
+def same_shard(a: Entry, b: Entry) -> bool:
+    """Whether two entries belong to one shard (a shard key is per partition)."""
+    return a.tp == b.tp and a.shard == b.shard
+
+
 def output(entry: Entry) -> list[Produced]:
     return [Produced("out", b"%d" % entry.offset, None, None)]
 
@@ -146,7 +151,7 @@ class Sim:
 
     # -- the guarantees -----------------------------------------------------------------
     def shard_mates(self, entry: Entry) -> list[Entry]:
-        return [e for e in self.entries if e.shard == entry.shard and e is not entry]
+        return [e for e in self.entries if same_shard(e, entry) and e is not entry]
 
     def check_run(self, run: list[Entry]) -> None:
         for entry in run:
@@ -155,8 +160,7 @@ class Sim:
             self.started[id(entry.part)].append(entry)
         if self.ordering == "unordered":
             return
-        shard = run[0].shard
-        assert all(e.shard == shard for e in run)
+        assert all(same_shard(e, run[0]) for e in run)
         assert [e.offset for e in run] == sorted({e.offset for e in run})
         mates = self.shard_mates(run[0])
         # (1) never two runs of one shard in flight
@@ -191,7 +195,7 @@ class Sim:
         in_queue = {
             id(e)
             for e in entries
-            if e.state is HELD and any(x is e for x in ledger.scheduler.shard_entries(e.shard))
+            if e.state is HELD and any(x is e for x in ledger.scheduler.shard_entries(e))
         }
         assert ledger.in_flight == sum(
             1 for e in entries if e.state in BUSY or id(e) in in_queue
@@ -216,7 +220,7 @@ class Sim:
                 assert counted == (entry.state is SETTLED), (entry, position, sorted(done))
                 if counted and self.ordering != "unordered":
                     for older in live.values():
-                        if older.shard == entry.shard and older.offset < offset:
+                        if same_shard(older, entry) and older.offset < offset:
                             # HELD (exactly-once) is done for its shard: its outputs go
                             # out in partition order, and only the position is committed.
                             assert older.state in (SETTLED, HELD), f"{entry} settled before {older}"

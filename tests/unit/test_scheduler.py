@@ -141,3 +141,38 @@ def test_unordered_respects_concurrency() -> None:
     assert [e.offset for run in take(sch) for e in run] == [0, 1, 2]
     assert sch.take() == []
     assert sch.queued == 7 and sch.in_flight == 3
+
+
+def test_a_key_is_a_shard_per_partition_and_null_keys_share_one() -> None:
+    """Shard keys are per partition: the same key in two partitions (or topics) is two
+    shards; records without a key share one shard per partition in key mode."""
+    sch = Scheduler("key", 10)
+    a0, b0, c0, n0, n1 = add(
+        sch,
+        [
+            Record("t", 0, 0, b"a"),
+            Record("t", 1, 0, b"a"),
+            Record("u", 0, 0, b"a"),
+            Record("t", 0, 1, None),
+            Record("t", 0, 2, None),
+        ],
+    )
+    assert take(sch) == [[a0], [b0], [c0], [n0]]  # n1 waits behind n0, the others run
+    assert finish(sch, [b0, c0, a0]) == [b0, c0, a0]
+    assert take(sch) == []
+    assert finish(sch, [n0]) == [n0]
+    assert take(sch) == [[n1]]
+
+
+def test_a_lone_entry_becomes_a_queue_when_a_second_arrives_while_it_runs() -> None:
+    """A key's one record runs; a second record of the key arrives: it waits for the first
+    (the shard stays busy across the change of form), then runs."""
+    sch = Scheduler("key", 10)
+    (a0,) = add(sch, [Record("t", 0, 0, b"a")])
+    assert take(sch) == [[a0]]
+    (a1,) = add(sch, [Record("t", 0, 1, b"a")])
+    assert take(sch) == []
+    assert finish(sch, [a0]) == [a0]
+    assert take(sch) == [[a1]]
+    assert finish(sch, [a1]) == [a1]
+    assert list(sch.shard_entries(a1)) == []
