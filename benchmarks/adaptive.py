@@ -1,6 +1,6 @@
 """Adaptive concurrency (`concurrency="auto"`) against a sweep of fixed concurrencies.
 
-The downstream (parafka.sim.downstream): 50 ms per call unloaded (log-normal jitter,
+The downstream (parafka.testing.sim.downstream): 50 ms per call unloaded (log-normal jitter,
 sigma 0.1); latency flat up to its capacity in flight, rising in proportion past it;
 calls past `reject_above` in flight fail at once (a 429, which the handler raises as
 `parafka.Overloaded`). Its capacity changes twice: 32 (rejecting past 48) for 40 s, 16
@@ -11,7 +11,7 @@ Everything runs on virtual time, in a discrete-event simulation: the limiter is 
 and the records in flight) and every failure; the records' time comes from the model,
 not from this machine, so the result does not depend on how busy its 2 cores are, and a
 run takes seconds. The engine's wiring of the limiter is tested apart
-(tests/unit/test_adaptive_engine.py) and measured end to end on the real clock by
+(tests/unit/engine/test_adaptive_engine.py) and measured end to end on the real clock by
 benchmarks/adaptive_engine.py.
 
 Targets (issue 15), against the fixed concurrency with the best throughput and at most
@@ -28,8 +28,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from parafka.adaptive import AdaptiveLimit
-from parafka.sim.downstream import Capacity, Downstream, Trace, drive, percentile
+from parafka.core.adaptive import AdaptiveLimit
+from parafka.testing.sim.downstream import Capacity, Downstream, Trace, drive, percentile
 
 PHASE = 40.0
 PHASES = (Capacity(0.0, 32, 48), Capacity(PHASE, 16, 24), Capacity(2 * PHASE, 48, 72))

@@ -25,13 +25,13 @@ import time
 from typing import Any
 
 from parafka import Overloaded, ParallelConsumer, Record
-from parafka.retry import RetryPolicy
-from parafka.sim.downstream import Capacity, Downstream, percentile
+from parafka.core.retry import RetryPolicy
 from parafka.testing import InMemoryCluster
+from parafka.testing.sim.downstream import Capacity, Downstream, percentile
 
 
 class LiveDownstream:
-    """The model of parafka.sim.downstream, played in real time by a handler."""
+    """The model of parafka.testing.sim.downstream, played in real time by a handler."""
 
     def __init__(self, phase: float) -> None:
         self.model = Downstream(

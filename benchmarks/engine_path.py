@@ -24,15 +24,15 @@ import sys
 import time
 from collections.abc import Sequence
 
-from parafka.commits import CommitPlanner
+from parafka.core.commits import CommitPlanner
+from parafka.core.ledger import Ledger
+from parafka.core.outcomes import Outcome
+from parafka.core.record import Produced
+from parafka.core.retry import RetryPolicy
+from parafka.core.scheduler import Ordering
 from parafka.executors.base import Work, pack_runs
 from parafka.executors.chunks import Chunk, pack_units, run_units
-from parafka.executors.outcomes import Outcome
-from parafka.ledger import Ledger
-from parafka.memory.log import MemoryMessage
-from parafka.record import Produced
-from parafka.retry import RetryPolicy
-from parafka.scheduler import Ordering
+from parafka.testing.memory.log import MemoryMessage
 
 PARTITIONS = 4
 KEYS = 1000

@@ -30,7 +30,7 @@ from pathlib import Path
 from common import console, fresh_group, keyed_items, produce, table
 
 from parafka import Output, ParallelConsumer, Record, tune_gc
-from parafka.gctuning import GcTimer
+from parafka.core.gctuning import GcTimer
 from parafka.testing import LocalBroker
 
 PARTITIONS = 4
@@ -42,17 +42,17 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
     ("Completions.wait", "waiting for completions"),
     ("normalize_outputs", "outputs and acknowledgements"),
     ("profile_engine.py", "handler"),
-    ("parafka/confluent.py", "fetch and records"),
-    ("parafka/record.py", "fetch and records"),
-    ("parafka/entry.py", "fetch and records"),
-    ("parafka/scheduler.py", "scheduling"),
+    ("parafka/kafka/confluent.py", "fetch and records"),
+    ("parafka/core/record.py", "fetch and records"),
+    ("parafka/core/entry.py", "fetch and records"),
+    ("parafka/core/scheduler.py", "scheduling"),
     ("parafka/executors/", "dispatch and workers"),
-    ("parafka/offsets.py", "offsets"),
-    ("parafka/commits.py", "commit"),
-    ("parafka/codec.py", "commit"),
-    ("parafka/outputs.py", "outputs and acknowledgements"),
-    ("parafka/ledger.py", "ledger (accept, take, settle)"),
-    ("parafka/control.py", "control loop"),
+    ("parafka/core/offsets.py", "offsets"),
+    ("parafka/core/commits.py", "commit"),
+    ("parafka/core/codec.py", "commit"),
+    ("parafka/engine/outputs.py", "outputs and acknowledgements"),
+    ("parafka/core/ledger.py", "ledger (accept, take, settle)"),
+    ("parafka/engine/control.py", "control loop"),
     ("parafka/", "other parafka"),
 )
 

@@ -2,7 +2,7 @@
 
 Two clocks, each run beside the other:
 
-- **virtual** (parafka.sim.loops): the real control loop and ledger over the in-memory
+- **virtual** (parafka.testing.sim.loops): the real control loop and ledger over the in-memory
   cluster, the clock moved only by what the loops wait. Exact and repeatable, whatever
   the machine is doing; it shows the engine's pacing, not the machine's.
 - **real**: `ParallelConsumer`s over the in-memory cluster in this process, on threads
@@ -25,8 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 from parafka import ParallelConsumer, Record
-from parafka.sim.loops import World, rate_between
 from parafka.testing import InMemoryCluster
+from parafka.testing.sim.loops import World, rate_between
 
 PARTITIONS = 6
 

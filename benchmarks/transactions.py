@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from common import console, fmt_rate, fresh_group, keyed_items, parafka_rate, produce, table
 
 from parafka import Record
-from parafka.control import ControlLoop
+from parafka.engine.control import ControlLoop
 from parafka.testing import KafkaBroker
 
 PARTITIONS = 4

@@ -28,7 +28,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from parafka.kafka_config import producer_config
+from parafka.kafka.config import producer_config
 
 
 def md5_value(value: bytes) -> bytes:

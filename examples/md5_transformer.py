@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from parafka import Output, ParallelConsumer, Record
-from parafka.generate import encode, names
+from parafka.cli.generate import encode, names
 
 _md5 = hashlib.md5
 
@@ -202,7 +202,7 @@ def _round_trip(args: argparse.Namespace, bootstrap: str) -> int:
 
 
 def _bench_handler(records: int = 2000, rounds: int = 5) -> int:
-    from parafka.record import normalize_outputs
+    from parafka.core.record import normalize_outputs
 
     batch = [Record("t", 0, i, str(i).encode(), encode(e)) for i, e in enumerate(generate(records))]
     for name, function in (("splice bytes", handle), ("json loads+dumps", handle_json)):

@@ -295,7 +295,7 @@ def assigned_count(stderr: Path) -> int:
     return rebalance_events(stderr).count("assigned")
 
 
-# The engine's loggers are named by module (parafka.control, ...): match any of them.
+# The engine's loggers are named by module (parafka.engine.control, ...): match any of them.
 ENGINE_LOGGER = r"parafka(?:\.\w+)*"
 _REBALANCE = re.compile(rf"{ENGINE_LOGGER}: (assigned|revoked|lost) ")
 

@@ -22,8 +22,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from parafka.broker import free_port
 from parafka.testing import LocalBroker
+from parafka.testing.broker import free_port
 from reliability import common
 from reliability.proxy import FlakyProxy
 from tests.integration.helpers import committed, wait_until

@@ -12,8 +12,8 @@ import asyncio
 import threading
 from typing import Self
 
-from parafka.broker import free_port
-from parafka.lifecycle import Background
+from parafka.core.lifecycle import Background
+from parafka.testing.broker import free_port
 
 HOST = "127.0.0.1"
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from parafka.broker import BrokerNotAvailable, broker_binary
 from parafka.testing import Broker, KafkaBroker, KafkaNotAvailable, LocalBroker
+from parafka.testing.broker import BrokerNotAvailable, broker_binary
 
 # Property tests check logic, not speed: no per-example deadline (a loaded 2-core machine
 # makes any deadline flaky).

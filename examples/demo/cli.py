@@ -7,8 +7,8 @@ from __future__ import annotations
 import click
 
 from examples.demo.catalog import NAMES
-from parafka.cli_common import connect_timeout_option, kafka_config_option
-from parafka.cli_config import ParafkaCommand
+from parafka.cli.common import connect_timeout_option, kafka_config_option
+from parafka.cli.config import ParafkaCommand
 
 
 @click.command(cls=ParafkaCommand)

@@ -19,7 +19,7 @@ from examples.demo.kafka import Produced, Stage
 from examples.demo.results import Played, Row
 from examples.demo.view import Lane, Panel
 from parafka import ParallelConsumer
-from parafka.grouplag import NoCommits, read_group_lag
+from parafka.kafka.grouplag import NoCommits, read_group_lag
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from examples.demo.results import Row, fmt_rate
 from examples.demo.runs import Run, play_run, together
 from examples.demo.view import Lane
 from parafka import Record
-from parafka.generate import sleep_jobs as sleep_jobs  # one job format for demo and CLI
+from parafka.cli.generate import sleep_jobs as sleep_jobs  # one job format for demo and CLI
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from parafka import ParallelConsumer
-from parafka.errors import BrokerUnreachable
-from parafka.kafka_config import admin_config, consumer_config, producer_config
+from parafka.core.errors import BrokerUnreachable
+from parafka.kafka.config import admin_config, consumer_config, producer_config
 
 # (partition or None for the key's partition, key, value): one record to produce.
 Item = tuple[int | None, bytes | None, bytes]

@@ -1,7 +1,6 @@
 """parafka: process Kafka records in parallel, keeping per-key order and exact offsets."""
 
-from parafka.consumer import ParallelConsumer
-from parafka.errors import (
+from parafka.core.errors import (
     BrokerUnreachable,
     ConfigError,
     Overloaded,
@@ -11,10 +10,11 @@ from parafka.errors import (
     RecordStuck,
     TopicNotFound,
 )
-from parafka.gctuning import tune_gc
-from parafka.record import Output, Record
-from parafka.retry import RetryPolicy
-from parafka.stats import PartitionStats, Stats
+from parafka.core.gctuning import tune_gc
+from parafka.core.record import Output, Record
+from parafka.core.retry import RetryPolicy
+from parafka.core.stats import PartitionStats, Stats
+from parafka.engine.consumer import ParallelConsumer
 
 __all__ = [
     "BrokerUnreachable",

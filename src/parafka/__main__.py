@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from parafka.errors import EXIT_USAGE
-from parafka.extras import MissingExtra, require
+from parafka.core.errors import EXIT_USAGE
+from parafka.core.extras import MissingExtra, require
 
 
 def main() -> int:

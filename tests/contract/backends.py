@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from parafka.memory import InMemoryCluster, RecordingEvents, VirtualClock
-from parafka.seam import ClientError, Consumer, Kafka, Message
+from parafka.core.seam import ClientError, Consumer, Kafka, Message
 from parafka.testing import Broker, LocalBroker
+from parafka.testing.memory import InMemoryCluster, RecordingEvents, VirtualClock
 
 STEP = 0.05  # seconds per poll: virtual on the in-memory cluster, a wait on the real one
 
@@ -87,7 +87,7 @@ class BrokerBackend(Backend):
     real_time = True
 
     def __init__(self, broker: Broker) -> None:
-        from parafka.confluent import ConfluentKafka
+        from parafka.kafka.confluent import ConfluentKafka
 
         self.broker = broker
         self.kafka = ConfluentKafka()

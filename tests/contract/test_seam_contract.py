@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from parafka.seam import TP, ClientError, CommitResult, Offset
+from parafka.core.seam import TP, ClientError, CommitResult, Offset
 from parafka.testing import Broker
 from tests.contract.backends import (
     Backend,

@@ -6,7 +6,7 @@ appends "key partition offset" (of the source record) to PARAFKA_TEST_OUT."""
 import os
 
 from parafka import Record
-from parafka.parking import origin
+from parafka.core.parking import origin
 
 OUT = os.environ["PARAFKA_TEST_OUT"]
 

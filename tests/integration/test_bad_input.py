@@ -3,7 +3,7 @@ one-line error with an exit code (issue 6, point 4).
 
 Malformed JSON with the json deserializer is in test_deadletter.py
 (test_undecodable_values_go_to_the_dead_letter_topic_at_once); malformed group ids and topic
-names, which never reach a broker, in tests/unit/test_bad_settings.py.
+names, which never reach a broker, in tests/unit/kafka/test_bad_settings.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka import Producer
 
 from parafka import Output, Record, RecordFailed, RetryPolicy
-from parafka import deadletter as dl
+from parafka.core import deadletter as dl
 from parafka.testing import LocalBroker
 
 from .helpers import committed, consumer, wait_until

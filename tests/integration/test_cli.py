@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from parafka.broker import free_port
 from parafka.testing import LocalBroker
+from parafka.testing.broker import free_port
 
 from .helpers import wait_until
 

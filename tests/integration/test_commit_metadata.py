@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from parafka.codec import decode_completed, encode_completed
+from parafka.core.codec import decode_completed, encode_completed
 from parafka.testing import KafkaBroker
 
 from .helpers import group_config, wait_until

@@ -11,7 +11,7 @@ from collections import defaultdict
 import pytest
 
 from parafka import Output, Record, RecordFailed, RetryPolicy
-from parafka.errors import BrokerUnreachable
+from parafka.core.errors import BrokerUnreachable
 from parafka.testing import Broker, KafkaBroker, LocalBroker
 
 from .helpers import committed, consumer, end_offsets, produce_keyed, wait_until

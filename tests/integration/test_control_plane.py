@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from parafka import ParallelConsumer, Record
-from parafka.deadletter import header_text
-from parafka.retry import RetryPolicy
+from parafka.cli.views.web import Dashboard
+from parafka.core.deadletter import header_text
+from parafka.core.retry import RetryPolicy
 from parafka.testing import LocalBroker
-from parafka.views.web import Dashboard
 
 from .helpers import committed, consumer, wait_until
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from parafka import Record
+from parafka.cli.views.web import Dashboard
 from parafka.testing import LocalBroker
-from parafka.views.web import Dashboard
 
 from .helpers import consumer, wait_until
 

@@ -1,5 +1,5 @@
 """The review's defects end to end on real brokers (issue 11). Each names the defect;
-the ledger's unit tests (tests/unit/test_ledger.py) and the simulator cover them too.
+the ledger's unit tests (tests/unit/core/test_ledger.py) and the simulator cover them too.
 Defects 3 and 5 need commit metadata back, which the local broker drops: they run on
 Apache Kafka (the `kafka` tier)."""
 
@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from parafka import Output, Record, RetryPolicy
-from parafka.codec import encode_completed
+from parafka.core.codec import encode_completed
 from parafka.testing import KafkaBroker, LocalBroker
 from tests.integration.helpers import committed, consumer, end_offsets, wait_until
 

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Message, Producer
 
-from parafka import deadletter
-from parafka.broker import free_port
-from parafka.deadletter import Failure, dead_letter
-from parafka.errors import ConfigError
-from parafka.record import Headers, Record
-from parafka.redrive import NoDestination, Selection
-from parafka.replay import Replayer, ReplayFailed, ReplayJob, replay
+from parafka.core import deadletter
+from parafka.core.deadletter import Failure, dead_letter
+from parafka.core.errors import ConfigError
+from parafka.core.record import Headers, Record
+from parafka.dlq.redrive import NoDestination, Selection
+from parafka.dlq.replay import Replayer, ReplayFailed, ReplayJob, replay
 from parafka.testing import Broker
+from parafka.testing.broker import free_port
 
 from .helpers import committed
 from .test_cli import cli_env, error_lines, run_cli, started_cli

@@ -12,8 +12,8 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from parafka.broker import BrokerNotAvailable, BrokerProcess
 from parafka.testing import LocalBroker
+from parafka.testing.broker import BrokerNotAvailable, BrokerProcess
 
 
 def _gone(pid: int) -> bool:
@@ -129,7 +129,7 @@ def test_stop_is_idempotent() -> None:
 def test_broker_dies_with_a_killed_parent() -> None:
     script = (
         "import sys\n"
-        "from parafka.broker import BrokerProcess\n"
+        "from parafka.testing.broker import BrokerProcess\n"
         "broker = BrokerProcess()\n"
         "broker.start(timeout=10)\n"
         "print(broker.pid, broker.log_path, flush=True)\n"

@@ -15,9 +15,9 @@ from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from parafka import ParallelConsumer, Record, RetryPolicy
-from parafka.broker import free_port
-from parafka.codec import encode_completed
+from parafka.core.codec import encode_completed
 from parafka.testing import Broker
+from parafka.testing.broker import free_port
 
 from .helpers import committed, consumer, wait_until
 from .test_cli import RECORD_OFFSETS, cli_env, line_count, run_args, run_cli, started_cli, wait_exit

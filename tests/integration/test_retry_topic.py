@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from parafka import ParallelConsumer, Record
-from parafka.parking import origin
-from parafka.retry import RetryPolicy
+from parafka.core.parking import origin
+from parafka.core.retry import RetryPolicy
 from parafka.testing import Broker
 from tests.integration.helpers import committed, group_config, produce_keyed, wait_until
 

@@ -2,7 +2,7 @@
 ssl.key.password and ssl.keystore.password, is searched for in everything parafka shows:
 logs at DEBUG, error lines, /metrics, /healthz, --print-config, `parafka lag`, dead letters,
 and the command lines of `--processes` children. That the settings reach the clients
-unchanged is checked in tests/unit/test_secrets.py.
+unchanged is checked in tests/unit/cli/test_secrets.py.
 
 The local broker has no SASL listener: with security.protocol=SASL_PLAINTEXT the connection
 fails (a predictable error to check); the other runs keep the PLAINTEXT protocol, where the
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from parafka.broker import free_port
-from parafka.cli_config import INHERITED_SECRETS
+from parafka.cli.config import INHERITED_SECRETS
 from parafka.testing import LocalBroker
+from parafka.testing.broker import free_port
 
 from .helpers import wait_until
 from .test_cli import (

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from parafka import ParallelConsumer, Record
-from parafka.deadletter import ATTEMPTS, OFFSET, header_text
+from parafka.core.deadletter import ATTEMPTS, OFFSET, header_text
 from parafka.testing import KafkaBroker
 
 from .helpers import share_group, wait_until

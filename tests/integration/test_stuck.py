@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from parafka import Record
-from parafka.broker import free_port
 from parafka.testing import LocalBroker
+from parafka.testing.broker import free_port
 
 from .helpers import committed, consumer, wait_until
 from .test_cli import HANDLERS, cli_env, processed, run_args, started_cli, wait_exit

@@ -13,8 +13,8 @@ import time
 import uuid
 
 from parafka import Record
+from parafka.cli.views.web import Dashboard
 from parafka.testing import LocalBroker
-from parafka.views.web import Dashboard
 
 from .helpers import consumer, wait_until
 from .test_views_cli import _ANSI

@@ -102,7 +102,7 @@ def test_no_dashboard_on_a_terminal_prints_plain_lines(broker: LocalBroker) -> N
     assert code == 0, text
     panel = [line for line in text.splitlines() if not line.startswith("parafka: processed")]
     assert not any("records/s" in line for line in panel)  # the summary line gives a rate too
-    assert "INFO    parafka.control: assigned" in text
+    assert "INFO    parafka.engine.control: assigned" in text
 
 
 def test_dashboard_port_in_use_is_one_line_and_exit_2(broker: LocalBroker) -> None:

@@ -1,6 +1,6 @@
 """The engine under the deterministic simulator: seeded schedules of rebalances, crashes,
 expired sessions, failing and hanging handlers, worker deaths, refused commits and
-deliveries; every invariant of parafka.sim.checks after every step. Six shapes: the
+deliveries; every invariant of parafka.testing.sim.checks after every step. Six shapes: the
 at-least-once schedules (900 seeds), exactly-once ones (300), ones where a partition's
 oldest record hangs through the chaos phase (280), both (120), records waiting for their
 key's rate (the ledger's rate_wait, 200), concurrency="auto" (the dispatch window moving
@@ -42,7 +42,7 @@ PARTS = [
 def test_every_invariant_holds_on_every_seed(seeds: str, flags: list[str]) -> None:
     start, end = map(int, seeds.split(":"))
     result = subprocess.run(
-        [sys.executable, "-m", "parafka.sim", "--seeds", seeds, *flags],
+        [sys.executable, "-m", "parafka.testing.sim", "--seeds", seeds, *flags],
         env={**os.environ, "PYTHONHASHSEED": "0"},
         capture_output=True,
         text=True,

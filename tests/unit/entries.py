@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
 
-from parafka.entry import Entry
-from parafka.ledger import Part
-from parafka.memory import MemoryMessage
-from parafka.offsets import PartitionOffsets
-from parafka.record import Record
-from parafka.scheduler import SHARD_KEYS
-
-TP = tuple[str, int]
+from parafka.core.entry import Entry
+from parafka.core.ledger import Part
+from parafka.core.offsets import PartitionOffsets
+from parafka.core.record import Record
+from parafka.core.scheduler import SHARD_KEYS
+from parafka.core.seam import TP
+from parafka.testing.memory import MemoryMessage
 
 
 class Parts:

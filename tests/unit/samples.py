@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from parafka.stats import Stats
+from parafka.core.stats import Stats
 
 BASELINE: dict[str, Any] = {
     "failed": 3,

@@ -20,8 +20,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
-from parafka.deserializers import Decode, decode
-from parafka.errors import RecordParked, RecordStuck
+from parafka.core.deserializers import Decode, decode
+from parafka.core.errors import RecordParked, RecordStuck
+from parafka.core.record import Record, normalize_outputs
 from parafka.executors.base import (
     NOT_RUN,
     ChunkResult,
@@ -32,7 +33,6 @@ from parafka.executors.base import (
     pack_runs,
     start_batch,
 )
-from parafka.record import Record, normalize_outputs
 
 log = logging.getLogger(__name__)
 

@@ -15,17 +15,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from parafka.deserializers import Decode, Deserializer, decode, resolve
+from parafka.core.deserializers import Decode, Deserializer, decode, resolve
+from parafka.core.failures import remember_location
+from parafka.core.outcomes import NOT_RUN, Outcome
+from parafka.core.record import Record, normalize_outputs
+from parafka.core.scheduler import SHARD_FUNCTIONS
 from parafka.executors.isolation import BatchRun
-from parafka.executors.outcomes import NOT_RUN, Outcome
-from parafka.failures import remember_location
-from parafka.record import Record, normalize_outputs
-from parafka.scheduler import SHARD_FUNCTIONS
 
 if TYPE_CHECKING:
-    from parafka.stall import StuckPolicy
-    from parafka.timings import ChunkTimings
-    from parafka.tracing import Mark
+    from parafka.core.stall import StuckPolicy
+    from parafka.core.timings import ChunkTimings
+    from parafka.observe.tracing import Mark
 
 T = TypeVar("T")
 
@@ -80,7 +80,7 @@ class Work:
         inside a span per attempt. Chosen once, at start: no per-record test."""
         if self.trace is None:
             return handler
-        from parafka.tracing import Attempts
+        from parafka.observe.tracing import Attempts
 
         attempts = Attempts(self.trace, self.default_topic, sink)
         batch = self.batch_size is not None

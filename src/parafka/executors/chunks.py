@@ -17,11 +17,11 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from parafka.deserializers import Decode, decode
+from parafka.core.deserializers import Decode, decode
+from parafka.core.failures import remember_location
+from parafka.core.outcomes import NOT_RUN, Outcome
+from parafka.core.record import Record, normalize_outputs
 from parafka.executors.base import ChunkResult, Handler, Work
-from parafka.executors.outcomes import NOT_RUN, Outcome
-from parafka.failures import remember_location
-from parafka.record import Record, normalize_outputs
 
 # A chunk whose current handler call has run this long has a hung handler (chunks are
 # sized to take a few milliseconds): its other records are reported or moved elsewhere.

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 
-from parafka.executors.outcomes import NOT_RUN, Outcome
-from parafka.record import Produced, Record
+from parafka.core.outcomes import NOT_RUN, Outcome
+from parafka.core.record import Produced, Record
 
 
 class BatchRun:

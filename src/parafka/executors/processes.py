@@ -34,7 +34,12 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from parafka.errors import RecordParked, RecordStuck, wire_name
+from parafka.core.errors import RecordParked, RecordStuck, wire_name
+from parafka.core.gctuning import tune_gc
+from parafka.core.record import Produced, Record
+from parafka.core.scheduler import SHARD_FUNCTIONS
+from parafka.core.seam import ClientError
+from parafka.core.stall import StallWatch
 from parafka.executors.base import (
     NOT_RUN,
     ChunkResult,
@@ -47,11 +52,6 @@ from parafka.executors.base import (
     run_chunk,
 )
 from parafka.executors.chunks import HANG_AFTER, RESCUE_EVERY, Chunk, run_units
-from parafka.gctuning import tune_gc
-from parafka.record import Produced, Record
-from parafka.scheduler import SHARD_FUNCTIONS
-from parafka.seam import ClientError
-from parafka.stall import StallWatch
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class _WorkerOutputs:
     MAX_PENDING = 4  # chunks produced but not flushed
 
     def __init__(self, config: dict[str, Any]) -> None:
-        from parafka.confluent import ConfluentKafka
+        from parafka.kafka.confluent import ConfluentKafka
 
         self.errors: list[BaseException] = []
         self.producer = ConfluentKafka().producer(config, on_failed=self._failed)
@@ -297,7 +297,7 @@ def _worker_main(work: Work, conn: Connection, progress: Any = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     handler = work.handler
     if isinstance(handler, str):
-        from parafka.loader import load_target
+        from parafka.core.loader import load_target
 
         handler = load_target(handler)
     marks: list[Any] | None = None  # tracing: sampled attempts, sent with each report
@@ -380,7 +380,7 @@ def _worker_main(work: Work, conn: Connection, progress: Any = None) -> None:
 
 def _received(message: tuple[int, list[Row], list[float]]) -> list[Record]:
     """Tracing: the chunk's records with the parent's receive times (the queue wait)."""
-    from parafka.tracing import Received
+    from parafka.observe.tracing import Received
 
     records: list[Record] = []
     for row, received in zip(message[1], message[2], strict=True):

@@ -9,6 +9,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
+from parafka.core.record import Record
 from parafka.executors.base import (
     ChunkResult,
     Completions,
@@ -20,7 +21,6 @@ from parafka.executors.base import (
     run_chunk,
 )
 from parafka.executors.chunks import HANG_AFTER, RESCUE_EVERY, Chunk, pack_units, run_units
-from parafka.record import Record
 
 log = logging.getLogger(__name__)
 

@@ -1,15 +1,19 @@
-"""The deterministic simulator: the real engine, many consumers, an in-memory cluster, a
-virtual clock, seeded schedules of faults, and invariants checked after every step.
+"""`parafka.sim`, kept for users: the simulator lives in `parafka.testing.sim`."""
 
-`python -m parafka.sim --seeds 2000` runs seeds 0..1999; a failing seed is printed with
-the shortest chaos phase that still fails and the trace of its last events, and replays
-with `python -m parafka.sim --seed N --chaos K` (PYTHONHASHSEED=0, which the command sets).
-"""
-
-from parafka.sim.checks import Checker, Violation
-from parafka.sim.executor import KillWorker, SimCompletions, SimExecutor
-from parafka.sim.user import SimulationFailed, SimulationReport, simulate
-from parafka.sim.world import SimConfig, World, run_seed, shortest_failing
+from parafka.testing.sim import (
+    Checker,
+    KillWorker,
+    SimCompletions,
+    SimConfig,
+    SimExecutor,
+    SimulationFailed,
+    SimulationReport,
+    Violation,
+    World,
+    run_seed,
+    shortest_failing,
+    simulate,
+)
 
 __all__ = [
     "Checker",

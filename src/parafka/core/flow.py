@@ -1,0 +1,108 @@
+"""Flow control: when to stop fetching, and for which partitions. Pure.
+
+Two reasons to pause partitions:
+
+- **Stall**: the buffer of held records is full and has stayed full for a while (nothing
+  finishes). Every partition is paused so memory stays bounded while the consumer keeps
+  polling for callbacks and heartbeats; all resume once held records drop to half.
+- **Fair share**: the client hands out records in its own order, so a few partitions can
+  fill the whole buffer while another partition, with records waiting on the broker, gets
+  none; with ordered processing that leaves workers idle. When a partition has been
+  starved like that for a while, partitions holding more than their share of the buffer
+  are paused and their records beyond the share that never started are given back (the
+  caller trims them and fetches them again later), until they are down to half of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from parafka.core.seam import TP
+
+
+@dataclass(slots=True)
+class FlowDecision:
+    pause: set[TP] = field(default_factory=set)
+    resume: set[TP] = field(default_factory=set)
+
+
+class FlowControl:
+    """Decides pauses and resumes from the held counts; the caller applies them."""
+
+    def __init__(self, limit: int, stall_after: float = 1.0, starve_after: float = 0.5) -> None:
+        self.limit = limit
+        self.stall_after = stall_after
+        self.starve_after = starve_after
+        self.stalled = False  # every partition paused: the buffer stayed full
+        self.fair_paused: set[TP] = set()
+        self._full_since: float | None = None
+        self._empty_since: dict[TP, float] = {}
+        self._starved = False  # a partition with a backlog got no record for a while
+
+    def room(self, held: int) -> int:
+        """How many more records may be fetched now."""
+        return max(0, self.limit - held)
+
+    def check_stall(self, now: float, held: int) -> bool | None:
+        """True: pause everything; False: resume everything; None: no change."""
+        if held < self.limit:
+            self._full_since = None
+            # Resume at half (a resume costs a refetch), or at once when there is room and
+            # a partition starves: records stuck behind a hung one may never drop to half.
+            if self.stalled and (held <= self.limit // 2 or self._starved):
+                self.stalled = False
+                return False
+            return None
+        if self._full_since is None:
+            self._full_since = now
+        if not self.stalled and now - self._full_since >= self.stall_after:
+            self.stalled = True
+            return True
+        return None
+
+    def share(self, partitions: int) -> int:
+        """Each partition's fair part of the buffer."""
+        return max(1, self.limit // max(1, partitions))
+
+    def rebalance_shares(
+        self,
+        now: float,
+        held: Mapping[TP, int],
+        backlog: Mapping[TP, bool],
+        idle_capacity: bool = True,
+    ) -> FlowDecision:
+        """Fair-share pauses and resumes, given each assigned partition's held records,
+        whether the broker has more records for it than it holds, and whether the
+        executor could run more than it does (starving only hurts then: in `unordered`
+        mode, or with many keys, any held record can run)."""
+        decision = FlowDecision()
+        if not held:
+            return decision
+        share = self.share(len(held))
+        for tp in list(self.fair_paused):
+            if tp not in held:
+                self.fair_paused.discard(tp)
+            elif held[tp] <= share // 2:
+                self.fair_paused.discard(tp)
+                decision.resume.add(tp)
+        starving = False
+        for tp, count in held.items():
+            if count or not backlog.get(tp, False) or tp in self.fair_paused:
+                self._empty_since.pop(tp, None)
+                continue
+            since = self._empty_since.setdefault(tp, now)
+            starving = starving or now - since >= self.starve_after
+        # Stalled counts as full: the stall resumes only at half, and a hoarder stuck
+        # between half and 3/4 would otherwise starve the others for good.
+        full = self.stalled or sum(held.values()) >= self.limit * 3 // 4
+        self._starved = starving
+        if starving and full and idle_capacity:
+            for tp, count in held.items():
+                if count > share and tp not in self.fair_paused:
+                    self.fair_paused.add(tp)
+                    decision.pause.add(tp)
+        for tp in list(self._empty_since):
+            if tp not in held:
+                del self._empty_since[tp]
+        return decision

@@ -1,0 +1,239 @@
+"""The two types a handler meets: the `Record` it receives and the `Output` it may return."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from parafka.core.errors import NoOutputTopic
+
+Headers = list[tuple[str, bytes | None]]
+_RAW: Any = object()  # Record.data before a deserializer set it: the value itself
+_new_tuple = tuple.__new__
+
+
+class Record:
+    """One Kafka record, as given to a handler.
+
+    `attempt` starts at 1 and grows each time the record is retried. The coordinates
+    (topic, partition, offset) travel with the record from poll to completion.
+    """
+
+    __slots__ = (
+        "_data",
+        "_headers",
+        "_key",
+        "_timestamp",
+        "_value",
+        "attempt",
+        "offset",
+        "partition",
+        "topic",
+    )
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None = None,
+        value: bytes | None = None,
+        headers: Headers | None = None,
+        timestamp: int | None = None,
+        attempt: int = 1,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self._key = key
+        self._value = value
+        self._headers = headers
+        self._timestamp = timestamp
+        self.attempt = attempt
+        self._data = _RAW
+
+    @property
+    def key(self) -> bytes | None:
+        return self._key
+
+    @property
+    def value(self) -> bytes | None:
+        return self._value
+
+    @property
+    def headers(self) -> Headers | None:
+        """Headers as (name, value) pairs, in the order they were produced."""
+        return self._headers
+
+    @property
+    def timestamp(self) -> int | None:
+        """Milliseconds since the epoch, or None when the record has none."""
+        return self._timestamp
+
+    @property
+    def data(self) -> Any:
+        """The value as the configured deserializer decoded it (`deserializer="json"`:
+        the parsed object); the raw value bytes when no deserializer is set."""
+        data = self._data
+        return self.value if data is _RAW else data
+
+    @data.setter
+    def data(self, decoded: Any) -> None:
+        self._data = decoded
+
+    def text(self, encoding: str = "utf-8") -> str:
+        """The value decoded as text ('' for a null value)."""
+        return "" if self.value is None else self.value.decode(encoding)
+
+    def json(self) -> Any:
+        """The value parsed as JSON (None for a null value)."""
+        return None if self.value is None else json.loads(self.value)
+
+    def header(self, name: str) -> bytes | None:
+        """The last value of header `name`, or None."""
+        found = None
+        for key, value in self.headers or ():
+            if key == name:
+                found = value
+        return found
+
+    def __repr__(self) -> str:
+        return (
+            f"Record(topic={self.topic!r}, partition={self.partition}, offset={self.offset}, "
+            f"key={self.key!r}, attempt={self.attempt})"
+        )
+
+
+class MessageRecord(Record):
+    """A Record backed by a confluent_kafka.Message: key, value, headers and timestamp are
+    read from the message only when used, which keeps the poll loop cheap."""
+
+    __slots__ = ("_msg",)
+
+    def __init__(self, message: Any, topic: str, partition: int, offset: int) -> None:
+        self._msg = message
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.attempt = 1
+        self._data = _RAW
+
+    @property
+    def key(self) -> bytes | None:
+        return self._msg.key()  # type: ignore[no-any-return]
+
+    @property
+    def value(self) -> bytes | None:
+        return self._msg.value()  # type: ignore[no-any-return]
+
+    @property
+    def headers(self) -> Headers | None:
+        return self._msg.headers()  # type: ignore[no-any-return]
+
+    @property
+    def timestamp(self) -> int | None:
+        ts_type, ts = self._msg.timestamp()
+        return ts if ts_type else None
+
+
+class Output(NamedTuple):
+    """A record to produce. `topic=None` means the consumer's `output_topic`.
+
+    Immutable, and cheap to build (a tuple: a handler may build one per record)."""
+
+    value: bytes | str | dict[str, Any] | list[Any] | None
+    key: bytes | str | None = None
+    headers: Sequence[tuple[str, bytes | str | None]] | dict[str, bytes | str] | None = None
+    topic: str | None = None
+
+
+def _to_bytes(data: bytes | str | dict[str, Any] | list[Any] | None) -> bytes | None:
+    if data is None or isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode()
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+class Produced(NamedTuple):
+    """An output ready for the producer: bytes and a resolved topic (a tuple: cheap to
+    build and to send to another process)."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | None
+    headers: list[tuple[str, bytes | str | None]] | None
+
+
+def normalize_outputs(result: object, default_topic: str | None) -> list[Produced]:
+    """Turn what a handler returned into outputs to produce.
+
+    Accepted: None, Output, bytes, str, dict (JSON-encoded), or a list of those.
+    Raises TypeError/ValueError with a message naming the fix for anything else.
+    """
+    if result is None:
+        return []
+    if type(result) is Output:  # the common case: one output of bytes
+        value, key, headers, topic = result
+        topic = topic or default_topic
+        if (
+            type(value) is bytes
+            and (key is None or type(key) is bytes)
+            and headers is None
+            and topic is not None
+        ):
+            return [_new_tuple(Produced, (topic, value, key, None))]
+    if type(result) is bytes and default_topic is not None:
+        return [_new_tuple(Produced, (default_topic, result, None, None))]
+    if isinstance(result, bytes | str) and default_topic is not None:
+        return [Produced(default_topic, _to_bytes(result), None, None)]
+    if isinstance(result, Output):
+        items: Sequence[object] = (result,)
+    else:
+        items = result if isinstance(result, list | tuple) else [result]
+    produced = []
+    for item in items:
+        if item is None:
+            continue
+        if type(item) is Output:  # the fast path: bytes in, nothing to convert
+            value, key, headers, topic = item
+            topic = topic or default_topic
+            if (
+                type(value) is bytes
+                and (key is None or type(key) is bytes)
+                and headers is None
+                and topic is not None
+            ):
+                produced.append(_new_tuple(Produced, (topic, value, key, None)))
+                continue
+        out = item if isinstance(item, Output) else Output(_check_value(item))
+        topic = out.topic or default_topic
+        if topic is None:
+            raise NoOutputTopic(
+                "the handler returned an output but no topic is set for it: pass "
+                "output_topic= (CLI --output-topic) or Output(..., topic=...)"
+            )
+        headers = out.headers
+        if isinstance(headers, dict):
+            headers = list(headers.items())
+        produced.append(
+            Produced(
+                topic,
+                _to_bytes(out.value),
+                _to_bytes(out.key),
+                list(headers) if headers is not None else None,
+            )
+        )
+    return produced
+
+
+def _check_value(item: object) -> bytes | str | dict[str, Any]:
+    if isinstance(item, bytes | str | dict):
+        return item
+    raise TypeError(
+        f"handler returned {type(item).__name__!r}; return None, bytes, str, dict, "
+        "parafka.Output or a list of them"
+    )

@@ -1,0 +1,43 @@
+"""`parafka run --metrics-port` and `parafka lag` mistakes: exit 2 and one line, no broker."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tests.unit.cli.test_cli_usage import BASE, HANDLER, usage_error
+
+
+def test_metrics_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = usage_error(capsys, ["run", HANDLER, *BASE, "--metrics-port", str(port)])
+    assert f"metrics port {port} is already in use" in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        pytest.param(["--metrics-port", "70000"], "'--metrics-port'", id="port-out-of-range"),
+        pytest.param(["--stuck-after", "0"], "'--stuck-after'", id="zero-stuck-after"),
+        pytest.param(
+            ["--metrics-port", "9400", "--processes", "2"],
+            "--metrics-port 9400 serves one process",
+            id="metrics-with-processes",
+        ),
+    ],
+)
+def test_run_monitoring_options(
+    capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    assert expected in usage_error(capsys, ["run", HANDLER, *BASE, *argv])
+
+
+def test_lag_needs_a_group(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PARAFKA_GROUP", raising=False)
+    assert "'-g' / '--group'" in usage_error(capsys, ["lag", "-b", "127.0.0.1:1"])

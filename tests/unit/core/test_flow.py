@@ -1,0 +1,103 @@
+"""Flow control decisions: stall pauses and fair-share pauses."""
+
+from __future__ import annotations
+
+from parafka.core.flow import FlowControl
+
+P0, P1, P2, P3 = ("t", 0), ("t", 1), ("t", 2), ("t", 3)
+
+
+def test_stall_pauses_after_a_while_full_and_resumes_at_half() -> None:
+    flow = FlowControl(limit=100, stall_after=1.0)
+    assert flow.check_stall(0.0, 100) is None  # just became full
+    assert flow.check_stall(0.5, 100) is None
+    assert flow.check_stall(1.0, 100) is True
+    assert flow.check_stall(1.5, 100) is None  # already paused
+    assert flow.check_stall(2.0, 80) is None  # hysteresis: not yet half
+    assert flow.check_stall(2.5, 50) is False
+    assert not flow.stalled
+
+
+def test_brief_fills_never_pause() -> None:
+    flow = FlowControl(limit=100, stall_after=1.0)
+    for step in range(100):
+        held = 100 if step % 2 else 99  # full, then one finishes, then full again
+        assert flow.check_stall(step * 0.05, held) is None
+
+
+def test_a_starved_partition_makes_hoarders_pause_until_half_their_share() -> None:
+    flow = FlowControl(limit=1000, starve_after=0.5)
+    held = {P0: 0, P1: 30, P2: 480, P3: 490}
+    backlog = {P0: True, P1: True, P2: True, P3: True}
+    assert flow.rebalance_shares(0.0, held, backlog).pause == set()  # not starved long yet
+    decision = flow.rebalance_shares(0.6, held, backlog)
+    assert decision.pause == {P2, P3}  # over their share of 250
+    assert flow.rebalance_shares(0.7, {**held, P2: 200}, backlog).resume == set()
+    decision = flow.rebalance_shares(0.8, {**held, P2: 125, P3: 126}, backlog)
+    assert decision.resume == {P2}
+    assert flow.fair_paused == {P3}
+
+
+def test_an_empty_partition_without_backlog_is_not_starved() -> None:
+    flow = FlowControl(limit=1000, starve_after=0.5)
+    held = {P0: 0, P1: 1000}
+    backlog = {P0: False, P1: True}
+    flow.rebalance_shares(0.0, held, backlog)
+    assert flow.rebalance_shares(5.0, held, backlog).pause == set()
+
+
+def test_no_fair_pause_while_the_buffer_has_room() -> None:
+    flow = FlowControl(limit=1000, starve_after=0.5)
+    held = {P0: 0, P1: 300}
+    backlog = {P0: True, P1: True}
+    flow.rebalance_shares(0.0, held, backlog)
+    assert flow.rebalance_shares(1.0, held, backlog).pause == set()
+
+
+def test_revoked_partitions_are_forgotten() -> None:
+    flow = FlowControl(limit=100, starve_after=0.1)
+    flow.rebalance_shares(0.0, {P0: 0, P1: 100}, {P0: True, P1: True})
+    assert flow.rebalance_shares(0.2, {P0: 0, P1: 100}, {P0: True, P1: True}).pause == {P1}
+    assert flow.rebalance_shares(0.3, {P0: 0}, {P0: True}).resume == set()
+    assert flow.fair_paused == set()
+
+
+def test_no_fair_pause_while_the_executor_is_saturated() -> None:
+    """With many keys (or unordered), any held record can run: no need to reshuffle."""
+    flow = FlowControl(limit=1000, starve_after=0.1)
+    held = {P0: 0, P1: 1000}
+    backlog = {P0: True, P1: True}
+    flow.rebalance_shares(0.0, held, backlog, idle_capacity=False)
+    assert flow.rebalance_shares(1.0, held, backlog, idle_capacity=False).pause == set()
+    assert flow.rebalance_shares(1.1, held, backlog, idle_capacity=True).pause == {P1}
+
+
+def test_a_stalled_consumer_still_gives_a_starved_partition_its_share() -> None:
+    """Stalled (every partition paused) with a hoarder stuck behind a hung record: held
+    drops below the limit but stays above half, under the fair-share mark of 3/4. The
+    hoarder must still be paused and trimmed, or the stall never ends and the starved
+    partition never gets a record (found by the simulator's starving schedules)."""
+    flow = FlowControl(limit=8, stall_after=1.0, starve_after=0.2)
+    assert flow.check_stall(0.0, 8) is None
+    assert flow.check_stall(1.0, 8) is True  # full for a while: everything paused
+    assert flow.check_stall(1.5, 5) is None  # 5 held: not yet half
+    held, backlog = {P0: 5, P1: 0}, {P0: True, P1: True}
+    flow.rebalance_shares(1.5, held, backlog)
+    decision = flow.rebalance_shares(1.8, held, backlog)
+    assert decision.pause == {P0}
+
+
+def test_a_stall_ends_with_room_once_a_partition_starves() -> None:
+    """Stalled, with records stuck behind a hung one that never drop to half the limit
+    (a hung run and its copy redelivered after a rebalance, which cannot be trimmed): once
+    a partition with a backlog has starved, the stall ends as soon as there is room, not
+    at half (found by the simulator's starving schedules)."""
+    flow = FlowControl(limit=8, stall_after=1.0, starve_after=0.2)
+    flow.check_stall(0.0, 8)
+    assert flow.check_stall(1.0, 8) is True
+    held, backlog = {P0: 4, P1: 0}, {P0: True, P1: True}
+    assert flow.check_stall(1.1, 5) is None  # above half: stays stalled
+    flow.rebalance_shares(1.1, held, backlog)
+    flow.rebalance_shares(1.4, held, backlog)  # P1 starved for 0.3 s
+    assert flow.check_stall(1.4, 5) is False
+    assert not flow.stalled
