@@ -86,7 +86,7 @@ def test_live_panel_on_a_terminal_with_log_lines_and_dashboard(
     # Log lines are printed whole, on lines of their own, above the panel.
     lines = [line.split("\r")[-1] for line in text.splitlines()]
     assert any(
-        re.match(r"\d{4}-\d\d-\d\d .* INFO +parafka\.control: assigned ", ln) for ln in lines
+        re.match(r"\d{4}-\d\d-\d\d .* INFO +parafka\.engine\.control: assigned ", ln) for ln in lines
     )
     assert "parafka: processed 2000 records" in text
     doc = json.loads(api)
