@@ -1,31 +1,7 @@
-"""`parafka.sim`, kept for users: the simulator lives in `parafka.testing.sim`."""
+"""`parafka.sim`, kept for users: the simulator lives in `parafka.testing.sim`, and this
+package re-exports exactly its public names."""
 
-from parafka.testing.sim import (
-    Checker,
-    KillWorker,
-    SimCompletions,
-    SimConfig,
-    SimExecutor,
-    SimulationFailed,
-    SimulationReport,
-    Violation,
-    World,
-    run_seed,
-    shortest_failing,
-    simulate,
-)
+from parafka.testing import sim as _home
+from parafka.testing.sim import *  # noqa: F403  (the names are _home.__all__)
 
-__all__ = [
-    "Checker",
-    "KillWorker",
-    "SimCompletions",
-    "SimConfig",
-    "SimExecutor",
-    "SimulationFailed",
-    "SimulationReport",
-    "Violation",
-    "World",
-    "run_seed",
-    "shortest_failing",
-    "simulate",
-]
+__all__ = list(_home.__all__)
