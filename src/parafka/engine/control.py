@@ -207,9 +207,9 @@ class ControlLoop(Stoppable):
         self.recent_dead_letters = RecentDeadLetters()  # for the web dashboard
         self.steering = Steering()  # operator actions, applied in step() (steering.py)
         self.steering.wake = self.completions.wake
-        # advice.py: say when a setting would help (here: more processes for idle cores)
+        # advice.py: say when a setting would help (more processes, a batch handler, tune_gc)
         kind = "thread" if isinstance(executor, ThreadExecutor) else type(executor).__name__
-        self.advisor = Advisor(os.cpu_count() or 1, kind)
+        self.advisor = Advisor(os.cpu_count() or 1, kind, batched=work.batch_size is not None)
         self.gc_timer = GcTimer()  # installed while the loop runs (open to close)
         self.connect_watch = ConnectWatch()  # a refused connection fails fast (waits.py)
         self.waits = WaitReporter(
@@ -961,8 +961,8 @@ class ControlLoop(Stoppable):
                 tuned(),
             )
         )
-        if advice is not None:
-            log.info("advice: %s", advice)
+        for line in advice:
+            log.info("advice: %s", line)
         self._stats = Stats(
             processed=counts.processed,
             failed=counts.failed,
