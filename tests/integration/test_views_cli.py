@@ -85,9 +85,8 @@ def test_live_panel_on_a_terminal_with_log_lines_and_dashboard(
     assert f"{topic}[1]" in text  # the partition table
     # Log lines are printed whole, on lines of their own, above the panel.
     lines = [line.split("\r")[-1] for line in text.splitlines()]
-    assert any(
-        re.match(r"\d{4}-\d\d-\d\d .* INFO +parafka\.engine\.control: assigned ", ln) for ln in lines
-    )
+    assigned = re.compile(r"\d{4}-\d\d-\d\d .* INFO +parafka\.engine\.control: assigned ")
+    assert any(assigned.match(line) for line in lines)
     assert "parafka: processed 2000 records" in text
     doc = json.loads(api)
     assert doc["samples"] and "partitions" in doc
