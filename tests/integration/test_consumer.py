@@ -336,7 +336,10 @@ def test_a_starved_partition_gets_its_share_of_the_buffer(broker: LocalBroker) -
     partitions first and they fill the buffer, the others must still get records early
     (fair-share pauses), not only once the first ones have drained."""
     topic, gid = broker.new_topic("fair", partitions=4), group()
-    per_partition = 150
+    # Half a partition takes about 1.2 s: room for the broker's first fetch of a partition
+    # to come late on a loaded machine (with 150 records, 0.6 s, a CI run once saw one
+    # partition start after another had done half of its records).
+    per_partition = 300
     for p in range(4):
         broker.produce(topic, [(b"k", b"%d" % i) for i in range(per_partition)], partition=p)
     order: list[int] = []
