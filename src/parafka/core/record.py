@@ -176,16 +176,8 @@ def normalize_outputs(result: object, default_topic: str | None) -> list[Produce
     """
     if result is None:
         return []
-    if type(result) is Output:  # the common case: one output of bytes
-        value, key, headers, topic = result
-        topic = topic or default_topic
-        if (
-            type(value) is bytes
-            and (key is None or type(key) is bytes)
-            and headers is None
-            and topic is not None
-        ):
-            return [_new_tuple(Produced, (topic, value, key, None))]
+    if type(result) is Output and (plain := _plain(result, default_topic)) is not None:
+        return [plain]  # the common case: one output of bytes
     if type(result) is bytes and default_topic is not None:
         return [_new_tuple(Produced, (default_topic, result, None, None))]
     if isinstance(result, bytes | str) and default_topic is not None:
@@ -198,17 +190,9 @@ def normalize_outputs(result: object, default_topic: str | None) -> list[Produce
     for item in items:
         if item is None:
             continue
-        if type(item) is Output:  # the fast path: bytes in, nothing to convert
-            value, key, headers, topic = item
-            topic = topic or default_topic
-            if (
-                type(value) is bytes
-                and (key is None or type(key) is bytes)
-                and headers is None
-                and topic is not None
-            ):
-                produced.append(_new_tuple(Produced, (topic, value, key, None)))
-                continue
+        if type(item) is Output and (plain := _plain(item, default_topic)) is not None:
+            produced.append(plain)
+            continue
         out = item if isinstance(item, Output) else Output(_check_value(item))
         topic = out.topic or default_topic
         if topic is None:
@@ -228,6 +212,21 @@ def normalize_outputs(result: object, default_topic: str | None) -> list[Produce
             )
         )
     return produced
+
+
+def _plain(out: Output, default_topic: str | None) -> Produced | None:
+    """The fast path: an Output of bytes, with no headers and a topic, needs no conversion
+    (None: take the general path)."""
+    value, key, headers, topic = out
+    topic = topic or default_topic
+    if (
+        type(value) is bytes
+        and (key is None or type(key) is bytes)
+        and headers is None
+        and topic is not None
+    ):
+        return _new_tuple(Produced, (topic, value, key, None))
+    return None
 
 
 def _check_value(item: object) -> bytes | str | dict[str, Any]:
