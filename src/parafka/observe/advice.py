@@ -67,10 +67,11 @@ class Advisor:
         records = sample.processed - first.processed
         if records < MIN_RECORDS:
             return []
+        cpu = sample.cpu - first.cpu  # this process's CPU seconds over the window
         said = []
         for rule, line in (
-            ("processes", self._processes(first, sample, span, records)),
-            ("batch", self._batch(first, sample, span, records)),
+            ("processes", self._processes(sample, cpu / span, records / span)),
+            ("batch", self._batch(sample, cpu / span, cpu / records)),
             ("gc", self._gc(first, sample, span)),
         ):
             if line is not None and rule not in self._said:
@@ -79,8 +80,7 @@ class Advisor:
         self.given.extend(said)
         return said
 
-    def _processes(self, first: Sample, sample: Sample, span: float, records: int) -> str | None:
-        busy = (sample.cpu - first.cpu) / span
+    def _processes(self, sample: Sample, busy: float, rate: float) -> str | None:
         idle = self.cores - sample.load
         if self.executor != "thread" or self.cores < 2 or busy < BUSY or idle < 1.0:
             return None
@@ -88,18 +88,16 @@ class Advisor:
         if sample.handler_seconds is not None:
             handler = f"; handlers take {sample.handler_seconds * 1e6:.0f} us a record"
         return (
-            f"this process uses {busy:.0%} of a core at {records / span:,.0f} records/s "
+            f"this process uses {busy:.0%} of a core at {rate:,.0f} records/s "
             f"while about {idle:.1f} of {self.cores} cores are idle{handler}: `parafka run "
             f"--processes {self.cores}` (or {self.cores} processes with a ParallelConsumer "
             "each, in the same group) would use them"
         )
 
-    def _batch(self, first: Sample, sample: Sample, span: float, records: int) -> str | None:
-        busy = (sample.cpu - first.cpu) / span
+    def _batch(self, sample: Sample, busy: float, per_record: float) -> str | None:
         handler = sample.handler_seconds
         if self.batched or busy < BUSY or handler is None:
             return None
-        per_record = (sample.cpu - first.cpu) / records
         if handler > HANDLER_SHARE * per_record:
             return None
         return (
