@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -126,20 +125,20 @@ def _sleep(count: int, keys: int, seed: int, low: float, high: float) -> Iterato
         yield key, value
 
 
-WEBLOG = "examples.anomaly.generator:generate"
+WEBLOG = "examples.anomaly.generator"  # its generate() and encode()
 
 
 def _weblog(count: int, keys: int, seed: int) -> Iterator[Pair]:
     from parafka.core.loader import load_target
 
     try:
-        generate = load_target(WEBLOG)
+        generate, encode_event = (
+            load_target(f"{WEBLOG}:{name}") for name in ("generate", "encode")
+        )
     except ConfigError:
         raise ConfigError(
             "--generate weblog needs the repository's examples/ and numpy: run it from the "
             "root of a parafka checkout after pip install -e '.[examples]'"
         ) from None
-    module = sys.modules[generate.__module__]
-    traffic = generate(count, seed=seed)
-    for event in traffic.events:
-        yield event["ip"].encode(), module.encode(event)
+    for event in generate(count, seed=seed).events:
+        yield event["ip"].encode(), encode_event(event)
