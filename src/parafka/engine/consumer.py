@@ -465,7 +465,8 @@ def _run(loop: ControlLoop | ShareLoop, until_idle: float | None) -> Stats:
     thread of its own: a handler that hangs there leaves the loop to the stand-by thread
     (handover.py), and this thread still returns once the run ends."""
     executor = loop.executor
-    if not isinstance(loop, ControlLoop) or not isinstance(executor, ThreadExecutor):
+    per_record = loop.work.batch_size is None
+    if not (isinstance(loop, ControlLoop) and isinstance(executor, ThreadExecutor) and per_record):
         return loop.run(until_idle)
     executor.hand_over = loop.take_over
     control = threading.Thread(

@@ -226,30 +226,30 @@ class ThreadExecutor(Executor):
                 )
                 return
 
-    def _back_to_workers(self, why: str) -> None:
+    def _leave_inline(self) -> None:
         """Worker threads run every chunk from now on, those not run yet first."""
         self._inline, self._inline_over = False, True
-        if self._standby is not None:
-            self._standby.close()
         for units in self._waiting:
             self._queue.put(Chunk(units))
         self._waiting.clear()
+
+    def _back_to_workers(self, why: str) -> None:
+        self._leave_inline()
+        if self._standby is not None:
+            self._standby.close()
         log.info("%s: worker threads run them from now on", why)
 
     def _taken_over(self, chunk: Chunk) -> None:
         """On the stand-by thread: a chunk has run long on the control thread. Report what
         it finished, give what it has not started to the workers, and go on with the loop."""
         assert self._completions is not None
-        self._inline, self._inline_over = False, True
         finished = chunk.take_done()
         if finished is not None:
             self._completions.put(finished)
         stolen = chunk.steal()
         if stolen:
             self._queue.put(Chunk(deque(stolen)))
-        for units in self._waiting:
-            self._queue.put(Chunk(units))
-        self._waiting.clear()
+        self._leave_inline()
         log.warning(
             "a handler has run more than %.1f s on the control thread: this thread goes on "
             "with the loop, and worker threads run the handlers from now on",
