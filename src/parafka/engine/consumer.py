@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import pickle
 import signal
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import FrameType
 from typing import Any, Self
 
@@ -26,7 +27,7 @@ from parafka.engine.control import ControlLoop
 from parafka.engine.settings import Settings
 from parafka.engine.share import ShareLoop
 from parafka.engine.steering import ActionEvent, Answer, Steering, target_name
-from parafka.executors import Executor, Handler, Work, make_executor
+from parafka.executors import Executor, Handler, ThreadExecutor, Work, make_executor
 from parafka.executors.base import TraceConfig
 from parafka.kafka.config import producer_config
 from parafka.observe.health import Health, HealthPolicy, assess
@@ -332,7 +333,7 @@ class ParallelConsumer(Background):
         self._serve_monitor(loop)
         try:
             with _StopOnSignals(self):
-                return loop.run(until_idle)
+                return _run(loop, until_idle)
         finally:
             self._stop_monitor()
 
@@ -344,7 +345,7 @@ class ParallelConsumer(Background):
 
         def target() -> None:
             try:
-                self._result = loop.run(until_idle)
+                self._result = _run(loop, until_idle)
             except BaseException as exc:
                 self._error = exc
                 loop.running.set()
@@ -457,6 +458,34 @@ class ParallelConsumer(Background):
         """Leaving `with`: stop, then wait for the drain and the final commit."""
         self.stop()
         self.join()
+
+
+def _run(loop: ControlLoop | ShareLoop, until_idle: float | None) -> Stats:
+    """Run the loop. When its handlers may run on the control thread (threads.py), on a
+    thread of its own: a handler that hangs there leaves the loop to the stand-by thread
+    (handover.py), and this thread still returns once the run ends."""
+    executor = loop.executor
+    per_record = loop.work.batch_size is None
+    if not (isinstance(loop, ControlLoop) and isinstance(executor, ThreadExecutor) and per_record):
+        return loop.run(until_idle)
+    executor.hand_over = loop.take_over
+    control = threading.Thread(
+        target=_quietly, args=(loop.run, until_idle), name="parafka-control", daemon=True
+    )
+    control.start()
+    try:
+        while not loop.finished.wait(0.2):
+            pass
+    except BaseException:  # KeyboardInterrupt here, with no signal handler of ours
+        loop.stop(drain=False)
+        loop.finished.wait(loop.settings.shutdown_timeout + 5.0)
+        raise
+    return loop.result()
+
+
+def _quietly(run: Callable[[float | None], Stats], until_idle: float | None) -> None:
+    with contextlib.suppress(BaseException):  # the loop keeps it for result()
+        run(until_idle)
 
 
 class _StopOnSignals:

@@ -9,6 +9,7 @@ and talks to Kafka only through the seam (seam.py).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
@@ -41,6 +42,7 @@ from parafka.engine.settings import Settings
 from parafka.engine.steering import Steering
 from parafka.engine.waits import ConnectWatch, WaitReporter, wait_for_metadata
 from parafka.executors import Completions, Executor, ThreadExecutor, Work
+from parafka.executors.handover import HandedOver
 from parafka.kafka.config import consumer_config, producer_config
 from parafka.kafka.confluent import ConfluentKafka
 from parafka.observe.advice import Advisor, Sample
@@ -204,6 +206,9 @@ class ControlLoop(Stoppable):
         self._next_commit_at = 0.0
         self._error_logged_at: dict[str, float] = {}
         self.running = threading.Event()  # set once subscribed
+        self.finished = threading.Event()  # set once closed, by the thread that ran the end
+        self._escaped: BaseException | None = None  # what ended the run by raising
+        self._until_idle: float | None = None
         self.recent_dead_letters = RecentDeadLetters()  # for the web dashboard
         self.steering = Steering()  # operator actions, applied in step() (steering.py)
         self.steering.wake = self.completions.wake
@@ -231,8 +236,25 @@ class ControlLoop(Stoppable):
     # -- main loop ------------------------------------------------------------------
     def run(self, until_idle: float | None = None) -> Stats:
         self.waits.join_grace = self.settings.join_grace if until_idle is not None else None
+        self._until_idle = until_idle
         try:
             self.open()
+        except BaseException as exc:
+            self._escaped = exc
+            self._end()
+            raise
+        try:
+            self._go_on()
+        except HandedOver:  # another thread took the loop over (handover.py) and ends it
+            self.finished.wait()
+        return self.result()
+
+    def _go_on(self) -> None:
+        """Rounds until stopped (or idle), then drain and close. The thread that takes the
+        loop over (`take_over`) goes on here; the one it replaced leaves by HandedOver."""
+        handed = False
+        try:
+            until_idle = self._until_idle
             while not self._stop.is_set():
                 self.step()
                 if until_idle is not None and self._idle_for(until_idle):
@@ -240,9 +262,28 @@ class ControlLoop(Stoppable):
                         log.info("no record for %.1f s and nothing pending: stopping", until_idle)
                     break
             self.drain()
+        except HandedOver:
+            handed = True
+            raise
+        except BaseException as exc:
+            self._escaped = exc
+            raise
         finally:
+            if not handed:
+                self._end()
+
+    def take_over(self) -> None:
+        """Go on with the loop on this thread: the control thread is held by a handler
+        (handover.py). Its outcome is for `run`, through `finished` and `result`."""
+        threading.current_thread().name = "parafka-control"
+        with contextlib.suppress(BaseException):  # kept in _escaped for result()
+            self._go_on()
+
+    def _end(self) -> None:
+        try:
             self.close()
-        return self.result()
+        finally:
+            self.finished.set()
 
     def open(self) -> None:
         """Connect, check the cluster, subscribe, start the executor."""
@@ -266,6 +307,8 @@ class ControlLoop(Stoppable):
 
     def result(self) -> Stats:
         """The final stats, or the reason the run failed."""
+        if self._escaped is not None:
+            raise self._escaped
         if self.failure is not None:
             raise self.failure
         if self._absent is not None:

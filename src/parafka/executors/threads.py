@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from parafka.core.record import Record
 from parafka.executors.base import (
@@ -20,7 +20,15 @@ from parafka.executors.base import (
     pack_runs,
     run_chunk,
 )
-from parafka.executors.chunks import HANG_AFTER, RESCUE_EVERY, Chunk, pack_units, run_units
+from parafka.executors.chunks import (
+    HANG_AFTER,
+    RESCUE_EVERY,
+    Chunk,
+    Unit,
+    pack_units,
+    run_units,
+)
+from parafka.executors.handover import HandedOver, StandBy
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +44,21 @@ class ThreadExecutor(Executor):
     handler that takes milliseconds gets one record per hand-over (all threads busy),
     one that takes microseconds gets dozens (the hand-over cost is paid per chunk).
     With a batch handler a chunk is one batch.
+
+    A per-record handler measured below INLINE_BELOW a record runs on the control thread
+    itself, with a stand-by thread ready to take the loop over if a chunk runs long
+    (handover.py); only when the loop can be taken over (`hand_over` set, by
+    `ParallelConsumer`). It goes back to worker threads for good when a chunk there takes
+    INLINE_BELOW a record or more, or its handlers spend less than half of it on the CPU
+    (they wait: threads let them wait together).
     """
 
     CHUNK_SECONDS = 0.002  # aim for chunks that take about this long to run
     MAX_CHUNK = 256
+    INLINE_BELOW = 50e-6  # seconds a record: faster handlers run on the control thread
+    # A loop that another thread can take over (ControlLoop.take_over): set, handlers
+    # measured fast enough run on the control thread.
+    hand_over: Callable[[], None] | None = None
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -52,6 +71,11 @@ class ThreadExecutor(Executor):
         self._mean_seconds = 0.01  # handler time per record, refined as chunks complete
         self._batch_size: int | None = None
         self._handler: Handler = _unset
+        self._job: Work | None = None
+        self._inline = False  # handlers run on the control thread now
+        self._inline_over = False  # they did, and went back to worker threads for good
+        self._standby: StandBy | None = None
+        self._waiting: list[deque[Unit]] = []  # chunks of a hand-over not run yet (inline)
 
     @property
     def chunk_size(self) -> int:
@@ -70,8 +94,11 @@ class ThreadExecutor(Executor):
     @property
     def capacity(self) -> int:
         """A chunk per worker, plus one chunk each waiting so that a worker never idles
-        while the control thread catches up (only when chunks hold several records)."""
+        while the control thread catches up (only when chunks hold several records).
+        On the control thread, two chunks: a round of the loop stays a few milliseconds."""
         chunk = self.chunk_size
+        if self._inline:
+            return 2 * chunk
         return self.workers * (chunk if chunk == 1 else 2 * chunk)
 
     def start(self, work: Work, completions: Completions) -> None:
@@ -79,6 +106,7 @@ class ThreadExecutor(Executor):
             raise TypeError("the thread executor needs a callable handler")
         self._batch_size = work.batch_size
         self._handler = work.traced(work.handler, self.traces)
+        self._job = work
         self._completions = completions
         self._unordered = work.ordering == "unordered"
         for number in range(self.workers):
@@ -128,6 +156,9 @@ class ThreadExecutor(Executor):
 
     def submit(self, runs: Sequence[Sequence[Record]]) -> None:
         put = self._queue.put
+        if self._inline or self._may_inline():
+            self._run_here(runs)
+            return
         if self._batch_size is not None:
             for batch in pack_runs(runs, self._batch_size):
                 put(batch)
@@ -138,6 +169,94 @@ class ThreadExecutor(Executor):
         size = min(self.chunk_size, -(-total // workers))
         for units in pack_units(runs, size, self._unordered):
             put(Chunk(units))
+
+    # -- handlers on the control thread (handover.py) -----------------------------------
+    def _may_inline(self) -> bool:
+        return (
+            self.hand_over is not None
+            and self._batch_size is None
+            and not self._inline_over
+            and self._mean_seconds < self.INLINE_BELOW
+        )
+
+    def _run_here(self, runs: Sequence[Sequence[Record]]) -> None:
+        """Run the chunks on this (the control) thread; see handover.py."""
+        work, completions = self._job, self._completions
+        assert work is not None and completions is not None
+        if self._standby is None:
+            self._standby = StandBy(HANG_AFTER, RESCUE_EVERY, self._taken_over)
+            log.info(
+                "handlers take %.1f us a record: running them on the control thread",
+                self._mean_seconds * 1e6,
+            )
+        self._inline = True
+        standby, unordered, handler = self._standby, self._unordered, self._handler
+        decoder = work.decoder()
+        clock, cpu = time.perf_counter, time.thread_time
+        waiting = self._waiting
+        waiting.extend(pack_units(runs, self.chunk_size, unordered))
+        while waiting:
+            chunk = Chunk(waiting.pop(0))
+            started, used = clock(), cpu()
+            chunk.started = started
+            standby.running(chunk)
+            try:
+                run_units(handler, chunk, work, decoder, unordered)
+            finally:
+                still = standby.done()
+            seconds, used = clock() - started, cpu() - used
+            result = chunk.take_done()
+            if result is not None:
+                completions.put(result)
+            if not still:
+                raise HandedOver
+            count = len(chunk.done)
+            if not count:
+                continue
+            per_record = seconds / count
+            self._mean_seconds += 0.2 * (per_record - self._mean_seconds)
+            if self.timings is not None:
+                self.timings.chunk(chunk.done, seconds, chunk.outcomes)
+            slow = per_record >= self.INLINE_BELOW
+            if slow or (seconds > 0.001 and used < 0.5 * seconds):
+                self._back_to_workers(
+                    f"handlers took {per_record * 1e6:.0f} us a record"
+                    if slow
+                    else f"handlers spent {used / seconds:.0%} of their time on the CPU"
+                )
+                return
+
+    def _leave_inline(self) -> None:
+        """Worker threads run every chunk from now on, those not run yet first."""
+        self._inline, self._inline_over = False, True
+        for units in self._waiting:
+            self._queue.put(Chunk(units))
+        self._waiting.clear()
+
+    def _back_to_workers(self, why: str) -> None:
+        self._leave_inline()
+        if self._standby is not None:
+            self._standby.close()
+        log.info("%s: worker threads run them from now on", why)
+
+    def _taken_over(self, chunk: Chunk) -> None:
+        """On the stand-by thread: a chunk has run long on the control thread. Report what
+        it finished, give what it has not started to the workers, and go on with the loop."""
+        assert self._completions is not None
+        finished = chunk.take_done()
+        if finished is not None:
+            self._completions.put(finished)
+        stolen = chunk.steal()
+        if stolen:
+            self._queue.put(Chunk(deque(stolen)))
+        self._leave_inline()
+        log.warning(
+            "a handler has run more than %.1f s on the control thread: this thread goes on "
+            "with the loop, and worker threads run the handlers from now on",
+            HANG_AFTER,
+        )
+        assert self.hand_over is not None
+        self.hand_over()
 
     def rescue(self) -> None:
         """A chunk running far longer than its records should take has a hung handler:
@@ -160,6 +279,8 @@ class ThreadExecutor(Executor):
                 log.debug("a handler runs long: %d unit(s) of its chunk go elsewhere", len(stolen))
 
     def shutdown(self, timeout: float) -> bool:
+        if self._standby is not None:
+            self._standby.close()
         for _ in self._threads:
             self._queue.put(None)
         deadline = time.monotonic() + timeout

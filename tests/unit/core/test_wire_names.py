@@ -28,6 +28,7 @@ PINNED = {
     "parafka.executors.processes.WorkerDied", "parafka.broker.BrokerNotAvailable",
     "parafka.sizing.SizingError", "parafka.deserializers.DeserializationError",
     "parafka.kafka_broker.KafkaNotAvailable", "parafka.extras.MissingExtra",
+    "parafka.executors.handover.HandedOver",
 }  # fmt: skip
 # The simulator's exceptions stay inside its runs; private ones never reach a header.
 UNPINNED_MODULES = ("parafka.testing.sim", "parafka.testing.sim")
