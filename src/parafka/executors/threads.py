@@ -48,14 +48,16 @@ class ThreadExecutor(Executor):
     A per-record handler measured below INLINE_BELOW a record runs on the control thread
     itself, with a stand-by thread ready to take the loop over if a chunk runs long
     (handover.py); only when the loop can be taken over (`hand_over` set, by
-    `ParallelConsumer`). It goes back to worker threads for good when a chunk there takes
-    INLINE_BELOW a record or more, or its handlers spend less than half of it on the CPU
-    (they wait: threads let them wait together).
+    `ParallelConsumer`). It goes back to worker threads for good when the process used less
+    than half a core while a chunk ran there (the handlers wait: threads let them wait
+    together), or when the stand-by took over. A handler that grows slower but keeps the
+    CPU busy stays: its chunks shrink with it, and worker threads would not run it faster.
     """
 
     CHUNK_SECONDS = 0.002  # aim for chunks that take about this long to run
     MAX_CHUNK = 256
     INLINE_BELOW = 50e-6  # seconds a record: faster handlers run on the control thread
+    WINDOW = 0.1  # seconds of handlers on the control thread between two looks at the CPU
     # A loop that another thread can take over (ControlLoop.take_over): set, handlers
     # measured fast enough run on the control thread.
     hand_over: Callable[[], None] | None = None
@@ -75,6 +77,7 @@ class ThreadExecutor(Executor):
         self._inline = False  # handlers run on the control thread now
         self._inline_over = False  # they did, and went back to worker threads for good
         self._standby: StandBy | None = None
+        self._window = [0.0, 0.0]  # seconds of chunks on the control thread, and CPU used
         self._waiting: list[deque[Unit]] = []  # chunks of a hand-over not run yet (inline)
 
     @property
@@ -192,7 +195,7 @@ class ThreadExecutor(Executor):
         self._inline = True
         standby, unordered, handler = self._standby, self._unordered, self._handler
         decoder = work.decoder()
-        clock, cpu = time.perf_counter, time.thread_time
+        clock, cpu = time.perf_counter, time.process_time
         waiting = self._waiting
         waiting.extend(pack_units(runs, self.chunk_size, unordered))
         while waiting:
@@ -213,18 +216,27 @@ class ThreadExecutor(Executor):
             count = len(chunk.done)
             if not count:
                 continue
-            per_record = seconds / count
-            self._mean_seconds += 0.2 * (per_record - self._mean_seconds)
+            self._mean_seconds += 0.2 * (seconds / count - self._mean_seconds)
             if self.timings is not None:
                 self.timings.chunk(chunk.done, seconds, chunk.outcomes)
-            slow = per_record >= self.INLINE_BELOW
-            if slow or (seconds > 0.001 and used < 0.5 * seconds):
-                self._back_to_workers(
-                    f"handlers took {per_record * 1e6:.0f} us a record"
-                    if slow
-                    else f"handlers spent {used / seconds:.0%} of their time on the CPU"
-                )
+            if self._judge_window(seconds, used):
                 return
+
+    def _judge_window(self, seconds: float, used: float) -> bool:
+        """Handlers that wait (the process used under half a core while they ran, over a
+        window of WINDOW seconds: one chunk can lose its core to the broker or a librdkafka
+        thread) go back to worker threads. True if they did."""
+        window = self._window
+        window[0] += seconds
+        window[1] += used
+        if window[0] < self.WINDOW:
+            return False
+        share = window[1] / window[0]
+        window[0] = window[1] = 0.0
+        if share >= 0.5:
+            return False
+        self._back_to_workers(f"the process used {share:.0%} of a core while handlers ran")
+        return True
 
     def _leave_inline(self) -> None:
         """Worker threads run every chunk from now on, those not run yet first."""
