@@ -255,10 +255,10 @@ class ThreadExecutor(Executor):
         """On the stand-by thread: a chunk has run long on the control thread. Report what
         it finished, give what it has not started to the workers, and go on with the loop."""
         assert self._completions is not None
+        stolen = chunk.steal()  # first, as rescue() does: the hung thread starts no more
         finished = chunk.take_done()
         if finished is not None:
             self._completions.put(finished)
-        stolen = chunk.steal()
         if stolen:
             self._queue.put(Chunk(deque(stolen)))
         self._leave_inline()
