@@ -352,7 +352,8 @@ class ParallelConsumer(Background):
             finally:
                 self._stop_monitor()
 
-        self._thread = threading.Thread(target=target, name="parafka-control", daemon=True)
+        name = "parafka-run" if _beside(loop) else "parafka-control"  # the loop's or its waiter
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
         self._thread.start()
         loop.running.wait()
         return self
@@ -464,11 +465,10 @@ def _run(loop: ControlLoop | ShareLoop, until_idle: float | None) -> Stats:
     """Run the loop. When its handlers may run on the control thread (threads.py), on a
     thread of its own: a handler that hangs there leaves the loop to the stand-by thread
     (handover.py), and this thread still returns once the run ends."""
-    executor = loop.executor
-    per_record = loop.work.batch_size is None
-    if not (isinstance(loop, ControlLoop) and isinstance(executor, ThreadExecutor) and per_record):
+    if not _beside(loop):
         return loop.run(until_idle)
-    executor.hand_over = loop.take_over
+    assert isinstance(loop, ControlLoop) and isinstance(loop.executor, ThreadExecutor)
+    loop.executor.hand_over = loop.take_over
     control = threading.Thread(
         target=_quietly, args=(loop.run, until_idle), name="parafka-control", daemon=True
     )
@@ -481,6 +481,13 @@ def _run(loop: ControlLoop | ShareLoop, until_idle: float | None) -> Stats:
         loop.finished.wait(loop.settings.shutdown_timeout + 5.0)
         raise
     return loop.result()
+
+
+def _beside(loop: ControlLoop | ShareLoop) -> bool:
+    """The loop runs on a thread of its own: its handlers may run on the control thread."""
+    if not isinstance(loop, ControlLoop) or not isinstance(loop.executor, ThreadExecutor):
+        return False
+    return loop.work.batch_size is None  # batches never run on the control thread
 
 
 def _quietly(run: Callable[[float | None], Stats], until_idle: float | None) -> None:
