@@ -28,7 +28,7 @@ test-kafka: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
-# The deterministic simulator beyond the 1,970 seeds of `make test`: make simulate SEEDS=20000
+# The deterministic simulator beyond the 2,120 seeds of `make test`: make simulate SEEDS=20000
 # (FLAGS="--exactly-once", "--starve" or both for the other shapes)
 SEEDS ?= 10000
 simulate: $(STAMP)

@@ -48,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="an operator pauses, resumes, skips and parks records (the control plane)",
     )
+    parser.add_argument(
+        "--handover",
+        action="store_true",
+        help="rounds end where handlers on the control thread are handed over (handover.py)",
+    )
     args = parser.parse_args(argv)
     if os.environ.get("PYTHONHASHSEED") != "0":  # sets of partitions iterate by hash
         os.environ["PYTHONHASHSEED"] = "0"
@@ -67,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         "adaptive": args.adaptive,
         "retry_topic": args.retry_topic,
         "operator": args.operator,
+        "handover": args.handover,
     }
     if args.handler is not None:
         from parafka.core.loader import load_target

@@ -18,6 +18,7 @@ from typing import Any, cast
 from parafka.core.entry import Entry
 from parafka.core.record import Record
 from parafka.executors.base import ChunkResult, Completions, Executor, Work, run_chunk
+from parafka.executors.handover import HandedOver
 from parafka.executors.processes import WorkerDied, died_outcomes
 
 
@@ -64,6 +65,10 @@ class SimExecutor(Executor):
         self.pending: list[Chunk] = []
         self._work: Work | None = None
         self._completions: Completions | None = None
+        # --handover: drawn after a hand-over is queued; True plays a stand-by thread
+        # taking the loop over (executors/handover.py): `submit` raises HandedOver, as
+        # the old control thread does once its handler returns, and the loop goes on.
+        self.hand_over: Callable[[], bool] | None = None
 
     @property
     def capacity(self) -> int:
@@ -82,6 +87,8 @@ class SimExecutor(Executor):
             # The hook checks the run, and may say it hangs until some time.
             hung = self._on_submit(run) if self._on_submit is not None else None
             self.pending.append(Chunk(next(self._numbers), run, hung))
+        if self.hand_over is not None and self.hand_over():
+            raise HandedOver
 
     def runnable(self, now: float) -> list[int]:
         """Indexes of the pending chunks that may run now (not hung)."""

@@ -39,6 +39,7 @@ from parafka.core.seam import TP, ConsumerEvents, FailedCallback, Offset
 from parafka.engine.control import ControlLoop
 from parafka.engine.settings import Settings
 from parafka.executors.base import Work
+from parafka.executors.handover import HandedOver
 from parafka.testing.memory import (
     InMemoryCluster,
     MemoryConsumer,
@@ -85,6 +86,7 @@ class SimConfig:
     adaptive: bool = False  # concurrency="auto": the dispatch window moves
     retry_topic: bool = False  # --retry-topic: records failing their retries are parked
     operator: bool = False  # an operator pauses, resumes, skips and parks (steering.py)
+    handover: bool = False  # a round may end where a hand-over of handlers does (handover.py)
     exactly_once: bool = False  # outputs, offsets and dead letters in transactions
     starve: bool = False  # one partition's oldest record hangs until the calm phase
     # exactly-once outputs produced into the open transaction as released (not at commit)
@@ -120,6 +122,8 @@ class SimConfig:
             flags.append("--retry-topic")
         if self.operator:
             flags.append("--operator")
+        if self.handover:
+            flags.append("--handover")
         return " ".join(flags)
 
 
@@ -349,6 +353,8 @@ class World:
         loop.stream_outputs = self.config.stream_outputs
         executor_check = self._dispatch_check(number, loop)
         executor._on_submit = executor_check
+        if self.config.handover:
+            executor.hand_over = lambda: self.rng.random() < 0.1
         member = _Member(number, loop, executor, clients)
         self.members.append(member)
         loop.open()
@@ -588,7 +594,10 @@ class World:
         """One round of a consumer; one that stops (a record failed for good: the stop
         policy, a dead letter refused) drains and closes, as run() would, and a new
         consumer takes its place, as a supervisor would start one."""
-        member.loop.step()
+        try:
+            member.loop.step()
+        except HandedOver:  # the rest of the round is the next control thread's
+            self._note(f"m{member.number} handed over")
         if member.loop.stopping:
             self._note(f"m{member.number} stops: {member.loop.failure}")
             self.leave(member)
@@ -755,6 +764,7 @@ class World:
             + (" concurrency=auto" if self.config.adaptive else "")
             + (" retry_topic" if self.config.retry_topic else "")
             + (" operator" if self.config.operator else "")
+            + (" handover" if self.config.handover else "")
         )
 
 
