@@ -273,9 +273,12 @@ def test_the_next_owner_skips_what_was_done_above_a_stuck_record(
 def test_a_fast_thread_handler_stuck_late_holds_no_other_record(
     kafka_broker: KafkaBroker, tmp_path: Path
 ) -> None:
-    """Microsecond handlers: by offset 1500 the thread executor's chunks hold many records."""
+    """Microsecond handlers: by offset 1500 the thread executor's chunks hold many records,
+    and they run on the control thread, so the hang is handed over to the stand-by thread
+    (executors/handover.py), on Apache Kafka."""
     load = Load.cyclic({0: 2000, 1: 10}, keys=2000)
     run_a_then_b(kafka_broker, tmp_path, load, "unordered", "thread", hung=[1500])
+    assert "goes on with the loop" in (tmp_path / "a" / "stderr").read_text()
 
 
 def near_the_cap(cap: int, keys: int = 4, seed: int = 12) -> tuple[Load, list[int]]:
