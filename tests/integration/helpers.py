@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,11 @@ from confluent_kafka import Consumer, TopicPartition
 
 from parafka import ParallelConsumer
 from parafka.testing import Broker, KafkaBroker
+
+
+def group() -> str:
+    """A fresh consumer group's name."""
+    return f"g-{uuid.uuid4().hex[:10]}"
 
 
 def produce_keyed(broker: Broker, topic: str, count: int, keys: int) -> None:

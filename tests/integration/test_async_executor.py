@@ -5,19 +5,14 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-import uuid
 from collections import defaultdict
 
 from parafka import Record, RetryPolicy
 from parafka.testing import LocalBroker
 
-from .helpers import committed, consumer, end_offsets, produce_keyed
+from .helpers import committed, consumer, end_offsets, group, produce_keyed
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.05, jitter=0)
-
-
-def group() -> str:
-    return f"g-{uuid.uuid4().hex[:10]}"
 
 
 def test_async_handler_runs_on_the_event_loop_in_key_order(broker: LocalBroker) -> None:

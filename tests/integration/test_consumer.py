@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-import uuid
 from collections import defaultdict
 
 import pytest
@@ -14,13 +13,9 @@ from parafka import Output, Record, RecordFailed, RetryPolicy
 from parafka.core.errors import BrokerUnreachable
 from parafka.testing import Broker, KafkaBroker, LocalBroker
 
-from .helpers import committed, consumer, end_offsets, produce_keyed, wait_until
+from .helpers import committed, consumer, end_offsets, group, produce_keyed, wait_until
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.05, jitter=0)
-
-
-def group() -> str:
-    return f"g-{uuid.uuid4().hex[:10]}"
 
 
 @pytest.mark.parametrize("ordering", ["key", "partition", "unordered"])

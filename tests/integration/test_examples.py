@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,7 @@ from examples.common import read_topic
 from parafka import Record
 from parafka.testing import LocalBroker
 
-from .helpers import consumer
-
-
-def group() -> str:
-    return f"g-{uuid.uuid4().hex[:10]}"
+from .helpers import consumer, group
 
 
 def by_key(messages: list[Any]) -> dict[bytes, list[bytes]]:

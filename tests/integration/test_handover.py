@@ -7,18 +7,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 
 import pytest
 
 from parafka import Record
 from parafka.testing import LocalBroker
 
-from .helpers import committed, consumer, end_offsets, produce_keyed, wait_until
-
-
-def group() -> str:
-    return f"g-{uuid.uuid4().hex[:10]}"
+from .helpers import committed, consumer, end_offsets, group, produce_keyed, wait_until
 
 
 def test_fast_handlers_run_on_the_control_thread(

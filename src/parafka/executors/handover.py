@@ -44,8 +44,8 @@ class StandBy:
         self.after, self.every = after, every
         self._take_over = take_over
         self._lock = threading.Lock()
-        self._since: float | None = None  # perf_counter when the running chunk started
-        self._chunk: Chunk | None = None
+        self._chunk: Chunk | None = None  # the chunk the control thread runs, if any
+        self._since = 0.0  # perf_counter when it started
         self.taken = False
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="parafka-standby", daemon=True)
@@ -58,7 +58,7 @@ class StandBy:
     def done(self) -> bool:
         """The chunk ended; True if this thread is still the control thread."""
         with self._lock:
-            self._chunk, self._since = None, None
+            self._chunk = None
             return not self.taken
 
     def close(self) -> None:
@@ -68,7 +68,7 @@ class StandBy:
         while not self._closed.wait(self.every):
             with self._lock:
                 since, chunk = self._since, self._chunk
-                if since is None or chunk is None or time.perf_counter() - since < self.after:
+                if chunk is None or time.perf_counter() - since < self.after:
                     continue
                 self.taken = True
             self._take_over(chunk)

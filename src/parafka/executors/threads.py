@@ -9,12 +9,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
+from parafka.core.deserializers import Decode
 from parafka.core.record import Record
 from parafka.executors.base import (
     ChunkResult,
     Completions,
     Executor,
     Handler,
+    Outcome,
     Work,
     fail_first,
     pack_runs,
@@ -74,10 +76,12 @@ class ThreadExecutor(Executor):
         self._batch_size: int | None = None
         self._handler: Handler = _unset
         self._job: Work | None = None
+        self._decoder: Decode | None = None
         self._inline = False  # handlers run on the control thread now
         self._inline_over = False  # they did, and went back to worker threads for good
         self._standby: StandBy | None = None
-        self._window = [0.0, 0.0]  # seconds of chunks on the control thread, and CPU used
+        self._window_seconds = 0.0  # of chunks on the control thread since the last look
+        self._window_cpu = 0.0  # the process's CPU time meanwhile
         self._waiting: list[deque[Unit]] = []  # chunks of a hand-over not run yet (inline)
 
     @property
@@ -110,6 +114,7 @@ class ThreadExecutor(Executor):
         self._batch_size = work.batch_size
         self._handler = work.traced(work.handler, self.traces)
         self._job = work
+        self._decoder = work.decoder()  # for the control thread; each worker makes its own
         self._completions = completions
         self._unordered = work.ordering == "unordered"
         for number in range(self.workers):
@@ -150,12 +155,17 @@ class ThreadExecutor(Executor):
                 result = ChunkResult(records, outcomes)
             if not records:
                 continue  # every unit was taken by other workers before this one started
-            per_record = (clock() - started) / len(records)
-            self._mean_seconds += 0.2 * (per_record - self._mean_seconds)
-            if self.timings is not None:
-                self.timings.chunk(records, per_record * len(records), outcomes)
+            self._measured(records, clock() - started, outcomes)
             if result is not None:
                 put(result)
+
+    def _measured(
+        self, records: Sequence[Record], seconds: float, outcomes: list[Outcome | None] | None
+    ) -> None:
+        """A chunk of `records` ran in `seconds`: the mean time a record, and the metrics."""
+        self._mean_seconds += 0.2 * (seconds / len(records) - self._mean_seconds)
+        if self.timings is not None:
+            self.timings.chunk(records, seconds, outcomes)
 
     def submit(self, runs: Sequence[Sequence[Record]]) -> None:
         put = self._queue.put
@@ -194,14 +204,12 @@ class ThreadExecutor(Executor):
             )
         self._inline = True
         standby, unordered, handler = self._standby, self._unordered, self._handler
-        decoder = work.decoder()
-        clock, cpu = time.perf_counter, time.process_time
+        decoder, clock, cpu = self._decoder, time.perf_counter, time.process_time
         waiting = self._waiting
         waiting.extend(pack_units(runs, self.chunk_size, unordered))
         while waiting:
             chunk = Chunk(waiting.pop(0))
             started, used = clock(), cpu()
-            chunk.started = started
             standby.running(chunk)
             try:
                 run_units(handler, chunk, work, decoder, unordered)
@@ -213,12 +221,9 @@ class ThreadExecutor(Executor):
                 completions.put(result)
             if not still:
                 raise HandedOver
-            count = len(chunk.done)
-            if not count:
+            if not chunk.done:
                 continue
-            self._mean_seconds += 0.2 * (seconds / count - self._mean_seconds)
-            if self.timings is not None:
-                self.timings.chunk(chunk.done, seconds, chunk.outcomes)
+            self._measured(chunk.done, seconds, chunk.outcomes)
             if self._judge_window(seconds, used):
                 return
 
@@ -226,13 +231,12 @@ class ThreadExecutor(Executor):
         """Handlers that wait (the process used under half a core while they ran, over a
         window of WINDOW seconds: one chunk can lose its core to the broker or a librdkafka
         thread) go back to worker threads. True if they did."""
-        window = self._window
-        window[0] += seconds
-        window[1] += used
-        if window[0] < self.WINDOW:
+        self._window_seconds += seconds
+        self._window_cpu += used
+        if self._window_seconds < self.WINDOW:
             return False
-        share = window[1] / window[0]
-        window[0] = window[1] = 0.0
+        share = self._window_cpu / self._window_seconds
+        self._window_seconds = self._window_cpu = 0.0
         if share >= 0.5:
             return False
         self._back_to_workers(f"the process used {share:.0%} of a core while handlers ran")
@@ -254,13 +258,7 @@ class ThreadExecutor(Executor):
     def _taken_over(self, chunk: Chunk) -> None:
         """On the stand-by thread: a chunk has run long on the control thread. Report what
         it finished, give what it has not started to the workers, and go on with the loop."""
-        assert self._completions is not None
-        stolen = chunk.steal()  # first, as rescue() does: the hung thread starts no more
-        finished = chunk.take_done()
-        if finished is not None:
-            self._completions.put(finished)
-        if stolen:
-            self._queue.put(Chunk(deque(stolen)))
+        self._split(chunk)
         self._leave_inline()
         log.warning(
             "a handler has run more than %.1f s on the control thread: this thread goes on "
@@ -282,13 +280,21 @@ class ThreadExecutor(Executor):
         for chunk in list(self._running.values()):
             if chunk.started > late:
                 continue
-            stolen = chunk.steal()
-            finished = chunk.take_done()
-            if finished is not None:
-                completions.put(finished)
-            if stolen:
-                self._queue.put(Chunk(deque(stolen)))
-                log.debug("a handler runs long: %d unit(s) of its chunk go elsewhere", len(stolen))
+            if stolen := self._split(chunk):
+                log.debug("a handler runs long: %d unit(s) of its chunk go elsewhere", stolen)
+
+    def _split(self, chunk: Chunk) -> int:
+        """A chunk whose handler runs long: report the records it finished, and give the
+        units nobody started to other workers (taken first: its thread starts no more).
+        Returns how many units were given."""
+        assert self._completions is not None
+        stolen = chunk.steal()
+        finished = chunk.take_done()
+        if finished is not None:
+            self._completions.put(finished)
+        if stolen:
+            self._queue.put(Chunk(deque(stolen)))
+        return len(stolen)
 
     def shutdown(self, timeout: float) -> bool:
         if self._standby is not None:
