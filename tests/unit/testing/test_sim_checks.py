@@ -105,3 +105,48 @@ def test_a_record_dead_lettered_for_another_records_failure_is_caught() -> None:
         check.new_dead_letters([letter])
     check.blame_only_failures(set())  # a refused delivery may have used up its attempts
     check.new_dead_letters([letter])
+
+
+def letter(offset: int) -> MemoryMessage:
+    headers = [("parafka.dlq.partition", b"0"), ("parafka.dlq.offset", str(offset).encode())]
+    return MemoryMessage("dlq", 0, offset, None, None, headers, 0)
+
+
+def test_a_record_handed_over_before_the_partition_came_back_at_that_instant_is_a_zombies() -> (
+    None
+):
+    # Member 0's session expires; at one instant of the clock it hands offset 2 to its
+    # executor and then hears that the partition is lost and its own again. Offset 2's late
+    # output is the old assignment's, not an effect of the owner.
+    check = checker("key")
+    check.owned(0, [TP], now=0.0)
+    check.expired(0, [TP], now=1.0)
+    check.dispatched(0, TP, 2, open_part=True, now=2.0)
+    check.succeeded_on(TP, 2, member=0, now=2.0)
+    check.released(0, [TP], now=2.0)
+    check.owned(0, [TP], now=2.0)
+    check.new_outputs([output(2)], now=3.0)
+    assert not check.outputs[-1].owned
+    check.dispatched(0, TP, 2, open_part=True, now=4.0)  # the new assignment's run
+    check.new_outputs([output(2)], now=5.0)
+    assert check.outputs[-1].owned
+
+
+def test_a_dead_lettered_records_earlier_output_is_not_its_effect_unless_it_came_later() -> None:
+    # Offset 2 ran and was output; a rebalance replays 0 and 2; 2 is dead-lettered then.
+    check = checker("key")
+    check.owned(0, [TP], now=0.0)
+    check.new_outputs([output(0), output(2)], now=1.0)
+    check.new_outputs([output(0)], now=2.0)
+    for offset in (1, 3):
+        check.succeeded_on(TP, offset)
+    check.new_dead_letters([letter(2)])
+    check.final({TP: 4})
+    # A later owned output of 2 is its effect again, and comes after 0's: in order.
+    check.new_outputs([output(2)], now=3.0)
+    check.final({TP: 4})
+    # A later output of 0 (the record before 2) than 2's last one, with no letter after it:
+    # out of order.
+    check.new_outputs([output(0)], now=4.0)
+    with pytest.raises(Violation, match="order of effects"):
+        check.final({TP: 4})

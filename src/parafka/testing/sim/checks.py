@@ -20,6 +20,10 @@ committed offsets) and raises `Violation` the moment a guarantee breaks:
 - at the end (`final`): every record is done, every partition committed to its end, and per
   key the outputs written by the partition's owners take effect in offset order (the last
   copy of each record's output comes after the last copy of every older one of its key).
+  An owner's output is one written by a consumer that owned the partition, as the cluster
+  saw it, from the record's hand-over to its executor to the delivery. A record whose last
+  effect is its dead letter (or an operator's skip or park) is left out: the output an
+  earlier run left before a rebalance replayed it cannot be taken back.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ from dataclasses import dataclass, field
 from parafka.core.codec import decode_completed
 from parafka.core.deadletter import OFFSET, PARTITION, header_text
 from parafka.core.seam import TP, Message
+
+
+Stamp = tuple[float, int]  # (the clock, the checker's count of observations)
+NEVER: Stamp = (float("inf"), 0)
 
 
 class Violation(AssertionError):
@@ -66,12 +74,18 @@ class Checker:
     overruled: set[tuple[TP, int]] = field(default_factory=set)
     delivered: set[tuple[TP, int]] = field(default_factory=set)
     outputs: list[Output] = field(default_factory=list)
+    # A dead-lettered record -> how many outputs were seen before its (latest) letter
+    lettered: dict[tuple[TP, int], int] = field(default_factory=dict)
     # (member, partition) -> spans it owned it, as it knew (from its callbacks) and as the
     # cluster did (which ends a span at once when its session expires, before it hears)
-    _owners: dict[tuple[int, TP], list[list[float]]] = field(default_factory=dict)
-    _cluster_owners: dict[tuple[int, TP], list[list[float]]] = field(default_factory=dict)
+    # Times are stamped in the order the checker heard of them (_stamp): a record handed
+    # over and its partition re-assigned at one instant of the clock stay in their order.
+    _owners: dict[tuple[int, TP], list[list[Stamp]]] = field(default_factory=dict)
+    _cluster_owners: dict[tuple[int, TP], list[list[Stamp]]] = field(default_factory=dict)
     _verified: dict[TP, int] = field(default_factory=dict)  # offsets below are done
-    _ran_at: dict[tuple[int, TP, int], float] = field(default_factory=dict)  # last success
+    _ran_at: dict[tuple[int, TP, int], Stamp] = field(default_factory=dict)  # last success
+    _handed_at: dict[tuple[int, TP, int], Stamp] = field(default_factory=dict)  # last dispatch
+    _heard: int = 0  # observations so far: the second half of a stamp
     innocent: set[tuple[TP, int]] = field(default_factory=set)  # see blame_only_failures
     # Exactly-once: outputs and dead letters are observed as a read_committed reader sees
     # them, each must appear once, and none at or above its partition's committed offset.
@@ -93,22 +107,27 @@ class Checker:
     zombie_parks: set[tuple[int, int]] = field(default_factory=set)
 
     # -- observations -----------------------------------------------------------------
+    def _stamp(self, now: float) -> Stamp:
+        self._heard += 1
+        return (now, self._heard)
+
     def owned(self, member: int, tps: Iterable[TP], now: float) -> None:
+        at = self._stamp(now)
         for tp in tps:
             for owners in (self._owners, self._cluster_owners):
-                owners.setdefault((member, tp), []).append([now, float("inf")])
+                owners.setdefault((member, tp), []).append([at, NEVER])
 
     def released(self, member: int, tps: Iterable[TP], now: float) -> None:
         """The member gave the partitions up (revoked, lost, closed, crashed)."""
         tps = list(tps)
         self.expired(member, tps, now)
-        _end(self._owners, member, tps, now)
+        _end(self._owners, member, tps, self._stamp(now))
 
     def expired(self, member: int, tps: Iterable[TP], now: float) -> None:
         """The cluster gave the member's partitions to others; it has not heard yet."""
-        _end(self._cluster_owners, member, tps, now)
+        _end(self._cluster_owners, member, tps, self._stamp(now))
 
-    def owns(self, member: int, tp: TP, now: float, since: float | None = None) -> bool:
+    def owns(self, member: int, tp: TP, now: Stamp, since: Stamp | None = None) -> bool:
         """Whether `member` owned `tp` at `now` as it knew; with `since`, as the cluster
         knew, without a break from `since` to `now`."""
         if since is None:
@@ -143,22 +162,26 @@ class Checker:
 
     def succeeded_on(self, tp: TP, offset: int, member: int = -1, now: float = 0.0) -> None:
         self.succeeded.add((tp, offset))
-        self._ran_at[(member, tp, offset)] = now
+        self._ran_at[(member, tp, offset)] = self._stamp(now)
 
     def dispatched(self, member: int, tp: TP, offset: int, open_part: bool, now: float) -> None:
         """A record is handed to member's executor (revoke invariant)."""
-        if not open_part or not self.owns(member, tp, now):
+        at = self._stamp(now)
+        if not open_part or not self.owns(member, tp, at):
             raise Violation(
                 f"revoked: consumer {member} handed {_name(tp, offset)} to its executor "
                 "after it stopped owning the partition"
             )
+        self._handed_at[(member, tp, offset)] = at
 
     def parked_at(self, member: int, tp: TP, at: tuple[int, int], now: float) -> None:
         """`member` parked a record of `tp` at `at` of the retry topic (acknowledged)."""
-        if not self.owns(member, tp, now, since=now):
+        then = self._stamp(now)
+        if not self.owns(member, tp, then, since=then):
             self.zombie_parks.add(at)
 
     def new_outputs(self, messages: Iterable[Message], now: float) -> None:
+        at = self._stamp(now)
         for message in messages:
             run, records = sources(message)
             ran_on = None  # the retry topic's partition it ran from, if it did
@@ -175,10 +198,12 @@ class Checker:
                     owned = True  # a read_committed reader sees only committed effects
                 else:
                     # An effect of the owner only if it owned the partition from the
-                    # handler's run to the delivery: not a zombie's, nor a late one from
-                    # an earlier assignment.
-                    ran = self._ran_at.get((member, tp, offset), now)
-                    owned = not zombie and self.owns(member, ran_on or tp, now, since=ran)
+                    # record's hand-over to its executor to the delivery: not a zombie's,
+                    # nor a late one from an earlier assignment (handed over in it, run
+                    # after the cluster gave the partition back, before the poll told).
+                    run_by = (member, tp, offset)
+                    since = self._handed_at.get(run_by, self._ran_at.get(run_by, at))
+                    owned = not zombie and self.owns(member, ran_on or tp, at, since=since)
                 self.outputs.append(Output(member, tp, offset, message.key(), owned))
                 self.delivered.add((tp, offset))
 
@@ -225,6 +250,7 @@ class Checker:
                     "all have succeeded in time (another record's failure was charged to it)"
                 )
             self.dead.add(record)
+            self.lettered[record] = len(self.outputs)
 
     def blame_only_failures(self, innocent: set[tuple[TP, int]]) -> None:
         """From now on, these records may not be dead-lettered: their handler succeeds
@@ -290,6 +316,10 @@ class Checker:
         for (tp, offset), position in last.items():
             if (tp, offset) in self.overruled:
                 continue
+            if self.lettered.get((tp, offset), -1) > position:
+                # Its last effect is its dead letter: the output an earlier run left (before
+                # a rebalance replayed it) stays where it was, as an operator's park leaves it.
+                continue
             shard: Hashable = (tp, self.inputs[tp][offset]) if self.ordering == "key" else tp
             by_shard[shard].append((offset, position))
         for name, items in by_shard.items():
@@ -322,12 +352,12 @@ def sources(message: Message) -> tuple[object, list[tuple[int, int, int]]]:
 
 
 def _end(
-    owners: dict[tuple[int, TP], list[list[float]]], member: int, tps: Iterable[TP], now: float
+    owners: dict[tuple[int, TP], list[list[Stamp]]], member: int, tps: Iterable[TP], at: Stamp
 ) -> None:
     for tp in tps:
         spans = owners.get((member, tp))
-        if spans and spans[-1][1] == float("inf"):
-            spans[-1][1] = now
+        if spans and spans[-1][1] == NEVER:
+            spans[-1][1] = at
 
 
 def _name(tp: TP, offset: int) -> str:
