@@ -10,6 +10,7 @@ its cost in microseconds per record (share x GIL-busy time / records).
 
 Usage: python benchmarks/profile_engine.py [--handler noop|md5] [--ordering key|unordered]
                                            [--records N] [--concurrency C] [--rate R]
+                                           [--max-buffered N]
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ordering", choices=("key", "unordered", "partition"), default="key")
     parser.add_argument("--records", type=int, default=300_000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--max-buffered", type=int, help="records held (default: the library's)")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--no-profile", action="store_true", help="only time the run")
     parser.add_argument("--tune-gc", action="store_true", help="parafka.tune_gc() first")
@@ -116,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             topics=topic,
             ordering=args.ordering,
             concurrency=args.concurrency,
+            max_buffered=args.max_buffered,
             kafka_config=config,
             output_topic=out,
         )
