@@ -11,6 +11,12 @@ Two reasons to pause partitions:
   starved like that for a while, partitions holding more than their share of the buffer
   are paused and their records beyond the share that never started are given back (the
   caller trims them and fetches them again later), until they are down to half of it.
+
+The limit is the user's `max_buffered`; without one it starts at the default and follows
+the rate (`follow`): a loop that finishes records fast holds what it finishes in
+BUFFER_SECONDS, up to MOST_BUFFERED. Records that wait for their outputs' acknowledgement
+count as held, so a buffer of a few milliseconds' work makes a fast loop wait for
+acknowledgements instead of fetching.
 """
 
 from __future__ import annotations
@@ -27,11 +33,22 @@ class FlowDecision:
     resume: set[TP] = field(default_factory=set)
 
 
+BUFFER_SECONDS = 0.05  # a limit that follows the rate holds this long of its work
+MOST_BUFFERED = 10_000  # and grows no further than this
+
+
 class FlowControl:
     """Decides pauses and resumes from the held counts; the caller applies them."""
 
-    def __init__(self, limit: int, stall_after: float = 1.0, starve_after: float = 0.5) -> None:
+    def __init__(
+        self,
+        limit: int,
+        stall_after: float = 1.0,
+        starve_after: float = 0.5,
+        follows_rate: bool = False,
+    ) -> None:
         self.limit = limit
+        self.follows_rate = follows_rate  # the user set no limit: it grows with the rate
         self.stall_after = stall_after
         self.starve_after = starve_after
         self.stalled = False  # every partition paused: the buffer stayed full
@@ -39,6 +56,18 @@ class FlowControl:
         self._full_since: float | None = None
         self._empty_since: dict[TP, float] = {}
         self._starved = False  # a partition with a backlog got no record for a while
+
+    def follow(self, rate: float) -> bool:
+        """Records finish at `rate` a second: a limit that follows the rate grows to hold
+        BUFFER_SECONDS of them (at most MOST_BUFFERED). It never shrinks: a limit that
+        fell under the held count would pause fetching. True if it grew."""
+        if not self.follows_rate:
+            return False
+        wanted = min(MOST_BUFFERED, int(rate * BUFFER_SECONDS))
+        if wanted <= self.limit:
+            return False
+        self.limit = wanted
+        return True
 
     def room(self, held: int) -> int:
         """How many more records may be fetched now."""

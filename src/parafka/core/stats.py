@@ -51,6 +51,7 @@ class Stats:
     waiting_retry: int = 0
     paused: bool = False  # every partition paused: the buffer stayed full
     concurrency_limit: int = 0  # records allowed in flight now (moves with concurrency="auto")
+    buffer_limit: int = 0  # records it may hold now (max_buffered, else it follows the rate)
     rate_waits: int = 0  # records held back because their key was over --key-rate
     stuck_replaced: int = 0  # workers replaced for a stuck record (--on-stuck)
     parked: int = 0  # failed records written to the retry topic (--retry-topic)

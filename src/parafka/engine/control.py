@@ -186,7 +186,13 @@ class ControlLoop(Stoppable):
         )
         self.committer = CommitPlanner(settings.max_metadata_bytes)
         self.transaction: Transaction | None = None
-        self.flow = FlowControl(settings.buffer_limit, STALL_BEFORE_PAUSE, STARVE_AFTER)
+        self.flow = FlowControl(
+            settings.buffer_limit,
+            STALL_BEFORE_PAUSE,
+            STARVE_AFTER,
+            follows_rate=settings.max_buffered is None,
+        )
+        self._rate_from: tuple[float, int] | None = None  # (when, processed): flow's rate
         # The dispatch window and rates: adaptive concurrency, --rate, --key-rate, --group-rate
         self.pacer = Pacer(
             settings, clock, lambda t: self.consumer.partition_count(t, settings.connect_timeout)
@@ -971,6 +977,14 @@ class ControlLoop(Stoppable):
         if self.phase is not Phase.FAILED:
             self.phase = Phase.CLOSED
 
+    def _follow_rate(self, now: float, processed: int) -> None:
+        """The buffer limit follows the rate records finish at (flow.py)."""
+        last, self._rate_from = self._rate_from, (now, processed)
+        if last is None or now <= last[0]:
+            return
+        if self.flow.follow((processed - last[1]) / (now - last[0])):
+            log.debug("buffer limit now %d records (the rate grew)", self.flow.limit)
+
     def _refresh_stats(self, now: float) -> None:
         self._stats_at = now
         closing = self.phase in (Phase.CLOSING, Phase.CLOSED, Phase.FAILED)
@@ -993,6 +1007,7 @@ class ControlLoop(Stoppable):
         ]
         heads.retain(ledger.parts)
         counts = ledger.counts
+        self._follow_rate(now, counts.processed)
         advice = self.advisor.sample(
             Sample(
                 now,
@@ -1020,6 +1035,7 @@ class ControlLoop(Stoppable):
             waiting_retry=ledger.waiting_retry,
             paused=self.flow.stalled,
             concurrency_limit=self.pacer.limit,
+            buffer_limit=self.flow.limit,
             rate_waits=self.pacer.rate_waits,
             stuck_replaced=self.executor.stuck_replaced,
             parked=counts.parked,

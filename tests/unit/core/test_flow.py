@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from parafka.core.flow import FlowControl
+from parafka.core.flow import BUFFER_SECONDS, MOST_BUFFERED, FlowControl
 
 P0, P1, P2, P3 = ("t", 0), ("t", 1), ("t", 2), ("t", 3)
 
@@ -101,3 +101,22 @@ def test_a_stall_ends_with_room_once_a_partition_starves() -> None:
     flow.rebalance_shares(1.4, held, backlog)  # P1 starved for 0.3 s
     assert flow.check_stall(1.4, 5) is False
     assert not flow.stalled
+
+
+def test_without_a_users_limit_the_buffer_grows_with_the_rate_up_to_its_ceiling() -> None:
+    flow = FlowControl(1000, follows_rate=True)
+    assert not flow.follow(5_000)  # a slow loop keeps the default
+    assert flow.limit == 1000
+    assert flow.follow(100_000)
+    assert flow.limit == int(100_000 * BUFFER_SECONDS)
+    assert flow.room(1000) == flow.limit - 1000
+    assert not flow.follow(30_000)  # it never shrinks under records it may hold
+    assert flow.limit == int(100_000 * BUFFER_SECONDS)
+    flow.follow(10_000_000)
+    assert flow.limit == MOST_BUFFERED
+
+
+def test_a_users_limit_stays_what_they_set() -> None:
+    flow = FlowControl(300)
+    assert not flow.follow(1_000_000)
+    assert flow.limit == 300

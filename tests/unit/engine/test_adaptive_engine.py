@@ -175,3 +175,26 @@ def test_a_thread_executor_spreads_a_hand_over_over_the_limit_only() -> None:
     executor.active = 2
     executor.submit(runs)
     assert chunks() == [200, 200]
+
+
+def test_without_max_buffered_the_buffer_follows_a_fast_loops_rate() -> None:
+    cluster = InMemoryCluster()
+    cluster.create_topic("in", 2)
+    for i in range(40_000):
+        cluster.produce("in", b"x", key=str(i % 100).encode())
+
+    def run(**overrides: Any) -> int:
+        pc = ParallelConsumer(
+            lambda record: None,
+            bootstrap_servers="memory",
+            group_id=f"g{len(overrides)}",
+            topics=["in"],
+            kafka=cluster,
+            **overrides,
+        )
+        stats = pc.run(until_idle=0.3)
+        assert stats.processed == 40_000
+        return stats.buffer_limit
+
+    assert run() > 1000  # the default, for 16 workers: it grew (flow.py, follow)
+    assert run(max_buffered=500) == 500  # a limit the user set stays
