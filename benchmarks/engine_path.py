@@ -2,10 +2,11 @@
 
 Feeds the ledger fetched batches of 1,000 in-memory messages (4 partitions, 1,000 keys, in
 the order a fetch returns them: runs of one partition), takes the runs it allows, packs them
-into executor chunks, reports each chunk done (no outputs, or one output per record that is
-then acknowledged), and plans a commit every 10 batches: the work the control thread does
-per record, minus the client. CPU time of one thread, best of `--repeat`, so it is steady on
-a busy machine, unlike the end-to-end benchmarks. `benchmarks/profile_engine.py` gives the
+into executor chunks, reports each chunk done (no outputs, or one output per record, then
+acknowledged: a chunk's in one report, as the output thread reports an epoch), and plans a
+commit every 10 batches: the work the control thread does per record, minus the client.
+CPU time of one thread, best of `--repeat`, so it is steady on a busy machine, unlike the
+end-to-end benchmarks. `benchmarks/profile_engine.py` gives the
 end-to-end split.
 
 With `--ahead N`, N fetched batches are taken in before the runs are taken (a consumer
@@ -25,6 +26,7 @@ import time
 from collections.abc import Sequence
 
 from parafka.core.commits import CommitPlanner
+from parafka.core.entry import Entry
 from parafka.core.ledger import Ledger
 from parafka.core.outcomes import Outcome
 from parafka.core.record import Produced
@@ -65,6 +67,13 @@ def _one_output(record: object) -> bytes:
 PRODUCED = [Produced("out", b"v", b"k", None)]
 
 
+def _acknowledge(ledger: Ledger, sends: list[tuple[list[Entry], list[Produced]]]) -> None:
+    """The outputs handed over are acknowledged in one report, as the output thread
+    reports an epoch (engine/outputs.py)."""
+    if sends:
+        ledger.acknowledged([entry for entries, _ in sends for entry in entries], None)
+
+
 def one_pass(
     ordering: Ordering,
     batches: list[list[MemoryMessage]],
@@ -91,16 +100,14 @@ def one_pass(
                     chunk = Chunk(units)
                     run_units(work.handler, chunk, work, None, unordered)  # type: ignore[arg-type]
                     actions = ledger.completed(chunk.done, chunk.outcomes)  # type: ignore[arg-type]
-                    for entries, _ in actions.send:
-                        ledger.acknowledged(entries, None)
+                    _acknowledge(ledger, actions.send)
                     done += len(chunk.done)
                 continue
             for chunk in pack_runs(runs, CHUNK):
                 if outputs:
                     results: list[Outcome | None] = [(produced, None)] * len(chunk)
                     actions = ledger.completed(chunk, results)
-                    for entries, _ in actions.send:
-                        ledger.acknowledged(entries, None)
+                    _acknowledge(ledger, actions.send)
                 else:
                     ledger.completed(chunk, None)
                 done += len(chunk)

@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,6 +66,23 @@ def _md5(record: Record) -> Output:
 
 def _noop(record: Record) -> None:
     return None
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds of each thread of this process (Python's by name, librdkafka's by
+    their kernel names), from /proc."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = collections.Counter()
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            comm = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        name = names.get(int(task.name), comm)
+        used[name] += (int(fields[11]) + int(fields[12])) / tick
+    return used
 
 
 def component(stack: str) -> str:
@@ -129,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             time.sleep(0.005)
         gc_time = GcTimer()
         gc_time.install()
-        began, cpu0 = time.perf_counter(), time.process_time()
+        began, cpu0, threads0 = time.perf_counter(), time.process_time(), _thread_cpu()
         if not args.no_profile:
             sampler = subprocess.Popen(
                 [spy, "record", *(("--idle", "--threads") if args.wall else ("--gil",)),
@@ -141,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         while consumer.stats().processed < args.records and consumer.is_running:
             time.sleep(0.01)
         seconds, cpu = time.perf_counter() - began, time.process_time() - cpu0
+        threads = _thread_cpu()
         gc_time.remove()
         counted = consumer.stats().processed - first
         if sampler is not None:
@@ -155,6 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"in {seconds:.2f} s = {rate:,.0f} records/s ({1e6 / rate:.2f} us a record); "
         f"process CPU {cpu / seconds:.2f} cores, {cpu / counted * 1e6:.2f} us a record; "
         f"garbage collection {gc_time.total / seconds:.0%} of the time"
+    )
+    by_thread = sorted(((threads[t] - threads0.get(t, 0.0), t) for t in threads), reverse=True)
+    console.print(
+        "CPU by thread: "
+        + ", ".join(f"{name} {used / counted * 1e6:.2f} us" for used, name in by_thread[:6] if used)
     )
     if sampler is None:
         return 0

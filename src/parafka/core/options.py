@@ -364,11 +364,12 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "max_buffered",
         None,
-        "Records held in memory before fetching stops.",
+        "Records held in memory before fetching stops (unset: the limit grows with the "
+        "rate, to 50 ms of records, at most 10,000).",
         ("--max-buffered",),
         kind="count",
         group="Memory, commits and shutdown",
-        unset="max(1000, 10*C)",
+        unset="max(1000, 10*C), growing",
     ),
     Option(
         "commit_interval",

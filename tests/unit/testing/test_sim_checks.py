@@ -112,9 +112,7 @@ def letter(offset: int) -> MemoryMessage:
     return MemoryMessage("dlq", 0, offset, None, None, headers, 0)
 
 
-def test_a_record_handed_over_before_the_partition_came_back_at_that_instant_is_a_zombies() -> (
-    None
-):
+def test_a_record_handed_over_before_the_partition_came_back_at_that_instant_is_a_zombies() -> None:
     # Member 0's session expires; at one instant of the clock it hands offset 2 to its
     # executor and then hears that the partition is lost and its own again. Offset 2's late
     # output is the old assignment's, not an effect of the owner.

@@ -38,7 +38,6 @@ from parafka.core.codec import decode_completed
 from parafka.core.deadletter import OFFSET, PARTITION, header_text
 from parafka.core.seam import TP, Message
 
-
 Stamp = tuple[float, int]  # (the clock, the checker's count of observations)
 NEVER: Stamp = (float("inf"), 0)
 
