@@ -12,7 +12,10 @@ per-record cost. Pass --fetch-queue-backoff-ms 1000 to measure with the default.
 
 `--broker kafka` runs the same on Apache Kafka (`parafka.testing.KafkaBroker`).
 
-Usage: python benchmarks/overhead.py [--records N] [--rounds R] [--quick]
+`--tune-gc` calls `parafka.tune_gc()` first, as `parafka run` does: the garbage
+collector then leaves the records a consumer holds alone (gctuning.py).
+
+Usage: python benchmarks/overhead.py [--records N] [--rounds R] [--quick] [--tune-gc]
                                      [--fetch-queue-backoff-ms MS] [--broker local|kafka]
 """
 
@@ -44,6 +47,8 @@ from common import (
     table,
 )
 
+from parafka import tune_gc
+
 PARTITIONS = 4
 KEYS = 1000
 VALUE_BYTES = 100
@@ -68,8 +73,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=10,
         help="librdkafka fetch.queue.backoff.ms for both sides (its default: 1000)",
     )
+    parser.add_argument(
+        "--tune-gc",
+        action="store_true",
+        help="parafka.tune_gc() first, as `parafka run` does (the library alone does not)",
+    )
     add_broker_option(parser)
     args = parser.parse_args(argv)
+    if args.tune_gc:
+        tune_gc()
     records = 50_000 if args.quick and args.records == 500_000 else args.records
     rounds = 2 if args.quick and args.rounds == 3 else args.rounds
 
@@ -99,13 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 handled = parafka_run(noop, config, topic, records, ordering, concurrency)
                 measure(round_no, f"parafka {ordering} C={concurrency}", handled, noop)
 
-    report(runs, records, args.fetch_queue_backoff_ms, where)
+    setup = f"fetch.queue.backoff.ms={args.fetch_queue_backoff_ms}"
+    report(runs, records, setup + (", tune_gc()" if args.tune_gc else ""), where)
     return 0
 
 
-def report(
-    runs: list[tuple[int, str, float, float]], records: int, backoff_ms: int, where: str
-) -> None:
+def report(runs: list[tuple[int, str, float, float]], records: int, setup: str, where: str) -> None:
     names = [PLAIN] + [f"parafka {o} C={c}" for o, c in CONFIGS]
     rates = {name: [rate for _, n, _, rate in runs if n == name] for name in names}
     # Each parafka run against the plain run just before it (the closest in time).
@@ -136,7 +147,7 @@ def report(
         )
     caption = (
         f"{where}. No-op handler, {records:,} records of {VALUE_BYTES} bytes, "
-        f"{PARTITIONS} partitions, {KEYS} keys, fetch.queue.backoff.ms={backoff_ms}; "
+        f"{PARTITIONS} partitions, {KEYS} keys, {setup}; "
         "each run in a fresh group, timed from the first handler call to the "
         "last. Runs alternate plain, parafka, plain, ... x plain = ratio of medians; paired = "
         "median of each parafka run / the plain run just before it. Machine: "
