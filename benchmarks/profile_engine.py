@@ -73,15 +73,18 @@ def _thread_cpu() -> dict[str, float]:
     their kernel names), from /proc."""
     names = {t.native_id: t.name for t in threading.enumerate()}
     tick = os.sysconf("SC_CLK_TCK")
-    used: dict[str, float] = collections.Counter()
-    for task in Path("/proc/self/task").iterdir():
+    used: dict[str, float] = {}
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return used  # not Linux: no figures by thread
+    for task in tasks.iterdir():
         try:
             comm = (task / "comm").read_text().strip()
             fields = (task / "stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue  # the thread ended meanwhile
         name = names.get(int(task.name), comm)
-        used[name] += (int(fields[11]) + int(fields[12])) / tick
+        used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return used
 
 
