@@ -11,6 +11,7 @@ import pytest
 
 from parafka import Output, Record, RecordFailed, RetryPolicy
 from parafka.core.errors import BrokerUnreachable
+from parafka.core.flow import MOST_BUFFERED
 from parafka.testing import Broker, KafkaBroker, LocalBroker
 
 from .helpers import committed, consumer, end_offsets, group, produce_keyed, wait_until
@@ -240,6 +241,29 @@ def test_backpressure_bounds_records_in_memory(broker: LocalBroker) -> None:
     assert saw_paused  # stuck full for over a second: partitions were paused
     assert peak <= 100
     assert not final.paused
+
+
+def test_without_max_buffered_the_limit_grows_with_the_rate_and_holds(
+    broker: LocalBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 10 s of records instead of 50 ms: any machine's rate grows the limit (flow.py), so
+    # this checks the loop on a real client: it grows, and held records stay under it.
+    monkeypatch.setattr("parafka.core.flow.BUFFER_SECONDS", 10.0)
+    topic, gid = broker.new_topic("grow", partitions=2), group()
+    produce_keyed(broker, topic, 20_000, keys=100)
+    pc = consumer(broker, lambda record: None, topic, gid, ordering="key")
+    peak_over = 0  # records held beyond the limit in use, at most
+    with pc:
+        deadline = time.monotonic() + 60
+        while pc.stats().processed < 20_000 and time.monotonic() < deadline:
+            stats = pc.stats()
+            peak_over = max(peak_over, stats.held - stats.buffer_limit)
+            time.sleep(0.01)
+        final = pc.stats()
+    assert final.processed == 20_000
+    assert 1000 < final.buffer_limit <= MOST_BUFFERED  # grew from the default for C=16
+    assert peak_over <= 0
+    assert committed(broker, gid, topic, 2) == end_offsets(broker, topic, 2, 20_000)
 
 
 def test_stop_from_another_thread_commits_what_is_done(broker: LocalBroker) -> None:
