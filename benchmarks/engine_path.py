@@ -6,8 +6,7 @@ into executor chunks, reports each chunk done (no outputs, or one output per rec
 acknowledged: a chunk's in one report, as the output thread reports an epoch), and plans a
 commit every 10 batches: the work the control thread does per record, minus the client.
 CPU time of one thread, best of `--repeat`, so it is steady on a busy machine, unlike the
-end-to-end benchmarks. `benchmarks/profile_engine.py` gives the
-end-to-end split.
+end-to-end benchmarks. `benchmarks/profile_engine.py` gives the end-to-end split.
 
 With `--ahead N`, N fetched batches are taken in before the runs are taken (a consumer
 with a backlog reads ahead: a key then has several records waiting, and runs of several).

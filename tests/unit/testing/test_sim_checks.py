@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from parafka.core.deadletter import OFFSET, PARTITION
 from parafka.testing.memory import MemoryMessage
 from parafka.testing.sim.checks import Checker, Violation
 
@@ -19,6 +20,12 @@ def checker(ordering: str = "key") -> Checker:
 def output(offset: int, member: int = 0, position: int = 0) -> MemoryMessage:
     body = f'{{"m": {member}, "p": 0, "o": {offset}}}'.encode()
     return MemoryMessage("out", 0, position, b"a", body, None, 0)
+
+
+def letter(offset: int) -> MemoryMessage:
+    """The dead letter of offset `offset` of partition 0, as the dead-letter topic holds it."""
+    headers = [(PARTITION, b"0"), (OFFSET, str(offset).encode())]
+    return MemoryMessage("dlq", 0, offset, None, None, headers, 0)
 
 
 def test_a_commit_past_a_record_not_done_is_caught() -> None:
@@ -98,18 +105,10 @@ def test_a_lost_record_and_a_stalled_partition_are_caught() -> None:
 def test_a_record_dead_lettered_for_another_records_failure_is_caught() -> None:
     check = checker()
     check.blame_only_failures({(TP, 1)})
-    letter = MemoryMessage(
-        "dlq", 0, 0, None, None, [("parafka.dlq.partition", b"0"), ("parafka.dlq.offset", b"1")], 0
-    )
     with pytest.raises(Violation, match="blame"):
-        check.new_dead_letters([letter])
+        check.new_dead_letters([letter(1)])
     check.blame_only_failures(set())  # a refused delivery may have used up its attempts
-    check.new_dead_letters([letter])
-
-
-def letter(offset: int) -> MemoryMessage:
-    headers = [("parafka.dlq.partition", b"0"), ("parafka.dlq.offset", str(offset).encode())]
-    return MemoryMessage("dlq", 0, offset, None, None, headers, 0)
+    check.new_dead_letters([letter(1)])
 
 
 def test_a_record_handed_over_before_the_partition_came_back_at_that_instant_is_a_zombies() -> None:
