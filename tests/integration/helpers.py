@@ -44,6 +44,20 @@ def end_offsets(broker: Broker, topic: str, partitions: int, records: int) -> di
     return counts
 
 
+def offsets_read(messages: list[Any]) -> str:
+    """What a short read got, per partition: its offsets' span and the offsets missing
+    inside it (a hole says a record was stepped over or never stored, not never sent)."""
+    by_partition: dict[int, set[int]] = {}
+    for message in messages:
+        by_partition.setdefault(message.partition(), set()).add(message.offset())
+    parts = []
+    for partition, offsets in sorted(by_partition.items()):
+        low, high = min(offsets), max(offsets)
+        holes = sorted(set(range(low, high + 1)) - offsets)
+        parts.append(f"p{partition} {low}-{high}" + (f" missing {holes[:20]}" if holes else ""))
+    return "; ".join(parts) or "nothing"
+
+
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

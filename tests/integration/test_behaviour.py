@@ -18,7 +18,14 @@ import pytest
 from parafka import ParallelConsumer, RecordFailed, RetryPolicy
 from parafka.testing import Broker
 
-from .helpers import committed, end_offsets, group_config, produce_keyed, wait_until
+from .helpers import (
+    committed,
+    end_offsets,
+    group_config,
+    offsets_read,
+    produce_keyed,
+    wait_until,
+)
 
 EXECUTORS = ["thread", "async", "process"]
 HANDLERS = "tests.handlers.behaviour"
@@ -52,7 +59,10 @@ def make(broker: Broker, executor: str, name: str, topic: str, out: str, **kw: A
 
 
 def reports(broker: Broker, out: str, expected: int) -> list[dict[str, Any]]:
-    return [json.loads(m.value()) for m in broker.consume_all(out, expected=expected)]
+    messages = broker.consume_all(out, expected=expected)
+    got = len(messages)
+    assert got == expected, f"read {got} of {expected} outputs: {offsets_read(messages)}"
+    return [json.loads(m.value()) for m in messages]
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)

@@ -198,10 +198,12 @@ class Broker(Background):
         """Read `topic` from the beginning until `expected` records arrived or time ran out.
 
         Uses a manually assigned consumer (no group join, no commits) and returns the
-        records received, at most `expected`, without error events. A client that gets
-        nothing for `STALL` seconds is replaced by a new one that goes on from where it
-        got: now and then a reading client stops receiving from the local broker, silently,
-        while a new one reads the rest at once.
+        records received, at most `expected`, each once, in offset order per partition,
+        without error events. A client that gets nothing for `STALL` seconds is replaced
+        by a new one: now and then a reading client stops receiving from the local broker,
+        silently, while a new one reads the rest at once. The first new client goes on
+        from where the last one got; later ones read from the beginning again (records
+        already received are skipped), so that a record a client stepped over is read too.
         """
         deadline = time.monotonic() + timeout
         config = {
@@ -211,6 +213,8 @@ class Broker(Background):
         }
         consumer = Consumer(config)
         received: list[Message] = []
+        got: set[tuple[int, int]] = set()
+        late = False  # a record found behind one received before
         try:
             metadata = consumer.list_topics(topic, timeout=max(0.1, deadline - time.monotonic()))
             topic_metadata = metadata.topics[topic]
@@ -221,7 +225,7 @@ class Broker(Background):
                 )
             next_offsets = dict.fromkeys(topic_metadata.partitions, OFFSET_BEGINNING)
             consumer.assign([TopicPartition(topic, p, o) for p, o in next_offsets.items()])
-            last_progress = time.monotonic()
+            last_progress, clients = time.monotonic(), 1
             while len(received) < expected:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -233,18 +237,24 @@ class Broker(Background):
                     partition, offset = message.partition(), message.offset()
                     if message.error() is not None or partition is None or offset is None:
                         continue
-                    if next_offsets[partition] >= 0 and offset < next_offsets[partition]:
+                    if (partition, offset) in got:
                         continue  # read again by a new client
-                    next_offsets[partition] = offset + 1
+                    late = late or offset + 1 < next_offsets[partition]
+                    next_offsets[partition] = max(next_offsets[partition], offset + 1)
+                    got.add((partition, offset))
                     received.append(message)
                     last_progress = time.monotonic()
                 if time.monotonic() - last_progress >= self.STALL:
                     consumer.close()
                     consumer = Consumer(config)
-                    consumer.assign([TopicPartition(topic, p, o) for p, o in next_offsets.items()])
-                    last_progress = time.monotonic()
+                    again = dict.fromkeys(next_offsets, OFFSET_BEGINNING)
+                    start = next_offsets if clients == 1 else again
+                    consumer.assign([TopicPartition(topic, p, o) for p, o in start.items()])
+                    last_progress, clients = time.monotonic(), clients + 1
         finally:
             consumer.close()
+        if late:
+            received.sort(key=lambda m: (m.partition() or 0, m.offset() or 0))
         return received
 
 
