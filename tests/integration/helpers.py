@@ -35,7 +35,8 @@ def committed(broker: Broker, group: str, topic: str, partitions: int) -> dict[i
 
 def end_offsets(broker: Broker, topic: str, partitions: int, records: int) -> dict[int, int]:
     """The end offset of each partition of a topic holding `records` records (read back:
-    the local broker's high watermark can lag behind the log end)."""
+    the local broker answers the latest offset with the end of the batch written last,
+    which lags behind the log end when two producers wrote the partition at once)."""
     counts = dict.fromkeys(range(partitions), 0)
     for message in broker.consume_all(topic, expected=records, timeout=10):
         partition, offset = message.partition(), message.offset()

@@ -26,7 +26,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol, Self
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     Message,
@@ -198,23 +197,23 @@ class Broker(Background):
         """Read `topic` from the beginning until `expected` records arrived or time ran out.
 
         Uses a manually assigned consumer (no group join, no commits) and returns the
-        records received, at most `expected`, each once, in offset order per partition,
-        without error events. A client that gets nothing for `STALL` seconds is replaced
-        by a new one: now and then a reading client stops receiving from the local broker,
-        silently, while a new one reads the rest at once. The first new client goes on
-        from where the last one got; later ones read from the beginning again (records
-        already received are skipped), so that a record a client stepped over is read too.
+        records received, at most `expected`, without error events. It starts at offset 0,
+        not at the offset the broker calls earliest: the local broker answers with the
+        batch written first, which need not be the one with the lowest offset when two
+        producers write a partition at once. A client that gets nothing for `STALL`
+        seconds is replaced by a new one that goes on from where it got: now and then a
+        reading client stops receiving from the local broker, silently, while a new one
+        reads the rest at once.
         """
         deadline = time.monotonic() + timeout
         config = {
             "bootstrap.servers": self.bootstrap_servers,
             "group.id": f"parafka-consume-all-{uuid.uuid4().hex}",  # required, never joined
             "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",  # where offset 0 is gone (retention)
         }
         consumer = Consumer(config)
         received: list[Message] = []
-        got: set[tuple[int, int]] = set()
-        late = False  # a record found behind one received before
         try:
             metadata = consumer.list_topics(topic, timeout=max(0.1, deadline - time.monotonic()))
             topic_metadata = metadata.topics[topic]
@@ -223,9 +222,9 @@ class Broker(Background):
                     f"cannot read topic {topic!r} on {self.bootstrap_servers}: "
                     f"{topic_metadata.error.str()}"
                 )
-            next_offsets = dict.fromkeys(topic_metadata.partitions, OFFSET_BEGINNING)
+            next_offsets = dict.fromkeys(topic_metadata.partitions, 0)
             consumer.assign([TopicPartition(topic, p, o) for p, o in next_offsets.items()])
-            last_progress, clients = time.monotonic(), 1
+            last_progress = time.monotonic()
             while len(received) < expected:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -237,24 +236,18 @@ class Broker(Background):
                     partition, offset = message.partition(), message.offset()
                     if message.error() is not None or partition is None or offset is None:
                         continue
-                    if (partition, offset) in got:
+                    if offset < next_offsets[partition]:
                         continue  # read again by a new client
-                    late = late or offset + 1 < next_offsets[partition]
-                    next_offsets[partition] = max(next_offsets[partition], offset + 1)
-                    got.add((partition, offset))
+                    next_offsets[partition] = offset + 1
                     received.append(message)
                     last_progress = time.monotonic()
                 if time.monotonic() - last_progress >= self.STALL:
                     consumer.close()
                     consumer = Consumer(config)
-                    again = dict.fromkeys(next_offsets, OFFSET_BEGINNING)
-                    start = next_offsets if clients == 1 else again
-                    consumer.assign([TopicPartition(topic, p, o) for p, o in start.items()])
-                    last_progress, clients = time.monotonic(), clients + 1
+                    consumer.assign([TopicPartition(topic, p, o) for p, o in next_offsets.items()])
+                    last_progress = time.monotonic()
         finally:
             consumer.close()
-        if late:
-            received.sort(key=lambda m: (m.partition() or 0, m.offset() or 0))
         return received
 
 
