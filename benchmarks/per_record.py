@@ -63,6 +63,11 @@ CONFIGS: dict[str, tuple[str | None, float | None, Run]] = {
         lambda c, t, o, n: queue_pipeline(c, t, o, n, 2),
     ),
     "parafka defaults (threads, key), per record": (ONE_LOOP, 0.8, _parafka(1, PER_RECORD)),
+    "parafka partition order (threads), per record": (
+        ONE_LOOP,
+        None,
+        _parafka(1, PER_RECORD, ordering="partition"),
+    ),
     "parafka --processes 2, unordered, per record": (
         TWO_LOOPS,
         1.0,

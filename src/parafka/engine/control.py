@@ -172,7 +172,9 @@ class ControlLoop(Stoppable):
             settings.kafka_config,
             self.completions,
             threaded=threaded_outputs,
+            clock=self.clock,
         )
+        self._partition_order = settings.ordering == "partition"
         self.letters = OutputProducer(
             self.kafka, settings.bootstrap_servers, settings.kafka_config, self._letter_settled
         )
@@ -419,6 +421,8 @@ class ControlLoop(Stoppable):
         # Records whose outputs await their acknowledgement are not the executor's any
         # more: they must not take its room (their shards stay busy until then).
         pacer = self.pacer
+        if self._partition_order:  # its next run waits for this one's acknowledgements
+            executor.ack_wait = self.outputs.ack_seconds
         scheduler.concurrency = (
             pacer.window(executor.capacity, executor.run_length) + self.outputs.pending
         )

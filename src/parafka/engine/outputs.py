@@ -9,6 +9,7 @@ by `poll()`/`flush()` on the control thread, so no lock is needed).
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -130,6 +131,10 @@ class OutputThread:
 
     `pump()` does one step of that work; the thread calls it in a loop, the simulator
     calls it when its schedule says so.
+
+    `ack_seconds` is how long outputs wait to be acknowledged, from the hand-over of an
+    epoch's first item to the epoch's report (a moving average over epochs): the time a
+    shard whose run had outputs waits before its next run may start.
     """
 
     FLUSH_STEP = 0.5  # seconds per flush call, so that a stop is noticed
@@ -141,8 +146,10 @@ class OutputThread:
         kafka_config: Mapping[str, Any],
         completions: Completions,
         threaded: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._kafka = kafka
+        self._clock = clock
         self._config = producer_config(bootstrap_servers, kafka_config)
         self._failures: list[tuple[tuple[str, bytes | None, bytes | None], ClientError]] = []
         self._completions = completions
@@ -156,6 +163,9 @@ class OutputThread:
         self._lock = threading.Lock()
         self._pending = 0
         self._thread: threading.Thread | None = None
+        self._waiting_since = 0.0  # when the inbox's oldest item was handed over
+        self._epoch_since = 0.0  # the same for the epoch flushing now
+        self.ack_seconds = 0.0
 
     @property
     def pending(self) -> int:
@@ -169,6 +179,8 @@ class OutputThread:
             self._thread.start()
         with self._lock:
             self._pending += sum(len(entries) for entries, _ in items)
+        if not self._inbox:
+            self._waiting_since = self._clock()
         self._inbox.extend(items)
         self._wake.set()
 
@@ -190,7 +202,7 @@ class OutputThread:
         if self._epoch is None:
             if not self._inbox:
                 return False
-            inbox = self._inbox
+            inbox, self._epoch_since = self._inbox, self._waiting_since
             self._epoch = [inbox.popleft() for _ in range(len(inbox))]
             self._errors = {}
             for index, (_entries, outputs) in enumerate(self._epoch):
@@ -213,6 +225,7 @@ class OutputThread:
         self._completions.put(Acknowledged(entries, outcomes))
         with self._lock:
             self._pending -= len(entries)
+        self.ack_seconds += 0.2 * (self._clock() - self._epoch_since - self.ack_seconds)
         return True
 
     @property

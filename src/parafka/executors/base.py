@@ -208,6 +208,11 @@ class Executor(ABC):
     # Set by the control loop before each hand-over when concurrency="auto": the limit now.
     # An executor with more workers than that spreads a hand-over over this many only.
     active: int | None = None
+    # Set by the control loop in partition order: how long a partition waits for its run's
+    # outputs to be acknowledged before its next run may start (0: nothing waits). An
+    # executor that sizes its chunks by time makes them long enough that the wait is a
+    # small part of each cycle.
+    ack_wait: float = 0.0
     # Set before start() by a consumer-group loop with tracing on: where sampled attempts
     # leave their marks for the control thread's "ack" and "commit" spans (tracing.py).
     traces: deque[Mark] | None = None

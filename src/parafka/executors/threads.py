@@ -58,6 +58,10 @@ class ThreadExecutor(Executor):
 
     CHUNK_SECONDS = 0.002  # aim for chunks that take about this long to run
     MAX_CHUNK = 256
+    # Partition order: a partition's next run waits for this one's acknowledgements
+    # (`ack_wait`); a run lasts ACK_RUNS times that wait, up to MAX_RUN records.
+    ACK_RUNS = 3
+    MAX_RUN = 4096
     INLINE_BELOW = 50e-6  # seconds a record: faster handlers run on the control thread
     WINDOW = 0.1  # seconds of handlers on the control thread between two looks at the CPU
     # A loop that another thread can take over (ControlLoop.take_over): set, handlers
@@ -88,7 +92,10 @@ class ThreadExecutor(Executor):
     def chunk_size(self) -> int:
         if self._batch_size is not None:
             return self._batch_size
-        return max(1, min(self.MAX_CHUNK, int(self.CHUNK_SECONDS / max(self._mean_seconds, 1e-9))))
+        seconds, most = self.CHUNK_SECONDS, self.MAX_CHUNK
+        if self.ACK_RUNS * self.ack_wait > seconds:
+            seconds, most = self.ACK_RUNS * self.ack_wait, self.MAX_RUN
+        return max(1, min(most, int(seconds / max(self._mean_seconds, 1e-9))))
 
     @property
     def handler_seconds(self) -> float | None:

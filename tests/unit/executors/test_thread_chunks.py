@@ -127,3 +127,18 @@ def test_outputs_that_cannot_be_normalized_fail_their_record() -> None:
     result = chunk.take_done()
     assert result is not None and result.outcomes is not None
     assert [type(o[1]) for o in result.outcomes] == [NoOutputTopic, NoOutputTopic]  # type: ignore[index]
+
+
+def test_in_partition_order_a_chunk_outlasts_the_wait_for_its_acknowledgements() -> None:
+    executor = ThreadExecutor(2)
+    executor._mean_seconds = 5e-6  # a 5 us handler
+    assert executor.chunk_size == executor.MAX_CHUNK  # 2 ms of it would be 400
+    executor.ack_wait = 0.006  # each run waits 6 ms for its outputs' acknowledgement
+    assert executor.chunk_size == int(3 * 0.006 / 5e-6)  # runs of 18 ms
+    executor.ack_wait = 0.5
+    assert executor.chunk_size == executor.MAX_RUN
+    executor._mean_seconds = 0.001  # a slow handler: short runs still
+    executor.ack_wait = 0.006
+    assert executor.chunk_size == 18
+    executor.ack_wait = 0.0001  # a quick broker: nothing changes
+    assert executor.chunk_size == 2
