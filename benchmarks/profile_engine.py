@@ -1,6 +1,6 @@
 """Where a record's time goes: parafka's control thread and workers, sampled by py-spy.
 
-Produces `--records` records (100-byte values, 4 partitions, 1,000 keys; or the md5
+Produces `--records` records (100-byte values, 4 partitions, 1,000 keys or `--keys`; or the md5
 transformer's name events with `--handler md5`) on a local broker, then runs one
 ParallelConsumer in this process until it has processed them all, with py-spy sampling this
 process (`--gil`: only the thread holding the GIL, so the samples are Python's CPU time,
@@ -102,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--handler", choices=("noop", "md5"), default="noop")
     parser.add_argument("--ordering", choices=("key", "unordered", "partition"), default="key")
     parser.add_argument("--records", type=int, default=300_000)
+    parser.add_argument("--keys", type=int, default=KEYS, help="distinct keys (hot keys: few)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-buffered", type=int, help="records held (default: the library's)")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             values = (b'{"first_name":"Ada%d","last_name":"Lovelace"}' % i for i in range(10**9))
         else:
             values = (b"x" * 100 for _ in range(10**9))
-        items = keyed_items(args.records, KEYS, PARTITIONS, values, 7)
+        items = keyed_items(args.records, args.keys, PARTITIONS, values, 7)
         produce(broker.bootstrap_servers, topic, items)
         consumer = ParallelConsumer(
             _md5 if args.handler == "md5" else _noop,
