@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     Message,
@@ -122,13 +121,16 @@ def read_topic(
             "bootstrap.servers": bootstrap_servers,
             "group.id": unique("examples-read"),  # required; never joined, nothing committed
             "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",  # where offset 0 is gone (retention)
         }
     )
     received: list[Message] = []
     try:
         metadata = consumer.list_topics(topic, timeout=timeout)
         partitions = metadata.topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        # From offset 0, not the broker's "earliest": the local broker answers that with the
+        # batch stored first, which two producers at once (--processes 2) can make offset 10.
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         deadline = time.monotonic() + timeout
         last_new = time.monotonic()
         while True:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from parafka.testing import LocalBroker
 from tests.integration.helpers import committed
@@ -160,7 +160,9 @@ class OutputReader:
         self._consumer = Consumer(self._config)
         metadata = self._consumer.list_topics(topic, timeout=30)
         self._next = dict.fromkeys(metadata.topics[topic].partitions, 0)
-        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in self._next])
+        # From offset 0, not the broker's "earliest": the local broker answers that with the
+        # batch stored first, which several producers at once can make a later one.
+        self._consumer.assign([TopicPartition(topic, p, 0) for p in self._next])
 
     def read(self, quiet_for: float = 0.5, timeout: float = 60.0) -> int:
         """Read until nothing new came for `quiet_for` s (the local broker's high watermark

@@ -205,6 +205,11 @@ def churn(
                 return name
 
             def leave(name: str) -> None:
+                # A consumer leaves once it took part: SIGTERM before the process set its
+                # handlers (interpreter start-up, seconds on a loaded machine) kills it
+                # (exit -15), which is not the graceful leave this scenario is about.
+                stderr = logs / name / "stderr"
+                wait_until(lambda: common.assigned_count(stderr) > 0, 60, f"{name} assigned")
                 proc = live.pop(name)
                 report.exit_codes[name] = common.stop_run(proc, logs / name)
 
