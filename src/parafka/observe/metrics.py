@@ -116,6 +116,12 @@ CONCURRENCY_LIMIT = Spec(
     "Records allowed in flight now: the fixed concurrency, or with concurrency='auto' the "
     "adaptive limit, which follows the downstream's latency and failures.",
 )
+BUFFER_LIMIT = Spec(
+    "parafka_buffer_limit",
+    "gauge",
+    "Records the consumer may hold in memory now: max_buffered, or without it a limit that "
+    "grows with the rate (50 ms of records, at most 10,000). Fetching stops past it.",
+)
 QUEUED = Spec(
     "parafka_records_queued", "gauge", "Records received and not started, retries excluded."
 )
@@ -240,6 +246,7 @@ ALL = (
     REBALANCES,
     IN_FLIGHT,
     CONCURRENCY_LIMIT,
+    BUFFER_LIMIT,
     QUEUED,
     WAITING_RETRY,
     ASSIGNED,
@@ -332,6 +339,7 @@ class StatsCollector:
         yield _counter(REBALANCES, stats.rebalances)
         yield _gauge(IN_FLIGHT, stats.in_flight)
         yield _gauge(CONCURRENCY_LIMIT, stats.concurrency_limit)
+        yield _gauge(BUFFER_LIMIT, stats.buffer_limit)
         yield _gauge(QUEUED, stats.queued)
         yield _gauge(WAITING_RETRY, stats.waiting_retry)
         yield _gauge(ASSIGNED, len(stats.partitions))

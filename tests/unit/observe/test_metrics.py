@@ -32,6 +32,7 @@ def _stats() -> Stats:
         skipped_after_failure=7,
         in_flight=4,
         queued=6,
+        buffer_limit=2500,
         metadata_max_bytes=4096,
         partitions=(
             PartitionStats(
@@ -111,6 +112,7 @@ def test_every_declared_metric_is_exposed_with_its_values() -> None:
     assert values[("parafka_records_dropped_total", ())] == 7
     assert values[("parafka_records_in_flight", ())] == 4
     assert values[("parafka_paused_partitions", ())] == 1
+    assert values[("parafka_buffer_limit", ())] == 2500
     lag = {
         part: values[
             (
