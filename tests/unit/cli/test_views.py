@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rich.console import Console
@@ -162,6 +162,10 @@ def test_panel_says_which_partitions_are_paused() -> None:
     parts = tuple(part(p, 1) for p in range(6))
     history.add(Stats(paused_partitions=2, partitions=parts), at=0, wall=0)
     assert "paused: 2 of 6 partitions (sharing the buffer)" in text_of(render(history))
+    full = Stats(paused_partitions=6, paused=True, partitions=parts, queued=1500, in_flight=500)
+    history.add(replace(full, buffer_limit=2000), at=1, wall=1)
+    text = text_of(render(history))
+    assert "paused: 6 of 6 partitions (the buffer is full); 2,000 of 2,000 records held" in text
 
 
 def test_panel_lists_the_largest_lags_and_sums_the_rest() -> None:

@@ -84,6 +84,8 @@ def _figures(stats: Stats, rate: float) -> RenderableType:
                 why += "; the others sharing the buffer"
         total = len(stats.partitions)
         text = f"paused: {stats.paused_partitions} of {total} partitions ({why})"
+        if stats.buffer_limit:  # 0: not known (a snapshot from before it was reported)
+            text += f"; {stats.held:,} of {stats.buffer_limit:,} records held"
         return Group(grid, Text(text, style="yellow"))
     return grid
 
