@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -40,6 +41,15 @@ def test_the_json_round_trip_draws_the_same_panel() -> None:
     remote.add(stats_from(sample_json(sample), (partition_from(partition_json(PART)),)), 2.0, 2.0)
     assert text(remote) == text(local)
     assert "orders[3]" in text(remote) and "1,000" in text(remote)
+
+
+def test_top_shows_the_records_held_of_the_buffer_limit() -> None:
+    full = replace(STATS, paused_partitions=1, buffer_limit=3)
+    local = History(keep=10)
+    sample = local.add(full, 2.0, 2.0)
+    remote = History(keep=10)
+    remote.add(stats_from(sample_json(sample), (partition_from(partition_json(PART)),)), 2.0, 2.0)
+    assert "3 of 3 records held" in text(remote)
 
 
 class Fixed:

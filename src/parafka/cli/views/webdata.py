@@ -21,6 +21,7 @@ COUNTERS = (
     "rebalances",
     "in_flight",
     "concurrency_limit",
+    "buffer_limit",
     "queued",
     "waiting_retry",
     "paused_partitions",
