@@ -64,6 +64,7 @@ class ThreadExecutor(Executor):
     MAX_RUN = 4096
     INLINE_BELOW = 50e-6  # seconds a record: faster handlers run on the control thread
     WINDOW = 0.1  # seconds of handlers on the control thread between two looks at the CPU
+    WAITING_BELOW = 0.5  # of a core, used over a WINDOW: the handlers wait
     # A loop that another thread can take over (ControlLoop.take_over): set, handlers
     # measured fast enough run on the control thread.
     hand_over: Callable[[], None] | None = None
@@ -244,7 +245,7 @@ class ThreadExecutor(Executor):
             return False
         share = self._window_cpu / self._window_seconds
         self._window_seconds = self._window_cpu = 0.0
-        if share >= 0.5:
+        if share >= self.WAITING_BELOW:
             return False
         self._back_to_workers(f"the process used {share:.0%} of a core while handlers ran")
         return True
