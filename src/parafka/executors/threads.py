@@ -39,6 +39,16 @@ def _unset(_record: object) -> None:
     raise RuntimeError("ThreadExecutor: start() first")
 
 
+def _queued_seconds() -> float:
+    """Seconds this thread has spent ready to run while other work had the cores (Linux's
+    /proc/thread-self/schedstat; 0.0 where there is none)."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as stat:
+            return int(stat.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 class ThreadExecutor(Executor):
     """Worker threads running the handler.
 
@@ -87,6 +97,7 @@ class ThreadExecutor(Executor):
         self._standby: StandBy | None = None
         self._window_seconds = 0.0  # of chunks on the control thread since the last look
         self._window_cpu = 0.0  # the process's CPU time meanwhile
+        self._window_start = (0.0, 0.0)  # when the window began, and _queued_seconds() then
         self._waiting: list[deque[Unit]] = []  # chunks of a hand-over not run yet (inline)
 
     @property
@@ -239,11 +250,18 @@ class ThreadExecutor(Executor):
         """Handlers that wait (the process used under half a core while they ran, over a
         window of WINDOW seconds: one chunk can lose its core to the broker or a librdkafka
         thread) go back to worker threads. True if they did."""
+        if self._window_seconds == 0.0:  # a window starts: note the time and the queueing
+            self._window_start = (time.perf_counter() - seconds, _queued_seconds())
         self._window_seconds += seconds
         self._window_cpu += used
         if self._window_seconds < self.WINDOW:
             return False
-        share = self._window_cpu / self._window_seconds
+        # Time this thread stood in the run queue (the machine's other work had the cores)
+        # is not the handlers' waiting: take the chunks' part of it out of their time.
+        started, queued = self._window_start
+        span = max(time.perf_counter() - started, self._window_seconds)
+        queued = (_queued_seconds() - queued) * self._window_seconds / span
+        share = self._window_cpu / max(self._window_seconds - queued, 1e-9)
         self._window_seconds = self._window_cpu = 0.0
         if share >= self.WAITING_BELOW:
             return False
