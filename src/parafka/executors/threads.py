@@ -105,8 +105,8 @@ class ThreadExecutor(Executor):
         if self._batch_size is not None:
             return self._batch_size
         seconds, most = self.CHUNK_SECONDS, self.MAX_CHUNK
-        if self.ACK_RUNS * self.ack_wait > seconds:
-            seconds, most = self.ACK_RUNS * self.ack_wait, self.MAX_RUN
+        if (covering := self.ACK_RUNS * self.ack_wait) > seconds:
+            seconds, most = covering, self.MAX_RUN
         return max(1, min(most, int(seconds / max(self._mean_seconds, 1e-9))))
 
     @property
@@ -247,9 +247,10 @@ class ThreadExecutor(Executor):
                 return
 
     def _judge_window(self, seconds: float, used: float) -> bool:
-        """Handlers that wait (the process used under half a core while they ran, over a
-        window of WINDOW seconds: one chunk can lose its core to the broker or a librdkafka
-        thread) go back to worker threads. True if they did."""
+        """Handlers that wait (the process used under WAITING_BELOW of a core while they
+        ran, over a window of WINDOW seconds, their time in the run queue left out: one chunk
+        can lose its core to the broker or a librdkafka thread) go back to worker threads.
+        True if they did."""
         if self._window_seconds == 0.0:  # a window starts: note the time and the queueing
             self._window_start = (time.perf_counter() - seconds, _queued_seconds())
         self._window_seconds += seconds
