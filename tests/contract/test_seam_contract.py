@@ -264,3 +264,27 @@ def test_a_producer_with_on_failed_reports_failures_only(backend: Backend) -> No
         deadline_rounds -= 1
     assert [(t, v) for _code, t, v in failed] == [("not a valid topic name!", b"lost")]
     assert all(code for code, _t, _v in failed)
+
+
+def test_produce_many_produces_all_but_what_the_client_refuses(backend: Backend) -> None:
+    topic = backend.new_topic(partitions=1)
+    producer = backend.kafka.producer(backend.config(**{"message.max.bytes": 2000}))
+    records = [
+        (topic, b"a", None, None),
+        (topic, b"x" * 5000, None, None),  # over message.max.bytes: refused
+        (topic, b"c", b"k", [("h", b"1")]),
+    ]
+    refused = producer.produce_many(records)
+    assert [at for at, _ in refused] == [1]
+    assert refused[0][1].code == "MSG_SIZE_TOO_LARGE"
+    rounds = 600
+    while producer.flush(0.05) and rounds:
+        backend.tick()
+        rounds -= 1
+    member = join(backend, [topic], "g-many")
+    try:
+        drive(backend, [member], lambda: len(member.records) >= 2, "2 records")
+    finally:
+        _close(member)
+    assert [(m.value(), m.key()) for m in member.records] == [(b"a", None), (b"c", b"k")]
+    assert [dict(m.headers() or []) for m in member.records] == [{}, {"h": b"1"}]

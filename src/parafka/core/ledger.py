@@ -38,7 +38,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from itertools import chain, groupby, repeat
-from operator import attrgetter, is_, itemgetter
+from operator import attrgetter, is_
 
 from parafka.core.entry import (
     DONE,
@@ -56,7 +56,7 @@ from parafka.core.errors import ActionRefused, RecordFailed, RecordParked
 from parafka.core.exactly_once import OrderedRelease
 from parafka.core.failures import FailureLog, is_mistake, report
 from parafka.core.offsets import PartitionOffsets
-from parafka.core.outcomes import NOT_RUN, Outcome
+from parafka.core.outcomes import NOT_RUN, Outcome, Paired
 from parafka.core.parking import origin
 from parafka.core.record import Produced
 from parafka.core.retry import RetryPolicy
@@ -67,7 +67,8 @@ from parafka.core.timings import Histogram
 log = logging.getLogger(__name__)
 
 _PART = attrgetter("part")
-_OUTPUTS = itemgetter(1)
+# What to produce: (entries, outputs that belong to all of them), or a Paired item.
+Send = tuple[list[Entry], list[Produced]] | Paired
 
 
 class Phase(enum.Enum):
@@ -110,7 +111,7 @@ class Actions:
     __slots__ = ("failure", "letters", "parks", "send")
 
     def __init__(self) -> None:
-        self.send: list[tuple[list[Entry], list[Produced]]] = []
+        self.send: list[Send] = []
         self.letters: list[tuple[Entry, BaseException]] = []
         # (entry, its error): to write to the retry topic; error None: parked behind
         self.parks: list[tuple[Entry, BaseException | None]] = []
@@ -350,10 +351,10 @@ class Ledger:
         done: list[Entry] = []
         unrun: list[Entry] = []
         failed_shards: set[object] = set()
-        # (entries, their outputs): one pair per record, or per batch (the entries of one
-        # handler call share its outputs list, and come one after another in the chunk).
-        sends: list[tuple[list[Entry], list[Produced]]] = []
-        last: list[Produced] | None = None
+        # The entries that returned outputs, and their outputs lists: one list per record,
+        # or per batch (the entries of one handler call share its list).
+        sending: list[Entry] = []
+        lists: list[list[Produced]] = []
         failures: list[tuple[Entry, BaseException]] = []
         for entry, outcome in zip(entries, outcomes, strict=True):
             if entry.state is not RUNNING:
@@ -373,17 +374,12 @@ class Ledger:
                 failed_shards.add(shard)
                 failures.append((entry, outcome[1]))
             elif outputs := outcome[0]:
-                if outputs is last:
-                    sends[-1][0].append(entry)
-                else:
-                    sends.append(([entry], outputs))
-                    last = outputs
+                sending.append(entry)
+                lists.append(outputs)
             else:
                 done.append(entry)
-        if sends:
-            if len(sends) > 1 and len(set(map(id, map(_OUTPUTS, sends)))) < len(sends):
-                sends = _merged(sends)  # a batch's entries were not side by side
-            self._send(sends, actions)
+        if sending:
+            self._send(self._sends(sending, lists), actions)
         if done:
             self._finished(done, actions, processed=True)
         if unrun:
@@ -463,18 +459,33 @@ class Ledger:
         self.counts.dead_lettered += 1
         self._hold([entry], [letter], processed=False)
 
+    def _sends(self, sending: list[Entry], lists: list[list[Produced]]) -> list[Send]:
+        """What to produce for entries that returned outputs (`lists[i]` is `sending[i]`'s):
+        one `Paired` item when each returned exactly one output of its own (no batch; not
+        exactly-once, whose transactions hold each record's outputs), else one
+        (entries, outputs) pair per outputs list, so that a batch's are produced once."""
+        if self.release is None:
+            flat = [output for outputs in lists for output in outputs]
+            if len(flat) == len(sending) and len(set(map(id, lists))) == len(lists):
+                return [Paired(sending, flat)]
+        by_list: dict[int, tuple[list[Entry], list[Produced]]] = {}
+        for entry, outputs in zip(sending, lists, strict=True):
+            by_list.setdefault(id(outputs), ([], outputs))[0].append(entry)
+        return list(by_list.values())
+
     # -- transitions ----------------------------------------------------------------------
     def _outputs(self, entries: list[Entry], outputs: list[Produced], actions: Actions) -> None:
         """Handler done with outputs: send them (SENDING) or hold them (exactly-once)."""
         self._send([(entries, outputs)], actions)
 
-    def _send(self, sends: list[tuple[list[Entry], list[Produced]]], actions: Actions) -> None:
-        """Handlers done with outputs, (entries, their outputs) per handler call: send them
-        (SENDING) or hold them (exactly-once); entries of closed partitions leave."""
+    def _send(self, sends: list[Send], actions: Actions) -> None:
+        """Handlers done with outputs, (entries, their outputs) per handler call or one
+        `Paired` item: send them (SENDING) or hold them (exactly-once); entries of closed
+        partitions leave."""
         closed = [e for entries, _ in sends for e in entries if e.part.phase is _CLOSED]
         if closed:
             self._discard(closed)
-            sends = [(live, out) for entries, out in sends if (live := _open(entries))]
+            sends = _still_open(sends)
         if self.release is not None:
             for entries, outputs in sends:
                 self._hold(entries, outputs, processed=True)
@@ -812,15 +823,17 @@ def _one_success(first: Outcome | None, outcomes: list[Outcome | None]) -> bool:
     )
 
 
-def _merged(
-    sends: list[tuple[list[Entry], list[Produced]]],
-) -> list[tuple[list[Entry], list[Produced]]]:
-    """One (entries, outputs) pair per outputs list: its outputs are produced once."""
-    by_outputs: dict[int, tuple[list[Entry], list[Produced]]] = {}
-    for entries, outputs in sends:
-        pair = by_outputs.setdefault(id(outputs), ([], outputs))
-        pair[0].extend(entries)
-    return list(by_outputs.values())
+def _still_open(sends: list[Send]) -> list[Send]:
+    """The sends without the entries (and a Paired item's outputs) of closed partitions."""
+    kept: list[Send] = []
+    for item in sends:
+        if type(item) is Paired:
+            pairs = [pair for pair in zip(*item, strict=True) if pair[0].part.phase is not _CLOSED]
+            if pairs:
+                kept.append(Paired([e for e, _ in pairs], [out for _, out in pairs]))
+        elif live := _open(item[0]):
+            kept.append((live, item[1]))
+    return kept
 
 
 def where(entry: Entry) -> str:

@@ -32,6 +32,8 @@ from parafka.core.errors import wire_name
 TP = tuple[str, int]  # (topic, partition): the one partition type of the engine
 Headers = list[tuple[str, bytes | None]]
 OutHeaders = list[tuple[str, bytes | str | None]]
+# A record to produce: (topic, value, key, headers)
+Outgoing = tuple[str, bytes | None, bytes | None, OutHeaders | None]
 
 
 @wire_name("parafka.seam.ClientError")
@@ -168,6 +170,12 @@ class Producer(Protocol):
         headers: OutHeaders | None = None,
         on_delivery: DeliveryCallback | None = None,
     ) -> None: ...
+
+    def produce_many(self, records: Sequence[Outgoing]) -> list[tuple[int, ClientError]]:
+        """Produce each record, without a delivery callback, waiting (serving deliveries)
+        while the local queue is full. Returns the positions the client refused, with its
+        error; the other records are produced."""
+        ...
 
     def poll(self, timeout: float) -> int: ...
 

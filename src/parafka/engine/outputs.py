@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from parafka.core.entry import Entry
+from parafka.core.outcomes import Paired
 from parafka.core.record import Produced, Record
 from parafka.core.seam import ClientError, Kafka, Message, Producer
 from parafka.executors.base import ChunkResult, Completions, Outcome
@@ -105,8 +106,12 @@ class OutputProducer:
             self._producer.flush(timeout)
 
 
-# (records, their outputs): the engine's entries, or the share loop's records
-Item = tuple[Sequence[Record], list[Produced]]
+# (records, their outputs): the engine's entries, or the share loop's records; the
+# outputs belong to all the records, or, in a Paired item, one to each
+Item = tuple[Sequence[Record], list[Produced]] | Paired
+
+
+Errors = dict[int | tuple[int, int], BaseException]
 
 
 class Acknowledged(ChunkResult):
@@ -155,7 +160,8 @@ class OutputThread:
         self._completions = completions
         self._inbox: deque[Item] = deque()
         self._epoch: list[Item] | None = None
-        self._errors: dict[int, BaseException] = {}  # item of the epoch -> its first failure
+        # item of the epoch (index; (index, position) in a Paired item) -> its first failure
+        self._errors: Errors = {}
         self._producer: Producer | None = None
         self._threaded = threaded
         self._wake = threading.Event()
@@ -204,11 +210,14 @@ class OutputThread:
                 return False
             inbox, self._epoch_since = self._inbox, self._waiting_since
             self._epoch = [inbox.popleft() for _ in range(len(inbox))]
-            self._errors = {}
-            for index, (_entries, outputs) in enumerate(self._epoch):
-                refused = self._produce(producer, outputs)
-                if refused is not None:
-                    self._errors.setdefault(index, refused)
+            errors: Errors = {}
+            for index, item in enumerate(self._epoch):
+                if type(item) is Paired:
+                    for at, refused in producer.produce_many(item.outputs):
+                        errors.setdefault((index, at), refused)
+                elif (error := self._produce(producer, item[1])) is not None:
+                    errors.setdefault(index, error)
+            self._errors = errors
         if producer.flush(timeout) or self._stop.is_set():
             return False  # stopping without waiting: these entries are not reported
         epoch, errors = self._epoch, self._errors
@@ -217,9 +226,15 @@ class OutputThread:
             self._match_failures(epoch, errors)
         entries: list[Record] = []
         outcomes: list[Outcome | None] | None = [] if errors else None
-        for index, (members, _outputs) in enumerate(epoch):
+        for index, item in enumerate(epoch):
+            members = item[0]
             entries.extend(members)
-            if outcomes is not None:
+            if outcomes is None:
+                continue
+            if type(item) is Paired:  # each record has its own output
+                found = [errors.get((index, at)) for at in range(len(members))]
+                outcomes.extend([None if error is None else (None, error) for error in found])
+            else:
                 error = errors.get(index)
                 outcomes.extend([None if error is None else (None, error)] * len(members))
         self._completions.put(Acknowledged(entries, outcomes))
@@ -239,14 +254,20 @@ class OutputThread:
         """The producer's failure callback: called for failed messages only."""
         self._failures.append(((topic, key, value), err))
 
-    def _match_failures(self, epoch: list[Item], errors: dict[int, BaseException]) -> None:
-        """Fail the items of the epoch whose outputs could not be delivered."""
+    def _match_failures(self, epoch: list[Item], errors: Errors) -> None:
+        """Fail the items of the epoch (a Paired item's records one by one) whose outputs
+        could not be delivered."""
         failed = dict(self._failures)
         self._failures.clear()
-        for index, (_members, outputs) in enumerate(epoch):
-            for out in outputs:
+        for index, item in enumerate(epoch):
+            paired = type(item) is Paired
+            for at, out in enumerate(item[1]):
                 err = failed.get((out.topic, out.key, out.value))
-                if err is not None:
+                if err is None:
+                    continue
+                if paired:
+                    errors.setdefault((index, at), err)
+                else:
                     errors.setdefault(index, err)
                     break
 

@@ -26,7 +26,7 @@ from parafka.core.entry import (
 )
 from parafka.core.ledger import Actions, Ledger, Part, Phase
 from parafka.core.offsets import PartitionOffsets
-from parafka.core.outcomes import NOT_RUN, Outcome
+from parafka.core.outcomes import NOT_RUN, Outcome, Paired
 from parafka.core.record import Produced
 from parafka.core.retry import RetryPolicy
 from parafka.core.scheduler import ORDERINGS
@@ -370,6 +370,50 @@ def test_ledger_keeps_its_guarantees_under_random_schedules(
         while expected in sim.done_before[tp]:
             expected += 1
         assert part.offsets.position == expected, (tp, part.offsets.position, expected)
+
+
+# -- what goes to the output thread -------------------------------------------------------
+
+
+def running(sim: Sim, tp: TP, count: int) -> list[Entry]:
+    """`count` records of `tp`, fetched and taken (each its own run: unordered)."""
+    entries = fetch(sim, tp, [b"k"] * count)
+    taken = [e for run in sim.take() for e in run]
+    assert taken == entries and all(e.state is RUNNING for e in entries)
+    return entries
+
+
+def test_one_output_each_goes_out_as_one_paired_item_else_as_a_pair_per_outputs_list() -> None:
+    sim = Sim("unordered", concurrency=10)
+    tp = ("t", 0)
+    sim.assign(tp)
+    entries = running(sim, tp, 3)
+    actions = sim.ledger.completed(entries, [(output(e), None) for e in entries])
+    assert actions.send == [Paired(entries, [output(e)[0] for e in entries])]
+    assert type(actions.send[0]) is Paired
+    # Two outputs of one record, and a batch's one list shared by two records: each list
+    # goes out once, with the records it belongs to.
+    a, b, c = running(sim, tp, 3)
+    two = [*output(a), *output(b)]
+    shared: Outcome = (output(c), None)
+    actions = sim.ledger.completed([a, b, c], [(two, None), shared, shared])
+    assert actions.send == [([a], two), ([b, c], output(c))]
+    assert not any(type(item) is Paired for item in actions.send)
+
+
+def test_a_paired_item_leaves_out_the_records_of_a_closed_partition_and_their_outputs() -> None:
+    sim = Sim("unordered", concurrency=10)
+    kept, closed = ("t", 0), ("t", 1)
+    sim.assign(kept)
+    sim.assign(closed)
+    mine, gone = running(sim, kept, 2), running(sim, closed, 2)
+    sim.ledger.revoking([closed])
+    sim.ledger.close([closed])
+    chunk = [mine[0], gone[0], mine[1], gone[1]]
+    actions = sim.ledger.completed(chunk, [(output(e), None) for e in chunk])
+    assert actions.send == [Paired(mine, [output(e)[0] for e in mine])]
+    assert type(actions.send[0]) is Paired
+    assert [e.state for e in chunk] == [SENDING, DROPPED, SENDING, DROPPED]
 
 
 # -- the defects of issue 11 ---------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The output thread's acknowledgement time, on a virtual clock, and what the control
-loop does with it: in partition order the executor's chunks outlast it."""
+"""The output thread: which records a failed output fails (a Paired item's one by one),
+its acknowledgement time on a virtual clock, and what the control loop does with it: in
+partition order the executor's chunks outlast it."""
 
 from __future__ import annotations
 
@@ -8,12 +9,42 @@ from typing import Any
 import pytest
 
 from parafka import Output, ParallelConsumer, Record
+from parafka.core.outcomes import Paired
 from parafka.core.record import Produced
 from parafka.core.scheduler import Ordering
 from parafka.engine.outputs import OutputThread
 from parafka.executors.base import Completions
 from parafka.testing import InMemoryCluster
 from parafka.testing.memory import VirtualClock
+
+
+def test_a_failed_output_fails_its_own_record_in_a_paired_item_and_all_in_a_shared_one() -> None:
+    cluster = InMemoryCluster()
+    cluster.create_topic("out", 1)
+    completions = Completions()
+    config = {"message.max.bytes": 100}
+    outputs = OutputThread(cluster, "memory", config, completions, threaded=False)
+    failing = {b"a1", b"b0"}  # each fails its first delivery
+
+    def fails(_topic: str, _key: bytes | None, value: bytes | None) -> bool:
+        if value in failing:
+            failing.discard(value)
+            return True
+        return False
+
+    cluster.faults.fail_deliveries_where(fails)
+    a = [Record("in", 0, offset) for offset in range(4)]
+    b = [Record("in", 1, offset) for offset in range(2)]
+    values = [b"a0", b"a1", b"x" * 200, b"a3"]  # a[2]'s is refused: over message.max.bytes
+    shared = [Produced("out", b"b0", None, None), Produced("out", b"b1", None, None)]
+    outputs.send([Paired(a, [Produced("out", v, None, None) for v in values]), (b, shared)])
+    assert outputs.pump()
+    [result] = completions.drain()
+    assert list(result.records) == [*a, *b]
+    assert result.outcomes is not None
+    failed = [outcome is not None and outcome[1] is not None for outcome in result.outcomes]
+    # a1 and a2 fail on their own; b0 fails both records of the batch it belongs to
+    assert failed == [False, True, True, False, True, True]
 
 
 def test_the_wait_for_acknowledgements_is_measured_from_the_hand_over() -> None:

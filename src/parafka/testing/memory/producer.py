@@ -10,7 +10,7 @@ producer: one not yet due holds back the later ones of its partition.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from parafka.core.seam import (
     DeliveryCallback,
     FailedCallback,
     Headers,
+    Outgoing,
     OutHeaders,
 )
 from parafka.testing.memory.faults import error
@@ -123,6 +124,20 @@ class MemoryProducer:
                     txn,
                 )
             )
+
+    def produce_many(self, records: Sequence[Outgoing]) -> list[tuple[int, ClientError]]:
+        refused = []
+        for at, (topic, value, key, headers) in enumerate(records):
+            while True:
+                try:
+                    self.produce(topic, value, key, headers)
+                    break
+                except BufferError:
+                    self.poll(0.05)  # local queue full: let deliveries drain
+                except ClientError as exc:
+                    refused.append((at, exc))
+                    break
+        return refused
 
     def poll(self, timeout: float) -> int:
         served = self._report(self._deliver())
