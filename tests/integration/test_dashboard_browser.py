@@ -197,11 +197,21 @@ def test_control_plane_pause_skip_and_resume_from_the_page(
                 return values
 
             def click(partition: int, action: str) -> None:
-                find(
-                    "css selector",
+                """Click the button; the page redraws the table every refresh, so a button
+                found just before a redraw is stale when clicked: find it again."""
+                from selenium.common.exceptions import StaleElementReferenceException
+
+                selector = (
                     f'#control-partitions tr[data-partition="{topic}[{partition}]"] '
-                    f'button[data-action="{action}"]',
-                ).click()
+                    f'button[data-action="{action}"]'
+                )
+                for _ in range(20):
+                    try:
+                        find("css selector", selector).click()
+                        return
+                    except StaleElementReferenceException:
+                        time.sleep(0.1)
+                raise AssertionError(f"{action} of partition {partition}: stale 20 times")
 
             _wait_for(lambda: row(1), lambda r: r.get("state") == "fetching", 15, "p1 listed")
             click(1, "pause")

@@ -119,6 +119,7 @@ def test_two_processes_share_the_work_and_exit_0_when_idle(
     assert len(by_pid) == 2, f"one process did all the work: {stderr}"
 
 
+@pytest.mark.long
 def test_a_killed_child_is_restarted_and_nothing_is_lost(
     broker: LocalBroker, tmp_path: Path
 ) -> None:

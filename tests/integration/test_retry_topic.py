@@ -164,6 +164,7 @@ def _start(spec: dict[str, Any], out: Path, logs: Path) -> subprocess.Popen[byte
         )
 
 
+@pytest.mark.long
 def test_a_kill_9_leaves_no_record_behind_and_the_fences_are_rebuilt(
     broker: Broker, tmp_path: Path
 ) -> None:
