@@ -34,9 +34,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "any_broker: run with `broker` as the local broker and as Apache Kafka"
     )
-    config.addinivalue_line(
-        "markers", "long: takes 15 s or more; collected first, so no worker starts it last"
-    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -51,15 +48,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark everything under tests/integration, so `-m "not integration"` runs the rest,
-    and every test using Apache Kafka directly with `kafka`. Tests marked `long` go first
-    (in their order): xdist hands tests out in collection order, and a minute-long test
-    started last keeps one worker busy after the others have finished."""
+    and every test using Apache Kafka directly with `kafka`."""
     for item in items:
         if item.path.is_relative_to(_INTEGRATION):
             item.add_marker(pytest.mark.integration)
         if "kafka_broker" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.kafka)
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 
 _passed_kafka: list[str] = []  # node ids; under xdist the controller gets every report

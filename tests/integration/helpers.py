@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
@@ -100,3 +101,12 @@ def consumer(
 def share_group(broker: KafkaBroker) -> str:
     """A new share group that starts at the log start (`KafkaBroker.new_share_group`)."""
     return broker.new_share_group()
+
+
+def written_lines(path: Path) -> list[str]:
+    """The complete lines in a file that handlers append to (none if it is missing). A
+    reader can see part of a write in progress: a last line without its newline is left
+    for the next read."""
+    if not path.exists():
+        return []
+    return path.read_text().split("\n")[:-1]

@@ -23,7 +23,7 @@ import pytest
 from parafka.testing import LocalBroker
 from parafka.testing.broker import free_port
 
-from .helpers import wait_until
+from .helpers import wait_until, written_lines
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 HANDLERS = Path(__file__).resolve().parents[1] / "handlers"
@@ -84,9 +84,7 @@ def wait_exit(proc: subprocess.Popen[bytes], timeout: float, logs: Path) -> int:
 
 def processed(path: Path) -> list[tuple[int, int]]:
     """The (partition, offset) pairs the record_offsets handler wrote, in order."""
-    if not path.exists():
-        return []
-    lines = path.read_text().splitlines()
+    lines = written_lines(path)
     return [(int(p), int(o)) for p, o in (line.split() for line in lines)]
 
 

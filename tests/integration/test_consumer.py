@@ -165,7 +165,6 @@ def test_slow_handler_past_max_poll_interval_causes_no_rebalance(broker: LocalBr
     assert committed(broker, gid, topic, 2) == end_offsets(broker, topic, 2, 20)
 
 
-@pytest.mark.long
 @pytest.mark.any_broker
 @pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
 def test_two_consumers_share_partitions_and_lose_nothing(broker: Broker, strategy: str) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-
-import pytest
 from pathlib import Path
 
 from parafka.testing import LocalBroker
@@ -31,7 +29,6 @@ def demo(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProc
     )
 
 
-@pytest.mark.long
 def test_quick_demo_plays_every_scene_and_every_check_passes(
     broker: LocalBroker,
     anomaly_model: Path,  # noqa: F811

@@ -70,7 +70,6 @@ def run_and_kill(args: list[str], logs: Path, delay: float) -> None:
         proc.wait(10)
 
 
-@pytest.mark.long
 def test_exactly_once_survives_kill_9(broker: LocalBroker, tmp_path: Path) -> None:
     """kill -9 mid-run, three times, then run to the end: each input once in the output.
 
@@ -162,7 +161,6 @@ def read_committed_all(broker: Broker, topic: str, partitions: int) -> list[dict
 ECHO_BURST = f"{HANDLERS / 'echo_burst.py'}:handle"
 
 
-@pytest.mark.long
 def test_exactly_once_on_kafka_survives_kill_9_inside_transactions(
     kafka_broker: KafkaBroker, tmp_path: Path
 ) -> None:

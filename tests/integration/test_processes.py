@@ -20,7 +20,7 @@ import pytest
 
 from parafka.testing import LocalBroker
 
-from .helpers import wait_until
+from .helpers import wait_until, written_lines
 from .test_cli import (
     HANDLERS,
     cli_env,
@@ -44,9 +44,7 @@ SLOW = ["--ordering", "partition", "-c", "2"]
 
 def processed(path: Path) -> list[tuple[int, int, int]]:
     """The (partition, offset, pid) triples the record_pids handler wrote."""
-    if not path.exists():
-        return []
-    lines = path.read_text().splitlines()
+    lines = written_lines(path)
     return [(int(p), int(o), int(pid)) for p, o, pid in (line.split() for line in lines)]
 
 
@@ -119,7 +117,6 @@ def test_two_processes_share_the_work_and_exit_0_when_idle(
     assert len(by_pid) == 2, f"one process did all the work: {stderr}"
 
 
-@pytest.mark.long
 def test_a_killed_child_is_restarted_and_nothing_is_lost(
     broker: LocalBroker, tmp_path: Path
 ) -> None:

@@ -31,7 +31,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.mark.long
 def test_crash_loop_loses_nothing_and_bounds_duplicates(
     broker: LocalBroker, tmp_path: Path
 ) -> None:
@@ -52,7 +51,6 @@ def test_crash_loop_loses_nothing_and_bounds_duplicates(
     assert tally.duplicates <= sum(k.above_committed for k in report.kills), report.lines()
 
 
-@pytest.mark.long
 def test_rebalance_churn_keeps_order_and_leaves_no_consumer_stuck(
     broker: LocalBroker, tmp_path: Path
 ) -> None:
@@ -125,7 +123,6 @@ def test_a_broker_that_never_answers_fails_within_connect_timeout() -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.long
 def test_memory_stays_bounded_with_a_backlog(broker: LocalBroker, tmp_path: Path) -> None:
     report = memory_run(broker, 150_000, tmp_path, seconds=15)
     series = report.series

@@ -25,7 +25,13 @@ from parafka import ParallelConsumer, Record
 from parafka.core.parking import origin
 from parafka.core.retry import RetryPolicy
 from parafka.testing import Broker
-from tests.integration.helpers import committed, group_config, produce_keyed, wait_until
+from tests.integration.helpers import (
+    committed,
+    group_config,
+    produce_keyed,
+    wait_until,
+    written_lines,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLER = f"{ROOT / 'tests' / 'handlers' / 'park_flaky.py'}:handle"
@@ -57,10 +63,8 @@ class Outputs:
 
 
 def read_lines(path: Path) -> list[tuple[str, int, int]]:
-    if not path.exists():
-        return []
     found = []
-    for line in path.read_text().splitlines():
+    for line in written_lines(path):
         key, partition, offset = line.split()
         found.append((key, int(partition), int(offset)))
     return found
@@ -164,7 +168,6 @@ def _start(spec: dict[str, Any], out: Path, logs: Path) -> subprocess.Popen[byte
         )
 
 
-@pytest.mark.long
 def test_a_kill_9_leaves_no_record_behind_and_the_fences_are_rebuilt(
     broker: Broker, tmp_path: Path
 ) -> None:

@@ -42,7 +42,6 @@ PARTS = [
 ]
 
 
-@pytest.mark.long
 @pytest.mark.parametrize(("seeds", "flags"), PARTS, ids=lambda p: str(p).strip("[]'"))
 def test_every_invariant_holds_on_every_seed(seeds: str, flags: list[str]) -> None:
     start, end = map(int, seeds.split(":"))
