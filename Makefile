@@ -19,11 +19,11 @@ venv: $(STAMP)
 # `kafka`, run against Apache Kafka resolved by Maven into ~/.cache/parafka); it skips
 # without java or mvn, and PARAFKA_REQUIRE_KAFKA=1 (set by .ci/run) makes that a failure.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 4 --durations=10
+	$(BIN)/python -m pytest -q -n 5 --durations=10
 
 # The Kafka tier alone, required to run (docs/development.md says what is in it).
 test-kafka: $(STAMP)
-	PARAFKA_REQUIRE_KAFKA=1 $(BIN)/python -m pytest -q -n 4 -m kafka --durations=10
+	PARAFKA_REQUIRE_KAFKA=1 $(BIN)/python -m pytest -q -n 5 -m kafka --durations=10
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
