@@ -28,12 +28,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from parafka.core.errors import wire_name
+from parafka.core.record import Produced
 
 TP = tuple[str, int]  # (topic, partition): the one partition type of the engine
 Headers = list[tuple[str, bytes | None]]
 OutHeaders = list[tuple[str, bytes | str | None]]
-# A record to produce: (topic, value, key, headers)
-Outgoing = tuple[str, bytes | None, bytes | None, OutHeaders | None]
 
 
 @wire_name("parafka.seam.ClientError")
@@ -171,7 +170,7 @@ class Producer(Protocol):
         on_delivery: DeliveryCallback | None = None,
     ) -> None: ...
 
-    def produce_many(self, records: Sequence[Outgoing]) -> list[tuple[int, ClientError]]:
+    def produce_many(self, records: Sequence[Produced]) -> list[tuple[int, ClientError]]:
         """Produce each record, without a delivery callback, waiting (serving deliveries)
         while the local queue is full. Returns the positions the client refused, with its
         error; the other records are produced."""

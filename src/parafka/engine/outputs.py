@@ -232,8 +232,8 @@ class OutputThread:
             if outcomes is None:
                 continue
             if type(item) is Paired:  # each record has its own output
-                found = [errors.get((index, at)) for at in range(len(members))]
-                outcomes.extend([None if error is None else (None, error) for error in found])
+                found = (errors.get((index, at)) for at in range(len(members)))
+                outcomes.extend(None if error is None else (None, error) for error in found)
             else:
                 error = errors.get(index)
                 outcomes.extend([None if error is None else (None, error)] * len(members))

@@ -13,6 +13,7 @@ from typing import Any
 
 import confluent_kafka as ck
 
+from parafka.core.record import Produced
 from parafka.core.seam import (
     TP,
     Ack,
@@ -24,7 +25,6 @@ from parafka.core.seam import (
     FailedCallback,
     Message,
     Offset,
-    Outgoing,
     OutHeaders,
     ShareMessage,
 )
@@ -266,6 +266,18 @@ class ConfluentConsumer:
         _close(self._consumer)
 
 
+# What the client's produce() raises when it refuses a record: its own error, or a value
+# it cannot send (TypeError, ValueError).
+_REFUSALS = (ck.KafkaException, TypeError, ValueError)
+
+
+def _refused(exc: BaseException) -> ClientError:
+    """The seam's error for a record the client refused to produce."""
+    if isinstance(exc, ck.KafkaException):
+        return client_error(exc)
+    return ClientError(f"{type(exc).__name__}: {exc}", "INVALID_ARG")
+
+
 class ConfluentProducer:
     """A `seam.Producer` (and `TransactionalProducer`) over `confluent_kafka.Producer`."""
 
@@ -304,12 +316,10 @@ class ConfluentProducer:
                 on_delivery(None if err is None else client_error(err), message)
 
             self._raw_produce(topic, value, key, headers=headers, on_delivery=delivered)
-        except ck.KafkaException as exc:
-            raise client_error(exc) from None
-        except (TypeError, ValueError) as exc:  # a value the client cannot send
-            raise ClientError(f"{type(exc).__name__}: {exc}", "INVALID_ARG") from None
+        except _REFUSALS as exc:
+            raise _refused(exc) from None
 
-    def produce_many(self, records: Sequence[Outgoing]) -> list[tuple[int, ClientError]]:
+    def produce_many(self, records: Sequence[Produced]) -> list[tuple[int, ClientError]]:
         # The client's own call in one loop: a call of produce() per record costs a
         # fifth more (measured, docs/architecture.md "Where a record's time goes").
         produce, refused = self._raw_produce, []
@@ -323,11 +333,8 @@ class ConfluentProducer:
                     break
                 except BufferError:
                     self._producer.poll(0.05)  # local queue full: let deliveries drain
-                except ck.KafkaException as exc:
-                    refused.append((at, client_error(exc)))
-                    break
-                except (TypeError, ValueError) as exc:  # a value the client cannot send
-                    refused.append((at, ClientError(f"{type(exc).__name__}: {exc}", "INVALID_ARG")))
+                except _REFUSALS as exc:
+                    refused.append((at, _refused(exc)))
                     break
         return refused
 

@@ -14,12 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from parafka.core.record import Produced
 from parafka.core.seam import (
     ClientError,
     DeliveryCallback,
     FailedCallback,
     Headers,
-    Outgoing,
     OutHeaders,
 )
 from parafka.testing.memory.faults import error
@@ -125,7 +125,7 @@ class MemoryProducer:
                 )
             )
 
-    def produce_many(self, records: Sequence[Outgoing]) -> list[tuple[int, ClientError]]:
+    def produce_many(self, records: Sequence[Produced]) -> list[tuple[int, ClientError]]:
         refused = []
         for at, (topic, value, key, headers) in enumerate(records):
             while True:
