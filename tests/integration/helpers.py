@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from parafka import ParallelConsumer
 from parafka.testing import Broker, KafkaBroker
@@ -26,10 +26,27 @@ def produce_keyed(broker: Broker, topic: str, count: int, keys: int) -> None:
 
 def committed(broker: Broker, group: str, topic: str, partitions: int) -> dict[int, int]:
     """The group's committed offset per partition (-1001 when none)."""
+    found = committed_partitions(broker, group, topic, partitions)
+    return {tp.partition: tp.offset for tp in found}
+
+
+def committed_partitions(
+    broker: Broker, group: str, topic: str, partitions: int
+) -> list[TopicPartition]:
+    """The group's commits (offset and metadata) per partition, asked again for up to 30 s
+    while the broker answers with an error (a new group's coordinator may be moving:
+    NOT_COORDINATOR on Apache Kafka, which the client flags as not retriable)."""
     consumer = Consumer(broker.client_config(**{"group.id": group}))
+    deadline = time.monotonic() + 30
     try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        return {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10)}
+        wanted = [TopicPartition(topic, p) for p in range(partitions)]
+        while True:
+            try:
+                return list(consumer.committed(wanted, timeout=10))
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
     finally:
         consumer.close()
 

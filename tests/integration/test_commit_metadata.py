@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import TopicPartition
 
 from parafka.core.codec import decode_completed, encode_completed
 from parafka.testing import KafkaBroker
 
-from .helpers import group_config, wait_until
+from .helpers import committed_partitions, group_config, wait_until
 from .test_cli import HANDLERS, SRC, cli_env, processed, run_cli
 
 ROOT = SRC.parent
@@ -75,26 +75,6 @@ def done_by_a(load: Load, ordering: str, hung: list[int]) -> set[tuple[int, int]
         for h in hung:
             blocked |= {(0, o) for o in range(h, len(keys)) if keys[o] == keys[h]}
     return load.everything() - blocked
-
-
-def committed_with_metadata(
-    broker: KafkaBroker, group: str, topic: str, partitions: int
-) -> list[TopicPartition]:
-    """The group's commits (offset and metadata) per partition, asked again for up to 30 s
-    while the broker answers with an error (a new group's coordinator may be moving)."""
-    plain = Consumer(broker.client_config(**{"group.id": group, "enable.auto.commit": False}))
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            try:
-                wanted = [TopicPartition(topic, p) for p in range(partitions)]
-                return list(plain.committed(wanted, timeout=10))
-            except KafkaException:  # e.g. NOT_COORDINATOR, flagged as not retriable
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-    finally:
-        plain.close()
 
 
 def start_consumer(
@@ -226,7 +206,7 @@ def wait_settled(
     def settled() -> bool:
         nonlocal seen, since
         assert a.poll() is None, (logs / "stderr").read_text()
-        commits = committed_with_metadata(broker, group, topic, partitions)
+        commits = committed_partitions(broker, group, topic, partitions)
         now = (
             *((c.offset, c.metadata) for c in commits),
             out.stat().st_size if out.exists() else 0,
@@ -243,7 +223,7 @@ def wait_settled(
         return rest_done and quiet >= SETTLED
 
     wait_until(settled, 90, "A's commits to settle with the stuck records still unfinished")
-    return committed_with_metadata(broker, group, topic, partitions)[0]
+    return committed_partitions(broker, group, topic, partitions)[0]
 
 
 # A hung record once held back its executor chunk-mates: those finished before it were
