@@ -96,11 +96,13 @@ def one_pass(
         while runs := ledger.take():
             if workers:
                 for units in pack_units(runs, CHUNK, unordered):
-                    chunk = Chunk(units)
+                    chunk = Chunk(units, each=True)  # as the thread executor makes them
                     run_units(work.handler, chunk, work, None, unordered)  # type: ignore[arg-type]
-                    actions = ledger.completed(chunk.done, chunk.outcomes)  # type: ignore[arg-type]
+                    result = chunk.take_done()
+                    assert result is not None
+                    actions = ledger.completed(result.records, result.outcomes)  # type: ignore[arg-type]
                     _acknowledge(ledger, actions.send)
-                    done += len(chunk.done)
+                    done += len(result.records)
                 continue
             for chunk in pack_runs(runs, CHUNK):
                 if outputs:

@@ -56,7 +56,7 @@ from parafka.core.errors import ActionRefused, RecordFailed, RecordParked
 from parafka.core.exactly_once import OrderedRelease
 from parafka.core.failures import FailureLog, is_mistake, report
 from parafka.core.offsets import PartitionOffsets
-from parafka.core.outcomes import NOT_RUN, Outcome, Paired
+from parafka.core.outcomes import NOT_RUN, OneEach, Outcome, Paired
 from parafka.core.parking import origin
 from parafka.core.record import Produced
 from parafka.core.retry import RetryPolicy
@@ -328,10 +328,16 @@ class Ledger:
         return self.scheduler.release_due(now)
 
     # -- outcomes -------------------------------------------------------------------------
-    def completed(self, entries: list[Entry], outcomes: list[Outcome | None] | None) -> Actions:
+    def completed(
+        self, entries: list[Entry], outcomes: list[Outcome | None] | OneEach | None
+    ) -> Actions:
         """The executor reports a chunk: per entry None (done, no output), NOT_RUN, or an
-        Outcome (outputs, or an exception). Entries of a batch share one Outcome."""
+        Outcome (outputs, or an exception). Entries of a batch share one Outcome. None:
+        each entry is done with no output; OneEach: each returned the one output given."""
         actions = Actions()
+        if isinstance(outcomes, OneEach):
+            self._one_each(entries, outcomes, actions)
+            return actions
         if outcomes is None:
             if self._overruled:  # only after an operator's action on a running record
                 entries = self._running(entries)
@@ -387,6 +393,20 @@ class Ledger:
         for entry, error in failures:
             self._failed(entry, error, actions)
         return actions
+
+    def _one_each(self, entries: list[Entry], outputs: OneEach, actions: Actions) -> None:
+        """Each entry returned one output of its own (`outputs[i]` is `entries[i]`'s)."""
+        live = self._running(entries)
+        if len(live) != len(entries):  # stale ones (skipped or parked meanwhile) leave
+            outputs = OneEach(
+                o for e, o in zip(entries, outputs, strict=True) if e.state is RUNNING
+            )
+        if not live:
+            return
+        if self.release is None:
+            self._send([Paired(live, outputs)], actions)
+        else:
+            self._send(self._sends(live, [[output] for output in outputs]), actions)
 
     def acknowledged(self, entries: list[Entry], outcomes: list[Outcome | None] | None) -> Actions:
         """Outputs were acknowledged (None) or failed (an Outcome with the error)."""

@@ -23,3 +23,40 @@ class Paired(NamedTuple):
 
     records: list[Any]
     outputs: list[Produced]
+
+
+class OneEach(list[Produced]):
+    """A chunk's outcomes when each of its records returned exactly one output of its own
+    and none failed: `self[i]` is record i's output. The per-record handler's common case,
+    reported without an Outcome and a list per record (None stands for "each returned
+    nothing" the same way)."""
+
+    __slots__ = ()
+
+
+def as_one_each(outcomes: list[Outcome | None] | OneEach | None) -> OneEach | None:
+    """A chunk's outcomes as OneEach when each record returned exactly one output of its
+    own (none failed, none shares a batch's list), else None."""
+    if isinstance(outcomes, OneEach):
+        return outcomes
+    if not outcomes:
+        return None
+    outputs, lists = OneEach(), set()
+    for outcome in outcomes:
+        if outcome is None or outcome[1] is not None or not outcome[0] or len(outcome[0]) != 1:
+            return None  # done with no output, not run, failed, or several outputs
+        if id(outcome[0]) in lists:
+            return None  # a batch's list, shared by its records
+        lists.add(id(outcome[0]))
+        outputs.append(outcome[0][0])
+    return outputs
+
+
+def per_record_outcomes(
+    outcomes: list[Outcome | None] | OneEach | None,
+) -> list[Outcome | None] | None:
+    """A chunk's outcomes one per record, whatever their form (None stays None: each
+    record done with no output)."""
+    if isinstance(outcomes, OneEach):
+        return [([output], None) for output in outcomes]
+    return outcomes

@@ -176,10 +176,8 @@ def normalize_outputs(result: object, default_topic: str | None) -> list[Produce
     """
     if result is None:
         return []
-    if type(result) is Output and (plain := _plain(result, default_topic)) is not None:
+    if (plain := plain_output(result, default_topic)) is not None:
         return [plain]  # the common case: one output of bytes
-    if type(result) is bytes and default_topic is not None:
-        return [_new_tuple(Produced, (default_topic, result, None, None))]
     if isinstance(result, bytes | str) and default_topic is not None:
         return [Produced(default_topic, _to_bytes(result), None, None)]
     if isinstance(result, Output):
@@ -190,7 +188,7 @@ def normalize_outputs(result: object, default_topic: str | None) -> list[Produce
     for item in items:
         if item is None:
             continue
-        if type(item) is Output and (plain := _plain(item, default_topic)) is not None:
+        if type(item) is Output and (plain := plain_output(item, default_topic)) is not None:
             produced.append(plain)
             continue
         out = item if isinstance(item, Output) else Output(_check_value(item))
@@ -214,10 +212,19 @@ def normalize_outputs(result: object, default_topic: str | None) -> list[Produce
     return produced
 
 
-def _plain(out: Output, default_topic: str | None) -> Produced | None:
-    """The fast path: an Output of bytes, with no headers and a topic, needs no conversion
-    (None: take the general path)."""
-    value, key, headers, topic = out
+def plain_output(result: object, default_topic: str | None) -> Produced | None:
+    """The fast path: a handler's result that is one output of bytes (bytes, or an Output
+    of bytes with no headers) and has a topic needs no conversion (None: take the general
+    path, `normalize_outputs`)."""
+    if type(result) is bytes:
+        return (
+            None
+            if default_topic is None
+            else _new_tuple(Produced, (default_topic, result, None, None))
+        )
+    if type(result) is not Output:
+        return None
+    value, key, headers, topic = result
     topic = topic or default_topic
     if (
         type(value) is bytes

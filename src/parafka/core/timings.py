@@ -15,12 +15,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from parafka.core.outcomes import OneEach, Outcome
 from parafka.core.record import Record
-
-if TYPE_CHECKING:
-    from parafka.core.outcomes import Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +76,12 @@ class ChunkTimings:
         self,
         records: Sequence[Record],
         seconds: float,
-        outcomes: Sequence[Outcome | None] | None = None,
+        outcomes: Sequence[Outcome | None] | OneEach | None = None,
     ) -> None:
         """A chunk of `records` ran in `seconds` (handler time, all records together).
         With `outcomes`, records after a failure that were not run do not count."""
         count = len(records)
-        if outcomes is not None:
+        if outcomes is not None and not isinstance(outcomes, OneEach):
             # NOT_RUN, (None, None), marks the records after a failure (executors/base.py).
             count = next((i for i, o in enumerate(outcomes) if o == (None, None)), count)
         if not count:

@@ -31,6 +31,7 @@ from parafka.core.flow import FlowControl
 from parafka.core.gctuning import GcTimer, tuned
 from parafka.core.lag import HeadWatch, partition_stats
 from parafka.core.ledger import Actions, Ledger, where
+from parafka.core.outcomes import per_record_outcomes
 from parafka.core.parking import origin
 from parafka.core.recent import RecentDeadLetters
 from parafka.core.seam import TP, ClientError, CommitResult, Consumer, Kafka, Message, Offset
@@ -512,7 +513,7 @@ class ControlLoop(Stoppable):
             if isinstance(chunk, Acknowledged):
                 if tracing is not None:
                     tracing.acknowledged(entries)
-                self._act(ledger.acknowledged(entries, outcomes))
+                self._act(ledger.acknowledged(entries, per_record_outcomes(outcomes)))
             else:
                 self.pacer.completed(entries, outcomes, ledger)
                 self._act(ledger.completed(entries, outcomes))

@@ -32,7 +32,7 @@ from typing import Protocol
 
 from parafka.core.adaptive import AdaptiveLimit
 from parafka.core.entry import Entry
-from parafka.core.outcomes import NOT_RUN, Outcome
+from parafka.core.outcomes import NOT_RUN, OneEach, Outcome
 from parafka.core.ratelimit import KeyRates, TokenBucket
 from parafka.core.seam import TP
 from parafka.engine.settings import Settings
@@ -192,7 +192,7 @@ class Pacer:
     def completed(
         self,
         entries: Sequence[Entry],
-        outcomes: Sequence[Outcome | None] | None,
+        outcomes: Sequence[Outcome | None] | OneEach | None,
         running: InFlight,
     ) -> None:
         """A chunk came back from the executor (not an outputs acknowledgement), with
@@ -206,7 +206,7 @@ class Pacer:
         starts = [s for s in (pop(id(e), None) for e in entries) if s is not None]
         if not starts:
             return
-        if outcomes is None:
+        if outcomes is None or type(outcomes) is OneEach:
             ok, failed = len(entries), 0
         else:
             ok = failed = 0

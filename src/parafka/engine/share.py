@@ -34,7 +34,7 @@ from parafka.core.deserializers import DeserializationError
 from parafka.core.errors import RecordFailed
 from parafka.core.failures import FailureLog, is_mistake, report, report_due
 from parafka.core.ledger import Counts
-from parafka.core.outcomes import NOT_RUN, Outcome
+from parafka.core.outcomes import NOT_RUN, Outcome, per_record_outcomes
 from parafka.core.recent import RecentDeadLetters
 from parafka.core.record import MessageRecord, Produced
 from parafka.core.retry import RetryPolicy
@@ -43,7 +43,7 @@ from parafka.core.stats import Stats
 from parafka.engine.control import ERROR_LOG_EVERY, Stoppable
 from parafka.engine.outputs import Acknowledged, OutputThread
 from parafka.engine.settings import Settings
-from parafka.executors import Completions, Executor, Work
+from parafka.executors import ChunkResult, Completions, Executor, Work
 from parafka.kafka.config import share_consumer_config
 from parafka.kafka.confluent import ConfluentKafka, ConfluentShareConsumer
 
@@ -213,10 +213,10 @@ class ShareLoop(Stoppable):
                 log.warning("sending acknowledgements: %s", exc)
 
     # -- outcomes ---------------------------------------------------------------------
-    def _handle(self, chunks: list[Any]) -> None:
+    def _handle(self, chunks: list[ChunkResult]) -> None:
         for chunk in chunks:
             records = cast("list[ShareRecord]", chunk.records)
-            outcomes: list[Outcome | None] | None = chunk.outcomes
+            outcomes = per_record_outcomes(chunk.outcomes)  # the thread executor may send OneEach
             if not isinstance(chunk, Acknowledged):
                 self._running -= len(records)
             held = self._held

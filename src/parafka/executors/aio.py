@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from parafka.core.deserializers import Decode, decode
 from parafka.core.errors import RecordParked, RecordStuck
+from parafka.core.outcomes import per_record_outcomes
 from parafka.core.record import Record, normalize_outputs
 from parafka.executors.base import (
     NOT_RUN,
@@ -115,7 +116,7 @@ def merge_results(results: list[ChunkResult]) -> ChunkResult:
         if part_outcomes is not None:
             if outcomes is None:
                 outcomes = [None] * len(records)
-            outcomes.extend(part_outcomes)
+            outcomes.extend(per_record_outcomes(part_outcomes) or ())
         elif outcomes is not None:
             outcomes.extend([None] * len(part_records))
         records.extend(part_records)

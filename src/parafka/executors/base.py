@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from parafka.core.deserializers import Decode, Deserializer, decode, resolve
 from parafka.core.failures import remember_location
-from parafka.core.outcomes import NOT_RUN, Outcome
+from parafka.core.outcomes import NOT_RUN, OneEach, Outcome
 from parafka.core.record import Record, normalize_outputs
 from parafka.core.scheduler import SHARD_FUNCTIONS
 from parafka.executors.isolation import BatchRun
@@ -95,7 +95,7 @@ class ChunkResult(NamedTuple):
     of a batch share one Outcome object carrying the batch's outputs."""
 
     records: Sequence[Any]
-    outcomes: list[Outcome | None] | None
+    outcomes: list[Outcome | None] | OneEach | None
 
 
 def fail_first(records: Sequence[Any], error: BaseException) -> list[Outcome | None]:

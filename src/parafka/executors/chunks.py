@@ -19,8 +19,8 @@ from typing import Any
 
 from parafka.core.deserializers import Decode, decode
 from parafka.core.failures import remember_location
-from parafka.core.outcomes import NOT_RUN, Outcome
-from parafka.core.record import Record, normalize_outputs
+from parafka.core.outcomes import NOT_RUN, OneEach, Outcome, per_record_outcomes
+from parafka.core.record import Record, normalize_outputs, plain_output
 from parafka.executors.base import ChunkResult, Handler, Work
 
 # A chunk whose current handler call has run this long has a hung handler (chunks are
@@ -40,12 +40,16 @@ class Chunk:
     `take_done` moves it, under the lock, so no record is reported twice.
     """
 
-    __slots__ = ("done", "lock", "outcomes", "reported", "started", "units")
+    __slots__ = ("done", "each", "lock", "outcomes", "outputs", "reported", "started", "units")
 
-    def __init__(self, units: deque[Unit]) -> None:
+    def __init__(self, units: deque[Unit], each: bool = False) -> None:
         self.units = units
+        self.each = each  # may report its outcomes as OneEach
         self.done: list[Record] = []
         self.outcomes: list[Outcome | None] | None = None
+        # While every record done returned one output of its own: those outputs, in order
+        # (outcomes stays None). The first record to end otherwise turns them into outcomes.
+        self.outputs: OneEach | None = None
         self.reported = 0
         self.started = 0.0  # when a worker took it (perf_counter); 0.0 while queued
         self.lock = threading.Lock()
@@ -57,10 +61,13 @@ class Chunk:
             if end == start:
                 return None
             self.reported = end
-            outcomes = self.outcomes
-            return ChunkResult(
-                self.done[start:end], None if outcomes is None else outcomes[start:end]
-            )
+            # outputs before outcomes: the worker sets outcomes before it drops outputs
+            outputs, outcomes = self.outputs, self.outcomes
+            if outcomes is not None:
+                return ChunkResult(self.done[start:end], outcomes[start:end])
+            if outputs is not None:
+                return ChunkResult(self.done[start:end], OneEach(outputs[start:end]))
+            return ChunkResult(self.done[start:end], None)
 
     def steal(self) -> list[Unit]:
         """The units no worker has taken yet, in order; the chunk ends after its current one."""
@@ -108,6 +115,7 @@ def run_units(
     `progress[1]`, if given (a worker process's shared memory), is set to the position in
     the chunk (from 1) of the record whose handler runs: the one to blame if it dies."""
     popleft, done, default_topic = chunk.units.popleft, chunk.done, work.default_topic
+    each = chunk.each
     append = done.append
     run: list[Record] = []  # unordered: the unit is one record
     while True:
@@ -128,7 +136,7 @@ def run_units(
                 if decoder is not None:
                     record.data = decode(decoder, record.value)
                 result = handler(record)
-                if result is not None:
+                if result is not None and (one := plain_output(result, default_topic)) is None:
                     result = (normalize_outputs(result, default_topic), None)
             except Exception as exc:
                 remember_location(exc)
@@ -142,12 +150,20 @@ def run_units(
                 for later in rest:
                     _report(chunk, later, NOT_RUN)
                 return
-            if result is None:  # the common case: nothing to report but "done"
-                if chunk.outcomes is not None:
-                    chunk.outcomes.append(None)
+            if result is None:  # a common case: nothing to report but "done"
+                if chunk.outcomes is None and chunk.outputs is None:
+                    append(record)
+                else:
+                    _report(chunk, record, None)
+            elif one is None:
+                _report(chunk, record, result)
+            elif each and chunk.outcomes is None and (chunk.outputs is not None or not done):
+                if chunk.outputs is None:  # the other common case: one output each
+                    chunk.outputs = OneEach()
+                chunk.outputs.append(one)
                 append(record)
             else:
-                _report(chunk, record, result)
+                _report(chunk, record, ([one], None))
             index += 1
             if index >= len(run):
                 break
@@ -157,7 +173,8 @@ def run_units(
 def _report(chunk: Chunk, record: Record, outcome: Outcome | None) -> None:
     """A record finished with something to report: its outcome first, then the record."""
     if chunk.outcomes is None:
-        chunk.outcomes = [None] * len(chunk.done)
+        chunk.outcomes = per_record_outcomes(chunk.outputs) or [None] * len(chunk.done)
+        chunk.outputs = None
     chunk.outcomes.append(outcome)
     chunk.done.append(record)
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from parafka.core.errors import RecordParked, RecordStuck, wire_name
 from parafka.core.gctuning import tune_gc
+from parafka.core.outcomes import per_record_outcomes
 from parafka.core.record import Produced, Record
 from parafka.core.scheduler import SHARD_FUNCTIONS
 from parafka.core.seam import ClientError
@@ -355,7 +356,7 @@ def _worker_main(work: Work, conn: Connection, progress: Any = None) -> None:
                 outcomes = [None if outcomes is None else outcomes[i] for i in positions]
         else:
             try:
-                outcomes = run_chunk(handler, records, work, decoder).outcomes
+                outcomes = per_record_outcomes(run_chunk(handler, records, work, decoder).outcomes)
             except BaseException as exc:  # SystemExit/KeyboardInterrupt from a handler
                 outcomes = fail_first(records, exc)
         seconds = clock() - started

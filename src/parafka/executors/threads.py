@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from parafka.core.deserializers import Decode
+from parafka.core.outcomes import per_record_outcomes
 from parafka.core.record import Record
 from parafka.executors.base import (
     ChunkResult,
@@ -168,7 +169,9 @@ class ThreadExecutor(Executor):
             else:  # a batch: one handler call (or a few, to isolate a failure)
                 records = item
                 try:
-                    outcomes = run_chunk(handler, records, work, decoder).outcomes
+                    outcomes = per_record_outcomes(
+                        run_chunk(handler, records, work, decoder).outcomes
+                    )
                 except BaseException as exc:  # SystemExit/KeyboardInterrupt from a handler
                     outcomes = fail_first(records, exc)
                 result = ChunkResult(records, outcomes)
@@ -200,7 +203,7 @@ class ThreadExecutor(Executor):
         workers = min(self.workers, self.active or self.workers)
         size = min(self.chunk_size, -(-total // workers))
         for units in pack_units(runs, size, self._unordered):
-            put(Chunk(units))
+            put(Chunk(units, each=True))
 
     # -- handlers on the control thread (handover.py) -----------------------------------
     def _may_inline(self) -> bool:
@@ -227,7 +230,7 @@ class ThreadExecutor(Executor):
         waiting = self._waiting
         waiting.extend(pack_units(runs, self.chunk_size, unordered))
         while waiting:
-            chunk = Chunk(waiting.pop(0))
+            chunk = Chunk(waiting.pop(0), each=True)
             started, used = clock(), cpu()
             standby.running(chunk)
             try:
@@ -273,7 +276,7 @@ class ThreadExecutor(Executor):
         """Worker threads run every chunk from now on, those not run yet first."""
         self._inline, self._inline_over = False, True
         for units in self._waiting:
-            self._queue.put(Chunk(units))
+            self._queue.put(Chunk(units, each=True))
         self._waiting.clear()
 
     def _back_to_workers(self, why: str) -> None:
@@ -320,7 +323,7 @@ class ThreadExecutor(Executor):
         if finished is not None:
             self._completions.put(finished)
         if stolen:
-            self._queue.put(Chunk(deque(stolen)))
+            self._queue.put(Chunk(deque(stolen), each=True))
         return len(stolen)
 
     def shutdown(self, timeout: float) -> bool:

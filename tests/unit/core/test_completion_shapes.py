@@ -1,8 +1,10 @@
-"""How the control loop recognises a batch settled by one handler call (pure)."""
+"""How the control loop recognises a batch settled by one handler call, and a chunk of
+one output a record (pure)."""
 
 from __future__ import annotations
 
 from parafka.core.ledger import _one_success
+from parafka.core.outcomes import OneEach, as_one_each, per_record_outcomes
 from parafka.core.record import Produced
 from parafka.executors import NOT_RUN
 
@@ -26,3 +28,17 @@ def test_not_run_failed_and_mixed_chunks_take_the_slow_path() -> None:
     assert not _one_success(failed, [failed, failed])
     assert not _one_success(shared, [shared, None])
     assert not _one_success(None, [None, None])
+
+
+def test_one_output_of_its_own_each_is_one_each_and_nothing_else_is() -> None:
+    out = [Produced("out", b"%d" % i, None, None) for i in range(3)]
+    each = as_one_each([([o], None) for o in out])
+    assert type(each) is OneEach and each == out
+    shared = ([out[0]], None)
+    assert as_one_each([shared, shared]) is None  # a batch's list: produced once
+    assert as_one_each([([out[0], out[1]], None)]) is None  # two outputs
+    assert as_one_each([([out[0]], None), None]) is None  # done with no output
+    assert as_one_each([([out[0]], None), (None, ValueError("boom"))]) is None
+    assert as_one_each([([out[0]], None), NOT_RUN]) is None
+    assert as_one_each(None) is None
+    assert per_record_outcomes(each) == [([o], None) for o in out]

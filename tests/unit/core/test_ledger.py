@@ -26,7 +26,7 @@ from parafka.core.entry import (
 )
 from parafka.core.ledger import Actions, Ledger, Part, Phase
 from parafka.core.offsets import PartitionOffsets
-from parafka.core.outcomes import NOT_RUN, Outcome, Paired
+from parafka.core.outcomes import NOT_RUN, OneEach, Outcome, Paired, as_one_each
 from parafka.core.record import Produced
 from parafka.core.retry import RetryPolicy
 from parafka.core.scheduler import ORDERINGS
@@ -146,6 +146,8 @@ class Sim:
                 outcomes.append((output(entry), None) if outputs[index] else None)
         if all(o is None for o in outcomes):
             self.handle(self.ledger.completed(run, None))
+        elif run[0].offset % 2 == 0 and (each := as_one_each(outcomes)) is not None:
+            self.handle(self.ledger.completed(run, each))  # as the thread executor reports
         else:
             self.handle(self.ledger.completed(run, outcomes))
 
@@ -414,6 +416,33 @@ def test_a_paired_item_leaves_out_the_records_of_a_closed_partition_and_their_ou
     assert actions.send == [Paired(mine, [output(e)[0] for e in mine])]
     assert type(actions.send[0]) is Paired
     assert [e.state for e in chunk] == [SENDING, DROPPED, SENDING, DROPPED]
+
+
+def test_a_one_each_chunk_goes_out_as_one_paired_item_without_its_stale_records() -> None:
+    sim = Sim("unordered", concurrency=10)
+    kept, closed = ("t", 0), ("t", 1)
+    sim.assign(kept)
+    sim.assign(closed)
+    mine, gone = running(sim, kept, 3), running(sim, closed, 1)
+    sim.ledger.revoking([closed])
+    sim.ledger.close([closed])
+    sim.ledger.skip(mine[1])  # an operator skips a running record: its report is stale
+    chunk = [mine[0], mine[1], gone[0], mine[2]]
+    actions = sim.ledger.completed(chunk, OneEach(output(e)[0] for e in chunk))
+    assert actions.send == [Paired([mine[0], mine[2]], [output(mine[0])[0], output(mine[2])[0]])]
+    assert [e.state for e in chunk] == [SENDING, SETTLED, DROPPED, SENDING]
+
+
+def test_a_one_each_chunk_is_held_record_by_record_with_exactly_once() -> None:
+    sim = Sim("unordered", concurrency=10, exactly_once=True)
+    tp = ("t", 0)
+    sim.assign(tp)
+    entries = running(sim, tp, 2)
+    actions = sim.ledger.completed(entries, OneEach(output(e)[0] for e in entries))
+    assert actions.send == []
+    assert [e.state for e in entries] == [SETTLED, SETTLED]  # released in order, in a transaction
+    assert sim.ledger.release is not None
+    assert sim.ledger.release.released == [output(e)[0] for e in entries]
 
 
 # -- the defects of issue 11 ---------------------------------------------------------------

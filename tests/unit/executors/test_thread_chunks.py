@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from parafka.core.record import Record
+from parafka.core.outcomes import OneEach
+from parafka.core.record import Output, Produced, Record
 from parafka.executors import NOT_RUN, Completions, Work
 from parafka.executors.base import ChunkResult
 from parafka.executors.chunks import Chunk, pack_units, run_units
@@ -52,6 +53,54 @@ def test_records_are_reported_once_however_the_chunk_is_taken() -> None:
     final = chunk.take_done()
     assert final is not None and chunk.take_done() is None
     assert [[r.offset for r in t.records] for t in [*taken, final]] == [[0, 1], [2, 3]]
+
+
+def test_one_output_each_is_reported_as_one_each_until_a_record_ends_otherwise() -> None:
+    """A chunk of the thread executor reports its records' outputs as OneEach while each
+    returned one; the first record that returned nothing, or failed, turns the rest of the
+    chunk into per-record outcomes, its earlier outputs kept in place."""
+    chunk = Chunk(deque(recs(range(5))), each=True)
+    taken: list[ChunkResult] = []
+
+    def handle(record: Record) -> Output | bytes | None:
+        if record.offset == 2:
+            if (early := chunk.take_done()) is not None:
+                taken.append(early)  # taken while the third record runs
+            return None
+        if record.offset == 4:
+            raise ValueError("bad")
+        return Output(b"%d" % record.offset) if record.offset % 2 else b"%d" % record.offset
+
+    run_units(handle, chunk, Work(handle, default_topic="out"), None, unordered=True)
+    final = chunk.take_done()
+    assert final is not None
+    (early,) = taken
+    assert type(early.outcomes) is OneEach
+    assert early.outcomes == [Produced("out", b"0", None, None), Produced("out", b"1", None, None)]
+    assert [r.offset for r in final.records] == [2, 3, 4]
+    assert final.outcomes is not None and not isinstance(final.outcomes, OneEach)
+    assert final.outcomes[:2] == [None, ([Produced("out", b"3", None, None)], None)]
+    assert isinstance(final.outcomes[2][1], ValueError)  # type: ignore[index]
+
+
+@pytest.mark.parametrize("each", [True, False])
+def test_a_chunk_reports_one_each_only_when_made_for_it(each: bool) -> None:
+    """Process workers read a chunk's per-record outcomes: their chunks never hold OneEach."""
+    chunk = Chunk(deque(recs(range(3))), each=each)
+
+    def handle(record: Record) -> bytes:
+        return b"%d" % record.offset
+
+    run_units(handle, chunk, Work(handle, default_topic="out"), None, unordered=True)
+    outputs = [Produced("out", b"%d" % o, None, None) for o in range(3)]
+    result = chunk.take_done()
+    assert result is not None
+    if each:
+        assert type(result.outcomes) is OneEach and result.outcomes == outputs
+        assert chunk.outcomes is None
+    else:
+        assert result.outcomes == [([out], None) for out in outputs]
+        assert chunk.outcomes == result.outcomes
 
 
 def test_units_follow_the_ordering() -> None:
