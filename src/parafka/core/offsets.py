@@ -8,8 +8,13 @@ skipped by the next owner of the partition.
 
 from __future__ import annotations
 
-from collections import deque
+from bisect import bisect_left
 from collections.abc import Iterable
+from itertools import compress, islice
+
+# Compact the received offsets once this many finished ones lie before the first
+# unfinished one (and they are at least half of the list): a memmove, a few per buffer.
+COMPACT_AFTER = 4096
 
 
 class PartitionOffsets:
@@ -18,13 +23,20 @@ class PartitionOffsets:
     `committed` is where the group's committed offset stood when the partition was
     assigned (None if the group has none); `done_above` are offsets at or above it that
     the previous owner finished (read back from the commit metadata).
+
+    The received offsets are a list in offset order with a flag each (a bytearray, 1:
+    finished) and the index of the oldest unfinished one: finishing an offset sets its
+    flag (found by its distance from that index when no offsets are missing between, else
+    by bisection), and the index moves on with `bytearray.find`, in C, past every offset
+    finished meanwhile.
     """
 
     __slots__ = (
         "_dirty",
-        "_done",
+        "_finished",
+        "_head",
         "_next",
-        "_pending",
+        "_received",
         "_skip",
         "committed",
         "first_received",
@@ -34,8 +46,9 @@ class PartitionOffsets:
 
     def __init__(self, committed: int | None = None, done_above: Iterable[int] = ()) -> None:
         self.committed = committed
-        self._pending: deque[int] = deque()  # received, in offset order, oldest first
-        self._done: set[int] = set()  # finished offsets that are still in _pending
+        self._received: list[int] = []  # received offsets in order (finished ones included)
+        self._finished = bytearray()  # per received offset: 1 once finished
+        self._head = 0  # index of the oldest unfinished received offset (len: none)
         self._skip = set(done_above)  # finished by a previous owner; skip on receipt
         self._next: int | None = None  # last received offset + 1
         self._dirty = False  # something finished since the last commit
@@ -45,7 +58,8 @@ class PartitionOffsets:
 
     def receive(self, offset: int) -> bool:
         """Record that `offset` arrived. Returns False when it was already done (skip it)."""
-        self._pending.append(offset)
+        self._received.append(offset)
+        self._finished.append(0)
         self._next = offset + 1
         if self.first_received is None:
             self.first_received = offset
@@ -61,7 +75,8 @@ class PartitionOffsets:
         if not offsets:
             return set()
         if not self._skip:  # the common case: nothing to skip
-            self._pending.extend(offsets)
+            self._received.extend(offsets)
+            self._finished.extend(bytes(len(offsets)))
             self._next = offsets[-1] + 1
             if self.first_received is None:
                 self.first_received = offsets[0]
@@ -83,21 +98,38 @@ class PartitionOffsets:
         not pending (below the position, or given back by `trim_from`) is ignored: only
         received, unfinished offsets can be finished."""
         self._dirty = True
-        pending, done = self._pending, self._done
+        received, finished, head = self._received, self._finished, self._head
+        size = len(received)
+        if head >= size:
+            return
+        first, last = received[head], received[-1]
+        start, count = head + offsets[0] - first if offsets else -1, len(offsets)
+        if start >= head and received[start : start + count] == offsets:
+            finished[start : start + count] = b"\x01" * count  # a run of received offsets
+            offsets = []
         for offset in offsets:
-            if pending and pending[0] == offset:
-                pending.popleft()
-            elif pending and pending[0] < offset <= pending[-1]:
-                done.add(offset)
-        while pending and pending[0] in done:
-            done.discard(pending.popleft())
+            if offset < first or offset > last:
+                continue  # finished already, or not received
+            index = head + offset - first  # where it is when no offset is missing before it
+            if index >= size or received[index] != offset:
+                index = bisect_left(received, offset, head)
+                if received[index] != offset:
+                    continue  # never received (compacted away, a transaction marker)
+            finished[index] = 1
+        if finished[head]:
+            head = finished.find(0, head)
+            self._head = head = size if head < 0 else head
+            if head >= COMPACT_AFTER and 2 * head >= size:
+                del received[:head]
+                del finished[:head]
+                self._head = 0
 
     @property
     def position(self) -> int | None:
         """The offset to commit: lowest not finished, or last received + 1 (past the
         offsets a previous owner finished that come next). None if unknown."""
-        if self._pending:
-            return self._pending[0]
+        if self._head < len(self._received):
+            return self._received[self._head]
         position = self.next_offset
         skip = self._skip
         while position is not None and position in skip:
@@ -106,37 +138,34 @@ class PartitionOffsets:
 
     def starts_with(self, offsets: list[int]) -> bool:
         """True when `offsets` (ascending) are the oldest unfinished offsets received."""
-        done, wanted = self._done, iter(offsets)
-        expected = next(wanted, None)
-        for offset in self._pending:
-            if expected is None:
-                return True
-            if offset in done:
-                continue
-            if offset != expected:
+        received, finished, index = self._received, self._finished, self._head
+        for offset in offsets:
+            index = finished.find(0, index)
+            if index < 0 or received[index] != offset:
                 return False
-            expected = next(wanted, None)
-        return expected is None
+            index += 1
+        return True
 
     def trim_from(self, keep: int) -> int | None:
         """Forget received records beyond the oldest `keep` unfinished ones, so they can
         be fetched again later. Only records never started can go: returns the offset to
         fetch from next (None when nothing could be trimmed)."""
-        pending = self._pending
-        if len(pending) - len(self._done) <= keep:
+        if self.pending_count <= keep:
             return None
-        unfinished = [o for o in pending if o not in self._done]
+        received, finished, head = self._received, self._finished, self._head
+        unfinished = [
+            o for o, done in zip(received[head:], finished[head:], strict=True) if not done
+        ]
         cutoff = max(unfinished[keep], self.max_started + 1)
-        if pending[-1] < cutoff:
+        if received[-1] < cutoff:
             return None
-        done = self._done
-        while pending and pending[-1] >= cutoff:
-            offset = pending.pop()
-            if offset in done:
-                # Finished already (a previous owner's): still done when it comes again,
-                # and still in the metadata meanwhile.
-                done.discard(offset)
-                self._skip.add(offset)
+        cut = bisect_left(received, cutoff, head)
+        # Finished already (a previous owner's): still done when it comes again, and still
+        # in the metadata meanwhile.
+        self._skip.update(compress(received[cut:], finished[cut:]))
+        del received[cut:]
+        del finished[cut:]
+        self._head = min(head, cut)
         self._next = cutoff
         return cutoff
 
@@ -149,8 +178,10 @@ class PartitionOffsets:
     def done_above(self) -> list[int]:
         """Offsets finished above `position` (unordered), including those a previous owner
         finished that have not arrived again yet: they must survive the next commit too."""
+        head = self._head
+        done = list(compress(islice(self._received, head, None), self._finished[head:]))
         if not self._skip:
-            return list(self._done)
+            return done
         fetched = self.next_offset
         if fetched is not None:
             # Those below the next offset to fetch never arrived (compaction, transaction
@@ -158,16 +189,16 @@ class PartitionOffsets:
             # must still be skipped then.
             self._skip = {o for o in self._skip if o >= fetched}
         position = self.position
-        return [*self._done, *(o for o in self._skip if position is None or o > position)]
+        return [*done, *(o for o in self._skip if position is None or o > position)]
 
     @property
     def done_above_count(self) -> int:
-        return len(self._done)
+        return self._finished.count(1, self._head)
 
     @property
     def pending_count(self) -> int:
         """Received offsets not yet finished."""
-        return len(self._pending) - len(self._done)
+        return self._finished.count(0, self._head)
 
     def needs_commit(self) -> bool:
         """True when the position or the finished-above set changed since the last commit."""

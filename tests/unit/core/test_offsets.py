@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from parafka.core import offsets as offsets_module
 from parafka.core.offsets import PartitionOffsets
 
 
@@ -200,3 +204,51 @@ def test_the_position_moves_past_offsets_a_previous_owner_finished() -> None:
     assert state.done_above == [6]
     assert [state.receive(o) for o in (3, 4, 5, 6)] == [False, False, True, False]
     assert state.position == 5
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_compacting_the_received_offsets_changes_no_answer(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The finished offsets before the oldest unfinished one are dropped from time to time
+    (`COMPACT_AFTER`, made small here): position, what is done above it, what is pending,
+    trimming and receiving again answer as a plain model of the offsets does."""
+    monkeypatch.setattr(offsets_module, "COMPACT_AFTER", 4)
+    rnd = random.Random(seed)
+    state = PartitionOffsets(committed=0)
+    received: list[int] = []  # the model: received and not given back, in order
+    finished: set[int] = set()
+    skip: set[int] = set()  # finished, then given back by a trim: skipped when they come
+    offset = next_offset = 0
+    for _ in range(80):
+        fetched = []
+        for _ in range(rnd.randrange(1, 40)):
+            fetched.append(offset)
+            offset += rnd.choice((1, 1, 1, 2, 7))  # gaps: compaction, transaction markers
+        again = state.receive_many(fetched)
+        assert again == skip & set(fetched)
+        skip -= again
+        received += fetched
+        finished |= again
+        next_offset = fetched[-1] + 1
+        state.started(len(fetched), fetched[-1])
+        unfinished = [o for o in received if o not in finished]
+        run = sorted(rnd.sample(unfinished, rnd.randrange(len(unfinished) + 1)))
+        state.settle([*run, received[0] - 1, offset + 5])  # and two never pending: ignored
+        finished.update(run)
+        unfinished = [o for o in received if o not in finished]
+        position = unfinished[0] if unfinished else next_offset
+        assert state.position == position
+        assert sorted(state.done_above) == sorted(
+            [o for o in received if o in finished and o > position]
+            + [o for o in skip if o >= next_offset and o > position]
+        )
+        assert state.pending_count == len(unfinished)
+        assert state.starts_with(unfinished[:3])
+        assert not state.starts_with([*unfinished[:1], position + 10**6])
+        if rnd.random() < 0.3 and len(unfinished) > 2:  # the buffer gives records back
+            cutoff = state.trim_from(keep=2)
+            if cutoff is not None:
+                skip |= {o for o in received if o >= cutoff and o in finished}
+                received = [o for o in received if o < cutoff]
+                offset = next_offset = cutoff
