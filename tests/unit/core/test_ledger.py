@@ -403,14 +403,19 @@ def test_one_output_each_goes_out_as_one_paired_item_else_as_a_pair_per_outputs_
     assert not any(type(item) is Paired for item in actions.send)
 
 
+def running_in_two(sim: Sim, kept: int, closed: int) -> tuple[list[Entry], list[Entry]]:
+    """Entries running in two partitions, the second of which was then revoked."""
+    sim.assign(("t", 0))
+    sim.assign(("t", 1))
+    mine, gone = running(sim, ("t", 0), kept), running(sim, ("t", 1), closed)
+    sim.ledger.revoking([("t", 1)])
+    sim.ledger.close([("t", 1)])
+    return mine, gone
+
+
 def test_a_paired_item_leaves_out_the_records_of_a_closed_partition_and_their_outputs() -> None:
     sim = Sim("unordered", concurrency=10)
-    kept, closed = ("t", 0), ("t", 1)
-    sim.assign(kept)
-    sim.assign(closed)
-    mine, gone = running(sim, kept, 2), running(sim, closed, 2)
-    sim.ledger.revoking([closed])
-    sim.ledger.close([closed])
+    mine, gone = running_in_two(sim, 2, 2)
     chunk = [mine[0], gone[0], mine[1], gone[1]]
     actions = sim.ledger.completed(chunk, [(output(e), None) for e in chunk])
     assert actions.send == [Paired(mine, [output(e)[0] for e in mine])]
@@ -420,12 +425,7 @@ def test_a_paired_item_leaves_out_the_records_of_a_closed_partition_and_their_ou
 
 def test_a_one_each_chunk_goes_out_as_one_paired_item_without_its_stale_records() -> None:
     sim = Sim("unordered", concurrency=10)
-    kept, closed = ("t", 0), ("t", 1)
-    sim.assign(kept)
-    sim.assign(closed)
-    mine, gone = running(sim, kept, 3), running(sim, closed, 1)
-    sim.ledger.revoking([closed])
-    sim.ledger.close([closed])
+    mine, gone = running_in_two(sim, 3, 1)
     sim.ledger.skip(mine[1])  # an operator skips a running record: its report is stale
     chunk = [mine[0], mine[1], gone[0], mine[2]]
     actions = sim.ledger.completed(chunk, OneEach(output(e)[0] for e in chunk))
