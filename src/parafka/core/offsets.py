@@ -12,9 +12,10 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from itertools import compress, islice
 
-# Compact the received offsets once this many finished ones lie before the first
-# unfinished one (and they are at least half of the list): a memmove, a few per buffer.
-COMPACT_AFTER = 4096
+# Drop the finished offsets before the first unfinished one once there are this many and
+# they are at least half of the list: a memmove, paid for by the offsets it drops, and a
+# partition holds at most as many finished offsets as unfinished ones (or this many).
+COMPACT_AFTER = 64
 
 
 class PartitionOffsets:
