@@ -255,10 +255,17 @@ def test_a_fast_thread_handler_stuck_late_holds_no_other_record(
 ) -> None:
     """Microsecond handlers: by offset 1500 the thread executor's chunks hold many records,
     and they run on the control thread, so the hang is handed over to the stand-by thread
-    (executors/handover.py), on Apache Kafka."""
+    (executors/handover.py), on Apache Kafka. On a loaded machine (a CI run failed so) the
+    executor may have measured the handlers as waiting or slow (each appends to a file) and
+    kept them on, or moved them to, worker threads before the hang, which it logs at INFO:
+    then the workers' rescue is what is checked. Either way no other record is held
+    (run_a_then_b)."""
     load = Load.cyclic({0: 2000, 1: 10}, keys=2000)
-    run_a_then_b(kafka_broker, tmp_path, load, "unordered", "thread", hung=[1500])
-    assert "goes on with the loop" in (tmp_path / "a" / "stderr").read_text()
+    run_a_then_b(kafka_broker, tmp_path, load, "unordered", "thread", hung=[1500], log_level="INFO")
+    log = (tmp_path / "a" / "stderr").read_text()
+    if "goes on with the loop" not in log:  # the hang met worker threads: say why
+        inline = "running them on the control thread" in log
+        assert not inline or "worker threads run them from now on" in log, log[-3000:]
 
 
 def near_the_cap(cap: int, keys: int = 4, seed: int = 12) -> tuple[Load, list[int]]:
