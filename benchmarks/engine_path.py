@@ -96,7 +96,7 @@ def one_pass(
         while runs := ledger.take():
             if workers:
                 for units in pack_units(runs, CHUNK, unordered):
-                    chunk = Chunk(units, each=True)  # as the thread executor makes them
+                    chunk = Chunk(units)  # as the thread executor makes them
                     run_units(work.handler, chunk, work, None, unordered)  # type: ignore[arg-type]
                     result = chunk.take_done()
                     assert result is not None

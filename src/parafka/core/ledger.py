@@ -56,7 +56,7 @@ from parafka.core.errors import ActionRefused, RecordFailed, RecordParked
 from parafka.core.exactly_once import OrderedRelease
 from parafka.core.failures import FailureLog, is_mistake, report
 from parafka.core.offsets import PartitionOffsets
-from parafka.core.outcomes import NOT_RUN, OneEach, Outcome, Paired
+from parafka.core.outcomes import NOT_RUN, OneEach, Outcome, Paired, one_output_each
 from parafka.core.parking import origin
 from parafka.core.record import Produced
 from parafka.core.retry import RetryPolicy
@@ -405,8 +405,8 @@ class Ledger:
             return
         if self.release is None:
             self._send([Paired(live, outputs)], actions)
-        else:
-            self._send(self._sends(live, [[output] for output in outputs]), actions)
+        else:  # a transaction holds each record's output with its record
+            self._send([([e], [o]) for e, o in zip(live, outputs, strict=True)], actions)
 
     def acknowledged(self, entries: list[Entry], outcomes: list[Outcome | None] | None) -> Actions:
         """Outputs were acknowledged (None) or failed (an Outcome with the error)."""
@@ -484,10 +484,8 @@ class Ledger:
         one `Paired` item when each returned exactly one output of its own (no batch; not
         exactly-once, whose transactions hold each record's outputs), else one
         (entries, outputs) pair per outputs list, so that a batch's are produced once."""
-        if self.release is None:
-            flat = [output for outputs in lists for output in outputs]
-            if len(flat) == len(sending) and len(set(map(id, lists))) == len(lists):
-                return [Paired(sending, flat)]
+        if self.release is None and (each := one_output_each(lists)) is not None:
+            return [Paired(sending, each)]
         by_list: dict[int, tuple[list[Entry], list[Produced]]] = {}
         for entry, outputs in zip(sending, lists, strict=True):
             by_list.setdefault(id(outputs), ([], outputs))[0].append(entry)

@@ -34,22 +34,23 @@ class OneEach(list[Produced]):
     __slots__ = ()
 
 
+def one_output_each(lists: list[list[Produced]]) -> OneEach | None:
+    """Records' outputs lists as OneEach when each holds exactly one output and no two are
+    the same list (a batch's, shared by its records), else None."""
+    if len(set(map(id, lists))) != len(lists):
+        return None
+    outputs = OneEach(output for outputs in lists for output in outputs)
+    return outputs if len(outputs) == len(lists) else None
+
+
 def as_one_each(outcomes: list[Outcome | None] | OneEach | None) -> OneEach | None:
     """A chunk's outcomes as OneEach when each record returned exactly one output of its
     own (none failed, none shares a batch's list), else None."""
     if isinstance(outcomes, OneEach):
         return outcomes
-    if not outcomes:
-        return None
-    outputs, lists = OneEach(), set()
-    for outcome in outcomes:
-        if outcome is None or outcome[1] is not None or not outcome[0] or len(outcome[0]) != 1:
-            return None  # done with no output, not run, failed, or several outputs
-        if id(outcome[0]) in lists:
-            return None  # a batch's list, shared by its records
-        lists.add(id(outcome[0]))
-        outputs.append(outcome[0][0])
-    return outputs
+    if not outcomes or any(o is None or o[1] is not None or not o[0] for o in outcomes):
+        return None  # done with no output, not run, or failed
+    return one_output_each([o[0] for o in outcomes if o is not None and o[0] is not None])
 
 
 def per_record_outcomes(

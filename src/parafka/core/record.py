@@ -188,7 +188,7 @@ def normalize_outputs(result: object, default_topic: str | None) -> list[Produce
     for item in items:
         if item is None:
             continue
-        if type(item) is Output and (plain := plain_output(item, default_topic)) is not None:
+        if (plain := plain_output(item, default_topic)) is not None:
             produced.append(plain)
             continue
         out = item if isinstance(item, Output) else Output(_check_value(item))

@@ -42,9 +42,9 @@ class Chunk:
 
     __slots__ = ("done", "each", "lock", "outcomes", "outputs", "reported", "started", "units")
 
-    def __init__(self, units: deque[Unit], each: bool = False) -> None:
+    def __init__(self, units: deque[Unit], each: bool = True) -> None:
         self.units = units
-        self.each = each  # may report its outcomes as OneEach
+        self.each = each  # may report its outcomes as OneEach (False: always per record)
         self.done: list[Record] = []
         self.outcomes: list[Outcome | None] | None = None
         # While every record done returned one output of its own: those outputs, in order
@@ -158,9 +158,10 @@ def run_units(
             elif one is None:
                 _report(chunk, record, result)
             elif each and chunk.outcomes is None and (chunk.outputs is not None or not done):
-                if chunk.outputs is None:  # the other common case: one output each
-                    chunk.outputs = OneEach()
-                chunk.outputs.append(one)
+                outputs = chunk.outputs
+                if outputs is None:  # the other common case: one output each
+                    outputs = chunk.outputs = OneEach()
+                outputs.append(one)
                 append(record)
             else:
                 _report(chunk, record, ([one], None))

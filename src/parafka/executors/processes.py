@@ -343,7 +343,8 @@ def _worker_main(work: Work, conn: Connection, progress: Any = None) -> None:
         positions: list[int] | None = None
         if per_record:
             units = deque(records) if unordered else _runs(records, shard_of)
-            running = _Running(chunk_id, Chunk(units), len(records), unordered)
+            # each=False: this worker produces its chunk's outputs record by record
+            running = _Running(chunk_id, Chunk(units, each=False), len(records), unordered)
             state[0] = running
             try:
                 run_units(handler, running.chunk, work, decoder, unordered, progress)

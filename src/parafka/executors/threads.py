@@ -203,7 +203,7 @@ class ThreadExecutor(Executor):
         workers = min(self.workers, self.active or self.workers)
         size = min(self.chunk_size, -(-total // workers))
         for units in pack_units(runs, size, self._unordered):
-            put(Chunk(units, each=True))
+            put(Chunk(units))
 
     # -- handlers on the control thread (handover.py) -----------------------------------
     def _may_inline(self) -> bool:
@@ -230,7 +230,7 @@ class ThreadExecutor(Executor):
         waiting = self._waiting
         waiting.extend(pack_units(runs, self.chunk_size, unordered))
         while waiting:
-            chunk = Chunk(waiting.pop(0), each=True)
+            chunk = Chunk(waiting.pop(0))
             started, used = clock(), cpu()
             standby.running(chunk)
             try:
@@ -276,7 +276,7 @@ class ThreadExecutor(Executor):
         """Worker threads run every chunk from now on, those not run yet first."""
         self._inline, self._inline_over = False, True
         for units in self._waiting:
-            self._queue.put(Chunk(units, each=True))
+            self._queue.put(Chunk(units))
         self._waiting.clear()
 
     def _back_to_workers(self, why: str) -> None:
@@ -323,7 +323,7 @@ class ThreadExecutor(Executor):
         if finished is not None:
             self._completions.put(finished)
         if stolen:
-            self._queue.put(Chunk(deque(stolen), each=True))
+            self._queue.put(Chunk(deque(stolen)))
         return len(stolen)
 
     def shutdown(self, timeout: float) -> bool:
