@@ -33,7 +33,12 @@ from md5_threads import tail_rate
 from parafka.testing import Broker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for examples/
-from examples.md5_baselines import plain_loops, queue_pipeline, start_parafka_processes
+from examples.md5_baselines import (
+    handler_loops,
+    plain_loops,
+    queue_pipeline,
+    start_parafka_processes,
+)
 from examples.md5_transformer import encode, generate
 
 PARTITIONS = 4
@@ -57,6 +62,12 @@ def _parafka(members: int, target: str, **settings: Any) -> Run:
 CONFIGS: dict[str, tuple[str | None, float | None, Run]] = {
     ONE_LOOP: (None, None, lambda c, t, o, n: plain_loops(c, t, o, n, 1)),
     TWO_LOOPS: (None, None, lambda c, t, o, n: plain_loops(c, t, o, n, 2)),
+    # the floor: the per-record handler and its Output, called by a plain loop (no engine)
+    "handler loop x1 (no engine)": (
+        ONE_LOOP,
+        None,
+        lambda c, t, o, n: handler_loops(c, t, o, n, 1),
+    ),
     "queue pipeline (2 hash workers)": (
         None,
         None,

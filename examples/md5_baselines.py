@@ -116,6 +116,35 @@ def _plain_md5_loop(
         consumer.close()
 
 
+def _handler_md5_loop(
+    config: dict[str, Any], topic: str, out: str, group: str, count: int, done: Any, times: Any
+) -> None:
+    """The plain loop with the per-record API and no engine: each message becomes a record,
+    the per-record handler (`md5_transformer.handle`) returns its `Output`, and that is
+    produced. What a per-record handler costs before any ordering, offset or output
+    bookkeeping: the floor for `parafka run` with that handler."""
+    from examples.md5_transformer import handle
+    from parafka.core.record import MessageRecord
+
+    consumer, producer = _consumer(config, group), _producer(config)
+    consumer.subscribe([topic])
+    try:
+        while done.value < count:
+            batch = [m for m in consumer.consume(1000, 0.2) if m.error() is None]
+            for message in batch:
+                record = MessageRecord(
+                    message, message.topic(), message.partition(), message.offset()
+                )
+                output = handle(record)
+                producer.produce(output.topic or out, output.value, output.key)
+            if batch:
+                producer.flush()
+                consumer.commit(asynchronous=False)
+                _note_done(done, times, len(batch))
+    finally:
+        consumer.close()
+
+
 def start_plain_loops(config: dict[str, Any], topic: str, out: str, count: int, n: int) -> Running:
     """`n` plain md5 loops in one group, each its own process."""
     return _start_members(_plain_md5_loop, n, "md5-plain", count, (config, topic, out))
@@ -141,6 +170,12 @@ def _start_members(
 def plain_loops(config: dict[str, Any], topic: str, out: str, count: int, n: int) -> float:
     """`n` plain md5 loops in one group, each its own process; records/s overall."""
     return start_plain_loops(config, topic, out, count, n).wait()
+
+
+def handler_loops(config: dict[str, Any], topic: str, out: str, count: int, n: int) -> float:
+    """`n` plain loops calling the per-record handler, in one group, each its own process;
+    records/s overall."""
+    return _start_members(_handler_md5_loop, n, "md5-handler", count, (config, topic, out)).wait()
 
 
 # -- parafka, one consumer per process (what `parafka run --processes N` starts) ----------
