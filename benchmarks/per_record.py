@@ -11,6 +11,12 @@ percentile's (the tail of a run only waits for its last fetch). The targets:
 - parafka's defaults (thread executor, key order), per-record: >= 0.8x one plain loop;
 - `--processes 2`, per-record, unordered and key: >= 1.0x two plain loops in one group.
 
+The floors, "handler loop x1" and "x2 (no engine)", are the plain loops calling the
+per-record handler on a record made from each message and producing the `Output` it
+returns: what the per-record API costs before any engine. A parafka configuration's
+"x floor" is its median over the floor beside its baseline: 1.0x would be an engine that
+costs nothing.
+
 Writes the table (medians, and the median of each round's ratio: "paired") and, with
 matplotlib, benchmarks/per_record.png.
 
@@ -48,6 +54,9 @@ BATCH = "examples.md5_transformer:handle_batch"
 CHART = Path(__file__).resolve().parent / "per_record.png"
 
 ONE_LOOP, TWO_LOOPS = "plain loop x1", "plain loops x2 (one group)"
+ONE_FLOOR, TWO_FLOORS = "handler loop x1 (no engine)", "handler loops x2 (no engine)"
+# What the per-record API alone costs, beside each baseline: a configuration's "x floor".
+FLOORS = {ONE_LOOP: ONE_FLOOR, TWO_LOOPS: TWO_FLOORS}
 # name -> (baseline it is held against or None, target ratio or None, how to run it)
 Run = Callable[[dict[str, Any], str, str, int], None]
 
@@ -62,12 +71,9 @@ def _parafka(members: int, target: str, **settings: Any) -> Run:
 CONFIGS: dict[str, tuple[str | None, float | None, Run]] = {
     ONE_LOOP: (None, None, lambda c, t, o, n: plain_loops(c, t, o, n, 1)),
     TWO_LOOPS: (None, None, lambda c, t, o, n: plain_loops(c, t, o, n, 2)),
-    # the floor: the per-record handler and its Output, called by a plain loop (no engine)
-    "handler loop x1 (no engine)": (
-        ONE_LOOP,
-        None,
-        lambda c, t, o, n: handler_loops(c, t, o, n, 1),
-    ),
+    # The floors: the per-record handler and its Output called by plain loops, no engine.
+    ONE_FLOOR: (ONE_LOOP, None, lambda c, t, o, n: handler_loops(c, t, o, n, 1)),
+    TWO_FLOORS: (TWO_LOOPS, None, lambda c, t, o, n: handler_loops(c, t, o, n, 2)),
     "queue pipeline (2 hash workers)": (
         None,
         None,
@@ -152,11 +158,21 @@ def _ratios(rates: dict[str, list[float]], name: str) -> tuple[float, float] | N
     return statistics.median(mine) / statistics.median(base), paired
 
 
+def _floor_ratio(rates: dict[str, list[float]], name: str) -> str:
+    """A parafka configuration's median over its floor's (the handler loops beside its
+    baseline), or "-"."""
+    floor = FLOORS.get(CONFIGS[name][0] or "")
+    if not name.startswith("parafka") or floor not in rates:
+        return "-"
+    return fmt_ratio(statistics.median(rates[name]) / statistics.median(rates[floor]))
+
+
 def _table(rates: dict[str, list[float]], where: str) -> str:
     lines = [
         f"\nmd5 transformer, {where}",
-        "| configuration | median records/s | x its baseline | paired | target | rounds |",
-        "|---|--:|--:|--:|--:|---|",
+        "| configuration | median records/s | x its baseline | paired | target | x floor "
+        "| rounds |",
+        "|---|--:|--:|--:|--:|--:|---|",
     ]
     for name, values in rates.items():
         baseline, target, _ = CONFIGS[name]
@@ -168,7 +184,7 @@ def _table(rates: dict[str, list[float]], where: str) -> str:
         lines.append(
             f"| {name} | {fmt_rate(statistics.median(values))} | {ratio} | "
             f"{fmt_ratio(ratios[1]) if ratios else '-'} | "
-            f"{'>= ' + fmt_ratio(target) if target else '-'} | "
+            f"{'>= ' + fmt_ratio(target) if target else '-'} | {_floor_ratio(rates, name)} | "
             f"{' / '.join(fmt_rate(v) for v in values)} |"
         )
     return "\n".join(lines)
