@@ -684,3 +684,28 @@ def test_the_queue_wait_is_observed_once_per_dispatch_round_at_its_mean() -> Non
     snapshot = sim.ledger.queue_wait.snapshot()
     assert (snapshot.count, snapshot.total) == (2, 5.0)
     assert snapshot.buckets[2] == (3.0, 2)  # both at the mean, 2.5 s
+
+
+# -- intake -----------------------------------------------------------------------------------
+
+
+def _slots(cls: type) -> list[str]:
+    return [name for klass in cls.__mro__ for name in getattr(klass, "__slots__", ())]
+
+
+@pytest.mark.parametrize("ordering", ORDERINGS)
+def test_accepted_entries_have_every_slot_that_entry_init_sets(ordering: str) -> None:
+    """The ledger makes its entries without calling Entry.__init__ (written out, for
+    speed): each must come out with every slot set, to what __init__ would set."""
+    sim = Sim(ordering, concurrency=10, run_length=1)
+    tp = ("t", 3)
+    sim.assign(tp)
+    sim.clock.now = 7.5
+    (accepted,) = fetch(sim, tp, [b"k"], start=4)
+    made = Entry(accepted._msg, "t", 3, 4, accepted.part, accepted.shard, 7.5)
+    names = _slots(Entry)
+    assert {"state", "attempt", "received", "first_failure"} <= set(names)
+    for name in names:
+        if hasattr(made, name):  # Record's own fields that a message-backed one leaves unset
+            assert getattr(accepted, name) == getattr(made, name), name
+    assert accepted.shard == {"key": b"k", "partition": "partition", "unordered": None}[ordering]
