@@ -11,6 +11,9 @@ Two reasons to pause partitions:
   starved like that for a while, partitions holding more than their share of the buffer
   are paused and their records beyond the share that never started are given back (the
   caller trims them and fetches them again later), until they are down to half of it.
+  Only when the executor lacks records (`lacking`): a pause costs refetches, and a
+  starving partition's records help only an executor that would run them sooner than
+  what it holds.
 
 The limit is the user's `max_buffered`; without one it starts at the default and follows
 the rate (`follow`): a loop that finishes records fast holds what it finishes in
@@ -35,6 +38,9 @@ class FlowDecision:
 
 BUFFER_SECONDS = 0.05  # a limit that follows the rate holds this long of its work
 MOST_BUFFERED = 10_000  # and grows no further than this
+# Handlers on the loop's own thread lack records when the loop waited this share of the
+# time between two looks (`lacking`).
+LACKING_WAIT = 0.1
 
 
 class FlowControl:
@@ -56,6 +62,8 @@ class FlowControl:
         self._full_since: float | None = None
         self._empty_since: dict[TP, float] = {}
         self._starved = False  # a partition with a backlog got no record for a while
+        self._waited = 0.0  # seconds the loop waited for something to do since `_looked`
+        self._looked: float | None = None  # when `lacking` was last asked
 
     def follow(self, rate: float) -> bool:
         """Records finish at `rate` a second: a limit that follows the rate grows to hold
@@ -68,6 +76,21 @@ class FlowControl:
             return False
         self.limit = wanted
         return True
+
+    def waited(self, seconds: float) -> None:
+        """The loop waited `seconds` with nothing to run (for completions or records)."""
+        self._waited += seconds
+
+    def lacking(self, now: float, handlers_here: bool, free_slots: bool) -> bool:
+        """Whether the executor lacks records to run since the last look: it has free slots
+        (`free_slots`, worker threads), or, when the handlers run on the loop's own thread
+        (`handlers_here`), the loop waited for LACKING_WAIT of the time since. Free slots
+        say nothing then: each hand-over runs to its end at once."""
+        waited, looked = self._waited, self._looked
+        self._waited, self._looked = 0.0, now
+        if not handlers_here:
+            return free_slots
+        return looked is not None and waited >= LACKING_WAIT * (now - looked)
 
     def room(self, held: int) -> int:
         """How many more records may be fetched now."""

@@ -400,12 +400,14 @@ class ControlLoop(Stoppable):
     def _wait(self, now: float) -> None:
         """Nothing happened this round: wait for the next thing that can."""
         timeout = min(BUSY_WAIT, self._quiet_time(now))
+        began = self.clock()
         if self.parking is not None and self.parking.pending:
             self.parking.poll(timeout)
         elif self.ledger.in_flight and not self.letters.pending:
             self.completions.wait(timeout)
         elif self.letters.pending:
             self.letters.poll(timeout)
+        self.flow.waited(self.clock() - began)
 
     def _quiet_time(self, now: float) -> float:
         """How long the loop may block without missing a retry or a commit."""
@@ -471,13 +473,18 @@ class ControlLoop(Stoppable):
         room = flow.room(held)
         if room <= 0 and not flow.stalled:
             # Stay responsive to completions; rebalance callbacks wait for the next poll.
+            began = self.clock()
             self.completions.wait(BUSY_WAIT)
+            flow.waited(self.clock() - began)
             return False
         idle = self.ledger.in_flight == 0 and not self.completions and not self._sending
         timeout = self._quiet_time(now) if idle else 0.0
         # Paused, polling only serves callbacks and heartbeats: a record that still comes
         # (a partition assigned since the pause) is given back, never held over the bound.
+        began = self.clock()
         messages = self.consumer.consume(max(1, min(room, FETCH_BATCH)), timeout)
+        if timeout > 0.0:
+            flow.waited(self.clock() - began)
         if not messages:
             return False
         if room <= 0:
@@ -876,7 +883,8 @@ class ControlLoop(Stoppable):
             # Never fetched (paused since it was assigned): its log end is unknown, and
             # may well be ahead; counting it as empty would starve it for good.
             backlog[tp] = high is None or next_offset is None or high > next_offset
-        decision = self.flow.rebalance_shares(now, held, backlog, sch.in_flight < sch.concurrency)
+        lacking = self.flow.lacking(now, self.executor.runs_here, sch.in_flight < sch.concurrency)
+        decision = self.flow.rebalance_shares(now, held, backlog, lacking)
         if decision.pause:
             self._pause(decision.pause)
             share = self.flow.share(len(held))

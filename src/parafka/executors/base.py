@@ -242,6 +242,12 @@ class Executor(ABC):
         """A handler's time per record as measured so far (None: not measured)."""
         return None
 
+    @property
+    def runs_here(self) -> bool:
+        """Whether handlers run on the control thread now: no worker waits for records,
+        the loop itself does."""
+        return False
+
     def rescue(self) -> None:
         """Called by the control thread every round: an executor that can keep a hung
         handler from holding back other records does it here (threads.py)."""

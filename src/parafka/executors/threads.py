@@ -119,6 +119,10 @@ class ThreadExecutor(Executor):
         return self.chunk_size
 
     @property
+    def runs_here(self) -> bool:
+        return self._inline
+
+    @property
     def capacity(self) -> int:
         """A chunk per worker, plus one chunk each waiting so that a worker never idles
         while the control thread catches up (only when chunks hold several records).

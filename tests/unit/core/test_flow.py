@@ -72,6 +72,37 @@ def test_no_fair_pause_while_the_executor_is_saturated() -> None:
     assert flow.rebalance_shares(1.1, held, backlog, idle_capacity=True).pause == {P1}
 
 
+def test_handlers_on_the_loop_thread_lack_records_only_when_the_loop_waited() -> None:
+    """With the handlers on the loop's own thread, free slots say nothing (a hand-over
+    runs to its end at once): the executor lacks records when the loop waited for a tenth
+    of the time since the last look or more (LACKING_WAIT), and only then may fair share pause."""
+    flow = FlowControl(limit=1000, starve_after=0.1)
+    assert not flow.lacking(0.0, handlers_here=True, free_slots=True)  # the first look
+    flow.waited(0.005)
+    assert not flow.lacking(0.1, handlers_here=True, free_slots=True)  # 5% of 0.1 s
+    flow.waited(0.004)
+    flow.waited(0.008)
+    assert flow.lacking(0.2, handlers_here=True, free_slots=False)  # 12%
+    assert not flow.lacking(0.3, handlers_here=True, free_slots=True)  # counted afresh
+    flow.waited(0.05)
+    assert flow.lacking(0.4, handlers_here=False, free_slots=True)  # worker threads
+    assert not flow.lacking(0.5, handlers_here=False, free_slots=False)
+
+
+def test_a_busy_loop_running_the_handlers_pauses_no_partition_for_a_starving_one() -> None:
+    flow = FlowControl(limit=1000, starve_after=0.1)
+    held = {P0: 0, P1: 1000}
+    backlog = {P0: True, P1: True}
+    now = 0.0
+    for _ in range(10):  # the loop never waits: the partition starves, and nothing pauses
+        decision = flow.rebalance_shares(now, held, backlog, flow.lacking(now, True, True))
+        assert decision.pause == set()
+        now += 0.1
+    flow.waited(0.02)  # now it waits for records
+    decision = flow.rebalance_shares(now, held, backlog, flow.lacking(now, True, True))
+    assert decision.pause == {P1}
+
+
 def test_a_stalled_consumer_still_gives_a_starved_partition_its_share() -> None:
     """Stalled (every partition paused) with a hoarder stuck behind a hung record: held
     drops below the limit but stays above half, under the fair-share mark of 3/4. The

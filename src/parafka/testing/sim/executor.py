@@ -70,6 +70,10 @@ class SimExecutor(Executor):
         # taking the loop over (executors/handover.py): `submit` raises HandedOver, as
         # the old control thread does once its handler returns, and the loop goes on.
         self.hand_over: Callable[[], bool] | None = None
+        # Whether to say the handlers run on the control thread (`runs_here`): the loop's
+        # fair share then goes by the loop's waits instead of free slots.
+        self.here = False
+        self._hung = False  # a run of it hung
 
     @property
     def capacity(self) -> int:
@@ -79,6 +83,12 @@ class SimExecutor(Executor):
     def run_length(self) -> int:
         return self._run_length
 
+    @property
+    def runs_here(self) -> bool:
+        # A hang ends handlers on the control thread for good (threads.py: the stand-by
+        # takes the loop over, worker threads run them from then on).
+        return self.here and not self._hung
+
     def start(self, work: Work, completions: Completions) -> None:
         self._work, self._completions = work, completions
 
@@ -87,6 +97,7 @@ class SimExecutor(Executor):
         for run in cast("Sequence[list[Entry]]", runs):
             # The hook checks the run, and may say it hangs until some time.
             hung = self._on_submit(run) if self._on_submit is not None else None
+            self._hung = self._hung or hung is not None
             self.pending.append(Chunk(next(self._numbers), run, hung))
         if self.hand_over is not None and self.hand_over():
             raise HandedOver

@@ -335,6 +335,7 @@ class World:
         number = len(self.members)
         clients = _Clients(self.cluster, number)
         executor = SimExecutor(self.concurrency, self.run_length)
+        executor.here = number % 2 == 1  # fair share by waits, or by free slots
         completions = SimCompletions(lambda timeout: self._waiting(number, timeout))
         work = Work(
             self._handler(number), OUT, batch_size=self.config.batch_size, ordering=self.ordering
