@@ -40,7 +40,7 @@ BUFFER_SECONDS = 0.05  # a limit that follows the rate holds this long of its wo
 MOST_BUFFERED = 10_000  # and grows no further than this
 # Handlers on the loop's own thread lack records when the loop waited this share of the
 # time between two looks (`lacking`).
-LACKING_WAIT = 0.1
+LACKING_WAIT = 0.25
 
 
 class FlowControl:

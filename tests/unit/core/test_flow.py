@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from parafka.core.flow import BUFFER_SECONDS, MOST_BUFFERED, FlowControl
+from parafka.core.flow import BUFFER_SECONDS, LACKING_WAIT, MOST_BUFFERED, FlowControl
 
 P0, P1, P2, P3 = ("t", 0), ("t", 1), ("t", 2), ("t", 3)
 
@@ -74,19 +74,20 @@ def test_no_fair_pause_while_the_executor_is_saturated() -> None:
 
 def test_handlers_on_the_loop_thread_lack_records_only_when_the_loop_waited() -> None:
     """With the handlers on the loop's own thread, free slots say nothing (a hand-over
-    runs to its end at once): the executor lacks records when the loop waited for a tenth
-    of the time since the last look or more (LACKING_WAIT), and only then may fair share pause."""
+    runs to its end at once): the executor lacks records when the loop waited for
+    LACKING_WAIT of the time since the last look or more, and only then may fair share
+    pause partitions."""
     flow = FlowControl(limit=1000, starve_after=0.1)
     assert not flow.lacking(0.0, handlers_here=True, free_slots=True)  # the first look
-    flow.waited(0.005)
-    assert not flow.lacking(0.1, handlers_here=True, free_slots=True)  # 5% of 0.1 s
-    flow.waited(0.004)
-    flow.waited(0.008)
-    assert flow.lacking(0.2, handlers_here=True, free_slots=False)  # 12%
-    assert not flow.lacking(0.3, handlers_here=True, free_slots=True)  # counted afresh
-    flow.waited(0.05)
-    assert flow.lacking(0.4, handlers_here=False, free_slots=True)  # worker threads
-    assert not flow.lacking(0.5, handlers_here=False, free_slots=False)
+    flow.waited(0.9 * LACKING_WAIT)
+    assert not flow.lacking(1.0, handlers_here=True, free_slots=True)  # just under
+    flow.waited(0.5 * LACKING_WAIT)
+    flow.waited(0.6 * LACKING_WAIT)
+    assert flow.lacking(2.0, handlers_here=True, free_slots=False)  # waits add up
+    assert not flow.lacking(3.0, handlers_here=True, free_slots=True)  # counted afresh
+    flow.waited(1.0)
+    assert flow.lacking(4.0, handlers_here=False, free_slots=True)  # worker threads
+    assert not flow.lacking(5.0, handlers_here=False, free_slots=False)
 
 
 def test_a_busy_loop_running_the_handlers_pauses_no_partition_for_a_starving_one() -> None:
@@ -98,7 +99,7 @@ def test_a_busy_loop_running_the_handlers_pauses_no_partition_for_a_starving_one
         decision = flow.rebalance_shares(now, held, backlog, flow.lacking(now, True, True))
         assert decision.pause == set()
         now += 0.1
-    flow.waited(0.02)  # now it waits for records
+    flow.waited(0.1 * LACKING_WAIT)  # now it waits for records
     decision = flow.rebalance_shares(now, held, backlog, flow.lacking(now, True, True))
     assert decision.pause == {P1}
 
