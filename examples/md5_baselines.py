@@ -96,24 +96,36 @@ def _note_done(done: Any, times: Any, records: int) -> None:
 
 
 # -- plain loops ------------------------------------------------------------------------------
-def _plain_md5_loop(
-    config: dict[str, Any], topic: str, out: str, group: str, count: int, done: Any, times: Any
-) -> None:
-    """consume(1000) -> md5 -> produce -> flush -> commit, until the whole group (the shared
-    counter `done`) has handled `count` records."""
+def _loop(
+    config: dict[str, Any], group: str, topic: str, count: int, done: Any, times: Any,
+    produce_batch: Callable[[list[Any], Producer], None],
+) -> None:  # fmt: skip
+    """consume(1000) -> `produce_batch` -> flush -> commit, until the whole group (the
+    shared counter `done`) has handled `count` records."""
     consumer, producer = _consumer(config, group), _producer(config)
     consumer.subscribe([topic])
     try:
         while done.value < count:
             batch = [m for m in consumer.consume(1000, 0.2) if m.error() is None]
-            for message in batch:
-                producer.produce(out, md5_value(message.value()), message.key())
+            produce_batch(batch, producer)
             if batch:
                 producer.flush()
                 consumer.commit(asynchronous=False)
                 _note_done(done, times, len(batch))
     finally:
         consumer.close()
+
+
+def _plain_md5_loop(
+    config: dict[str, Any], topic: str, out: str, group: str, count: int, done: Any, times: Any
+) -> None:
+    """consume(1000) -> md5 -> produce -> flush -> commit."""
+
+    def produce_batch(batch: list[Any], producer: Producer) -> None:
+        for message in batch:
+            producer.produce(out, md5_value(message.value()), message.key())
+
+    _loop(config, group, topic, count, done, times, produce_batch)
 
 
 def _handler_md5_loop(
@@ -126,23 +138,13 @@ def _handler_md5_loop(
     from examples.md5_transformer import handle
     from parafka.core.record import MessageRecord
 
-    consumer, producer = _consumer(config, group), _producer(config)
-    consumer.subscribe([topic])
-    try:
-        while done.value < count:
-            batch = [m for m in consumer.consume(1000, 0.2) if m.error() is None]
-            for message in batch:
-                record = MessageRecord(
-                    message, message.topic(), message.partition(), message.offset()
-                )
-                output = handle(record)
-                producer.produce(output.topic or out, output.value, output.key)
-            if batch:
-                producer.flush()
-                consumer.commit(asynchronous=False)
-                _note_done(done, times, len(batch))
-    finally:
-        consumer.close()
+    def produce_batch(batch: list[Any], producer: Producer) -> None:
+        for message in batch:
+            record = MessageRecord(message, message.topic(), message.partition(), message.offset())
+            output = handle(record)
+            producer.produce(output.topic or out, output.value, output.key)
+
+    _loop(config, group, topic, count, done, times, produce_batch)
 
 
 def start_plain_loops(config: dict[str, Any], topic: str, out: str, count: int, n: int) -> Running:
