@@ -64,7 +64,6 @@ from parafka.core.scheduler import WHOLE_PARTITION, Ordering, Run, Scheduler, Sh
 from parafka.core.seam import TP, Message
 from parafka.core.timings import Histogram
 
-new_object = object.__new__
 log = logging.getLogger(__name__)
 
 _PART = attrgetter("part")
@@ -231,7 +230,7 @@ class Ledger:
         """Queue fetched messages of assigned partitions (those already done by a previous
         owner are skipped). Returns how many records were queued."""
         accepted: list[Entry] = []
-        add = accepted.append
+        add, new = accepted.append, object.__new__
         now = self.clock()
         # The shard keys of scheduler.py (`SHARD_KEYS`), written out: a call less per record.
         ordering = self.scheduler.ordering
@@ -259,7 +258,7 @@ class Ledger:
             offsets.append(offset)
             # Entry.__init__ written out: its Python call cost a sixth of this loop (0.12-0.16
             # us a record, engine_path.py). Every slot is set, as __init__ sets it (tested).
-            entry = new_object(Entry)
+            entry = new(Entry)
             entry._msg = message
             entry.topic = topic
             entry.partition = partition
