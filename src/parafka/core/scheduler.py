@@ -43,7 +43,7 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Literal
 
 from parafka.core.entry import DONE, HELD, IN_RUN, QUEUED, RETRY_WAIT, RUNNING, Entry
 from parafka.core.record import Record
@@ -57,6 +57,9 @@ ORDERINGS: tuple[Ordering, ...] = ("key", "partition", "unordered")
 Run = list[Entry]
 
 WHOLE_PARTITION = "partition"  # the shard key of every entry in partition mode
+# A finished run longer than this leaves its queue in one step (`Scheduler.finished`); a
+# shorter one entry by entry, which costs less than the calls (engine_path.py --ahead).
+RUN_IN_C = 4
 
 
 def _partition_shard(record: Record) -> Hashable:
@@ -173,7 +176,7 @@ class Scheduler:
             elif held.__class__ is _Queue:
                 held.append(entry)
             else:  # a second entry: the shard becomes a queue (busy if its first runs)
-                first = cast(Entry, held)
+                first: Entry = held  # type: ignore[assignment]  # (no cast(): a call)
                 shards[key] = _queue((first, entry), 1 if first.state in IN_RUN else 0)
 
     # -- dispatch -------------------------------------------------------------
@@ -267,8 +270,14 @@ class Scheduler:
             self.in_flight -= len(entries)
             return entries
         left: list[Entry] = []
+        self._leave(entries, left)
+        self.in_flight -= len(left)
+        return left
+
+    def _leave(self, entries: Iterable[Entry], left: list[Entry]) -> None:
         last_part, last_key = None, None  # the queue passed last: runs come back whole
-        for entry in entries:
+        reported = iter(entries)
+        for entry in reported:
             key = entry.shard
             if entry.part is last_part and key == last_key:
                 continue  # one pass per queue
@@ -284,13 +293,30 @@ class Scheduler:
             last_part, last_key = entry.part, key
             queue: _Queue = held
             popped = 0
+            rest: list[Entry] = []
+            if (busy := queue.busy) > RUN_IN_C and queue[0] is entry:
+                # With a backlog, runs are long and come back whole, in order: the next
+                # entries reported are the rest of this run (compared by identity, in C:
+                # the entries themselves, cold in memory, are not read), and they leave
+                # in one step.
+                run = list(itertools.islice(queue, busy))
+                rest = list(itertools.islice(reported, busy - 1))
+                if rest == run[1:]:
+                    if busy == len(queue):
+                        queue.clear()
+                    else:
+                        popleft = queue.popleft
+                        for _ in range(busy):
+                            popleft()
+                    left.extend(run)
+                    popped, rest = busy, []
             while queue and ((state := queue[0].state) is DONE or state is HELD):
                 left.append(queue.popleft())
                 popped += 1
             if popped:
                 self._resolved(shards, key, queue, popped)
-        self.in_flight -= len(left)
-        return left
+            if rest:  # not this run's rest: those entries are looked at one by one
+                self._leave(rest, left)
 
     def retry(self, entry: Entry) -> None:
         """A run's entry failed and waits (state RETRY_WAIT, `entry.due` set); its shard

@@ -274,7 +274,7 @@ class Sim:
     partitions=st.integers(1, 3),
     keys=st.integers(1, 6),
     concurrency=st.integers(1, 12),
-    run_length=st.integers(1, 4),
+    run_length=st.integers(1, 8),
     max_attempts=st.integers(1, 4),
     backoff=st.sampled_from([0.0, 0.5, 2.0]),
     failure_policy=st.sampled_from(["skip", "dead-letter"]),

@@ -7,7 +7,7 @@ import pytest
 
 from parafka.core.entry import DONE, QUEUED, RETRY_WAIT, RUNNING, Entry
 from parafka.core.record import Record
-from parafka.core.scheduler import ORDERINGS, Scheduler
+from parafka.core.scheduler import ORDERINGS, RUN_IN_C, Scheduler
 from tests.unit.entries import wrap
 
 
@@ -176,3 +176,65 @@ def test_a_lone_entry_becomes_a_queue_when_a_second_arrives_while_it_runs() -> N
     assert take(sch) == [[a1]]
     assert finish(sch, [a1]) == [a1]
     assert list(sch.shard_entries(a1)) == []
+
+
+@pytest.mark.parametrize("ordering", ["key", "partition"])
+def test_a_long_run_that_finished_whole_leaves_and_the_next_one_starts(ordering: str) -> None:
+    """A run longer than RUN_IN_C leaves its queue in one step (scheduler.py); the records
+    that arrived while it ran stay, and form the next run."""
+    sch = Scheduler(ordering, concurrency=100, run_length=RUN_IN_C + 4)  # type: ignore[arg-type]
+    first = add(sch, [Record("t", 0, o, b"k") for o in range(RUN_IN_C + 4)])
+    (run,) = take(sch)
+    assert run == first
+    later = add(sch, [Record("t", 0, o, b"k") for o in range(len(first), len(first) + 3)])
+    assert finish(sch, run) == first
+    assert sch.in_flight == 0
+    assert take(sch) == [later]
+    assert finish(sch, later) == later
+    assert list(sch.shard_entries(later[0])) == []
+
+
+def test_long_runs_reported_interleaved_or_in_parts_leave_in_shard_order() -> None:
+    """Reports that do not hold a long run whole and in order (another key's run between
+    its records, or half of it) leave the same entries as one record at a time would."""
+    sch = Scheduler("key", concurrency=100, run_length=RUN_IN_C + 3)
+    length = RUN_IN_C + 3
+    entries = add(
+        sch, [Record("t", 0, 2 * o + k, b"ab"[k : k + 1]) for o in range(length) for k in (0, 1)]
+    )
+    a, b = entries[0::2], entries[1::2]
+    assert take(sch) == [a, b]
+    interleaved = [e for pair in zip(a, b, strict=True) for e in pair]
+    left = finish(sch, interleaved)
+    assert sorted(left, key=lambda e: e.offset) == entries
+    assert [e for e in left if e.key == b"a"] == a and [e for e in left if e.key == b"b"] == b
+    assert sch.in_flight == 0
+
+    later = add(sch, [Record("t", 0, 100 + o, b"a") for o in range(length)])
+    (run,) = take(sch)
+    assert run == later
+    half = length // 2
+    assert finish(sch, run[half:]) == []  # behind an unfinished record of its run: they wait
+    assert finish(sch, run[:half]) == later
+    assert sch.in_flight == 0
+
+
+def test_entries_compare_by_identity() -> None:
+    """Scheduler.finished compares reported runs with its queues as lists (in C): two
+    entries of the same record (a redelivery) must not be equal."""
+    one, two = wrap([Record("t", 0, 5, b"k")] * 2)
+    assert one != two and one == one
+
+
+def test_a_long_run_half_reported_leaves_only_its_finished_head() -> None:
+    """A report holds the head of a long run and, after it, other keys' records instead of
+    the rest of the run: the head leaves, the rest of its run stays busy, the others leave."""
+    length = RUN_IN_C + 3
+    sch = Scheduler("key", concurrency=100, run_length=length)
+    run_a = add(sch, [Record("t", 0, o, b"a") for o in range(length)])
+    lone = add(sch, [Record("t", 0, length + o, b"%d" % o) for o in range(length - 1)])
+    assert take(sch) == [run_a] + [[e] for e in lone]
+    assert finish(sch, [run_a[0], *lone]) == [run_a[0], *lone]
+    assert sch.in_flight == length - 1
+    assert finish(sch, run_a[1:]) == run_a[1:]
+    assert sch.in_flight == 0

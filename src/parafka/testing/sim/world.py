@@ -208,7 +208,7 @@ class World:
             cfg.setup()
         self.ordering = rng.choice(ORDERINGS)
         self.strategy = rng.choice(STRATEGIES)
-        self.run_length = rng.choice((1, 1, 2, 4))
+        self.run_length = rng.choice((1, 1, 2, 4, 8))
         self.concurrency = rng.choice((1, 2, 4, 8))
         self.max_buffered = rng.choice((8, 16, 40))
         # Exactly-once: a transaction's commit waits for its slowed deliveries (time passes).
