@@ -296,9 +296,9 @@ class Scheduler:
             rest: list[Entry] = []
             if (busy := queue.busy) > RUN_IN_C and queue[0] is entry:
                 # With a backlog, runs are long and come back whole, in order: the next
-                # entries reported are the rest of this run (compared by identity, in C:
-                # the entries themselves, cold in memory, are not read), and they leave
-                # in one step.
+                # entries reported are the rest of this run (compared by identity, in C,
+                # none of their attributes read), and they leave in one step. Otherwise
+                # those entries are looked at one by one below.
                 run = list(itertools.islice(queue, busy))
                 rest = list(itertools.islice(reported, busy - 1))
                 if rest == run[1:]:
@@ -315,7 +315,7 @@ class Scheduler:
                 popped += 1
             if popped:
                 self._resolved(shards, key, queue, popped)
-            if rest:  # not this run's rest: those entries are looked at one by one
+            if rest:  # not this run's rest (another queue's entries among them)
                 self._leave(rest, left)
 
     def retry(self, entry: Entry) -> None:
