@@ -9,7 +9,8 @@ an operator pausing, resuming, skipping and parking records through the control 
 (200, and 100 exactly-once), and a retry topic (records parked after their retries, their
 keys fenced, retried from the topic when due, 150), and rounds that end where handlers on
 the control thread are handed over to the stand-by thread (executors/handover.py: the round
-stops at the hand-over and the loop goes on, 150): 2,120 seeds, chosen to keep `make test`
+stops at the hand-over and the loop goes on, 150), and a batch handler (batches of 3, failures
+found by splitting the batch, 150): 2,270 seeds, chosen to keep `make test`
 within its 10 minutes on 2 cores (`make simulate` runs more). In the retry-topic part the
 source partitions' committed offsets must pass parked records before those are done (the
 point of parking), and the order invariant checks the fences.
@@ -39,6 +40,7 @@ PARTS = [
     ("7000:7100", ["--operator", "--exactly-once"]),
     ("8000:8150", ["--retry-topic"]),
     ("9000:9150", ["--handover"]),
+    ("10000:10150", ["--batch-size", "3"]),
 ]
 
 

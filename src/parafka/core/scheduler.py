@@ -274,7 +274,9 @@ class Scheduler:
         self.in_flight -= len(left)
         return left
 
-    def _leave(self, entries: Iterable[Entry], left: list[Entry]) -> None:
+    def _leave(self, entries: Iterable[Entry], left: list[Entry], whole_runs: bool = True) -> None:
+        """`finished` for `entries`, appending those that leave to `left`; `whole_runs`:
+        a long run reported whole may leave in one step."""
         last_part, last_key = None, None  # the queue passed last: runs come back whole
         reported = iter(entries)
         for entry in reported:
@@ -294,7 +296,7 @@ class Scheduler:
             queue: _Queue = held
             popped = 0
             rest: list[Entry] = []
-            if (busy := queue.busy) > RUN_IN_C and queue[0] is entry:
+            if whole_runs and (busy := queue.busy) > RUN_IN_C and queue[0] is entry:
                 # With a backlog, runs are long and come back whole, in order: the next
                 # entries reported are the rest of this run (compared by identity, in C,
                 # none of their attributes read), and they leave in one step. Otherwise
@@ -315,8 +317,8 @@ class Scheduler:
                 popped += 1
             if popped:
                 self._resolved(shards, key, queue, popped)
-            if rest:  # not this run's rest (another queue's entries among them)
-                self._leave(rest, left)
+            if rest:  # not this run's rest (another queue's entries among them): one by
+                self._leave(rest, left, whole_runs=False)  # one (no deeper recursion)
 
     def retry(self, entry: Entry) -> None:
         """A run's entry failed and waits (state RETRY_WAIT, `entry.due` set); its shard

@@ -88,3 +88,16 @@ def test_the_command_line_runs_a_handler_by_name() -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "simulated 3 seed(s)" in result.stdout
+
+
+def test_the_built_in_handler_refuses_batches_from_a_retry_topic() -> None:
+    """It does not model retry-topic records in batches: a usage error, not a false alarm."""
+    result = subprocess.run(
+        [sys.executable, "-m", "parafka.testing.sim", "--batch-size", "3", "--retry-topic"],
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--retry-topic with --batch-size: pass --handler" in result.stderr

@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         help="rounds end where handlers on the control thread are handed over (handover.py)",
     )
     args = parser.parse_args(argv)
+    if args.batch_size is not None and args.retry_topic and args.handler is None:
+        parser.error(
+            "the built-in handler does not model --retry-topic with --batch-size: "
+            "pass --handler, or drop one of the two"
+        )
     if os.environ.get("PYTHONHASHSEED") != "0":  # sets of partitions iterate by hash
         os.environ["PYTHONHASHSEED"] = "0"
         os.execv(sys.executable, [sys.executable, "-m", "parafka.testing.sim", *sys.argv[1:]])

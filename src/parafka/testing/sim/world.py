@@ -432,7 +432,40 @@ class World:
                 body["r"], body["q"] = retry_at
             return Output(json.dumps(body).encode(), key=record.key)
 
-        return handle
+        def handle_batch(records: list[Record]) -> list[Output] | None:
+            """The same plans for a batch handler: one call fails when any of its records'
+            attempts is planned to fail (the engine then splits the batch to find it), and
+            succeeds for all of them otherwise. A planned kill fails the call instead:
+            a batch worker's death is charged to every record of its chunk
+            (executor.py), which no record's own plan foresees, so the blame check could
+            not tell who is innocent."""
+            observe_letters()
+            together: dict[TP, set[int]] = {}  # offsets of a partition in this call
+            for record in records:
+                together.setdefault((record.topic, record.partition), set()).add(record.offset)
+            for record in records:
+                tp = (record.topic, record.partition)
+                checker.started(number, tp, record.offset, frozenset(together[tp]))
+            for record in records:
+                plan = plans[((record.topic, record.partition), record.offset)]
+                attempt = record.attempt
+                if attempt in plan.kills or plan.poison or attempt <= plan.fails:
+                    if exactly_once:  # a last attempt that fails is dead-lettered with it
+                        for other in records:
+                            if other.attempt >= max_attempts:
+                                tp = (other.topic, other.partition)
+                                checker.gave_up.add((number, tp, other.offset))
+                    raise SimFailure(f"attempt {attempt} of {record.offset} fails")
+            now, outputs = self.clock(), []
+            for record in records:
+                tp = (record.topic, record.partition)
+                checker.succeeded_on(tp, record.offset, number, now)
+                if plans[(tp, record.offset)].output:
+                    body = {"m": number, "p": record.partition, "o": record.offset}
+                    outputs.append(Output(json.dumps(body).encode(), key=record.key))
+            return outputs or None
+
+        return handle if self.config.batch_size is None else handle_batch
 
     def live(self) -> list[_Member]:
         return [m for m in self.members if m.alive]
