@@ -31,11 +31,12 @@ from __future__ import annotations
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from parafka.core.codec import decode_completed
 from parafka.core.deadletter import OFFSET, PARTITION, header_text
+from parafka.core.record import Record
 from parafka.core.seam import TP, Message
 
 Stamp = tuple[float, int]  # (the clock, the checker's count of observations)
@@ -158,6 +159,24 @@ class Checker:
                     f"{_name(tp, older)} of its {self._shard_name()} succeeded"
                 )
                 raise self.broken
+
+    def started_call(self, member: int, records: Sequence[Record]) -> None:
+        """A handler call starts on `records` (`started` for each): the offsets of a
+        partition handed to the same call run as one."""
+        together: dict[TP, set[int]] = {}
+        for record in records:
+            together.setdefault((record.topic, record.partition), set()).add(record.offset)
+        for record in records:
+            tp = (record.topic, record.partition)
+            self.started(member, tp, record.offset, frozenset(together[tp]))
+
+    def failed_call(self, member: int, records: Sequence[Record], max_attempts: int) -> None:
+        """A handler call on `records` failed. Exactly-once: those at their last attempt
+        are dead-lettered in the transaction, as far as their shards are concerned."""
+        if self.exactly_once:
+            for record in records:
+                if record.attempt >= max_attempts:
+                    self.gave_up.add((member, (record.topic, record.partition), record.offset))
 
     def succeeded_on(self, tp: TP, offset: int, member: int = -1, now: float = 0.0) -> None:
         self.succeeded.add((tp, offset))

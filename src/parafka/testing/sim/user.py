@@ -141,31 +141,19 @@ def wrap_handler(world: World, number: int, handler: Callable[..., Any]) -> Call
 
     def before(records: Sequence[Record]) -> None:
         world.observe_letters()  # a dead letter acknowledged this round frees its shard
-        by_partition: dict[int, frozenset[int]] = {}
-        for record in records:
-            by_partition.setdefault(
-                record.partition,
-                frozenset(r.offset for r in records if r.partition == record.partition),
-            )
-        for record in records:
-            tp = (record.topic, record.partition)
-            checker.started(number, tp, record.offset, by_partition[record.partition])
+        checker.started_call(number, records)
         for record in records:
             plan = plans[((record.topic, record.partition), record.offset)]
             if record.attempt in plan.kills:
                 give_up(records)
                 raise KillWorker()
-            if plan.poison or record.attempt <= plan.fails:
+            if plan.fails_on(record.attempt):
                 give_up(records)
                 raise SimulatedFailure(f"attempt {record.attempt} of {record.offset} fails")
 
     def give_up(records: Sequence[Record]) -> None:
         """Exactly-once: a last attempt that fails is dead-lettered in the transaction."""
-        if config.exactly_once:
-            for record in records:
-                if record.attempt >= config.max_attempts:
-                    tp = (record.topic, record.partition)
-                    checker.gave_up.add((number, tp, record.offset))
+        checker.failed_call(number, records, config.max_attempts)
 
     def after(records: Sequence[Record], result: object) -> list[Output] | None:
         now = world.clock()

@@ -69,6 +69,10 @@ class Plan:
     kills: frozenset[int]
     poison: bool
 
+    def fails_on(self, attempt: int) -> bool:
+        """Whether this attempt fails (a kill included)."""
+        return attempt in self.kills or self.poison or attempt <= self.fails
+
 
 @dataclass(frozen=True)
 class SimConfig:
@@ -417,8 +421,7 @@ class World:
             observe_letters()  # a dead letter acknowledged in this very round frees its shard
             checker.started(number, tp, offset)
             plan = plans[(tp, offset)]
-            fails = attempt in plan.kills or plan.poison or attempt <= plan.fails
-            if fails and attempt >= max_attempts and exactly_once:
+            if plan.fails_on(attempt) and attempt >= max_attempts and exactly_once:
                 checker.gave_up.add((number, tp, offset))
             if attempt in plan.kills:
                 raise KillWorker()
@@ -440,22 +443,13 @@ class World:
             (executor.py), which no record's own plan foresees, so the blame check could
             not tell who is innocent."""
             observe_letters()
-            together: dict[TP, set[int]] = {}  # offsets of a partition in this call
+            checker.started_call(number, records)
             for record in records:
-                together.setdefault((record.topic, record.partition), set()).add(record.offset)
-            for record in records:
-                tp = (record.topic, record.partition)
-                checker.started(number, tp, record.offset, frozenset(together[tp]))
-            for record in records:
-                plan = plans[((record.topic, record.partition), record.offset)]
-                attempt = record.attempt
-                if attempt in plan.kills or plan.poison or attempt <= plan.fails:
-                    if exactly_once:  # a last attempt that fails is dead-lettered with it
-                        for other in records:
-                            if other.attempt >= max_attempts:
-                                tp = (other.topic, other.partition)
-                                checker.gave_up.add((number, tp, other.offset))
-                    raise SimFailure(f"attempt {attempt} of {record.offset} fails")
+                if plans[((record.topic, record.partition), record.offset)].fails_on(
+                    record.attempt
+                ):
+                    checker.failed_call(number, records, max_attempts)
+                    raise SimFailure(f"attempt {record.attempt} of {record.offset} fails")
             now, outputs = self.clock(), []
             for record in records:
                 tp = (record.topic, record.partition)
