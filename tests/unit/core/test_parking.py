@@ -38,7 +38,8 @@ from parafka.observe.health import HealthPolicy, assess
 from parafka.testing import InMemoryCluster
 from parafka.testing.memory import VirtualClock
 from parafka.testing.memory.log import MemoryMessage
-from parafka.testing.sim.executor import SimCompletions, SimExecutor
+from parafka.testing.sim.executor import SimExecutor
+from parafka.testing.sim.loops import virtual_loop
 from tests.unit.cli.test_cli_usage import BASE, HANDLER, usage_error
 
 
@@ -447,18 +448,7 @@ def test_after_a_crash_a_record_older_than_its_keys_parked_one_keeps_its_place()
             park_backoff=30.0,
             commit_interval=1000.0 if name == "a" else 0.2,
         )
-        loop = ControlLoop(
-            settings,
-            Work(handle),
-            executor,
-            clock=clock,
-            kafka=cluster,
-            completions=SimCompletions(lambda timeout: clock.advance(max(timeout, 0.001))),
-            threaded_outputs=False,
-            wall=clock,
-        )
-        loop.open()
-        return loop, executor
+        return virtual_loop(settings, Work(handle), executor, cluster, clock), executor
 
     def step(loop: ControlLoop, executor: SimExecutor, seconds: float) -> None:
         end = clock() + seconds

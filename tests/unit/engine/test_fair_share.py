@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from parafka import Record
-from parafka.engine.control import ControlLoop
 from parafka.engine.settings import Settings
 from parafka.executors.base import Work
 from parafka.testing import InMemoryCluster
 from parafka.testing.memory import VirtualClock
-from parafka.testing.sim.executor import SimCompletions, SimExecutor
+from parafka.testing.sim.executor import SimExecutor
+from parafka.testing.sim.loops import virtual_loop
 
 
 @pytest.mark.parametrize("here", [True, False])
@@ -37,17 +37,7 @@ def test_a_waiting_loop_gives_a_starving_partition_its_share(here: bool) -> None
     executor = SimExecutor(capacity=4, run_length=1)
     executor.here = here
     settings = Settings("memory", "g", ("in",), ordering="partition", max_buffered=10)
-    loop = ControlLoop(
-        settings,
-        Work(handle),
-        executor,
-        clock=clock,
-        kafka=cluster,
-        completions=SimCompletions(lambda timeout: clock.advance(max(timeout, 0.001))),
-        threaded_outputs=False,
-        wall=clock,
-    )
-    loop.open()
+    loop = virtual_loop(settings, Work(handle), executor, cluster, clock)
     end = clock() + 3.0
     for _ in range(100_000):  # a loop with nothing to do waits, and the clock moves
         if clock() >= end:

@@ -51,20 +51,17 @@ class World:
             starts.append((self.clock(), record.key))
 
         executor = SimExecutor(capacity=64, run_length=1)
-        completions = SimCompletions(lambda timeout: self._waiting(executor, timeout))
         settings = Settings(
             "memory", "g", (TOPIC,), ordering="key", commit_interval=0.5, **overrides
         )
-        loop = ControlLoop(
+        loop = virtual_loop(
             settings,
             Work(handle),
             executor,
-            clock=self.clock,
-            kafka=self.cluster,
-            completions=completions,
-            threaded_outputs=False,
+            self.cluster,
+            self.clock,
+            lambda timeout: self._waiting(executor, timeout),
         )
-        loop.open()
         self.loops.append((loop, executor))
         return number
 
@@ -80,6 +77,36 @@ class World:
     def produce(self, count: int, key: Callable[[int], bytes]) -> None:
         for i in range(count):
             self.cluster.produce(TOPIC, b"v", key=key(i))
+
+
+def virtual_loop(
+    settings: Settings,
+    work: Work,
+    executor: SimExecutor,
+    cluster: InMemoryCluster,
+    clock: VirtualClock,
+    waiting: Callable[[float], None] | None = None,
+) -> ControlLoop:
+    """A control loop over `cluster` on the virtual `clock`, with the simulator's executor
+    and no output thread, opened. Its waits for completions call `waiting(timeout)`; by
+    default the clock moves by the timeout (a millisecond at least)."""
+    if waiting is None:
+
+        def waiting(timeout: float) -> None:
+            clock.advance(max(timeout, 0.001))
+
+    loop = ControlLoop(
+        settings,
+        work,
+        executor,
+        clock=clock,
+        kafka=cluster,
+        completions=SimCompletions(waiting),
+        threaded_outputs=False,
+        wall=clock,
+    )
+    loop.open()
+    return loop
 
 
 def rate_between(times: list[float], start: float, end: float) -> float:
