@@ -101,3 +101,16 @@ def test_the_built_in_handler_refuses_batches_from_a_retry_topic() -> None:
     )
     assert result.returncode == 2
     assert "--retry-topic with --batch-size: pass --handler" in result.stderr
+
+
+def test_a_shape_the_engine_refuses_is_one_line_and_exit_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "parafka.testing.sim", "--batch-size", "3", "--exactly-once"],
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "needs ordering='partition'" in result.stderr

@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+from parafka.core.errors import ConfigError
 from parafka.testing.sim.checks import Violation
 from parafka.testing.sim.world import SimConfig, quiet_logs, run_seed, seeds, shortest_failing
 
@@ -94,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             passed += world.checker.passed_parked
         except Violation:
             found = shortest_failing(config)
+        except ConfigError as exc:  # a shape the engine refuses: the user's mistake
+            print(f"python -m parafka.sim: {exc}", file=sys.stderr)
+            return 2
         if found is not None:
             chaos, violation = found
             world = violation.world  # type: ignore[attr-defined]
