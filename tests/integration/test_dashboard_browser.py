@@ -100,7 +100,8 @@ def test_page_loads_charts_update_and_console_stays_clean(
     with pc, Dashboard(pc, port=0, title="browser test") as dashboard:
         wait_until(lambda: pc.stats().processed > 0, 30, "records to flow")
         browser.get(dashboard.url)
-        assert "browser test" in browser.title
+        # the page's script sets the title from the first poll's answer, not the HTML
+        _wait_for(lambda: browser.title, lambda t: "browser test" in t, 15, "the page title")
 
         def page() -> dict[str, Any]:
             values: dict[str, Any] = browser.execute_script(
