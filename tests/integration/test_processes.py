@@ -109,6 +109,7 @@ def test_two_processes_share_the_work_and_exit_0_when_idle(
         assert processes_of(group) == []
     assert code == 0, stderr
     assert "Traceback" not in stderr
+    assert f"parafka: 2 consumer processes in group {group}" in stderr
     assert stderr.count(") started") == 2, stderr
     assert stderr.count("exited with 0; finished") == 2, stderr
     done = processed(out)

@@ -17,6 +17,7 @@ import click
 from confluent_kafka import KafkaException
 
 from parafka.cli.common import (
+    Processes,
     bootstrap_option,
     connect_timeout_option,
     kafka_config_option,
@@ -125,10 +126,11 @@ def demo() -> None:
 @log_level_option
 @click.option(
     "--processes",
-    type=click.IntRange(min=1),
+    type=Processes(),
     default=1,
     show_default=True,
-    help="Consumer processes in the group (e.g. one per core), each restarted if it dies.",
+    help="Consumer processes in the group, each restarted if it dies; 'auto': one per core "
+    "this process may use (members beyond the partition count wait as standbys).",
 )
 @click.option(
     "--no-dashboard",
@@ -283,6 +285,7 @@ def run(
         kill_after = shutdown_timeout + 60  # generous: a child is killed only if it hangs
         children = run_arguments(ctx, reset="processes")
         children.insert(1, "--no-dashboard")  # N live panels would draw over each other
+        click.echo(f"parafka: {processes} consumer processes in group {group_id}", err=True)
         ctx.exit(supervise(processes, children, kill_after, secret_settings(ctx)))
     _setup_logging(log_level)
     tune_gc()  # this process only consumes: collect garbage less often (gctuning.py)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -75,6 +76,35 @@ class Concurrency(click.ParamType):  # type: ignore[type-arg]  # generic from cl
         if text.isdigit() and int(text) >= 1:
             return int(text)
         self.fail(f"{value!r} is not a whole number >= 1 or 'auto': use -c 16 or -c auto")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the system tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity call here (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+class Processes(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
+    """--processes N (a whole number >= 1) or --processes auto: one per usable core."""
+
+    name = "N|auto"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        text = str(value).strip().lower()
+        if text == AUTO:
+            return usable_cores()
+        if text.isdigit() and int(text) >= 1:
+            return int(text)
+        self.fail(
+            f"{value!r} is not a whole number >= 1 or 'auto': use --processes 2, or "
+            "--processes auto for one per core"
+        )
 
 
 class Rate(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2

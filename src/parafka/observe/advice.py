@@ -8,7 +8,7 @@ Three rules, each said once, over windows of `WINDOW` seconds of work:
 
 - this process used at least `BUSY` of a core (Python runs on one core at a time), the
   machine had at least one core idle (by its load average), and records were handled on
-  threads: more consumer processes in the group would use the idle cores (`--processes N`);
+  threads: more consumer processes in the group would use the idle cores (`--processes auto`);
 - this process used at least `BUSY` of a core with a per-record handler, and its handlers
   took at most `HANDLER_SHARE` of its CPU time a record: parafka's own per-record work (hand
   the record over, settle it, produce its output) costs as much as the work, and a batch
@@ -90,8 +90,8 @@ class Advisor:
         return (
             f"this process uses {busy:.0%} of a core at {rate:,.0f} records/s "
             f"while about {idle:.1f} of {self.cores} cores are idle{handler}: `parafka run "
-            f"--processes {self.cores}` (or {self.cores} processes with a ParallelConsumer "
-            "each, in the same group) would use them"
+            f"--processes auto` ({self.cores} here: one per core), or {self.cores} processes "
+            "with a ParallelConsumer each in the same group, would use them"
         )
 
     def _batch(self, sample: Sample, busy: float, per_record: float) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -28,12 +29,30 @@ def test_metrics_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
             "--metrics-port 9400 serves one process",
             id="metrics-with-processes",
         ),
+        pytest.param(
+            ["--processes", "0"],
+            "'0' is not a whole number >= 1 or 'auto'",
+            id="zero-processes",
+        ),
+        pytest.param(
+            ["--processes", "many"],
+            "use --processes 2, or --processes auto for one per core",
+            id="processes-not-a-number",
+        ),
     ],
 )
 def test_run_monitoring_options(
     capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
 ) -> None:
     assert expected in usage_error(capsys, ["run", HANDLER, *BASE, *argv])
+
+
+def test_processes_auto_names_the_count_it_chose(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    argv = ["run", HANDLER, *BASE, "--processes", "auto", "--metrics-port", "9400"]
+    assert "with --processes 4 the children would share it" in usage_error(capsys, argv)
 
 
 def test_lag_needs_a_group(

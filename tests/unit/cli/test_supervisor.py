@@ -3,6 +3,7 @@ tiny `python -c` children (no broker)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -187,6 +188,19 @@ def test_run_arguments_repeat_what_was_given_without_processes() -> None:
     assert arguments[-2:] == ["--", "json:dumps"]
     again = run.make_context("run", arguments[1:])
     assert again.params == {**ctx.params, "processes": 1}
+
+
+def test_processes_auto_is_one_per_usable_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 2, 5}, raising=False)
+    ctx = run.make_context("run", ["json:dumps", "-b", "h:1", "-g", "g", "-t", "a",
+                                   "--processes", "auto"])  # fmt: skip
+    assert ctx.params["processes"] == 3
+    children = run_arguments(ctx, reset="processes")
+    assert children[children.index("--processes") + 1] == "1"  # each child runs in itself
+    monkeypatch.delattr(os, "sched_getaffinity")  # no affinity call: the core count
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert run.make_context("run", ["json:dumps", "-b", "h:1", "-g", "g", "-t", "a",
+                                    "--processes", " AUTO "]).params["processes"] == 6  # fmt: skip
 
 
 # -- the shell, with tiny children --------------------------------------------------------
