@@ -64,6 +64,7 @@ class Concurrency(click.ParamType):  # type: ignore[type-arg]  # generic from cl
     """-c N (a whole number >= 1) or -c auto."""
 
     name = "N|auto"
+    examples = "use -c 16 or -c auto"
 
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
@@ -75,7 +76,7 @@ class Concurrency(click.ParamType):  # type: ignore[type-arg]  # generic from cl
             return AUTO
         if text.isdigit() and int(text) >= 1:
             return int(text)
-        self.fail(f"{value!r} is not a whole number >= 1 or 'auto': use -c 16 or -c auto")
+        self.fail(f"{value!r} is not a whole number >= 1 or 'auto': {self.examples}")
 
 
 def usable_cores() -> int:
@@ -86,25 +87,16 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-class Processes(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
+class Processes(Concurrency):
     """--processes N (a whole number >= 1) or --processes auto: one per usable core."""
 
-    name = "N|auto"
+    examples = "use --processes 2, or --processes auto for one per core"
 
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> int:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-            return value
-        text = str(value).strip().lower()
-        if text == AUTO:
-            return usable_cores()
-        if text.isdigit() and int(text) >= 1:
-            return int(text)
-        self.fail(
-            f"{value!r} is not a whole number >= 1 or 'auto': use --processes 2, or "
-            "--processes auto for one per core"
-        )
+        count = super().convert(value, param, ctx)
+        return usable_cores() if count == AUTO else int(count)
 
 
 class Rate(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
