@@ -65,52 +65,33 @@ def test_the_setup_hook_runs_before_each_seed() -> None:
     assert runs == [1, 1, 1]
 
 
-def test_the_command_line_runs_a_handler_by_name() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "parafka.testing.sim",
-            "--handler",
-            "tests.handlers.invoice:handle_batch",
-            "--batch-size",
-            "4",
-            "--ordering",
-            "partition",
-            "--exactly-once",
-            "--seeds",
-            "3",
-        ],
+def sim_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m parafka.testing.sim ARGS`, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "parafka.testing.sim", *args],
         env={**os.environ, "PYTHONHASHSEED": "0"},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_the_command_line_runs_a_handler_by_name() -> None:
+    result = sim_cli("--handler", "tests.handlers.invoice:handle_batch", "--batch-size", "4",
+                     "--ordering", "partition", "--exactly-once", "--seeds", "3")  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "simulated 3 seed(s)" in result.stdout
 
 
 def test_the_built_in_handler_refuses_batches_from_a_retry_topic() -> None:
     """It does not model retry-topic records in batches: a usage error, not a false alarm."""
-    result = subprocess.run(
-        [sys.executable, "-m", "parafka.testing.sim", "--batch-size", "3", "--retry-topic"],
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = sim_cli("--batch-size", "3", "--retry-topic")
     assert result.returncode == 2
     assert "--retry-topic with --batch-size: pass --handler" in result.stderr
 
 
 def test_a_shape_the_engine_refuses_is_one_line_and_exit_2() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "parafka.testing.sim", "--batch-size", "3", "--exactly-once"],
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = sim_cli("--batch-size", "3", "--exactly-once")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "needs ordering='partition'" in result.stderr
