@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -13,6 +12,7 @@ import click
 
 from parafka.core.options import AUTO, Kind, Option, option
 from parafka.core.ratelimit import parse_rate
+from parafka.executors import usable_cores
 from parafka.kafka.config import is_secret
 from parafka.kafka.logs import QuietRepeats
 
@@ -79,14 +79,6 @@ class Concurrency(click.ParamType):  # type: ignore[type-arg]  # generic from cl
         self.fail(f"{value!r} is not a whole number >= 1 or 'auto': {self.examples}")
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, where the system tells it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # no affinity call here (macOS, Windows)
-        return os.cpu_count() or 1
-
-
 class Processes(Concurrency):
     """--processes N (a whole number >= 1) or --processes auto: one per usable core."""
 
@@ -96,7 +88,7 @@ class Processes(Concurrency):
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> int:
         count = super().convert(value, param, ctx)
-        return usable_cores() if count == AUTO else int(count)
+        return usable_cores() if count == AUTO else int(count)  # as the advice counts them
 
 
 class Rate(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2

@@ -42,7 +42,7 @@ from parafka.engine.retrytopic import RetryTopic
 from parafka.engine.settings import Settings
 from parafka.engine.steering import Steering
 from parafka.engine.waits import ConnectWatch, WaitReporter, wait_for_metadata
-from parafka.executors import Completions, Executor, ThreadExecutor, Work
+from parafka.executors import Completions, Executor, ThreadExecutor, Work, usable_cores
 from parafka.executors.handover import HandedOver
 from parafka.kafka.config import consumer_config, producer_config
 from parafka.kafka.confluent import ConfluentKafka
@@ -223,7 +223,7 @@ class ControlLoop(Stoppable):
         self.steering.wake = self.completions.wake
         # advice.py: say when a setting would help (more processes, a batch handler, tune_gc)
         kind = "thread" if isinstance(executor, ThreadExecutor) else type(executor).__name__
-        self.advisor = Advisor(os.cpu_count() or 1, kind, batched=work.batch_size is not None)
+        self.advisor = Advisor(usable_cores(), kind, batched=work.batch_size is not None)
         self.gc_timer = GcTimer()  # installed while the loop runs (open to close)
         self.connect_watch = ConnectWatch()  # a refused connection fails fast (waits.py)
         self.waits = WaitReporter(

@@ -31,6 +31,15 @@ def make_executor(kind: str, concurrency: int, workers: int | None = None) -> Ex
     raise ValueError(f"unknown executor {kind!r}")
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the system tells it (a
+    container's or `taskset`'s limit counts), else the machine's core count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity call here (macOS, Windows)
+        return os.cpu_count() or 1
+
+
 __all__ = [
     "NOT_RUN",
     "ChunkResult",
@@ -43,4 +52,5 @@ __all__ = [
     "make_executor",
     "pack_runs",
     "run_chunk",
+    "usable_cores",
 ]
