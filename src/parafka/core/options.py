@@ -199,7 +199,7 @@ OPTIONS: tuple[Option, ...] = (
         ("--workers",),
         kind="count",
         group="Processing",
-        unset="CPU count",
+        unset="one per usable core",
     ),
     Option(
         "deserializer",

@@ -88,7 +88,7 @@ class ParallelConsumer(Background):
       (--retry-backoff 0.5, --max-backoff 30, --no-retry EXCEPTION).
     - executor=None ("thread", or "async" for an async def handler): "thread", "async" or
       "process" (--executor).
-    - workers=None (CPU count): worker processes of the process executor (--workers).
+    - workers=None (one per usable core): worker processes of the process executor (--workers).
     - max_buffered=None (max(1000, 10 * concurrency)): records held in memory before
       fetching pauses (--max-buffered).
     - commit_interval=1.0: seconds between offset commits (--commit-interval).

@@ -37,7 +37,7 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # ParallelConsumer resolves its executor=None: "async" for an async def handler.
     executor: str = EXECUTORS[0]
-    workers: int | None = default("workers")  # process executor: None, the CPU count
+    workers: int | None = default("workers")  # process executor: None, one per usable core
     max_buffered: int | None = default("max_buffered")  # None: see buffer_limit
     commit_interval: float = default("commit_interval")
     shutdown_timeout: float = default("shutdown_timeout")

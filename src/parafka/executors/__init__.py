@@ -27,7 +27,7 @@ def make_executor(kind: str, concurrency: int, workers: int | None = None) -> Ex
     if kind == "process":
         from parafka.executors.processes import ProcessExecutor
 
-        return ProcessExecutor(workers or os.cpu_count() or 1)
+        return ProcessExecutor(workers or usable_cores())
     raise ValueError(f"unknown executor {kind!r}")
 
 

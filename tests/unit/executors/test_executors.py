@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
+
 from parafka import Output
 from parafka.core.deserializers import DeserializationError
 from parafka.core.record import Record
-from parafka.executors import NOT_RUN, Work, pack_runs, run_chunk
+from parafka.executors import NOT_RUN, Work, make_executor, pack_runs, run_chunk
 
 
 def recs(n: int) -> list[Record]:
@@ -80,3 +84,16 @@ def test_pack_runs_never_splits_a_run_and_respects_the_size() -> None:
     assert [len(c) for c in chunks] == [4, 2, 4, 1]
     flat = [id(r) for c in chunks for r in c]
     assert flat == [id(r) for run in runs for r in run]
+
+
+def test_process_workers_default_to_the_cores_this_process_may_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A container or `taskset` that allows 3 of the machine's 64 cores: 3 workers, not 64
+    # (no process starts before `start()`).
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 2, 5}, raising=False)
+    assert make_executor("process", 8).workers == 3
+    assert make_executor("process", 8, workers=2).workers == 2
+    monkeypatch.delattr(os, "sched_getaffinity")  # no affinity call (macOS): the core count
+    assert make_executor("process", 8).workers == 64
