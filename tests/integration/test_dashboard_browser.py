@@ -19,6 +19,7 @@ import pytest
 
 from parafka import Record
 from parafka.cli.views.web import Dashboard
+from parafka.core.stats import Stats
 from parafka.testing import LocalBroker
 
 from .helpers import consumer, wait_until
@@ -111,6 +112,7 @@ def test_page_loads_charts_update_and_console_stays_clean(
                   processed: document.getElementById("tile-processed").textContent,
                   samples: Number(chart.dataset.samples || 0),
                   status: document.getElementById("status").textContent,
+                  adviceHidden: document.getElementById("advice").hidden,
                   letters: Array.from(
                     document.querySelectorAll("#letters tbody tr td:nth-child(4)"),
                     (cell) => cell.textContent),
@@ -121,6 +123,7 @@ def test_page_loads_charts_update_and_console_stays_clean(
 
         first = _wait_for(page, lambda v: v["processed"].isdigit(), 15, "the first poll")
         assert first["status"] == "live"
+        assert first["adviceHidden"]  # a consumer with no advice shows no advice section
         later = _wait_for(
             page,
             lambda v: v["processed"] != first["processed"] and v["samples"] > first["samples"],
@@ -138,6 +141,38 @@ def test_page_loads_charts_update_and_console_stays_clean(
         errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
         assert not errors, errors
         pc.stop(drain=False)
+
+
+class Advised:
+    """A stats source whose consumer has given advice (observe/advice.py)."""
+
+    LINE = "handlers take 7 us a record: `parafka run --processes auto` would use the idle core"
+
+    def stats(self) -> Stats:
+        return Stats(processed=12_345, advice=(self.LINE,))
+
+
+def test_the_consumers_advice_is_on_the_page(browser: Any) -> None:
+    with Dashboard(Advised(), port=0, title="advised", sample_every=0.05) as dashboard:
+        browser.get(dashboard.url)
+
+        def advice() -> dict[str, Any]:
+            values: dict[str, Any] = browser.execute_script(
+                """
+                const section = document.getElementById("advice");
+                return {
+                  hidden: section.hidden,
+                  shown: section.offsetHeight > 0,
+                  lines: Array.from(section.querySelectorAll("li"), (li) => li.textContent),
+                };
+                """
+            )
+            return values
+
+        seen = _wait_for(advice, lambda v: v["lines"], 15, "the advice listed")
+        assert seen == {"hidden": False, "shown": True, "lines": [Advised.LINE]}
+        errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+        assert not errors, errors
 
 
 CONTROL_TOKEN = "browser-control-token"

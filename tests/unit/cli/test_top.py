@@ -128,3 +128,31 @@ def test_top_reads_the_operators_pauses_from_the_control_block() -> None:
         remote = Remote(board.url)
         remote.poll()
         assert "by an operator: orders[3]" in text(remote.history)
+
+
+ADVICE = (
+    "this process uses 98% of a core at 90,000 records/s while about 1.0 of 2 cores are "
+    "idle; handlers take 7 us a record: `parafka run --processes auto` (2 here: one per "
+    "core), or 2 processes with a ParallelConsumer each in the same group, would use them"
+)
+
+
+def test_top_shows_the_consumers_advice_as_the_run_panel_does() -> None:
+    advised = replace(STATS, advice=(ADVICE,))
+
+    class Advised:
+        def stats(self) -> Stats:
+            return advised
+
+    local = History(keep=10)
+    local.add(advised, 0.0, 0.0)
+    assert "advice: this process uses 98% of a core" in text(local)
+    with Dashboard(Advised(), port=0, sample_every=0.05) as board:
+        remote = Remote(board.url)
+        remote.poll()
+        latest = remote.history.latest
+        assert latest is not None and latest.stats.advice == (ADVICE,)
+        assert "advice: this process uses 98% of a core" in text(remote.history)
+    quiet = History(keep=10)
+    quiet.add(STATS, 0.0, 0.0)
+    assert "advice" not in text(quiet)  # nothing to say: no line

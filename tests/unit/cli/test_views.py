@@ -270,6 +270,9 @@ def test_payload_carries_samples_partitions_and_newest_dead_letters_first() -> N
     assert doc["dead_letters"][0]["error"] == "ValueError: bad 2"
     assert doc["dead_letters"][0]["key"] == "k"
     assert payload([], None, None, title="x", keep=60)["dead_letters"] is None
+    assert doc["advice"] == [] and payload([], None, None, title="x", keep=60)["advice"] == []
+    advised = history.add(replace(latest.stats, advice=("use --processes auto",)), 2.0, 1002.0)
+    assert payload([], advised, None, title="x", keep=60)["advice"] == ["use --processes auto"]
 
 
 def test_dead_letter_events_are_short() -> None:

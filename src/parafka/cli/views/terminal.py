@@ -44,6 +44,7 @@ def render(
     if show_progress:
         parts.append(_progress(stats))
     parts.append(_partitions(stats))
+    parts.extend(_advice(stats))
     return Panel(Group(*parts), title=title, title_align="left", border_style="blue")
 
 
@@ -88,6 +89,12 @@ def _figures(stats: Stats, rate: float) -> RenderableType:
             text += f"; {stats.held:,} of {stats.buffer_limit:,} records held"
         return Group(grid, Text(text, style="yellow"))
     return grid
+
+
+def _advice(stats: Stats) -> list[RenderableType]:
+    """The consumer's advice (a setting that would help, observe/advice.py), under the
+    table: logged once, it would scroll away while the panel stays."""
+    return [Text(f"advice: {line}", style="cyan") for line in getattr(stats, "advice", ())]
 
 
 def _in_flight(stats: Stats) -> str:

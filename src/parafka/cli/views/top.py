@@ -74,15 +74,17 @@ def stats_from(
     sample: Mapping[str, Any],
     partitions: tuple[PartitionStats, ...] = (),
     user_paused: tuple[tuple[str, int], ...] = (),
+    advice: tuple[str, ...] = (),
 ) -> Stats:
     """A `Stats` snapshot from one sample of `/api/stats` (and, for the latest, its
-    partitions and the partitions an operator paused). Fields the JSON lacks keep their
-    defaults."""
+    partitions, the partitions an operator paused and the consumer's advice). Fields the
+    JSON lacks keep their defaults."""
     values = {name: sample[name] for name in COUNTERS if name in sample}
     return Stats(
         paused=bool(sample.get("paused", False)),
         partitions=partitions,
         user_paused=user_paused,
+        advice=advice,
         **values,
     )
 
@@ -107,13 +109,14 @@ class Remote:
             self.title = str(data.get("title") or "parafka")
             control = data.get("control") or {}
             paused = tuple((p["topic"], p["partition"]) for p in control.get("paused", ()))
+            advice = tuple(str(line) for line in data.get("advice") or ())  # newer consumers
         except (KeyError, TypeError) as exc:
             raise Unreachable(f"{self.url}/api/stats is not parafka's ({exc!r} missing)") from None
         if latest < self._seq:  # the consumer restarted: its numbering starts over
             self.history = History(keep=KEEP)
         for i, sample in enumerate(samples):
             last = i == len(samples) - 1
-            stats = stats_from(sample, partitions if last else (), paused if last else ())
+            stats = stats_from(sample, partitions, paused, advice) if last else stats_from(sample)
             self.history.add(stats, float(sample["t"]), float(sample["t"]))
         self._seq = latest
         return len(samples)

@@ -122,4 +122,6 @@ def payload(
         "dead_letters": (
             None if dead_letters is None else [dead_letter_json(e) for e in dead_letters][::-1]
         ),
+        # settings that would help (observe/advice.py), as the log said them once
+        "advice": list(latest.stats.advice) if latest is not None else [],
     }

@@ -15,7 +15,7 @@ const PARTS = [
   ["done_not_committed", "done, not committed", "#37b24d"],
 ];
 
-const state = { seq: -1, keep: 300, samples: [], partitions: [], letters: null, control: null };
+const state = { seq: -1, keep: 300, samples: [], partitions: [], letters: null, control: null, advice: [] };
 const TOKEN_KEY = "parafka.control-token"; // sessionStorage: gone when the tab closes
 let controlToken = window.sessionStorage.getItem(TOKEN_KEY) || "";
 const selectedLetters = new Set(); // "topic/partition/offset" of the dead letters ticked
@@ -450,7 +450,19 @@ function setupControl() {
   });
 }
 
+// Settings that would help, as the consumer's log said them once (observe/advice.py).
+function drawAdvice() {
+  const lines = state.advice;
+  byId("advice").hidden = !lines.length;
+  byId("advice-lines").replaceChildren(...lines.map((line) => {
+    const item = document.createElement("li");
+    item.textContent = line;
+    return item;
+  }));
+}
+
 function draw() {
+  drawAdvice();
   drawTiles();
   drawCharts();
   drawLetters();
@@ -473,6 +485,7 @@ function merge(data) {
   state.partitions = data.partitions;
   state.letters = data.dead_letters;
   state.control = data.control || null;
+  state.advice = data.advice || []; // absent from consumers before it was served
   byId("title").textContent = data.title;
   document.title = `${data.title} · parafka`;
 }
