@@ -16,6 +16,7 @@ Usage: python benchmarks/md5_threads.py [--records N] [--rounds R]
 from __future__ import annotations
 
 import argparse
+import bisect
 import statistics
 import sys
 from collections.abc import Sequence
@@ -43,14 +44,33 @@ HANDLER = "examples.md5_transformer:handle"
 PARTITIONS = 4
 
 
-def tail_rate(broker: Broker, topic: str, count: int) -> float:
-    """99% of `count` outputs over the time from the first output to the 99th percentile."""
+def output_stamps(broker: Broker, topic: str, count: int) -> list[int]:
+    """The timestamps (ms) of the `count` outputs in `topic`, in order."""
     messages = broker.consume_all(topic, expected=count, timeout=60)
     if len(messages) < count:
         raise RuntimeError(f"{topic}: {len(messages)} outputs, expected {count}")
-    stamps = sorted(m.timestamp()[1] for m in messages)
+    return sorted(m.timestamp()[1] for m in messages)
+
+
+def tail_rate(broker: Broker, topic: str, count: int) -> float:
+    """99% of `count` outputs over the time from the first output to the 99th percentile."""
+    return run_rate(output_stamps(broker, topic, count))
+
+
+def run_rate(stamps: list[int]) -> float:
+    """`tail_rate` of these output timestamps."""
     last = int(len(stamps) * 0.99) - 1
     return (last + 1) / max(1e-3, (stamps[last] - stamps[0]) / 1000.0)
+
+
+def rate_within(stamps: list[int], window: tuple[float, float]) -> float | None:
+    """The outputs stamped within `window` (wall-clock seconds) over its length; None when
+    it holds fewer than a quarter of them (too short a time to tell)."""
+    first = bisect.bisect_left(stamps, window[0] * 1000.0)
+    end = bisect.bisect_right(stamps, window[1] * 1000.0)
+    if end - first < len(stamps) // 4:
+        return None
+    return (end - first) / max(1e-3, window[1] - window[0])
 
 
 def run(broker: Broker, config: dict[str, Any], topic: str, count: int, name: str,

@@ -50,6 +50,10 @@ class Running:
     # Queues the children use: they must outlive the children's start (a queue collected
     # in the parent takes its semaphores with it).
     queues: tuple[Any, ...] = ()
+    # Members of a group: multiprocessing Arrays "d", when each first had partitions and
+    # when it last handled records (wall clock; 0.0 until then). None: not members.
+    assigned: Any = None
+    worked: Any = None
 
     def processed(self) -> int:
         return int(self.done.value)
@@ -72,6 +76,18 @@ class Running:
             raise RuntimeError(f"the baseline did {self.processed()} of {self.count} records")
         return self.count / (self.times[1] - self.times[0])
 
+    def together(self) -> tuple[float, float] | None:
+        """(from, to), wall clock: while every member of a group of two or more had its
+        partitions and work left (from the last one's assignment to the first one's last
+        records; empty, to <= from, when they never worked together). None for one process.
+
+        On the local broker one member sometimes got its partitions a second after the
+        other: the early one then worked alone first, and the late one alone at the end,
+        and the whole run's rate was about one process's."""
+        if self.assigned is None or len(self.assigned) < 2:
+            return None
+        return float(max(self.assigned)), float(min(self.worked))
+
 
 def _group(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
@@ -87,6 +103,23 @@ def _producer(config: dict[str, Any]) -> Producer:
     return Producer(producer_config(config["bootstrap.servers"], config))
 
 
+# A member's place in its group's shared arrays: (Running.assigned, Running.worked, index).
+Seat = tuple[Any, Any, int]
+
+
+def _note_assigned(seat: Seat) -> None:
+    """The member has partitions now: note when, the first time."""
+    assigned, _, member = seat
+    if assigned[member] == 0.0:
+        assigned[member] = time.time()
+
+
+def _note_worked(seat: Seat) -> None:
+    """The member has just handled records."""
+    _, worked, member = seat
+    worked[member] = time.time()
+
+
 def _note_done(done: Any, times: Any, records: int) -> None:
     with done.get_lock():
         if done.value == 0:
@@ -98,12 +131,17 @@ def _note_done(done: Any, times: Any, records: int) -> None:
 # -- plain loops ------------------------------------------------------------------------------
 def _loop(
     config: dict[str, Any], group: str, topic: str, count: int, done: Any, times: Any,
-    produce_batch: Callable[[list[Any], Producer], None],
+    seat: Seat, produce_batch: Callable[[list[Any], Producer], None],
 ) -> None:  # fmt: skip
     """consume(1000) -> `produce_batch` -> flush -> commit, until the whole group (the
     shared counter `done`) has handled `count` records."""
     consumer, producer = _consumer(config, group), _producer(config)
-    consumer.subscribe([topic])
+
+    def on_assign(_consumer: Consumer, partitions: list[Any]) -> None:
+        if partitions:  # the client assigns them when this returns
+            _note_assigned(seat)
+
+    consumer.subscribe([topic], on_assign=on_assign)
     try:
         while done.value < count:
             batch = [m for m in consumer.consume(1000, 0.2) if m.error() is None]
@@ -112,25 +150,28 @@ def _loop(
                 producer.flush()
                 consumer.commit(asynchronous=False)
                 _note_done(done, times, len(batch))
+                _note_worked(seat)
     finally:
         consumer.close()
 
 
 def _plain_md5_loop(
-    config: dict[str, Any], topic: str, out: str, group: str, count: int, done: Any, times: Any
-) -> None:
+    config: dict[str, Any], topic: str, out: str, group: str, count: int, done: Any,
+    times: Any, seat: Seat,
+) -> None:  # fmt: skip
     """consume(1000) -> md5 -> produce -> flush -> commit."""
 
     def produce_batch(batch: list[Any], producer: Producer) -> None:
         for message in batch:
             producer.produce(out, md5_value(message.value()), message.key())
 
-    _loop(config, group, topic, count, done, times, produce_batch)
+    _loop(config, group, topic, count, done, times, seat, produce_batch)
 
 
 def _handler_md5_loop(
-    config: dict[str, Any], topic: str, out: str, group: str, count: int, done: Any, times: Any
-) -> None:
+    config: dict[str, Any], topic: str, out: str, group: str, count: int, done: Any,
+    times: Any, seat: Seat,
+) -> None:  # fmt: skip
     """The plain loop with the per-record API and no engine: each message becomes a record,
     the per-record handler (`md5_transformer.handle`) returns its `Output`, and that is
     produced. What a per-record handler costs before any ordering, offset or output
@@ -144,7 +185,7 @@ def _handler_md5_loop(
             output = handle(record)
             producer.produce(output.topic or out, output.value, output.key)
 
-    _loop(config, group, topic, count, done, times, produce_batch)
+    _loop(config, group, topic, count, done, times, seat, produce_batch)
 
 
 def start_plain_loops(config: dict[str, Any], topic: str, out: str, count: int, n: int) -> Running:
@@ -157,16 +198,21 @@ def _start_members(
     tail: tuple[Any, ...] = (),
 ) -> Running:  # fmt: skip
     """`n` processes of one new group, each running member(*head, group, count, done, times,
-    *tail), where `done` counts the records the group has handled."""
+    seat, *tail), where `done` counts the records the group has handled and `seat` is the
+    member's place in the group's `assigned` and `worked` times."""
     ctx = multiprocessing.get_context("spawn")
     done, times = ctx.Value("q", 0), ctx.Array("d", [0.0, 0.0])
+    assigned, worked = ctx.Array("d", [0.0] * n), ctx.Array("d", [0.0] * n)
     group = _group(prefix)
     procs: list[BaseProcess] = [
-        ctx.Process(target=member, args=(*head, group, count, done, times, *tail)) for _ in range(n)
+        ctx.Process(
+            target=member, args=(*head, group, count, done, times, (assigned, worked, i), *tail)
+        )
+        for i in range(n)
     ]
     for proc in procs:
         proc.start()
-    return Running(procs, done, times, count, watch=procs)
+    return Running(procs, done, times, count, watch=procs, assigned=assigned, worked=worked)
 
 
 def plain_loops(config: dict[str, Any], topic: str, out: str, count: int, n: int) -> float:
@@ -174,10 +220,11 @@ def plain_loops(config: dict[str, Any], topic: str, out: str, count: int, n: int
     return start_plain_loops(config, topic, out, count, n).wait()
 
 
-def handler_loops(config: dict[str, Any], topic: str, out: str, count: int, n: int) -> float:
-    """`n` plain loops calling the per-record handler, in one group, each its own process;
-    records/s overall."""
-    return _start_members(_handler_md5_loop, n, "md5-handler", count, (config, topic, out)).wait()
+def start_handler_loops(
+    config: dict[str, Any], topic: str, out: str, count: int, n: int
+) -> Running:
+    """`n` plain loops calling the per-record handler, in one group, each its own process."""
+    return _start_members(_handler_md5_loop, n, "md5-handler", count, (config, topic, out))
 
 
 # -- parafka, one consumer per process (what `parafka run --processes N` starts) ----------
@@ -194,7 +241,7 @@ BEST_SETTINGS: dict[str, Any] = {
 
 def _parafka_member(
     config: dict[str, Any], topic: str, out: str, group: str, count: int, done: Any,
-    times: Any, target: str, settings: dict[str, Any],
+    times: Any, seat: Seat, target: str, settings: dict[str, Any],
 ) -> None:  # fmt: skip
     """One parafka consumer of the group, until the whole group (the shared counter `done`)
     has handled `count` records."""
@@ -214,9 +261,13 @@ def _parafka_member(
     seen = 0
     try:
         while done.value < count and consumer.is_running:
-            processed = consumer.stats().processed
+            stats = consumer.stats()
+            if stats.partitions:
+                _note_assigned(seat)
+            processed = stats.processed
             if processed > seen:
                 _note_done(done, times, processed - seen)
+                _note_worked(seat)
                 seen = processed
             time.sleep(0.01)
     finally:
