@@ -84,9 +84,9 @@ def _parafka(members: int, target: str, **settings: Any) -> Run:
     return run
 
 
-def _alone(_rate: float) -> None:
-    """A configuration with one consumer: its rate is taken from its first output."""
-    return None
+def _pipeline(config: dict[str, Any], topic: str, out: str, count: int) -> None:
+    """The queue pipeline: one consumer, so no group window (its rate is the whole run's)."""
+    queue_pipeline(config, topic, out, count, 2)
 
 
 def _loops(start: Callable[..., Running], members: int) -> Run:
@@ -102,7 +102,7 @@ CONFIGS: dict[str, tuple[str | None, float | None, Run]] = {
     "queue pipeline (2 hash workers)": (
         None,
         None,
-        lambda c, t, o, n: _alone(queue_pipeline(c, t, o, n, 2)),
+        _pipeline,
     ),
     "parafka defaults (threads, key), per record": (ONE_LOOP, 0.8, _parafka(1, PER_RECORD)),
     "parafka partition order (threads), per record": (
@@ -170,7 +170,7 @@ def _chosen(only: str | None) -> list[str]:
 def _play(broker: Broker, config: dict[str, Any], topic: str, count: int, run: Run) -> float:
     """One run's rate; a group whose members did not work together for a quarter of the
     records or more is run again (at most TRIES times; then the whole run's rate)."""
-    for attempt in range(1, TRIES + 1):
+    for _ in range(TRIES):
         out = broker.new_topic("md5-out", PARTITIONS)
         together = run(config, topic, out, count)
         stamps = output_stamps(broker, out, count)
@@ -179,10 +179,9 @@ def _play(broker: Broker, config: dict[str, Any], topic: str, count: int, run: R
         rate = rate_within(stamps, together)
         if rate is not None:
             return rate
-        since = (together[0] - stamps[0] / 1000.0) * 1000.0
-        note(f"a member got its partitions {since:,.0f} ms after the first output: again")
-        if attempt == TRIES:
-            note(f"{TRIES} tries: the whole run's rate")
+        late = together[0] * 1000.0 - stamps[0]
+        note(f"a member got its partitions {late:,.0f} ms after the first output: again")
+    note(f"{TRIES} tries: the whole run's rate")
     return run_rate(stamps)
 
 
