@@ -10,7 +10,8 @@ produces one verdict per event. Runs: the plain loop (consume(1000) -> score() -
 flush -> commit, one process); parafka's process executor (batch_size 500, workers 1 and 2,
 unordered and key ordering); parafka's thread executor (batch_size 500, C=1 and 2).
 records/s counts from the first records done (verdicts acknowledged) to the last: the plain
-loop notes its own batch ends, parafka is sampled from `stats().processed` every 10 ms.
+loop notes its own batch ends, parafka's from its stats snapshots (read every 10 ms, timed by
+the time each was taken: common.Progress).
 
 Latency: a load generator offers 1,000, 5,000 and 20,000 requests/s (open loop, 10 s each;
 each record's Kafka timestamp is its send time, set explicitly) to a service consuming with
@@ -49,10 +50,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import console, fmt_rate, fmt_ratio, fresh_group, note, produce, table
+from common import Progress, console, fmt_rate, fmt_ratio, fresh_group, note, produce, table
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from parafka import ParallelConsumer, Record
+from parafka import ParallelConsumer, Record, Stats
 from parafka.testing import LocalBroker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for examples/
@@ -174,6 +175,9 @@ class ParafkaService:
     def processed(self) -> int:
         return self._consumer.stats().processed
 
+    def stats(self) -> Stats:
+        return self._consumer.stats()
+
     @property
     def assigned(self) -> bool:
         return bool(self._consumer.stats().partitions)
@@ -191,27 +195,21 @@ Service = PlainLoop | ParafkaService
 
 
 def parafka_rate(service: ParafkaService, count: int, timeout: float = 600.0) -> float:
-    """records/s between the first and the last sample of `stats().processed` (every 10 ms)
-    that saw records done, counting only the records done in between."""
+    """records/s between two of the consumer's stats snapshots, by their own clock (see
+    common.Progress; read every 10 ms)."""
     service.start()
-    first: tuple[float, int] | None = None
-    last: tuple[float, int] | None = None
+    progress = Progress(count)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline and service.is_running():
-            processed = service.processed
-            now = time.perf_counter()
-            if processed and first is None:
-                first = (now, processed)
-            if processed >= count:
-                last = (now, processed)
+            if progress.saw(service.stats()):
                 break
             time.sleep(0.01)
     finally:
         service.stop()
-    if first is None or last is None or last[0] <= first[0]:
+    if not progress.finished:
         raise RuntimeError(f"parafka did not process {count} records")
-    return (last[1] - first[1]) / (last[0] - first[0])
+    return progress.rate
 
 
 def plain_rate(loop: PlainLoop, count: int, timeout: float = 600.0) -> float:

@@ -22,7 +22,7 @@ from confluent_kafka import Message
 from rich.console import Console
 from rich.table import Table
 
-from parafka import ParallelConsumer, Record
+from parafka import ParallelConsumer, Record, Stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for examples/
 
@@ -262,7 +262,8 @@ def parafka_run(
 def parafka_rate(
     handler: Callable[..., Any] | str, config: dict[str, Any], topic: str, count: int, **kw: Any
 ) -> float:
-    """records/s from the first record done to the last, sampled from stats()."""
+    """records/s while the consumer worked through `count` records, from its stats() (see
+    `Progress`)."""
     consumer = ParallelConsumer(
         handler,
         bootstrap_servers=str(config["bootstrap.servers"]),
@@ -272,28 +273,53 @@ def parafka_rate(
         **kw,
     )
     consumer.start()
-    first = last = None
+    progress = Progress(count)
     deadline = time.monotonic() + 600
     try:
-        while time.monotonic() < deadline:
-            processed = consumer.stats().processed
-            now = time.perf_counter()
-            if processed and first is None:
-                first = now
-            if processed >= count:
-                last = now
-                break
-            if not consumer.is_running:
+        while time.monotonic() < deadline and consumer.is_running:
+            if progress.saw(consumer.stats()):
                 break
             time.sleep(0.01)
     finally:
         consumer.stop()
         consumer.join(60)
-    if first is None or last is None:
+    if not progress.finished:
         raise RuntimeError(f"parafka {kw} did not process {count} records")
-    # All of it within one stats refresh: too quick to time this way (the md5 runs are
-    # timed from their outputs instead).
-    return count / (last - first) if last > first else float("nan")
+    return progress.rate
+
+
+class Progress:
+    """A consumer's rate from its stats() snapshots, timed by the snapshots' own clock.
+
+    stats() is a snapshot the loop refreshes four times a second. Timed by when a benchmark
+    read it, a run's start and end are each up to 0.25 s off, which on a run of a second or
+    two is tens of percent. Each snapshot carries the time it was taken (`Stats.at`), so the
+    rate is taken between two snapshots: the first that shows records done, and the last
+    taken before the count was reached (the end of the run, when the consumer may have run
+    out of records meanwhile, is left out). NaN when the run was too short for two.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.first: tuple[float, int] | None = None  # (at, processed)
+        self.last: tuple[float, int] | None = None
+        self.finished = False
+
+    def saw(self, stats: Stats) -> bool:
+        """Note a snapshot; True once it shows `count` records processed."""
+        if stats.processed >= self.count:
+            self.finished = True
+        elif stats.processed and self.first is None:
+            self.first = (stats.at, stats.processed)
+        elif self.first is not None and stats.at > self.first[0]:
+            self.last = (stats.at, stats.processed)
+        return self.finished
+
+    @property
+    def rate(self) -> float:
+        if self.first is None or self.last is None:
+            return float("nan")
+        return (self.last[1] - self.first[1]) / (self.last[0] - self.first[0])
 
 
 # -- printing ----------------------------------------------------------------------------------
