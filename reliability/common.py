@@ -287,6 +287,28 @@ def stop_run(proc: subprocess.Popen[bytes], logs: Path) -> int:
     return wait_exit(proc, 60, logs)
 
 
+def uncommitted(
+    broker: LocalBroker,
+    group: str,
+    produced: Produced,
+    partitions: int,
+    alive: Callable[[], bool],
+    timeout: float = 30.0,
+) -> int:
+    """Records of `produced` that `group` has not committed, once its commits caught up.
+    Called when every record has an output: the offsets follow at the consumers' next
+    commit (every second by default), or once a rebalance still under way settles (a
+    commit during one fails, and the next round commits again). Polls every half second,
+    at most `timeout` seconds and while `alive()`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        offsets = committed(broker, group, produced.topic, partitions)
+        behind = sum(n - max(0, offsets[p]) for p, n in produced.counts.items())
+        if behind == 0 or time.monotonic() > deadline or not alive():
+            return behind
+        time.sleep(0.5)
+
+
 def committed_total(broker: LocalBroker, group: str, topic: str, partitions: int) -> int:
     """How many records `group` has committed on `topic` (each partition's offsets from 0)."""
     return sum(max(0, offset) for offset in committed(broker, group, topic, partitions).values())

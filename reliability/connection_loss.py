@@ -26,7 +26,7 @@ from parafka.testing import LocalBroker
 from parafka.testing.broker import free_port
 from reliability import common
 from reliability.proxy import FlakyProxy
-from tests.integration.helpers import committed, wait_until
+from tests.integration.helpers import wait_until
 from tests.integration.test_cli import started_cli
 
 
@@ -114,17 +114,12 @@ def connection_loss(
                 # Every record has an output by now, but records the group repeats after the
                 # outage (a rebalance hands partitions back from their committed offsets) may
                 # still be running: their commits follow within seconds.
-                deadline = time.monotonic() + 30
-                while True:
-                    offsets = committed(broker, group, produced.topic, workload.partitions)
-                    behind = sum(n - max(0, offsets[p]) for p, n in produced.counts.items())
-                    if behind == 0 or time.monotonic() > deadline or proc.poll() is not None:
-                        break
-                    time.sleep(0.5)
+                behind = common.uncommitted(
+                    broker, group, produced, workload.partitions, lambda: proc.poll() is None
+                )
                 code = common.stop_run(proc, logs)
         finally:
             reader.close()
-        uncommitted = sum(n - max(0, offsets[p]) for p, n in produced.counts.items())
         after = [r.started_ns for r in reader.reports if r.started_ns >= restore_ns]
         return OutageReport(
             outage=outage,
@@ -133,7 +128,7 @@ def connection_loss(
             resumed_after=(min(after) - restore_ns) / 1e9 if after else float("inf"),
             finished_after=finished_after,
             refused=proxy.refused,
-            uncommitted=uncommitted,
+            uncommitted=behind,
             exit_code=code,
             log_lines=len((logs / "stderr").read_text(errors="replace").splitlines()),
             tally=common.tally(produced, reader.reports),

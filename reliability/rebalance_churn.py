@@ -39,7 +39,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from parafka.testing import LocalBroker
 from reliability import common
-from tests.integration.helpers import committed, wait_until
+from tests.integration.helpers import wait_until
 from tests.integration.test_cli import started_cli
 
 _LOG_LINE = re.compile(
@@ -245,8 +245,13 @@ def churn(
             report.after_churn = produced.total - len(reader.distinct)
             reader.read_until(produced.total, settle_timeout, "every record after the churn")
             report.settle_seconds = time.monotonic() - churn_ended
-            offsets = committed(broker, group, produced.topic, workload.partitions)
-            report.uncommitted = sum(n - max(0, offsets[p]) for p, n in produced.counts.items())
+            report.uncommitted = common.uncommitted(
+                broker,
+                group,
+                produced,
+                workload.partitions,
+                lambda: all(p.poll() is None for p in live.values()),
+            )
             # One at a time, each after the group settled (see common.wait_settled).
             for name in sorted(live):
                 if len(live) > 1:
