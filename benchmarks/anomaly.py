@@ -173,7 +173,7 @@ class ParafkaService:
 
     @property
     def processed(self) -> int:
-        return self._consumer.stats().processed
+        return self.stats().processed
 
     def stats(self) -> Stats:
         return self._consumer.stats()
@@ -199,12 +199,8 @@ def parafka_rate(service: ParafkaService, count: int, timeout: float = 600.0) ->
     common.Progress; read every 10 ms)."""
     service.start()
     progress = Progress(count)
-    deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline and service.is_running():
-            if progress.saw(service.stats()):
-                break
-            time.sleep(0.01)
+        progress.follow(service.stats, service.is_running, timeout)
     finally:
         service.stop()
     if not progress.finished:

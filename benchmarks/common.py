@@ -295,12 +295,8 @@ def parafka_rate(
     )
     consumer.start()
     progress = Progress(count)
-    deadline = time.monotonic() + 600
     try:
-        while time.monotonic() < deadline and consumer.is_running:
-            if progress.saw(consumer.stats()):
-                break
-            time.sleep(0.01)
+        progress.follow(consumer.stats, lambda: consumer.is_running, 600)
     finally:
         consumer.stop()
         consumer.join(60)
@@ -335,6 +331,17 @@ class Progress:
         elif self.first is not None and stats.at > self.first[0]:
             self.last = (stats.at, stats.processed)
         return self.finished
+
+    def follow(
+        self, stats: Callable[[], Stats], running: Callable[[], bool], timeout: float
+    ) -> None:
+        """Read `stats()` every 10 ms until the count is reached, `running()` is False or
+        `timeout` seconds have passed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and running():
+            if self.saw(stats()):
+                return
+            time.sleep(0.01)
 
     @property
     def rate(self) -> float:

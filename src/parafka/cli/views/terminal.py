@@ -94,7 +94,7 @@ def _figures(stats: Stats, rate: float) -> RenderableType:
 def _advice(stats: Stats) -> list[RenderableType]:
     """The consumer's advice (a setting that would help, observe/advice.py), under the
     table: logged once, it would scroll away while the panel stays."""
-    return [Text(f"advice: {line}", style="cyan") for line in getattr(stats, "advice", ())]
+    return [Text(f"advice: {line}", style="cyan") for line in stats.advice]
 
 
 def _in_flight(stats: Stats) -> str:
