@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+import parafka
+from parafka.build import stale
 from parafka.testing import Broker, KafkaBroker, KafkaNotAvailable, LocalBroker
 from parafka.testing.broker import BrokerNotAvailable, broker_binary
 
@@ -26,6 +28,18 @@ settings.load_profile("parafka")
 
 _INTEGRATION = Path(__file__).parent / "integration"
 _REQUIRE_KAFKA = os.environ.get("PARAFKA_REQUIRE_KAFKA") == "1"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test an old build: an extension module (setup.py) imports before the .py
+    beside it, so after an edit of a compiled module the tests would run the old code."""
+    old = stale(Path(parafka.__file__).parent)
+    if old:
+        pytest.exit(
+            f"compiled module(s) older than their source: {', '.join(old)}; build them again "
+            "with `make venv` (make test does it)",
+            returncode=2,
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -37,8 +37,8 @@ import enum
 import logging
 import time
 from collections.abc import Callable, Iterable
-from itertools import chain, groupby, repeat
-from operator import attrgetter, is_
+from itertools import chain, groupby
+from operator import attrgetter
 
 from parafka.core.entry import (
     DONE,
@@ -58,7 +58,7 @@ from parafka.core.failures import FailureLog, is_mistake, report
 from parafka.core.offsets import PartitionOffsets
 from parafka.core.outcomes import NOT_RUN, OneEach, Outcome, Paired, one_output_each
 from parafka.core.parking import origin
-from parafka.core.record import _RAW, Produced
+from parafka.core.record import Produced
 from parafka.core.retry import RetryPolicy
 from parafka.core.scheduler import WHOLE_PARTITION, Ordering, Run, Scheduler, Shards
 from parafka.core.seam import TP, Message
@@ -230,7 +230,7 @@ class Ledger:
         """Queue fetched messages of assigned partitions (those already done by a previous
         owner are skipped). Returns how many records were queued."""
         accepted: list[Entry] = []
-        add, new = accepted.append, object.__new__
+        add = accepted.append
         now = self.clock()
         # The shard keys of scheduler.py (`SHARD_KEYS`), written out: a call less per record.
         ordering = self.scheduler.ordering
@@ -256,22 +256,13 @@ class Ledger:
                 continue
             offset = message.offset()
             offsets.append(offset)
-            # Entry.__init__ written out: its Python call cost a sixth of this loop (0.12-0.16
-            # us a record, engine_path.py). Every slot is set, as __init__ sets it (tested).
-            entry = new(Entry)
-            entry._msg = message
-            entry.topic = topic
-            entry.partition = partition
-            entry.offset = offset
-            entry.attempt = 1
-            entry._data = _RAW
-            entry.part = part
-            entry.shard = message.key() if by_key else shard
-            entry.state = QUEUED
-            entry.received = now
-            entry.due = 0.0
-            entry.first_failure = None
-            add(entry)
+            # Entry's constructor: compiled (setup.py), a C call; interpreted, about 0.1 us
+            # more than its slots written out here, the fallback's price for one code path
+            add(
+                Entry(
+                    message, topic, partition, offset, part, message.key() if by_key else shard, now
+                )
+            )
         if offsets:
             self._received(part, offsets, accepted, first)
         self.held += len(accepted)
@@ -379,7 +370,7 @@ class Ledger:
                 continue  # stale: already resolved
             if outcome is None:
                 done.append(entry)
-            elif outcome is NOT_RUN:
+            elif outcome == NOT_RUN:
                 unrun.append(entry)
             elif outcome[1] is not None:
                 # A failed batch fails all its records; per shard, the first one waits
@@ -841,15 +832,15 @@ class Ledger:
 
 
 def _one_success(first: Outcome | None, outcomes: list[Outcome | None]) -> bool:
-    """True when every record of a chunk has the very same successful outcome (`first`):
-    a batch handled in one call. By identity: equal outputs of separate records are not
-    one batch's (each record's must be produced)."""
-    return (
-        first is not None
-        and first is not NOT_RUN
-        and first[1] is None
-        and all(map(is_, outcomes, repeat(first)))
-    )
+    """True when every record of a chunk succeeded with the very same outputs list as
+    `first`: a batch handled in one call. By the list's identity: equal outputs of
+    separate records are not one batch's (each record's must be produced). (The list, not
+    the outcome tuple: compiled code boxes a tuple anew, so only the list keeps its
+    identity; NOT_RUN has no list.)"""
+    if first is None or first[1] is not None:
+        return False
+    shared = first[0]
+    return shared is not None and all(o is not None and o[0] is shared for o in outcomes)
 
 
 def _still_open(sends: list[Send]) -> list[Send]:

@@ -10,7 +10,10 @@ from parafka.core.record import Produced
 # Records of a batch share one output list (the same object): they settle together.
 Outcome = tuple[list[Produced] | None, BaseException | None]
 # A record that was handed over but not executed, because an earlier record of its shard
-# failed (a later record of the same key must not overtake the failed one).
+# failed (a later record of the same key must not overtake the failed one). Compare it by
+# value (`== NOT_RUN`), never by identity: compiled modules (setup.py) hold a plain tuple
+# unboxed and box it anew, so its identity does not survive them. No other outcome equals
+# it (a record done with no output is None; a failed one carries its exception).
 NOT_RUN: Outcome = (None, None)
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
+
+from mypy_extensions import mypyc_attr
 
 from parafka.core.errors import NoOutputTopic
 
@@ -13,6 +15,7 @@ _RAW: Any = object()  # Record.data before a deserializer set it: the value itse
 _new_tuple = tuple.__new__
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # users' and tests' records subclass it
 class Record:
     """One Kafka record, as given to a handler.
 
@@ -105,6 +108,7 @@ class Record:
         )
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MessageRecord(Record):
     """A Record backed by a confluent_kafka.Message: key, value, headers and timestamp are
     read from the message only when used, which keeps the poll loop cheap."""
@@ -148,7 +152,9 @@ class Output(NamedTuple):
     topic: str | None = None
 
 
-def _to_bytes(data: bytes | str | dict[str, Any] | list[Any] | None) -> bytes | None:
+def _to_bytes(data: object) -> bytes | None:
+    # `object`: a handler may give any bytes-like value, and compiled (setup.py) a narrower
+    # parameter type would be checked on the call
     if data is None or isinstance(data, bytes):
         return data
     if isinstance(data, str):
@@ -201,11 +207,14 @@ def normalize_outputs(result: object, default_topic: str | None) -> list[Produce
         headers = out.headers
         if isinstance(headers, dict):
             headers = list(headers.items())
+        # value and key read as objects: compiled (setup.py), Output's declared field types
+        # would be checked on the read, and a handler may give any bytes-like value
+        fields = cast("tuple[object, object, object, str | None]", out)
         produced.append(
             Produced(
                 topic,
-                _to_bytes(out.value),
-                _to_bytes(out.key),
+                _to_bytes(fields[0]),
+                _to_bytes(fields[1]),
                 list(headers) if headers is not None else None,
             )
         )
@@ -224,7 +233,9 @@ def plain_output(result: object, default_topic: str | None) -> Produced | None:
         )
     if type(result) is not Output:
         return None
-    value, key, headers, topic = result
+    # As objects: compiled (setup.py), typed locals would check Output's declared field
+    # types, and a handler may give any bytes-like value (the general path converts it).
+    value, key, headers, topic = cast("tuple[object, object, object, str | None]", result)
     topic = topic or default_topic
     if (
         type(value) is bytes

@@ -45,6 +45,8 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import TYPE_CHECKING, Literal
 
+from mypy_extensions import mypyc_attr
+
 from parafka.core.entry import DONE, HELD, IN_RUN, QUEUED, RETRY_WAIT, RUNNING, Entry
 from parafka.core.record import Record
 from parafka.core.seam import TP
@@ -95,6 +97,7 @@ SHARD_KEYS: dict[str, Callable[[Record], Hashable] | None] = {
 }
 
 
+@mypyc_attr(native_class=False)  # compiled (build.py), a deque subclass stays a Python class
 class _Queue(deque[Entry]):
     """A shard that held two entries or more: its entries, oldest first, and `busy`, the
     entries of its run not resolved (a prefix of the queue). Made by `_queue`."""
@@ -119,6 +122,7 @@ def _members(held: Held) -> Iterable[Entry]:
     return held if isinstance(held, _Queue) else (held,)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # a test's scheduler subclasses it
 class Scheduler:
     """Queues entries per shard and hands out runs that may start now.
 

@@ -19,6 +19,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, cast
 
+from mypy_extensions import mypyc_attr
+
 from parafka.core.codec import decode_completed
 from parafka.core.commits import CommitPlanner
 from parafka.core.deadletter import Failure, dead_letter
@@ -79,6 +81,7 @@ class Flag:
         return self._set
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # share.py's loop subclasses it
 class Stoppable:
     """What a loop's owner may call from any thread: `stop()` and `stats()`. Shared by the
     consumer-group loop (ControlLoop) and the share-group loop (share.py)."""
@@ -120,6 +123,7 @@ class Phase(enum.Enum):
     FAILED = "failed"  # a record failed for good, or the client failed fatally
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the simulator's loop subclasses it
 class ControlLoop(Stoppable):
     """One run of a parallel consumer, from subscribe to close."""
 

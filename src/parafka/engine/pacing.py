@@ -213,7 +213,7 @@ class Pacer:
             for outcome in outcomes:
                 if outcome is None:
                     ok += 1
-                elif outcome is not NOT_RUN:
+                elif outcome != NOT_RUN:
                     if outcome[1] is None:
                         ok += 1
                     else:

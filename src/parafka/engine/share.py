@@ -236,7 +236,7 @@ class ShareLoop(Stoppable):
             outcome = None if outcomes is None else outcomes[index]
             if outcome is None:
                 self._settle(record, Ack.ACCEPT)
-            elif outcome is NOT_RUN:
+            elif outcome == NOT_RUN:
                 self._queued.appendleft(record)
             elif outcome[1] is not None:
                 self._failed(record, outcome[1])

@@ -141,7 +141,7 @@ class _WorkerOutputs:
         # if the client refuses it.
         refused: dict[int, BaseException | None] = {}
         for index, outcome in enumerate(chunk.outcomes):
-            if outcome is None or outcome is NOT_RUN or not outcome[0]:
+            if outcome is None or outcome == NOT_RUN or not outcome[0]:
                 continue
             chunk.with_outputs.append(index)
             group = id(outcome[0])

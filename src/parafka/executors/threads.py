@@ -93,7 +93,7 @@ class ThreadExecutor(Executor):
         self._handler: Handler = _unset
         self._job: Work | None = None
         self._decoder: Decode | None = None
-        self._inline = False  # handlers run on the control thread now
+        self._inline_now = False  # handlers run on the control thread now
         self._inline_over = False  # they did, and went back to worker threads for good
         self._standby: StandBy | None = None
         self._window_seconds = 0.0  # of chunks on the control thread since the last look
@@ -120,7 +120,7 @@ class ThreadExecutor(Executor):
 
     @property
     def runs_here(self) -> bool:
-        return self._inline
+        return self._inline_now
 
     @property
     def capacity(self) -> int:
@@ -128,7 +128,7 @@ class ThreadExecutor(Executor):
         while the control thread catches up (only when chunks hold several records).
         On the control thread, two chunks: a round of the loop stays a few milliseconds."""
         chunk = self.chunk_size
-        if self._inline:
+        if self._inline_now:
             return 2 * chunk
         return self.workers * (chunk if chunk == 1 else 2 * chunk)
 
@@ -195,7 +195,7 @@ class ThreadExecutor(Executor):
 
     def submit(self, runs: Sequence[Sequence[Record]]) -> None:
         put = self._queue.put
-        if self._inline or self._may_inline():
+        if self._inline_now or self._may_inline():
             self._run_here(runs)
             return
         if self._batch_size is not None:
@@ -228,7 +228,7 @@ class ThreadExecutor(Executor):
                 "handlers take %.1f us a record: running them on the control thread",
                 self._mean_seconds * 1e6,
             )
-        self._inline = True
+        self._inline_now = True
         standby, unordered, handler = self._standby, self._unordered, self._handler
         decoder, clock, cpu = self._decoder, time.perf_counter, time.process_time
         waiting = self._waiting
@@ -278,7 +278,7 @@ class ThreadExecutor(Executor):
 
     def _leave_inline(self) -> None:
         """Worker threads run every chunk from now on, those not run yet first."""
-        self._inline, self._inline_over = False, True
+        self._inline_now, self._inline_over = False, True
         for units in self._waiting:
             self._queue.put(Chunk(units))
         self._waiting.clear()

@@ -156,7 +156,7 @@ def test_a_run_executes_in_order_and_stops_at_the_first_failure(
     assert outcomes[0] is None
     assert outcomes[1] == ([Produced("sink", b"out", None, None)], None)
     assert outcomes[2] is not None and isinstance(outcomes[2][1], ValueError)
-    assert outcomes[3] is NOT_RUN and outcomes[4] is NOT_RUN
+    assert outcomes[3] == NOT_RUN and outcomes[4] == NOT_RUN
 
 
 def test_runs_of_different_keys_overlap_but_each_keeps_its_order(
@@ -234,7 +234,7 @@ def test_a_cancelled_error_raised_by_the_handler_is_a_failure(
     h.submit([recs(run_length)])
     results = h.collect(run_length)
     assert results[0][1] is not None and isinstance(results[0][1][1], asyncio.CancelledError)
-    assert all(outcome is NOT_RUN for _, outcome in results[1:])
+    assert all(outcome == NOT_RUN for _, outcome in results[1:])
     h.submit([recs(1, start=10)])  # the worker survived it
     assert h.collect(run_length + 1)[-1][0].offset == 10
 
@@ -287,12 +287,12 @@ def test_every_submitted_record_is_reported_exactly_once(harnesses: list[Harness
         for record in run:
             outcome = outcomes[record.offset]
             if stopped:
-                assert outcome is NOT_RUN
+                assert outcome == NOT_RUN
             elif record.offset in failing:
                 assert outcome is not None and isinstance(outcome[1], ValueError)
                 stopped = True
             else:
-                assert outcome is not NOT_RUN
+                assert outcome != NOT_RUN
 
 
 def test_shutdown_waits_for_running_handlers(harnesses: list[Harness]) -> None:

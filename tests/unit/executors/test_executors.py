@@ -27,7 +27,7 @@ def test_chunk_stops_at_the_first_failure() -> None:
     assert result.outcomes[0] is None
     assert result.outcomes[1] is not None and result.outcomes[1][0] is not None
     assert isinstance(result.outcomes[2][1], ValueError)  # type: ignore[index]
-    assert result.outcomes[3] is NOT_RUN and result.outcomes[4] is NOT_RUN
+    assert result.outcomes[3] == NOT_RUN and result.outcomes[4] == NOT_RUN
 
 
 def test_a_chunk_of_quiet_handlers_has_no_outcomes() -> None:

@@ -69,7 +69,7 @@ def test_isolation_finds_the_poison_and_keeps_order_per_shard(
         if offset in poison and (first_poison is None or first_poison == offset):
             assert outcome is not None and isinstance(outcome[1], ValueError)
         elif first_poison is not None and offset > first_poison:
-            assert outcome is NOT_RUN  # waits behind the failed record of its shard
+            assert outcome == NOT_RUN  # waits behind the failed record of its shard
             assert succeeded[offset] == 0
         else:
             assert succeeded[offset] == 1

@@ -37,7 +37,7 @@ def test_a_failure_stops_the_rest_of_its_run_only() -> None:
     assert [r.offset for r in result.records] == [0, 1, 2, 3, 4]
     assert result.outcomes[0] is None
     assert isinstance(result.outcomes[1][1], ValueError)  # type: ignore[index]
-    assert result.outcomes[2] is NOT_RUN
+    assert result.outcomes[2] == NOT_RUN
     assert result.outcomes[3:] == [None, None]  # the other key's run went on
 
 
