@@ -11,7 +11,7 @@ its cost in microseconds per record (share x GIL-busy time / records).
 
 Usage: python benchmarks/profile_engine.py [--handler noop|md5] [--ordering key|unordered]
                                            [--records N] [--concurrency C] [--rate R]
-                                           [--max-buffered N]
+                                           [--max-buffered N] [--native]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import argparse
 import collections
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -33,6 +34,7 @@ from pathlib import Path
 from common import console, fresh_group, keyed_items, produce, table
 
 from parafka import Output, ParallelConsumer, Record, tune_gc
+from parafka.build import COMPILED, compiled
 from parafka.core.gctuning import GcTimer
 from parafka.testing import LocalBroker
 
@@ -106,9 +108,25 @@ def _thread_cpu() -> dict[str, float]:
     return used
 
 
+# A compiled module's functions (setup.py, mypyc) have no Python frames; with `--native`
+# py-spy shows their C functions, named CPyDef_<module>___<function> (or CPyPy_ for the
+# wrapper called from Python), whose module is the last part of a compiled module's name.
+_COMPILED_FUNCTION = re.compile(r"^CPy(?:Def|Py)_([a-z_]+?)___")
+_COMPILED_PATHS = {path.rsplit("/", 1)[-1].removesuffix(".py"): path for path in COMPILED}
+
+
+def _as_source(frame: str) -> str:
+    """A compiled function's frame as the source file it came from; others unchanged."""
+    found = _COMPILED_FUNCTION.match(frame)
+    if found is None or found.group(1) not in _COMPILED_PATHS:
+        return frame
+    return f"{frame} (parafka/{_COMPILED_PATHS[found.group(1)]})"
+
+
 def component(stack: str) -> str:
     """The component of one py-spy raw stack (outermost first, frames split by ';')."""
     for frame in reversed(stack.split(";")):
+        frame = _as_source(frame)
         for prefix, name in COMPONENTS:
             if prefix in frame:
                 return name
@@ -124,6 +142,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-buffered", type=int, help="records held (default: the library's)")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument(
+        "--native",
+        action="store_true",
+        help="sample C frames too: the compiled modules' functions are charged to their "
+        "components (without it their time goes to the nearest Python caller)",
+    )
     parser.add_argument("--no-profile", action="store_true", help="only time the run")
     parser.add_argument("--tune-gc", action="store_true", help="parafka.tune_gc() first")
     parser.add_argument(
@@ -176,7 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.no_profile:
             sampler = subprocess.Popen(
                 [spy, "record", *(("--idle", "--threads") if args.wall else ("--gil",)),
-                 "--nonblocking", "-r", str(args.rate), "--format", "raw", "-o", str(raw),
+                 *(("--native",) if args.native else ("--nonblocking",)),
+                 "-r", str(args.rate), "--format", "raw", "-o", str(raw),
                  "--pid", str(os.getpid())],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
@@ -197,7 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.handler} handler, {args.ordering}, C={args.concurrency}: {counted:,} records "
         f"in {seconds:.2f} s = {rate:,.0f} records/s ({1e6 / rate:.2f} us a record); "
         f"process CPU {cpu / seconds:.2f} cores, {cpu / counted * 1e6:.2f} us a record; "
-        f"garbage collection {gc_time.total / seconds:.0%} of the time"
+        f"garbage collection {gc_time.total / seconds:.0%} of the time; "
+        f"{len(compiled())} of {len(COMPILED)} modules compiled (parafka.build)"
     )
     by_thread = sorted(((threads[t] - threads0.get(t, 0.0), t) for t in threads), reverse=True)
     console.print(
@@ -206,6 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if sampler is None:
         return 0
+    if args.native:
+        console.print(
+            "(--native pauses the process for each sample: the shares hold, the run is slower)"
+        )
     totals: collections.Counter[str] = collections.Counter()
     functions: collections.Counter[str] = collections.Counter()
     for line in raw.read_text().splitlines():
