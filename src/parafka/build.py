@@ -43,6 +43,14 @@ def compiled() -> list[str]:
     return found
 
 
+def summary() -> str:
+    """One line for `parafka --version`: how much of the per-record path runs compiled."""
+    done = len(compiled())
+    if not done:
+        return "pure Python, nothing compiled: PARAFKA_PURE=1, or no C compiler at install"
+    return f"per-record path compiled: {done} of {len(COMPILED)} modules"
+
+
 def stale(package: Path) -> list[str]:
     """Extension modules in the source tree `package` older than their .py (an edit not
     built yet: the extension would still be imported instead)."""

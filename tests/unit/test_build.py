@@ -48,3 +48,15 @@ def test_an_extension_older_than_its_source_is_stale(tmp_path: Path) -> None:
     os.utime(built, None)
     os.utime(source, (1_000_000, 1_000_000))
     assert stale(tmp_path) == []
+
+
+def test_the_version_says_how_much_runs_compiled(capsys: pytest.CaptureFixture[str]) -> None:
+    from parafka.cli import main
+
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("parafka, version ")
+    if compiled():
+        assert f"per-record path compiled: {len(compiled())} of {len(COMPILED)} modules" in out
+    else:
+        assert "pure Python, nothing compiled" in out

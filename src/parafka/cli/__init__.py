@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import click
 from confluent_kafka import KafkaException
 
+from parafka import build
 from parafka.cli.common import (
     Processes,
     bootstrap_option,
@@ -48,7 +49,9 @@ _BROKER_LOG_LINES = 10
 
 # Every command gets PARAFKA_* variables, --config FILE and --print-config (cli_config.py).
 @click.group(cls=ParafkaGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="parafka")
+@click.version_option(
+    package_name="parafka", message=f"%(prog)s, version %(version)s ({build.summary()})"
+)
 def cli() -> None:
     """parafka: process Kafka records in parallel with per-key order and exact offsets."""
 
