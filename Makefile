@@ -61,6 +61,5 @@ reliability: $(STAMP)
 	$(BIN)/python reliability/soak.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info src/*.so
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find src -name '*.so' -delete
-	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,4 +1,6 @@
-"""Compiles parafka's per-record path with mypyc (docs/architecture.md, "Compiled hot path").
+"""Compiles parafka's per-record path with mypyc.
+
+Why and what it gave: docs/architecture.md, "The per-record path compiled".
 
 The modules listed in src/parafka/build.py are plain, strictly typed Python; mypyc turns
 them into C extensions that import in their place. PARAFKA_PURE=1 builds without them: the

@@ -2,9 +2,9 @@
 
 setup.py compiles the per-record path (`COMPILED`) with mypyc into C extension modules,
 which Python imports in place of the .py files beside them. The package works the same
-without them (PARAFKA_PURE=1 at install, or no C compiler), only slower; docs/architecture.md
-("Compiled hot path") has the measurements. Standard library only: setup.py reads this file
-before parafka is installed.
+without them (PARAFKA_PURE=1 at install, or no C compiler), only slower; the measurements
+are in docs/architecture.md, "The per-record path compiled". Standard library only:
+setup.py reads this file before parafka is installed.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ from parafka.core.errors import NoOutputTopic
 Headers = list[tuple[str, bytes | None]]
 _RAW: Any = object()  # Record.data before a deserializer set it: the value itself
 _new_tuple = tuple.__new__
+# An Output's fields as plain objects. Compiled (setup.py), reading a field through its
+# declared type checks it, and a handler may give any bytes-like value (converted later).
+_OutputFields = tuple[object, object, object, str | None]
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # users' and tests' records subclass it
@@ -207,9 +210,7 @@ def normalize_outputs(result: object, default_topic: str | None) -> list[Produce
         headers = out.headers
         if isinstance(headers, dict):
             headers = list(headers.items())
-        # value and key read as objects: compiled (setup.py), Output's declared field types
-        # would be checked on the read, and a handler may give any bytes-like value
-        fields = cast("tuple[object, object, object, str | None]", out)
+        fields = cast(_OutputFields, out)
         produced.append(
             Produced(
                 topic,
@@ -233,9 +234,7 @@ def plain_output(result: object, default_topic: str | None) -> Produced | None:
         )
     if type(result) is not Output:
         return None
-    # As objects: compiled (setup.py), typed locals would check Output's declared field
-    # types, and a handler may give any bytes-like value (the general path converts it).
-    value, key, headers, topic = cast("tuple[object, object, object, str | None]", result)
+    value, key, headers, topic = cast(_OutputFields, result)
     topic = topic or default_topic
     if (
         type(value) is bytes

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from parafka.core.outcomes import OneEach, Outcome
+from parafka.core.outcomes import NOT_RUN, OneEach, Outcome
 from parafka.core.record import Record
 
 
@@ -82,8 +82,8 @@ class ChunkTimings:
         With `outcomes`, records after a failure that were not run do not count."""
         count = len(records)
         if outcomes is not None and not isinstance(outcomes, OneEach):
-            # NOT_RUN, (None, None), marks the records after a failure (executors/base.py).
-            count = next((i for i, o in enumerate(outcomes) if o == (None, None)), count)
+            # NOT_RUN marks the records after a failure (executors/base.py).
+            count = next((i for i, o in enumerate(outcomes) if o == NOT_RUN), count)
         if not count:
             return
         self.handler.observe(seconds / count, count)

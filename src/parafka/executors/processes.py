@@ -609,8 +609,6 @@ class ProcessExecutor(Executor):
                 self.traces.extend(reply[4])
             if not records:
                 continue
-            if outcomes is not None:  # NOT_RUN lost its identity in the pipe
-                outcomes = [NOT_RUN if o == NOT_RUN else o for o in outcomes]
             slot.hung = partial or (slot.hung and seconds == RETURNED)
             if seconds >= 0:
                 self._mean_seconds += 0.2 * (seconds / len(records) - self._mean_seconds)
