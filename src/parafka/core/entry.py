@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from parafka.core.record import _RAW, MessageRecord, Record
 
@@ -34,18 +34,18 @@ class State(enum.Enum):
     __hash__ = object.__hash__
 
 
-QUEUED = State.QUEUED
-RUNNING = State.RUNNING
-RETRY_WAIT = State.RETRY_WAIT
-SENDING = State.SENDING
-HELD = State.HELD
-DONE = State.DONE
-SETTLED = State.SETTLED
-STOPPED = State.STOPPED
-DROPPED = State.DROPPED
+QUEUED: Final = State.QUEUED
+RUNNING: Final = State.RUNNING
+RETRY_WAIT: Final = State.RETRY_WAIT
+SENDING: Final = State.SENDING
+HELD: Final = State.HELD
+DONE: Final = State.DONE
+SETTLED: Final = State.SETTLED
+STOPPED: Final = State.STOPPED
+DROPPED: Final = State.DROPPED
 # States in which an entry belongs to its shard's current run (the shard is busy).
-IN_RUN = frozenset({RUNNING, SENDING, DONE, HELD})
-FINAL = frozenset({SETTLED, STOPPED, DROPPED})
+IN_RUN: Final = frozenset({RUNNING, SENDING, DONE, HELD})
+FINAL: Final = frozenset({SETTLED, STOPPED, DROPPED})
 
 
 class Entry(MessageRecord):

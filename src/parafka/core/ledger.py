@@ -37,7 +37,7 @@ import enum
 import logging
 import time
 from collections.abc import Callable, Iterable
-from itertools import chain, groupby
+from itertools import groupby
 from operator import attrgetter
 
 from parafka.core.entry import (
@@ -292,14 +292,15 @@ class Ledger:
         count, high = 0, -1
         # counted per stretch of one partition, not per run (in key mode most runs are one
         # entry: one flat loop)
-        for entry in chain.from_iterable(runs):
-            entry.state = RUNNING
-            if entry.part is not part:
-                part.offsets.started(count, high)
-                part, count, high = entry.part, 0, -1
-            count += 1
-            if entry.offset > high:
-                high = entry.offset
+        for run in runs:  # (compiled: two loops over lists, faster than a chain)
+            for entry in run:
+                entry.state = RUNNING
+                if entry.part is not part:
+                    part.offsets.started(count, high)
+                    part, count, high = entry.part, 0, -1
+                count += 1
+                if entry.offset > high:
+                    high = entry.offset
         part.offsets.started(count, high)
         return runs
 

@@ -18,6 +18,15 @@ from itertools import compress, islice
 COMPACT_AFTER = 64
 
 
+def _within(offsets: list[int], low: int, high: int) -> bool:
+    """Whether every offset lies in [low, high] (compiled: a loop of integer comparisons,
+    not min() and max() over the list)."""
+    for offset in offsets:
+        if offset < low or offset > high:
+            return False
+    return True
+
+
 class PartitionOffsets:
     """Tracks received and finished offsets of one partition.
 
@@ -108,11 +117,7 @@ class PartitionOffsets:
         if start >= head and received[start : start + count] == offsets:
             finished[start : start + count] = b"\x01" * count  # a run of received offsets
             offsets = []
-        elif (
-            offsets
-            and last - first == size - 1 - head
-            and first <= min(offsets) <= max(offsets) <= last
-        ):
+        elif offsets and last - first == size - 1 - head and _within(offsets, first, last):
             # No offset missing from the oldest unfinished one on (the common case), and
             # all of them in that range: each flag is at its offset's distance from the
             # first (key order finishes scattered offsets: 0.13 -> 0.09 us an offset).

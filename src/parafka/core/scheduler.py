@@ -43,7 +43,7 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from mypy_extensions import mypyc_attr
 
@@ -58,10 +58,10 @@ Ordering = Literal["partition", "key", "unordered"]
 ORDERINGS: tuple[Ordering, ...] = ("key", "partition", "unordered")
 Run = list[Entry]
 
-WHOLE_PARTITION = "partition"  # the shard key of every entry in partition mode
+WHOLE_PARTITION: Final = "partition"  # the shard key of every entry in partition mode
 # A finished run longer than this leaves its queue in one step (`Scheduler.finished`); a
 # shorter one entry by entry, which costs less than the calls (engine_path.py --ahead).
-RUN_IN_C = 4
+RUN_IN_C: Final = 4
 
 
 def _partition_shard(record: Record) -> Hashable:
@@ -177,7 +177,7 @@ class Scheduler:
             if held is None:  # the common case in key mode: a shard of one entry
                 shards[key] = entry
                 ready.append(entry)
-            elif held.__class__ is _Queue:
+            elif type(held) is _Queue:
                 held.append(entry)
             else:  # a second entry: the shard becomes a queue (busy if its first runs)
                 first: Entry = held  # type: ignore[assignment]  # (no cast(): a call)
@@ -222,7 +222,8 @@ class Scheduler:
             head = ready.popleft()
             if head.state is not QUEUED:
                 continue  # stale: running, waiting for a retry, or gone
-            held = head.part.shards.get(head.shard)  # type: ignore[union-attr]
+            shards: Shards = head.part.shards  # type: ignore[assignment]  # set: it is queued
+            held = shards.get(head.shard)  # (compiled: a dict's get, not a method call)
             if held is head:  # a shard of one entry
                 if limits and self._over_limit(head):
                     parked.append(head)
@@ -231,22 +232,29 @@ class Scheduler:
                 runs.append([head])
                 taken += 1
                 continue
-            if held.__class__ is not _Queue or held.busy or held[0] is not head:
+            if type(held) is not _Queue or held.busy or held[0] is not head:
                 continue  # stale: not its shard's head any more, or its shard is busy
             queue: _Queue = held
             count = len(queue)
+            run = [head]
             if count > 1:  # a run stops before an entry waiting for its retry
-                count = min(size, count, free - taken)
-                for i, e in enumerate(itertools.islice(queue, count)):
-                    if e.state is not QUEUED:
+                # (compiled: plain comparisons and a loop, not min() and islice)
+                if count > size:
+                    count = size
+                if count > free - taken:
+                    count = free - taken
+                for i in range(1, count):
+                    entry = queue[i]
+                    if entry.state is not QUEUED:
                         count = i
                         break
+                    run.append(entry)
             if limits:
                 count = self._within_limit(queue, count)
                 if count == 0:
                     parked.append(head)
                     continue
-            run = [head] if count == 1 else list(itertools.islice(queue, count))
+                del run[count:]
             queue.busy = count
             runs.append(run)
             taken += count
@@ -294,7 +302,7 @@ class Scheduler:
                 del shards[key]
                 left.append(entry)
                 continue
-            if held.__class__ is not _Queue:
+            if type(held) is not _Queue:
                 continue
             last_part, last_key = entry.part, key
             queue: _Queue = held
@@ -362,7 +370,7 @@ class Scheduler:
         """`count` entries of shard `held` went back to QUEUED, at their places."""
         if held is None:
             return
-        if held.__class__ is _Queue:
+        if type(held) is _Queue:
             queue: _Queue = held
             head = queue[0]
             self._resolved(self._shards(head.part), head.shard, queue, count, front=True)
@@ -381,7 +389,7 @@ class Scheduler:
             held = shards.get(key)
             if held is entry:
                 del shards[key]
-            elif held.__class__ is _Queue:
+            elif type(held) is _Queue:
                 queue: _Queue = held
                 queue.remove(entry)
                 self._resolved(shards, key, queue, 1)
@@ -389,13 +397,13 @@ class Scheduler:
     def _held(self, entry: Entry) -> Held | None:
         """The shard of `entry` (its queue, or the entry alone), if it still holds it."""
         held = self._shards(entry.part).get(entry.shard)
-        return held if held is entry or held.__class__ is _Queue else None
+        return held if held is entry or type(held) is _Queue else None
 
     def _resolved_one(self, entry: Entry) -> None:
         """One entry of a run resolved without leaving its shard (retry, hold back)."""
         shards = self._shards(entry.part)
         held = shards.get(entry.shard)
-        if held.__class__ is _Queue:
+        if type(held) is _Queue:
             self._resolved(shards, entry.shard, held, 1)
         # a lone entry waiting for its retry, or held back: its shard is not busy, and
         # not ready either
@@ -456,7 +464,7 @@ class Scheduler:
             held = self._shards(entry.part).get(entry.shard)
             if held is entry:
                 pass  # a lone entry, queued or waiting: its shard is not busy
-            elif held.__class__ is _Queue and held and held[0] is entry and not held.busy:
+            elif type(held) is _Queue and held and held[0] is entry and not held.busy:
                 held.busy = 1
             else:
                 return False
@@ -488,7 +496,7 @@ class Scheduler:
                 self._fifo.appendleft(entry)
                 continue
             held = self._shards(entry.part).get(entry.shard)
-            if held is entry or (held.__class__ is _Queue and held[0] is entry and not held.busy):
+            if held is entry or (type(held) is _Queue and held[0] is entry and not held.busy):
                 self._ready.appendleft(entry)
         return released
 
@@ -510,7 +518,7 @@ class Scheduler:
             if entry.state is not RETRY_WAIT or entry.due != due:
                 continue  # stale
             held = self._shards(entry.part).get(entry.shard)
-            if held.__class__ is _Queue and len(held) > 1:
+            if type(held) is _Queue and len(held) > 1:
                 tp = entry.part.tp
                 behind[tp] = behind.get(tp, 0) + len(held) - 1
         return behind
@@ -572,7 +580,7 @@ class Scheduler:
                     keep = [e for e in members if e.state in IN_RUN]
                     if not keep:
                         del shards[key]
-                    elif held.__class__ is _Queue and len(keep) < len(members):
+                    elif type(held) is _Queue and len(keep) < len(members):
                         shards[key] = _queue(keep, held.busy)
         for tp in gone:
             self._limits.pop(tp, None)
