@@ -20,6 +20,13 @@ the rate (`follow`): a loop that finishes records fast holds what it finishes in
 BUFFER_SECONDS, up to MOST_BUFFERED. Records that wait for their outputs' acknowledgement
 count as held, so a buffer of a few milliseconds' work makes a fast loop wait for
 acknowledgements instead of fetching.
+
+Without a user's limit, the records waiting to start (the *backlog*) are bounded too: at
+what the loop finishes in BACKLOG_SECONDS, never under the starting limit. The rest of the
+buffer is for records whose outputs await their acknowledgement. A deep backlog feeds the
+executor no better, and in key order it costs: runs gather each key's records from all
+over it, so records are taken, and freed, far from the order they came in, and the memory
+they touch is no longer in the CPU's caches (docs/architecture.md, "The backlog bounded").
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ class FlowDecision:
 
 BUFFER_SECONDS = 0.05  # a limit that follows the rate holds this long of its work
 MOST_BUFFERED = 10_000  # and grows no further than this
+BACKLOG_SECONDS = 0.005  # records waiting to start: this long of the loop's work at most
 # Handlers on the loop's own thread lack records when the loop waited this share of the
 # time between two looks (`lacking`).
 LACKING_WAIT = 0.25
@@ -55,6 +63,7 @@ class FlowControl:
     ) -> None:
         self.limit = limit
         self.follows_rate = follows_rate  # the user set no limit: it grows with the rate
+        self.backlog = limit  # records waiting to start at most (only when following)
         self.stall_after = stall_after
         self.starve_after = starve_after
         self.stalled = False  # every partition paused: the buffer stayed full
@@ -68,9 +77,11 @@ class FlowControl:
     def follow(self, rate: float) -> bool:
         """Records finish at `rate` a second: a limit that follows the rate grows to hold
         BUFFER_SECONDS of them (at most MOST_BUFFERED). It never shrinks: a limit that
-        fell under the held count would pause fetching. True if it grew."""
+        fell under the held count would pause fetching. True if it grew. The backlog's
+        bound grows with it, to BACKLOG_SECONDS of records."""
         if not self.follows_rate:
             return False
+        self.backlog = max(self.backlog, min(MOST_BUFFERED, int(rate * BACKLOG_SECONDS)))
         wanted = min(MOST_BUFFERED, int(rate * BUFFER_SECONDS))
         if wanted <= self.limit:
             return False
@@ -92,9 +103,13 @@ class FlowControl:
             return free_slots
         return looked is not None and waited >= LACKING_WAIT * (now - looked)
 
-    def room(self, held: int) -> int:
-        """How many more records may be fetched now."""
-        return max(0, self.limit - held)
+    def room(self, held: int, waiting: int) -> int:
+        """How many more records may be fetched now: `held` in all, `waiting` of them
+        waiting to start (bounded by the backlog when the limit follows the rate)."""
+        room = self.limit - held
+        if self.follows_rate:
+            room = min(room, self.backlog - waiting)
+        return max(0, room)
 
     def check_stall(self, now: float, held: int) -> bool | None:
         """True: pause everything; False: resume everything; None: no change."""

@@ -474,7 +474,7 @@ class ControlLoop(Stoppable):
             else:
                 self._resume(assigned - flow.fair_paused)
             log.debug("%s fetching (%d records held)", "paused" if change else "resumed", held)
-        room = flow.room(held)
+        room = flow.room(held, self.ledger.queued)
         if room <= 0 and not flow.stalled:
             # Stay responsive to completions; rebalance callbacks wait for the next poll.
             began = self.clock()

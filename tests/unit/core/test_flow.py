@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from parafka.core.flow import BUFFER_SECONDS, LACKING_WAIT, MOST_BUFFERED, FlowControl
+from parafka.core.flow import BACKLOG_SECONDS, BUFFER_SECONDS, LACKING_WAIT, MOST_BUFFERED, FlowControl
 
 P0, P1, P2, P3 = ("t", 0), ("t", 1), ("t", 2), ("t", 3)
 
@@ -141,7 +141,7 @@ def test_without_a_users_limit_the_buffer_grows_with_the_rate_up_to_its_ceiling(
     assert flow.limit == 1000
     assert flow.follow(100_000)
     assert flow.limit == int(100_000 * BUFFER_SECONDS)
-    assert flow.room(1000) == flow.limit - 1000
+    assert flow.room(4500, waiting=0) == flow.limit - 4500
     assert not flow.follow(30_000)  # it never shrinks under records it may hold
     assert flow.limit == int(100_000 * BUFFER_SECONDS)
     flow.follow(10_000_000)
@@ -152,3 +152,25 @@ def test_a_users_limit_stays_what_they_set() -> None:
     flow = FlowControl(300)
     assert not flow.follow(1_000_000)
     assert flow.limit == 300
+
+
+def test_without_a_users_limit_records_waiting_to_start_are_bounded_by_the_backlog() -> None:
+    flow = FlowControl(1000, follows_rate=True)
+    assert flow.backlog == 1000  # never under the starting limit
+    assert flow.room(900, waiting=300) == 100  # the limit is the nearer bound
+    flow.follow(1_000_000)
+    assert flow.limit == MOST_BUFFERED
+    assert flow.backlog == int(1_000_000 * BACKLOG_SECONDS) == 5000
+    # Records awaiting their outputs' acknowledgement are held, not waiting: they may
+    # fill the buffer up to the limit, while the backlog stays short.
+    assert flow.room(3000, waiting=2000) == 3000  # the backlog is the nearer bound
+    assert flow.room(8000, waiting=1000) == 2000  # the limit is
+    assert flow.room(5000, waiting=5000) == 0
+    flow.follow(100_000)  # slower now: neither bound shrinks
+    assert flow.backlog == 5000
+
+
+def test_a_users_limit_is_the_only_bound_on_what_is_fetched() -> None:
+    flow = FlowControl(12_000)
+    flow.follow(1_000_000)
+    assert flow.room(3000, waiting=3000) == 9000
