@@ -19,12 +19,9 @@ COMPACT_AFTER = 64
 
 
 def _within(offsets: list[int], low: int, high: int) -> bool:
-    """Whether every offset lies in [low, high] (compiled: a loop of integer comparisons,
-    not min() and max() over the list)."""
-    for offset in offsets:
-        if offset < low or offset > high:
-            return False
-    return True
+    """Whether every offset lies in [low, high]. (Compiled, all() over a generator is a
+    loop of integer comparisons; min() and max() of a list were two generic calls.)"""
+    return all(low <= offset <= high for offset in offsets)
 
 
 class PartitionOffsets:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from parafka.core.flow import BACKLOG_SECONDS, BUFFER_SECONDS, LACKING_WAIT, MOST_BUFFERED, FlowControl
+from parafka.core.flow import (
+    BACKLOG_SECONDS,
+    BUFFER_SECONDS,
+    LACKING_WAIT,
+    MOST_BUFFERED,
+    FlowControl,
+)
 
 P0, P1, P2, P3 = ("t", 0), ("t", 1), ("t", 2), ("t", 3)
 
