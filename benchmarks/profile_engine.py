@@ -9,9 +9,14 @@ time, which is what one process can spend). Each sample is charged to one compon
 innermost parafka frame (or the handler's), and the report gives each component's share and
 its cost in microseconds per record (share x GIL-busy time / records).
 
+`--perf N` samples the control thread with Linux perf instead and lists the N functions
+with the largest inclusive share of its time. perf reads C frames without pausing the
+thread, so it sees what py-spy cannot: inside the compiled modules and the client, where
+the allocator and the freeing of records spend their time.
+
 Usage: python benchmarks/profile_engine.py [--handler noop|md5] [--ordering key|unordered]
                                            [--records N] [--concurrency C] [--rate R]
-                                           [--max-buffered N] [--native]
+                                           [--max-buffered N] [--native] [--perf N]
 """
 
 from __future__ import annotations
@@ -133,6 +138,31 @@ def component(stack: str) -> str:
     return "client and interpreter (no parafka frame)"
 
 
+def _print_perf(data: Path, count: int) -> None:
+    """The functions with the largest inclusive share of the control thread's samples
+    (perf report --children), the interpreter's own frames left out."""
+    report = subprocess.run(
+        ["perf", "report", "-i", str(data), "--children", "--sort", "sym", "-g", "none",
+         "--stdio", "--percent-limit", "0.5"],
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    console.print("control thread, inclusive share of its samples (perf, cpu-clock):")
+    shown = 0
+    for line in report.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or not fields[0].endswith("%") or fields[2] != "[.]":
+            continue
+        name = fields[3]
+        if name.startswith(("_Py", "Py", "method_", "cfunction_", "thread", "pythread", "start_")):
+            continue  # the interpreter's calling machinery: in every stack
+        if name.startswith(("clone", "do_call", "_PyEval")) or name.startswith("0x"):
+            continue
+        console.print(f"{fields[0]:>8}  {name}", highlight=False)
+        shown += 1
+        if shown == count:
+            break
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--handler", choices=("noop", "md5"), default="noop")
@@ -154,9 +184,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--wall", action="store_true", help="sample every thread, idle included (not --gil)"
     )
     parser.add_argument("--functions", type=int, default=0, help="also list the top N functions")
+    parser.add_argument(
+        "--perf",
+        type=int,
+        metavar="N",
+        help="instead of py-spy, sample the control thread with Linux perf (4 kHz, DWARF "
+        "call graphs: C frames without pausing it) and list the N functions with the "
+        "largest inclusive share of its time",
+    )
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not args.no_profile and not Path(spy).exists():
+    if args.perf is not None:
+        if shutil.which("perf") is None:
+            print(
+                "profile_engine: --perf needs Linux perf (apt install linux-perf)", file=sys.stderr
+            )
+            return 2
+        args.no_profile = True  # one sampler at a time
+    elif not args.no_profile and not Path(spy).exists():
         print("profile_engine: py-spy not found; install the dev extra", file=sys.stderr)
         return 2
 
@@ -197,6 +242,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc_time.install()
         threads0 = _thread_cpu()
         first, began, cpu0 = len(_done), time.perf_counter(), time.process_time()
+        perf_data = raw.with_name("perf.data")
+        if args.perf is not None:
+            control = next(t for t in threading.enumerate() if t.name == "parafka-control")
+            sampler = subprocess.Popen(
+                ["perf", "record", "-e", "cpu-clock", "-F", "4000", "--call-graph",
+                 "dwarf,16384", "-o", str(perf_data), "-t", str(control.native_id)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
         if not args.no_profile:
             sampler = subprocess.Popen(
                 [spy, "record", *(("--idle", "--threads") if args.wall else ("--gil",)),
@@ -230,6 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "CPU by thread: "
         + ", ".join(f"{name} {used / counted * 1e6:.2f} us" for used, name in by_thread[:6] if used)
     )
+    if args.perf is not None:
+        _print_perf(perf_data, args.perf)
+        return 0
     if sampler is None:
         return 0
     if args.native:

@@ -111,13 +111,17 @@ class FlowControl:
             room = min(room, self.backlog - waiting)
         return max(0, room)
 
-    def check_stall(self, now: float, held: int) -> bool | None:
-        """True: pause everything; False: resume everything; None: no change."""
-        if held < self.limit:
+    def check_stall(self, now: float, held: int, waiting: int) -> bool | None:
+        """True: pause everything; False: resume everything; None: no change. Full is
+        what stops fetching (`room`): the held records at the limit, or the waiting
+        ones at the backlog."""
+        backlog = self.backlog if self.follows_rate else self.limit
+        if held < self.limit and waiting < backlog:
             self._full_since = None
             # Resume at half (a resume costs a refetch), or at once when there is room and
             # a partition starves: records stuck behind a hung one may never drop to half.
-            if self.stalled and (held <= self.limit // 2 or self._starved):
+            half = held <= self.limit // 2 and waiting <= backlog // 2
+            if self.stalled and (half or self._starved):
                 self.stalled = False
                 return False
             return None

@@ -365,7 +365,8 @@ OPTIONS: tuple[Option, ...] = (
         "max_buffered",
         None,
         "Records held in memory before fetching stops (unset: the limit grows with the "
-        "rate, to 50 ms of records, at most 10,000).",
+        "rate, to 50 ms of records, at most 10,000, and records waiting to start are kept "
+        "to 5 ms of them).",
         ("--max-buffered",),
         kind="count",
         group="Memory, commits and shutdown",

@@ -466,7 +466,7 @@ class ControlLoop(Stoppable):
     def _fetch(self, now: float) -> bool:
         """Poll for records while there is room; pause when stuck full. True if any came."""
         flow, held = self.flow, self.ledger.held
-        change = flow.check_stall(now, held)
+        change = flow.check_stall(now, held, self.ledger.queued)
         if change is not None:
             assigned = set(self.ledger.parts)
             if change:

@@ -15,12 +15,12 @@ P0, P1, P2, P3 = ("t", 0), ("t", 1), ("t", 2), ("t", 3)
 
 def test_stall_pauses_after_a_while_full_and_resumes_at_half() -> None:
     flow = FlowControl(limit=100, stall_after=1.0)
-    assert flow.check_stall(0.0, 100) is None  # just became full
-    assert flow.check_stall(0.5, 100) is None
-    assert flow.check_stall(1.0, 100) is True
-    assert flow.check_stall(1.5, 100) is None  # already paused
-    assert flow.check_stall(2.0, 80) is None  # hysteresis: not yet half
-    assert flow.check_stall(2.5, 50) is False
+    assert flow.check_stall(0.0, 100, waiting=0) is None  # just became full
+    assert flow.check_stall(0.5, 100, waiting=0) is None
+    assert flow.check_stall(1.0, 100, waiting=0) is True
+    assert flow.check_stall(1.5, 100, waiting=0) is None  # already paused
+    assert flow.check_stall(2.0, 80, waiting=0) is None  # hysteresis: not yet half
+    assert flow.check_stall(2.5, 50, waiting=0) is False
     assert not flow.stalled
 
 
@@ -28,7 +28,7 @@ def test_brief_fills_never_pause() -> None:
     flow = FlowControl(limit=100, stall_after=1.0)
     for step in range(100):
         held = 100 if step % 2 else 99  # full, then one finishes, then full again
-        assert flow.check_stall(step * 0.05, held) is None
+        assert flow.check_stall(step * 0.05, held, waiting=0) is None
 
 
 def test_a_starved_partition_makes_hoarders_pause_until_half_their_share() -> None:
@@ -116,9 +116,9 @@ def test_a_stalled_consumer_still_gives_a_starved_partition_its_share() -> None:
     hoarder must still be paused and trimmed, or the stall never ends and the starved
     partition never gets a record (found by the simulator's starving schedules)."""
     flow = FlowControl(limit=8, stall_after=1.0, starve_after=0.2)
-    assert flow.check_stall(0.0, 8) is None
-    assert flow.check_stall(1.0, 8) is True  # full for a while: everything paused
-    assert flow.check_stall(1.5, 5) is None  # 5 held: not yet half
+    assert flow.check_stall(0.0, 8, waiting=0) is None
+    assert flow.check_stall(1.0, 8, waiting=0) is True  # full for a while: everything paused
+    assert flow.check_stall(1.5, 5, waiting=0) is None  # 5 held: not yet half
     held, backlog = {P0: 5, P1: 0}, {P0: True, P1: True}
     flow.rebalance_shares(1.5, held, backlog)
     decision = flow.rebalance_shares(1.8, held, backlog)
@@ -131,13 +131,13 @@ def test_a_stall_ends_with_room_once_a_partition_starves() -> None:
     a partition with a backlog has starved, the stall ends as soon as there is room, not
     at half (found by the simulator's starving schedules)."""
     flow = FlowControl(limit=8, stall_after=1.0, starve_after=0.2)
-    flow.check_stall(0.0, 8)
-    assert flow.check_stall(1.0, 8) is True
+    flow.check_stall(0.0, 8, waiting=0)
+    assert flow.check_stall(1.0, 8, waiting=0) is True
     held, backlog = {P0: 4, P1: 0}, {P0: True, P1: True}
-    assert flow.check_stall(1.1, 5) is None  # above half: stays stalled
+    assert flow.check_stall(1.1, 5, waiting=0) is None  # above half: stays stalled
     flow.rebalance_shares(1.1, held, backlog)
     flow.rebalance_shares(1.4, held, backlog)  # P1 starved for 0.3 s
-    assert flow.check_stall(1.4, 5) is False
+    assert flow.check_stall(1.4, 5, waiting=0) is False
     assert not flow.stalled
 
 
@@ -180,3 +180,15 @@ def test_a_users_limit_is_the_only_bound_on_what_is_fetched() -> None:
     flow = FlowControl(12_000)
     flow.follow(1_000_000)
     assert flow.room(3000, waiting=3000) == 9000
+
+
+def test_a_full_backlog_that_does_not_move_pauses_everything_too() -> None:
+    """A full backlog stops fetching as a full buffer does, so it must stall the same way:
+    a loop that stops fetching without pausing polls no more (the group would drop it
+    after max.poll.interval.ms while a hung handler holds every waiting record back)."""
+    flow = FlowControl(1000, follows_rate=True)
+    flow.follow(1_000_000)  # limit 10,000, backlog 5,000
+    assert flow.check_stall(0.0, 6000, waiting=5000) is None  # just became full
+    assert flow.check_stall(1.0, 6000, waiting=5000) is True
+    assert flow.check_stall(1.5, 4000, waiting=3000) is None  # hysteresis: not yet half
+    assert flow.check_stall(2.0, 4000, waiting=2500) is False
