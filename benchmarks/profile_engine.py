@@ -138,6 +138,10 @@ def component(stack: str) -> str:
     return "client and interpreter (no parafka frame)"
 
 
+_MACHINERY = ("_Py", "Py", "method_", "cfunction_", "do_call", "thread", "pythread", "start_",
+              "clone", "0x")  # fmt: skip
+
+
 def _print_perf(data: Path, count: int) -> None:
     """The functions with the largest inclusive share of the control thread's samples
     (perf report --children), the interpreter's own frames left out."""
@@ -153,10 +157,8 @@ def _print_perf(data: Path, count: int) -> None:
         if len(fields) < 4 or not fields[0].endswith("%") or fields[2] != "[.]":
             continue
         name = fields[3]
-        if name.startswith(("_Py", "Py", "method_", "cfunction_", "thread", "pythread", "start_")):
-            continue  # the interpreter's calling machinery: in every stack
-        if name.startswith(("clone", "do_call", "_PyEval")) or name.startswith("0x"):
-            continue
+        if name.startswith(_MACHINERY):
+            continue  # the interpreter's and the thread's calling machinery: in every stack
         console.print(f"{fields[0]:>8}  {name}", highlight=False)
         shown += 1
         if shown == count:

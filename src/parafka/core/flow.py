@@ -63,7 +63,9 @@ class FlowControl:
     ) -> None:
         self.limit = limit
         self.follows_rate = follows_rate  # the user set no limit: it grows with the rate
-        self.backlog = limit  # records waiting to start at most (only when following)
+        # Records waiting to start at most: grows only with a limit that follows the rate
+        # (`follow`), so with a user's limit it stays that limit, which bounds them anyway.
+        self.backlog = limit
         self.stall_after = stall_after
         self.starve_after = starve_after
         self.stalled = False  # every partition paused: the buffer stayed full
@@ -105,22 +107,17 @@ class FlowControl:
 
     def room(self, held: int, waiting: int) -> int:
         """How many more records may be fetched now: `held` in all, `waiting` of them
-        waiting to start (bounded by the backlog when the limit follows the rate)."""
-        room = self.limit - held
-        if self.follows_rate:
-            room = min(room, self.backlog - waiting)
-        return max(0, room)
+        waiting to start."""
+        return max(0, min(self.limit - held, self.backlog - waiting))
 
     def check_stall(self, now: float, held: int, waiting: int) -> bool | None:
         """True: pause everything; False: resume everything; None: no change. Full is
-        what stops fetching (`room`): the held records at the limit, or the waiting
-        ones at the backlog."""
-        backlog = self.backlog if self.follows_rate else self.limit
-        if held < self.limit and waiting < backlog:
+        what stops fetching: no `room`."""
+        if self.room(held, waiting):
             self._full_since = None
             # Resume at half (a resume costs a refetch), or at once when there is room and
             # a partition starves: records stuck behind a hung one may never drop to half.
-            half = held <= self.limit // 2 and waiting <= backlog // 2
+            half = held <= self.limit // 2 and waiting <= self.backlog // 2
             if self.stalled and (half or self._starved):
                 self.stalled = False
                 return False

@@ -466,7 +466,8 @@ class ControlLoop(Stoppable):
     def _fetch(self, now: float) -> bool:
         """Poll for records while there is room; pause when stuck full. True if any came."""
         flow, held = self.flow, self.ledger.held
-        change = flow.check_stall(now, held, self.ledger.queued)
+        waiting = self.ledger.queued
+        change = flow.check_stall(now, held, waiting)
         if change is not None:
             assigned = set(self.ledger.parts)
             if change:
@@ -474,7 +475,7 @@ class ControlLoop(Stoppable):
             else:
                 self._resume(assigned - flow.fair_paused)
             log.debug("%s fetching (%d records held)", "paused" if change else "resumed", held)
-        room = flow.room(held, self.ledger.queued)
+        room = flow.room(held, waiting)
         if room <= 0 and not flow.stalled:
             # Stay responsive to completions; rebalance callbacks wait for the next poll.
             began = self.clock()
