@@ -266,6 +266,38 @@ def test_without_max_buffered_the_limit_grows_with_the_rate_and_holds(
     assert committed(broker, gid, topic, 2) == end_offsets(broker, topic, 2, 20_000)
 
 
+def test_without_max_buffered_records_waiting_to_start_stay_within_the_backlog(
+    broker: LocalBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The limit grows to its ceiling at the first look at the rate (10 s of records), while
+    # the backlog stays at the starting limit (0 s of records): records waiting to start
+    # must stay within it, though the buffer may hold ten times as many (flow.py).
+    monkeypatch.setattr("parafka.core.flow.BUFFER_SECONDS", 10.0)
+    monkeypatch.setattr("parafka.core.flow.BACKLOG_SECONDS", 0.0)
+    topic, gid = broker.new_topic("backlog", partitions=2), group()
+    produce_keyed(broker, topic, 60_000, keys=100)
+
+    def busy(record: Record) -> None:  # about 10 us each: a run of a second or more
+        end = time.perf_counter() + 1e-5
+        while time.perf_counter() < end:
+            pass
+
+    pc = consumer(broker, busy, topic, gid, ordering="key")  # C=16: the backlog is 1,000
+    peak_waiting, limits = 0, set()
+    with pc:
+        deadline = time.monotonic() + 60
+        while pc.stats().processed < 60_000 and time.monotonic() < deadline:
+            stats = pc.stats()
+            peak_waiting = max(peak_waiting, stats.queued)
+            limits.add(stats.buffer_limit)
+            time.sleep(0.01)
+        final = pc.stats()
+    assert final.processed == 60_000
+    assert MOST_BUFFERED in limits  # the buffer could have held 10,000 meanwhile
+    assert 0 < peak_waiting <= 1000
+    assert committed(broker, gid, topic, 2) == end_offsets(broker, topic, 2, 60_000)
+
+
 def test_stop_from_another_thread_commits_what_is_done(broker: LocalBroker) -> None:
     topic, gid = broker.new_topic("stop", partitions=2), group()
     produce_keyed(broker, topic, 2000, keys=50)
