@@ -70,13 +70,16 @@ def _one_output(record: object) -> bytes:
 
 
 PRODUCED = [Produced("out", b"v", b"k", None)]
+STEPS = ("accept", "take", "completed", "acknowledged")  # the ledger's, timed by --phases
 
 
-def _acknowledge(ledger: Ledger, sends: list[tuple[list[Entry], list[Produced]]]) -> None:
+def _acknowledge(
+    acknowledged: Callable[..., Any], sends: list[tuple[list[Entry], list[Produced]]]
+) -> None:
     """The outputs handed over are acknowledged in one report, as the output thread
-    reports an epoch (engine/outputs.py)."""
+    reports an epoch (engine/outputs.py); `acknowledged` is the ledger's."""
     if sends:
-        ledger.acknowledged([entry for entries, _ in sends for entry in entries], None)
+        acknowledged([entry for entries, _ in sends for entry in entries], None)
 
 
 def _timed(phases: dict[str, float], name: str, step: Callable[..., Any]) -> Callable[..., Any]:
@@ -102,9 +105,12 @@ def one_pass(
 ) -> int:
     ledger = Ledger(ordering, concurrency=4 * BATCH, retry=RetryPolicy())
     ledger.scheduler.run_length = CHUNK
-    if phases is not None:  # the ledger's steps timed (the rest: packing, running, plans)
-        for name in ("accept", "take", "completed", "acknowledged"):
-            setattr(ledger, name, _timed(phases, name, getattr(ledger, name)))
+    # The ledger's steps, timed with --phases (the rest: packing, running, plans). Wrapped
+    # here, not set on the ledger: compiled (setup.py), its methods cannot be replaced.
+    steps = [getattr(ledger, name) for name in STEPS]
+    if phases is not None:
+        steps = [_timed(phases, name, step) for name, step in zip(STEPS, steps, strict=True)]
+    accept, take, completed, acknowledged = steps
     for p in range(PARTITIONS):
         ledger.assign(("t", p), 0)
     planner = CommitPlanner(4000)
@@ -113,27 +119,27 @@ def one_pass(
     unordered = ordering == "unordered"
     done = 0
     for number, batch in enumerate(batches):
-        ledger.accept(batch)  # type: ignore[arg-type]
+        accept(batch)
         if number % ahead != ahead - 1 and number != len(batches) - 1:
             continue  # read ahead: a key has several records waiting, as under a backlog
-        while runs := ledger.take():
+        while runs := take():
             if workers:
                 for units in pack_units(runs, CHUNK, unordered):
                     chunk = Chunk(units)  # as the thread executor makes them
                     run_units(work.handler, chunk, work, None, unordered)  # type: ignore[arg-type]
                     result = chunk.take_done()
                     assert result is not None
-                    actions = ledger.completed(result.records, result.outcomes)  # type: ignore[arg-type]
-                    _acknowledge(ledger, actions.send)
+                    actions = completed(result.records, result.outcomes)
+                    _acknowledge(acknowledged, actions.send)
                     done += len(result.records)
                 continue
             for chunk in pack_runs(runs, CHUNK):
                 if outputs:
                     results: list[Outcome | None] = [(produced, None)] * len(chunk)
-                    actions = ledger.completed(chunk, results)
-                    _acknowledge(ledger, actions.send)
+                    actions = completed(chunk, results)
+                    _acknowledge(acknowledged, actions.send)
                 else:
-                    ledger.completed(chunk, None)
+                    completed(chunk, None)
                 done += len(chunk)
         if number % 10 == 9:
             planner.plan({tp: part.offsets for tp, part in ledger.parts.items()})

@@ -105,6 +105,13 @@ CONFIGS: dict[str, tuple[str | None, float | None, Run]] = {
         _pipeline,
     ),
     "parafka defaults (threads, key), per record": (ONE_LOOP, 0.8, _parafka(1, PER_RECORD)),
+    # The defaults with the control and output threads where the system puts them: what
+    # the defaults were before they shared one core (engine/placement.py).
+    "parafka defaults, threads placed by the OS": (
+        ONE_LOOP,
+        None,
+        _parafka(1, PER_RECORD, thread_placement="os"),
+    ),
     "parafka partition order (threads), per record": (
         ONE_LOOP,
         None,
@@ -128,7 +135,7 @@ CONFIGS: dict[str, tuple[str | None, float | None, Run]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--records", type=int, default=400_000)  # as issue 14 measured
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", help="comma-separated configuration names (prefixes)")
     parser.add_argument("--no-chart", action="store_true")

@@ -409,3 +409,49 @@ def test_a_starved_partition_gets_its_share_of_the_buffer(broker: LocalBroker) -
     }
     # every partition started before any partition got through half of its records
     assert max(first_seen.values()) < min(done_at_half.values())
+
+
+@pytest.mark.parametrize("placement", ["together", "os"])
+def test_the_control_and_output_threads_share_one_core_unless_told_otherwise(
+    broker: LocalBroker, placement: str
+) -> None:
+    # engine/placement.py: the two threads that take turns with the GIL run on one core
+    # (measured faster); with thread_placement="os" the system places them.
+    import os
+
+    from parafka.engine.placement import supported
+
+    if not supported():
+        pytest.skip("needs Linux and two cores or more")
+    source, sink = broker.new_topic("placed-in", 2), broker.new_topic("placed-out", 2)
+    gid = group()
+    produce_keyed(broker, source, 300, keys=20)
+    allowed = os.sched_getaffinity(0)
+    seen: list[tuple[set[int], set[int]]] = []
+
+    def handle(record: Record) -> Output:
+        time.sleep(0.02)  # a run of 3 s: the placement looks every second
+        return Output(record.value, key=record.key)
+
+    pc = consumer(
+        broker, handle, source, gid, output_topic=sink, concurrency=2, thread_placement=placement
+    )
+    with pc:
+        deadline = time.monotonic() + 30
+        while pc.stats().processed < 300 and time.monotonic() < deadline:
+            threads = {t.name: t.native_id for t in threading.enumerate()}
+            if "parafka-control" in threads and "parafka-outputs" in threads:
+                seen.append(
+                    (
+                        os.sched_getaffinity(threads["parafka-control"]),
+                        os.sched_getaffinity(threads["parafka-outputs"]),
+                    )
+                )
+            time.sleep(0.05)
+        assert pc.stats().processed == 300
+    pinned = [control for control, outputs in seen if len(control) == 1 and control == outputs]
+    if placement == "together":
+        assert pinned, f"never pinned together in {len(seen)} looks"
+    else:
+        assert not pinned and all(c == o == allowed for c, o in seen)
+    assert committed(broker, gid, source, 2) == end_offsets(broker, source, 2, 300)

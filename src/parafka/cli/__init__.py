@@ -116,6 +116,7 @@ def demo() -> None:
     help="Exit 0 once no record arrived for SECONDS and all work is committed.",
 )
 @setting_option("max_buffered")
+@setting_option("thread_placement")
 @setting_option("commit_interval")
 @setting_option("shutdown_timeout")
 @setting_option("connect_timeout")
@@ -196,6 +197,7 @@ def run(
     kafka_config: dict[str, str],
     until_idle: float | None,
     max_buffered: int | None,
+    thread_placement: str,
     commit_interval: float,
     shutdown_timeout: float,
     connect_timeout: float,
@@ -255,6 +257,7 @@ def run(
         exactly_once=exactly_once,
         tracing=tracing,
         max_buffered=max_buffered,
+        thread_placement=thread_placement,
         commit_interval=commit_interval,
         shutdown_timeout=shutdown_timeout,
         connect_timeout=connect_timeout,

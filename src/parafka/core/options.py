@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from parafka.core.codec import DEFAULT_MAX_METADATA_BYTES
+from parafka.core.placement import PLACEMENTS
 from parafka.core.retry import RetryPolicy
 from parafka.core.scheduler import ORDERINGS
 from parafka.core.stall import ON_STUCK
@@ -371,6 +372,17 @@ OPTIONS: tuple[Option, ...] = (
         kind="count",
         group="Memory, commits and shutdown",
         unset="max(1000, 10*C), growing",
+    ),
+    Option(
+        "thread_placement",
+        "together",
+        "together: the control and output threads share one core (faster: they take turns "
+        "with the GIL), moved when another process contends for it; os: the operating "
+        "system places them.",
+        ("--thread-placement",),
+        kind="choice",
+        choices=PLACEMENTS,
+        group="Memory, commits and shutdown",
     ),
     Option(
         "commit_interval",

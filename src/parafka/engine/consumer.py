@@ -91,6 +91,9 @@ class ParallelConsumer(Background):
     - workers=None (one per usable core): worker processes of the process executor (--workers).
     - max_buffered=None (max(1000, 10 * concurrency)): records held in memory before
       fetching pauses (--max-buffered).
+    - thread_placement="together": the control thread and the output thread share one core
+      (they take turns with the GIL; moved when another process contends for it); "os":
+      the operating system places them (--thread-placement).
     - commit_interval=1.0: seconds between offset commits (--commit-interval).
     - shutdown_timeout=30.0: seconds running records get to finish on stop
       (--shutdown-timeout).
@@ -164,6 +167,7 @@ class ParallelConsumer(Background):
         executor: str | None = default("executor"),
         workers: int | None = default("workers"),
         max_buffered: int | None = default("max_buffered"),
+        thread_placement: str = default("thread_placement"),
         commit_interval: float = default("commit_interval"),
         shutdown_timeout: float = default("shutdown_timeout"),
         revoke_timeout: float = default("revoke_timeout"),
@@ -234,6 +238,7 @@ class ParallelConsumer(Background):
             executor=executor,
             workers=workers,
             max_buffered=max_buffered,
+            thread_placement=thread_placement,
             commit_interval=commit_interval,
             shutdown_timeout=shutdown_timeout,
             revoke_timeout=revoke_timeout,

@@ -40,6 +40,7 @@ from parafka.core.seam import TP, ClientError, CommitResult, Consumer, Kafka, Me
 from parafka.core.stats import Stats
 from parafka.engine.outputs import Acknowledged, OutputProducer, OutputThread
 from parafka.engine.pacing import Pacer
+from parafka.engine.placement import ThreadPlacement, supported
 from parafka.engine.retrytopic import RetryTopic
 from parafka.engine.settings import Settings
 from parafka.engine.steering import Steering
@@ -180,6 +181,10 @@ class ControlLoop(Stoppable):
             clock=self.clock,
         )
         self._partition_order = settings.ordering == "partition"
+        # The control and output threads on one core (placement.py); made on the loop's
+        # thread, at its first stats refresh. Not in the simulator (no output thread).
+        self._place = settings.thread_placement == "together" and threaded_outputs
+        self.placement: ThreadPlacement | None = None
         self.letters = OutputProducer(
             self.kafka, settings.bootstrap_servers, settings.kafka_config, self._letter_settled
         )
@@ -980,6 +985,10 @@ class ControlLoop(Stoppable):
     def close(self) -> None:
         self.steering.close()
         self.gc_timer.remove()
+        if self.placement is not None:
+            self.placement.close()
+            self.placement = None
+        self._place = False
         if self.phase is not Phase.FAILED:
             self.phase = Phase.CLOSING
         self.executor.shutdown(0.0 if self._hard_stop.is_set() else 1.0)
@@ -995,6 +1004,16 @@ class ControlLoop(Stoppable):
         if self.phase is not Phase.FAILED:
             self.phase = Phase.CLOSED
 
+    def _place_threads(self) -> None:
+        """Keep the output thread on the control thread's core (placement.py)."""
+        if self.placement is None:
+            if not supported():
+                self._place = False
+                return
+            outputs = self.outputs
+            self.placement = ThreadPlacement(lambda: outputs.native_id, self.clock)
+        self.placement.check()
+
     def _follow_rate(self, now: float, processed: int) -> None:
         """The buffer limit follows the rate records finish at (flow.py)."""
         last, self._rate_from = self._rate_from, (now, processed)
@@ -1005,6 +1024,8 @@ class ControlLoop(Stoppable):
 
     def _refresh_stats(self, now: float) -> None:
         self._stats_at = now
+        if self._place:
+            self._place_threads()
         closing = self.phase in (Phase.CLOSING, Phase.CLOSED, Phase.FAILED)
         report_due(log, self.failure_log, now, final=closing)  # grouped repeats
         if line := self.waits.joining(now, self._first_assignment_at is not None):

@@ -178,6 +178,12 @@ class OutputThread:
         """Entries handed over whose outputs are not reported yet."""
         return self._pending
 
+    @property
+    def native_id(self) -> int | None:
+        """The output thread's id in the operating system, once it runs."""
+        thread = self._thread
+        return None if thread is None else thread.native_id
+
     def send(self, items: Sequence[Item]) -> None:
         """Hand over (entries, their outputs) pairs: one wake-up for all of them."""
         if self._thread is None and self._threaded:

@@ -10,6 +10,7 @@ from typing import Any
 from parafka.core.errors import ConfigError
 from parafka.core.extras import require
 from parafka.core.options import AUTO, EXECUTORS, FAILURE_POLICIES, GROUP_TYPES, default
+from parafka.core.placement import PLACEMENTS
 from parafka.core.retry import RetryPolicy
 from parafka.core.scheduler import ORDERINGS, Ordering
 from parafka.core.stall import ON_STUCK
@@ -39,6 +40,7 @@ class Settings:
     executor: str = EXECUTORS[0]
     workers: int | None = default("workers")  # process executor: None, one per usable core
     max_buffered: int | None = default("max_buffered")  # None: see buffer_limit
+    thread_placement: str = default("thread_placement")  # one of PLACEMENTS (placement.py)
     commit_interval: float = default("commit_interval")
     shutdown_timeout: float = default("shutdown_timeout")
     revoke_timeout: float = default("revoke_timeout")
@@ -118,6 +120,11 @@ class Settings:
         self._check_failure_policy()
         self._check_group_type()
         self._check_on_stuck()
+        if self.thread_placement not in PLACEMENTS:
+            raise ConfigError(
+                f"unknown thread_placement {self.thread_placement!r}: use one of "
+                f"{', '.join(PLACEMENTS)}"
+            )
         self._check_retry_topic()
         self._check_tracing()
         if self.max_metadata_bytes < 0:

@@ -1,0 +1,104 @@
+"""Keeps the control thread and the output thread on one core (core/placement.py decides).
+
+Linux only: a thread's scheduler statistics come from /proc/self/task/<id>/ and its
+affinity is set with `os.sched_setaffinity`. Elsewhere, with one allowed core, or once the
+system refuses an affinity (a container's policy), it does nothing: the threads run where
+the operating system puts them, as with `thread_placement="os"`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+from parafka.core.placement import WINDOW, Placement, Window
+
+log = logging.getLogger("parafka")
+
+_TASK = "/proc/self/task/{}/"
+
+
+def _cpu_and_times(thread_id: int) -> tuple[int, int, int]:
+    """(core it last ran on, ns it ran, ns it waited runnable for a core) so far."""
+    with open(_TASK.format(thread_id) + "stat", encoding="ascii") as f:
+        # fields after the command (which may hold spaces and parentheses); "processor"
+        # is field 39 of proc(5), the 37th after the command
+        cpu = int(f.read().rsplit(")", 1)[1].split()[36])
+    with open(_TASK.format(thread_id) + "schedstat", encoding="ascii") as f:
+        ran, waited, _ = f.read().split()
+    return cpu, int(ran), int(waited)
+
+
+def supported() -> bool:
+    """The system can pin threads and tell where they run (Linux, more than one core)."""
+    if not hasattr(os, "sched_setaffinity") or not os.path.exists(_TASK.format(os.getpid())):
+        return False
+    return len(os.sched_getaffinity(0)) > 1
+
+
+class ThreadPlacement:
+    """Called by the control loop (from its own thread) every few hundred milliseconds;
+    every `WINDOW` seconds it measures both threads and applies `Placement`'s move.
+    `partner()` gives the output thread's native id once it runs (None before)."""
+
+    def __init__(self, partner: Callable[[], int | None], clock: Callable[[], float]) -> None:
+        self._partner = partner
+        self._clock = clock
+        self._allowed = os.sched_getaffinity(0)
+        self._control = threading.get_native_id()
+        self.placement = Placement()
+        self._at = clock()
+        # at the last look: the control thread's ns waiting for a core, the partner's ns run
+        self._last: tuple[int, int] | None = None
+        self.enabled = True
+
+    def check(self) -> None:
+        now = self._clock()
+        if not self.enabled or now - self._at < WINDOW:
+            return
+        partner = self._partner()
+        if partner is None:
+            return  # no output thread yet: nothing takes turns with the control thread
+        try:
+            cpu, _, waited = _cpu_and_times(self._control)
+            _, partner_ran, _ = _cpu_and_times(partner)
+        except (OSError, ValueError, IndexError):
+            self.enabled = False  # statistics not readable here: leave the threads be
+            return
+        last, self._last = self._last, (waited, partner_ran)
+        elapsed, self._at = now - self._at, now
+        if last is None:
+            window = Window(cpu, 0.0, 0.0)
+        else:
+            window = Window(
+                cpu, (waited - last[0]) / 1e9 / elapsed, (partner_ran - last[1]) / 1e9 / elapsed
+            )
+        move = self.placement.step(window)
+        if move is None:
+            return
+        cores = self._allowed if move[1] is None else {move[1]}
+        try:
+            for thread_id in (self._control, partner):
+                os.sched_setaffinity(thread_id, cores)
+        except OSError as exc:
+            log.debug("thread placement left to the system: %s", exc)
+            self.enabled = False
+            self._free(partner)
+            return
+        if move[0] == "free":
+            log.debug("the control thread waited for core %s: threads set free", window.cpu)
+
+    def close(self) -> None:
+        """Set the threads free again (the control thread goes on as the caller's)."""
+        if self.placement.pinned is not None:
+            self._free(self._partner())
+
+    def _free(self, partner: int | None) -> None:
+        for thread_id in (self._control, partner):
+            if thread_id is None:
+                continue
+            with contextlib.suppress(OSError):  # the thread has ended
+                os.sched_setaffinity(thread_id, self._allowed)

@@ -1,0 +1,85 @@
+"""The control and output threads kept on one core (engine/placement.py), with the system's
+own calls: Linux, two cores or more."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from parafka.core.placement import CONTENDED, WINDOW
+from parafka.engine import placement
+from parafka.engine.placement import ThreadPlacement, supported
+
+pytestmark = pytest.mark.skipif(not supported(), reason="needs Linux and two cores or more")
+
+
+@pytest.fixture
+def partner() -> Iterator[threading.Thread]:
+    """A thread standing for the output thread; this test's thread stands for the control
+    thread (its affinity restored afterwards)."""
+    allowed = os.sched_getaffinity(0)
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, name="partner", daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        os.sched_setaffinity(threading.get_native_id(), allowed)
+        stop.set()
+        thread.join()
+
+
+def test_both_threads_are_pinned_to_one_core_after_a_window_then_freed_on_contention(
+    partner: threading.Thread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    allowed = os.sched_getaffinity(0)
+    now = [0.0]
+    placed = ThreadPlacement(lambda: partner.native_id, lambda: now[0])
+    me = threading.get_native_id()
+    placed.check()  # within the first window: nothing yet
+    assert os.sched_getaffinity(me) == allowed == os.sched_getaffinity(partner.native_id)
+    now[0] += WINDOW
+    placed.check()
+    core = placed.placement.pinned
+    assert core is not None and core in allowed
+    assert os.sched_getaffinity(me) == {core} == os.sched_getaffinity(partner.native_id)
+
+    # Another process takes the core: the control thread waits for it far longer than the
+    # output thread runs. Both are set free (the process's cores).
+    real = placement._cpu_and_times
+
+    def contended(thread_id: int) -> tuple[int, int, int]:
+        cpu, ran, waited = real(thread_id)
+        extra = int((CONTENDED + 0.5) * WINDOW * 1e9) if thread_id == me else 0
+        return cpu, ran, waited + extra
+
+    monkeypatch.setattr(placement, "_cpu_and_times", contended)
+    now[0] += WINDOW
+    placed.check()
+    assert placed.placement.pinned is None and placed.placement.moves == 1
+    assert os.sched_getaffinity(me) == allowed == os.sched_getaffinity(partner.native_id)
+
+
+def test_close_sets_pinned_threads_free(partner: threading.Thread) -> None:
+    allowed = os.sched_getaffinity(0)
+    now = [0.0]
+    placed = ThreadPlacement(lambda: partner.native_id, lambda: now[0])
+    now[0] += WINDOW
+    placed.check()
+    assert len(os.sched_getaffinity(partner.native_id)) == 1
+    placed.close()
+    me = threading.get_native_id()
+    assert os.sched_getaffinity(me) == allowed == os.sched_getaffinity(partner.native_id)
+
+
+def test_without_an_output_thread_nothing_is_pinned() -> None:
+    allowed = os.sched_getaffinity(0)
+    now = [0.0]
+    placed = ThreadPlacement(lambda: None, lambda: now[0])
+    now[0] += 2 * WINDOW
+    placed.check()
+    assert placed.placement.pinned is None
+    assert os.sched_getaffinity(threading.get_native_id()) == allowed
