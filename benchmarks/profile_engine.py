@@ -9,6 +9,10 @@ time, which is what one process can spend). Each sample is charged to one compon
 innermost parafka frame (or the handler's), and the report gives each component's share and
 its cost in microseconds per record (share x GIL-busy time / records).
 
+`--thread-placement os` leaves the control and output threads where the operating system
+puts them instead of on one core (engine/placement.py): run it alternated with the default
+to see what sharing a core is worth.
+
 `--perf N` samples the control thread with Linux perf instead and lists the N functions
 with the largest inclusive share of its time. perf reads C frames without pausing the
 thread, so it sees what py-spy cannot: inside the compiled modules and the client, where
@@ -17,6 +21,7 @@ the allocator and the freeing of records spend their time.
 Usage: python benchmarks/profile_engine.py [--handler noop|md5] [--ordering key|unordered]
                                            [--records N] [--concurrency C] [--rate R]
                                            [--max-buffered N] [--native] [--perf N]
+                                           [--thread-placement together|os]
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from common import console, fresh_group, keyed_items, produce, table
 from parafka import Output, ParallelConsumer, Record, tune_gc
 from parafka.build import COMPILED, compiled
 from parafka.core.gctuning import GcTimer
+from parafka.core.placement import PLACEMENTS
 from parafka.testing import LocalBroker
 
 PARTITIONS = 4
@@ -173,6 +179,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keys", type=int, default=KEYS, help="distinct keys (hot keys: few)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-buffered", type=int, help="records held (default: the library's)")
+    parser.add_argument(
+        "--thread-placement",
+        choices=PLACEMENTS,
+        default="together",
+        help="the control and output threads on one core (the default), or where the OS puts them",
+    )
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument(
         "--native",
@@ -230,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ordering=args.ordering,
             concurrency=args.concurrency,
             max_buffered=args.max_buffered,
+            thread_placement=args.thread_placement,
             kafka_config=config,
             output_topic=out,
         )

@@ -5,9 +5,9 @@ CPython runs one thread's bytecode at a time. parafka's control thread and its o
 takes it for each record it produces and for each delivery report the client serves. When
 the operating system puts the two threads on different cores, every hand-over wakes the
 other core, and the records, outputs and client messages one thread made are read and freed
-from the other core's cache. On one core the same work measured 15-35% faster
-(benchmarks/profile_engine.py, md5 handler: docs/architecture.md, "The threads that share
-the GIL on one core").
+from the other core's cache. On one core the same work ran 12-42% faster in six
+alternated pairs (benchmarks/profile_engine.py, md5 handler: docs/architecture.md, "The
+threads that share the GIL on one core").
 
 So the engine pins both threads to the core the control thread last ran on, and looks again
 every `WINDOW` seconds. Pinned, the control thread waits for its core while the output

@@ -18,6 +18,7 @@ from parafka.core.entry import Entry
 from parafka.core.outcomes import Paired
 from parafka.core.record import Produced, Record
 from parafka.core.seam import ClientError, Kafka, Message, Producer
+from parafka.engine.placement import unpinned
 from parafka.executors.base import ChunkResult, Completions, Outcome
 from parafka.kafka.config import producer_config
 
@@ -69,7 +70,8 @@ class OutputProducer:
         """Produce `outputs` for `entries`; each settles through `on_settled` when all
         of them are acknowledged."""
         if self._producer is None:
-            self._producer = self._kafka.producer(self._config)
+            with unpinned():  # made on the control thread: its client's threads run anywhere
+                self._producer = self._kafka.producer(self._config)
         producer = self._producer
         self.pending += len(entries)
         settled = self._on_settled

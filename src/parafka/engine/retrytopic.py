@@ -28,6 +28,7 @@ from parafka.core.entry import Entry
 from parafka.core.ledger import Actions, Ledger
 from parafka.core.parking import BEHIND, FAILED, Fences, due_of, parked_record
 from parafka.core.seam import TP, ClientError, Consumer, Kafka, Message, Producer
+from parafka.engine.placement import unpinned
 from parafka.engine.settings import Settings
 from parafka.kafka.config import producer_config
 
@@ -119,7 +120,8 @@ class RetryTopic:
         """Park `entry`: due after the first parked backoff if it failed, at once if it
         goes behind its key's parked records."""
         if self._producer is None:
-            self._producer = self._kafka.producer(self._config)
+            with unpinned():  # made on the control thread: its client's threads run anywhere
+                self._producer = self._kafka.producer(self._config)
         reason = FAILED if error is not None else BEHIND
         due = self.wall() + (self.policy.delay(1) if error is not None else 0.0)
         parked = parked_record(entry, self.topic, self.settings.group_id, reason, due, error)

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 
 from parafka.core.errors import wire_name
+from parafka.engine.placement import unpinned
 from parafka.executors.chunks import Chunk
 
 
@@ -49,7 +50,8 @@ class StandBy:
         self.taken = False
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="parafka-standby", daemon=True)
-        self._thread.start()
+        with unpinned():  # started by the control thread, it may become one (placement.py)
+            self._thread.start()
 
     def running(self, chunk: Chunk) -> None:
         with self._lock:

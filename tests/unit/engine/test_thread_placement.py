@@ -83,3 +83,58 @@ def test_without_an_output_thread_nothing_is_pinned() -> None:
     placed.check()
     assert placed.placement.pinned is None
     assert os.sched_getaffinity(threading.get_native_id()) == allowed
+
+
+def test_a_thread_started_from_a_pinned_thread_gets_the_process_cores(
+    partner: threading.Thread,
+) -> None:
+    # A new thread inherits its creator's affinity: what the control thread starts once
+    # pinned (a client's threads, the stand-by thread) must not be held to its core.
+    allowed = os.sched_getaffinity(0)
+    me = threading.get_native_id()
+    os.sched_setaffinity(me, {min(allowed)})
+    seen: list[set[int]] = []
+
+    def look() -> None:
+        seen.append(os.sched_getaffinity(0))
+
+    with placement.unpinned():
+        thread = threading.Thread(target=look)
+        thread.start()
+    thread.join()
+    inherited = threading.Thread(target=look)
+    inherited.start()
+    inherited.join()
+    assert seen == [allowed, {min(allowed)}]
+    assert os.sched_getaffinity(me) == {min(allowed)}  # the caller's pin is back
+
+
+def test_the_loop_going_on_on_another_thread_is_placed_instead(
+    partner: threading.Thread,
+) -> None:
+    # handover.py: a stand-by thread may take the loop over from a hung control thread;
+    # the placement follows the thread that calls it and frees the one it left.
+    allowed = os.sched_getaffinity(0)
+    now = [0.0]
+    placed = ThreadPlacement(lambda: partner.native_id, lambda: now[0])
+    now[0] += WINDOW
+    placed.check()
+    old = threading.get_native_id()
+    assert len(os.sched_getaffinity(old)) == 1
+    cores: list[set[int]] = []
+
+    def go_on() -> None:
+        now[0] += WINDOW
+        placed.check()  # adopts this thread: the old one and the partner are set free
+        cores.append(os.sched_getaffinity(old))
+        now[0] += WINDOW
+        placed.check()  # pinned again, this thread with the partner
+        cores.append(os.sched_getaffinity(threading.get_native_id()))
+        cores.append(os.sched_getaffinity(partner.native_id))
+        placed.close()
+
+    standby = threading.Thread(target=go_on)
+    standby.start()
+    standby.join()
+    assert cores[0] == allowed
+    assert len(cores[1]) == 1 and cores[1] == cores[2]
