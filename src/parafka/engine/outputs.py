@@ -18,7 +18,7 @@ from parafka.core.entry import Entry
 from parafka.core.outcomes import Paired
 from parafka.core.record import Produced, Record
 from parafka.core.seam import ClientError, Kafka, Message, Producer
-from parafka.engine.placement import unpinned
+from parafka.executors.affinity import unpinned
 from parafka.executors.base import ChunkResult, Completions, Outcome
 from parafka.kafka.config import producer_config
 

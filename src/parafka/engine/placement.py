@@ -12,36 +12,13 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from parafka.core.placement import WINDOW, Placement, Window
 
 log = logging.getLogger("parafka")
 
 _TASK = "/proc/self/task/{}/"
-# The process's cores, as at import (before any thread of it was pinned).
-_CORES = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else frozenset()
-
-
-@contextlib.contextmanager
-def unpinned() -> Iterator[None]:
-    """Run the block with the process's cores: a thread (or a client's threads, or a
-    process) started from a pinned thread inherits its one core, and must not."""
-    me = threading.get_native_id()
-    mine = os.sched_getaffinity(me) if _CORES else _CORES
-    if mine == _CORES:
-        yield
-        return
-    try:
-        os.sched_setaffinity(me, _CORES)
-    except OSError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(me, mine)
 
 
 def _cpu_and_times(thread_id: int) -> tuple[int, int, int]:

@@ -28,8 +28,8 @@ from parafka.core.entry import Entry
 from parafka.core.ledger import Actions, Ledger
 from parafka.core.parking import BEHIND, FAILED, Fences, due_of, parked_record
 from parafka.core.seam import TP, ClientError, Consumer, Kafka, Message, Producer
-from parafka.engine.placement import unpinned
 from parafka.engine.settings import Settings
+from parafka.executors.affinity import unpinned
 from parafka.kafka.config import producer_config
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 
 from parafka.core.errors import wire_name
-from parafka.engine.placement import unpinned
+from parafka.executors.affinity import unpinned
 from parafka.executors.chunks import Chunk
 
 

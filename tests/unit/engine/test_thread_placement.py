@@ -12,6 +12,7 @@ import pytest
 from parafka.core.placement import CONTENDED, WINDOW
 from parafka.engine import placement
 from parafka.engine.placement import ThreadPlacement, supported
+from parafka.executors import affinity
 
 pytestmark = pytest.mark.skipif(not supported(), reason="needs Linux and two cores or more")
 
@@ -98,7 +99,7 @@ def test_a_thread_started_from_a_pinned_thread_gets_the_process_cores(
     def look() -> None:
         seen.append(os.sched_getaffinity(0))
 
-    with placement.unpinned():
+    with affinity.unpinned():
         thread = threading.Thread(target=look)
         thread.start()
     thread.join()
