@@ -32,6 +32,21 @@ def _cpu_and_times(thread_id: int) -> tuple[int, int, int]:
     return cpu, int(ran), int(waited)
 
 
+def _idle_and_total(cores: set[int]) -> tuple[int, int]:
+    """Clock ticks the given cores were idle, and in all, so far (/proc/stat)."""
+    idle = total = 0
+    with open("/proc/stat", encoding="ascii") as f:
+        for line in f:
+            if not line.startswith("cpu") or line[3] == " ":
+                continue
+            name, *ticks = line.split()
+            if int(name[3:]) in cores:
+                numbers = [int(t) for t in ticks[:8]]  # user .. steal (guest is in user)
+                idle += numbers[3] + numbers[4]  # idle, iowait
+                total += sum(numbers)
+    return idle, total
+
+
 def supported() -> bool:
     """The system can pin threads and tell where they run (Linux, more than one core)."""
     if not hasattr(os, "sched_setaffinity") or not os.path.exists(_TASK.format(os.getpid())):
@@ -53,7 +68,14 @@ class ThreadPlacement:
         self._at = clock()
         # at the last look: the control thread's ns waiting for a core, the partner's ns run
         self._last: tuple[int, int] | None = None
+        self._ticks = self._machine()
         self.enabled = True
+
+    def _machine(self) -> tuple[int, int]:
+        try:
+            return _idle_and_total(self._allowed)
+        except (OSError, ValueError, IndexError):
+            return (0, 0)
 
     def check(self) -> None:
         now = self._clock()
@@ -74,11 +96,19 @@ class ThreadPlacement:
             return
         last, self._last = self._last, (waited, partner_ran)
         elapsed, self._at = now - self._at, now
+        ticks, (idle, total) = self._ticks, self._machine()
+        self._ticks = (idle, total)
+        spare = 1.0
+        if total > ticks[1]:  # idle cores over the window, of the process's
+            spare = (idle - ticks[0]) / (total - ticks[1]) * len(self._allowed)
         if last is None:
-            window = Window(cpu, 0.0, 0.0)
+            window = Window(cpu, 0.0, 0.0, spare)
         else:
             window = Window(
-                cpu, (waited - last[0]) / 1e9 / elapsed, (partner_ran - last[1]) / 1e9 / elapsed
+                cpu,
+                (waited - last[0]) / 1e9 / elapsed,
+                (partner_ran - last[1]) / 1e9 / elapsed,
+                spare,
             )
         move = self.placement.step(window)
         if move is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from parafka.core.placement import CONTENDED, FREE_WINDOWS, Placement, Window
+from parafka.core.placement import BUSY, CONTENDED, FREE_WINDOWS, SPARE, Placement, Window
 
 
 def test_the_first_look_pins_both_threads_to_the_core_the_control_thread_ran_on() -> None:
@@ -34,3 +34,20 @@ def test_a_core_another_process_contends_for_sets_the_threads_free_then_they_fol
     # then pinned again, where the control thread now runs
     assert placement.step(Window(1, 0.0, 0.0)) == ("pin", 1)
     assert placement.pinned == 1
+
+
+def test_without_a_core_to_spare_the_system_places_the_threads() -> None:
+    # Two busy parafka processes on two cores: pinned, they measured slower.
+    placement = Placement()
+    assert placement.step(Window(0, 0.0, 0.0, idle=SPARE - 0.1)) is None
+    assert placement.pinned is None
+    assert placement.step(Window(0, 0.0, 0.0, idle=SPARE)) == ("pin", 0)
+
+
+def test_pinned_threads_are_set_free_once_the_machine_is_busy() -> None:
+    placement = Placement()
+    placement.step(Window(0, 0.0, 0.0, idle=1.5))
+    assert placement.step(Window(0, 0.2, 0.2, idle=BUSY + 0.05)) is None  # between: stay
+    assert placement.step(Window(0, 0.2, 0.2, idle=BUSY - 0.05)) == ("free", None)
+    assert placement.pinned is None and placement.moves == 0  # not a contended core
+    assert placement.step(Window(1, 0.0, 0.0, idle=SPARE)) == ("pin", 1)  # room again

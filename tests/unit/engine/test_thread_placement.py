@@ -15,6 +15,20 @@ from parafka.engine.placement import ThreadPlacement, supported
 from parafka.executors import affinity
 
 pytestmark = pytest.mark.skipif(not supported(), reason="needs Linux and two cores or more")
+_READ_IDLE = placement._idle_and_total  # before the fixture below stands in for it
+
+
+@pytest.fixture(autouse=True)
+def idle_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine's cores all idle between two looks (the tests run beside others: the
+    real figure would say busy, and nothing would be pinned)."""
+    ticks = [0]
+
+    def idle(_cores: set[int]) -> tuple[int, int]:
+        ticks[0] += 100
+        return ticks[0], ticks[0]
+
+    monkeypatch.setattr(placement, "_idle_and_total", idle)
 
 
 @pytest.fixture
@@ -74,6 +88,12 @@ def test_close_sets_pinned_threads_free(partner: threading.Thread) -> None:
     placed.close()
     me = threading.get_native_id()
     assert os.sched_getaffinity(me) == allowed == os.sched_getaffinity(partner.native_id)
+
+
+def test_the_machine_s_idle_cores_are_read_from_the_system() -> None:
+    cores = os.sched_getaffinity(0)
+    idle, total = _READ_IDLE(cores)
+    assert 0 <= idle <= total and total > 0
 
 
 def test_without_an_output_thread_nothing_is_pinned() -> None:
