@@ -123,7 +123,13 @@ class ThreadPlacement:
             self._free(partner)
             return
         if move[0] == "free":
-            log.debug("the control thread waited for core %s: threads set free", window.cpu)
+            log.debug(
+                "control and output threads set free from core %s (%.0f%% of its cores idle, "
+                "the control thread waited %.0f%% of the time)",
+                window.cpu,
+                100 * window.idle / len(self._allowed),
+                100 * window.control_waited,
+            )
 
     def close(self) -> None:
         """Set the threads free again (the control thread goes on as the caller's)."""
