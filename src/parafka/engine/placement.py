@@ -8,13 +8,13 @@ the operating system puts them, as with `thread_placement="os"`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from parafka.core.placement import WINDOW, Placement, Window
+from parafka.executors.affinity import CORES, set_cores
 
 log = logging.getLogger("parafka")
 
@@ -32,7 +32,7 @@ def _cpu_and_times(thread_id: int) -> tuple[int, int, int]:
     return cpu, int(ran), int(waited)
 
 
-def _idle_and_total(cores: set[int]) -> tuple[int, int]:
+def _idle_and_total(cores: Collection[int]) -> tuple[int, int]:
     """Clock ticks the given cores were idle, and in all, so far (/proc/stat)."""
     idle = total = 0
     with open("/proc/stat", encoding="ascii") as f:
@@ -49,9 +49,7 @@ def _idle_and_total(cores: set[int]) -> tuple[int, int]:
 
 def supported() -> bool:
     """The system can pin threads and tell where they run (Linux, more than one core)."""
-    if not hasattr(os, "sched_setaffinity") or not os.path.exists(_TASK.format(os.getpid())):
-        return False
-    return len(os.sched_getaffinity(0)) > 1
+    return len(CORES) > 1 and os.path.exists(_TASK.format(os.getpid()))
 
 
 class ThreadPlacement:
@@ -62,7 +60,6 @@ class ThreadPlacement:
     def __init__(self, partner: Callable[[], int | None], clock: Callable[[], float]) -> None:
         self._partner = partner
         self._clock = clock
-        self._allowed = os.sched_getaffinity(0)
         self._control = threading.get_native_id()
         self.placement = Placement()
         self._at = clock()
@@ -73,7 +70,7 @@ class ThreadPlacement:
 
     def _machine(self) -> tuple[int, int]:
         try:
-            return _idle_and_total(self._allowed)
+            return _idle_and_total(CORES)
         except (OSError, ValueError, IndexError):
             return (0, 0)
 
@@ -94,31 +91,27 @@ class ThreadPlacement:
         except (OSError, ValueError, IndexError):
             self.enabled = False  # statistics not readable here: leave the threads be
             return
-        last, self._last = self._last, (waited, partner_ran)
+        # the first look is its own baseline: nothing waited or ran yet
+        last = self._last or (waited, partner_ran)
+        self._last = (waited, partner_ran)
         elapsed, self._at = now - self._at, now
         ticks, (idle, total) = self._ticks, self._machine()
         self._ticks = (idle, total)
         spare = 1.0
         if total > ticks[1]:  # idle cores over the window, of the process's
-            spare = (idle - ticks[0]) / (total - ticks[1]) * len(self._allowed)
-        if last is None:
-            window = Window(cpu, 0.0, 0.0, spare)
-        else:
-            window = Window(
-                cpu,
-                (waited - last[0]) / 1e9 / elapsed,
-                (partner_ran - last[1]) / 1e9 / elapsed,
-                spare,
-            )
+            spare = (idle - ticks[0]) / (total - ticks[1]) * len(CORES)
+        window = Window(
+            cpu,
+            (waited - last[0]) / 1e9 / elapsed,
+            (partner_ran - last[1]) / 1e9 / elapsed,
+            spare,
+        )
         move = self.placement.step(window)
         if move is None:
             return
-        cores = self._allowed if move[1] is None else {move[1]}
-        try:
-            for thread_id in (self._control, partner):
-                os.sched_setaffinity(thread_id, cores)
-        except OSError as exc:
-            log.debug("thread placement left to the system: %s", exc)
+        cores = CORES if move[1] is None else {move[1]}
+        if not all(set_cores(thread_id, cores) for thread_id in (self._control, partner)):
+            log.debug("thread placement left to the system: it refused core(s) %s", cores)
             self.enabled = False
             self._free(partner)
             return
@@ -127,7 +120,7 @@ class ThreadPlacement:
                 "control and output threads set free from core %s (%.0f%% of its cores idle, "
                 "the control thread waited %.0f%% of the time)",
                 window.cpu,
-                100 * window.idle / len(self._allowed),
+                100 * window.idle / len(CORES),
                 100 * window.control_waited,
             )
 
@@ -138,7 +131,5 @@ class ThreadPlacement:
 
     def _free(self, partner: int | None) -> None:
         for thread_id in (self._control, partner):
-            if thread_id is None:
-                continue
-            with contextlib.suppress(OSError):  # the thread has ended
-                os.sched_setaffinity(thread_id, self._allowed)
+            if thread_id is not None:
+                set_cores(thread_id, CORES)  # refused: the thread has ended

@@ -11,10 +11,19 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 # The process's cores, as at import (before any thread of it was pinned).
-_CORES = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else frozenset()
+CORES = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else frozenset()
+
+
+def set_cores(thread_id: int, cores: Iterable[int]) -> bool:
+    """Let the thread run on `cores` only; False if the system refused (or it has ended)."""
+    try:
+        os.sched_setaffinity(thread_id, cores)
+    except OSError:
+        return False
+    return True
 
 
 @contextlib.contextmanager
@@ -22,17 +31,10 @@ def unpinned() -> Iterator[None]:
     """Run the block with the process's cores: a thread (or a client's threads, or a
     process) started from a pinned thread inherits its one core, and must not."""
     me = threading.get_native_id()
-    mine = os.sched_getaffinity(me) if _CORES else _CORES
-    if mine == _CORES:
-        yield
-        return
-    try:
-        os.sched_setaffinity(me, _CORES)
-    except OSError:
-        yield
-        return
+    mine = os.sched_getaffinity(me) if CORES else CORES
+    freed = mine != CORES and set_cores(me, CORES)
     try:
         yield
     finally:
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(me, mine)
+        if freed:
+            set_cores(me, mine)
