@@ -26,11 +26,10 @@ what the loop finishes in BACKLOG_SECONDS, never under the starting limit. The r
 buffer is for records whose outputs await their acknowledgement. In key and partition
 order a shard whose outputs await their acknowledgement is busy, and its next records wait
 in the backlog meanwhile without being startable: there the backlog also covers that wait
-(the caller's `ack_seconds`, up to ACK_COVERED), so that other shards have records to run.
-Deeper than that, a backlog feeds the executor no better, and in key order it costs: runs
-gather each key's records from all over it, so records are taken, and freed, far from the
-order they came in, and the memory they touch is no longer in the CPU's caches
-(docs/architecture.md, "The backlog bounded").
+(the caller's `ack_seconds`, up to ACK_COVERED), so that other shards have records to run. A deep backlog feeds the
+executor no better, and in key order it costs: runs gather each key's records from all
+over it, so records are taken, and freed, far from the order they came in, and the memory
+they touch is no longer in the CPU's caches (docs/architecture.md, "The backlog bounded").
 """
 
 from __future__ import annotations
