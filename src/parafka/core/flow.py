@@ -23,10 +23,7 @@ acknowledgements instead of fetching.
 
 Without a user's limit, the records waiting to start (the *backlog*) are bounded too: at
 what the loop finishes in BACKLOG_SECONDS, never under the starting limit. The rest of the
-buffer is for records whose outputs await their acknowledgement. In key and partition
-order a shard whose outputs await their acknowledgement is busy, and its next records wait
-in the backlog meanwhile without being startable: there the backlog also covers that wait
-(the caller's `ack_seconds`, up to ACK_COVERED), so that other shards have records to run. A deep backlog feeds the
+buffer is for records whose outputs await their acknowledgement. A deep backlog feeds the
 executor no better, and in key order it costs: runs gather each key's records from all
 over it, so records are taken, and freed, far from the order they came in, and the memory
 they touch is no longer in the CPU's caches (docs/architecture.md, "The backlog bounded").
@@ -49,7 +46,6 @@ class FlowDecision:
 BUFFER_SECONDS = 0.05  # a limit that follows the rate holds this long of its work
 MOST_BUFFERED = 10_000  # and grows no further than this
 BACKLOG_SECONDS = 0.005  # records waiting to start: this long of the loop's work at most
-ACK_COVERED = 0.010  # plus, in key and partition order, the acknowledgement wait, up to this
 # Handlers on the loop's own thread lack records when the loop waited this share of the
 # time between two looks (`lacking`).
 LACKING_WAIT = 0.25
@@ -70,8 +66,6 @@ class FlowControl:
         # Records waiting to start at most: grows only with a limit that follows the rate
         # (`follow`), so with a user's limit it stays that limit, which bounds them anyway.
         self.backlog = limit
-        self._floor = limit  # the backlog's least: the starting limit
-        self._peak = 0.0  # the fastest rate seen, records a second
         self.stall_after = stall_after
         self.starve_after = starve_after
         self.stalled = False  # every partition paused: the buffer stayed full
@@ -82,19 +76,14 @@ class FlowControl:
         self._waited = 0.0  # seconds the loop waited for something to do since `_looked`
         self._looked: float | None = None  # when `lacking` was last asked
 
-    def follow(self, rate: float, ack_seconds: float = 0.0) -> bool:
+    def follow(self, rate: float) -> bool:
         """Records finish at `rate` a second: a limit that follows the rate grows to hold
         BUFFER_SECONDS of them (at most MOST_BUFFERED). It never shrinks: a limit that
-        fell under the held count would pause fetching. True if it grew. The backlog
-        holds BACKLOG_SECONDS of the fastest rate seen, plus `ack_seconds` (in key and
-        partition order: how long outputs wait for their acknowledgement, while their
-        shard's next records cannot start) up to ACK_COVERED; it follows that wait down
-        as well as up."""
+        fell under the held count would pause fetching. True if it grew. The backlog's
+        bound grows with it, to BACKLOG_SECONDS of records."""
         if not self.follows_rate:
             return False
-        self._peak = peak = max(self._peak, rate)
-        covered = BACKLOG_SECONDS + min(max(ack_seconds, 0.0), ACK_COVERED)
-        self.backlog = max(self._floor, min(MOST_BUFFERED, int(peak * covered)))
+        self.backlog = max(self.backlog, min(MOST_BUFFERED, int(rate * BACKLOG_SECONDS)))
         wanted = min(MOST_BUFFERED, int(rate * BUFFER_SECONDS))
         if wanted <= self.limit:
             return False

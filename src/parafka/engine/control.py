@@ -1019,10 +1019,7 @@ class ControlLoop(Stoppable):
         last, self._rate_from = self._rate_from, (now, processed)
         if last is None or now <= last[0]:
             return
-        # In key and partition order a shard's next records wait for its outputs'
-        # acknowledgement: the backlog covers that wait too (flow.py).
-        ack = 0.0 if self.ledger.scheduler.shard_of is None else self.outputs.ack_seconds
-        if self.flow.follow((processed - last[1]) / (now - last[0]), ack):
+        if self.flow.follow((processed - last[1]) / (now - last[0])):
             log.debug("buffer limit now %d records (the rate grew)", self.flow.limit)
 
     def _refresh_stats(self, now: float) -> None:

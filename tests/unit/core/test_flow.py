@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from parafka.core.flow import (
-    ACK_COVERED,
     BACKLOG_SECONDS,
     BUFFER_SECONDS,
     LACKING_WAIT,
@@ -175,31 +174,6 @@ def test_without_a_users_limit_records_waiting_to_start_are_bounded_by_the_backl
     assert flow.room(5000, waiting=5000) == 0
     flow.follow(100_000)  # slower now: neither bound shrinks
     assert flow.backlog == 5000
-
-
-def test_in_ordered_modes_the_backlog_also_covers_the_acknowledgement_wait() -> None:
-    """In key and partition order a shard whose outputs await their acknowledgement is
-    busy: its next records wait in the backlog and cannot start. The backlog holds that
-    wait's records on top of BACKLOG_SECONDS, up to ACK_COVERED, and follows it down."""
-    flow = FlowControl(1000, follows_rate=True)
-    flow.follow(400_000)  # no outputs (or unordered): 5 ms of records
-    assert flow.backlog == int(400_000 * BACKLOG_SECONDS) == 2000
-    flow.follow(400_000, ack_seconds=0.004)
-    assert flow.backlog == int(400_000 * (BACKLOG_SECONDS + 0.004)) == 3600
-    flow.follow(400_000, ack_seconds=0.5)  # a slow broker: covered only up to a bound
-    assert flow.backlog == int(400_000 * (BACKLOG_SECONDS + ACK_COVERED)) == 6000
-    assert flow.room(6000, waiting=5000) == 1000
-    flow.follow(100_000, ack_seconds=0.0)  # fast acknowledgements again, a slower loop
-    assert flow.backlog == 2000  # the fastest rate's 5 ms: the backlog never goes under
-    flow.follow(1_000, ack_seconds=0.5)
-    assert flow.backlog == 6000
-    assert flow.limit == MOST_BUFFERED  # the limit is not the backlog's business
-
-
-def test_a_users_limit_is_not_stretched_by_acknowledgement_waits() -> None:
-    flow = FlowControl(3000)
-    flow.follow(1_000_000, ack_seconds=0.5)
-    assert (flow.limit, flow.backlog) == (3000, 3000)
 
 
 def test_a_users_limit_is_the_only_bound_on_what_is_fetched() -> None:

@@ -1,14 +1,11 @@
-"""Flow control in the control loop, over the in-memory cluster (flow.py): when fair share
-pauses partitions for a starving one, with handlers on worker threads or on the loop's own
-thread; and the acknowledgement wait the backlog covers."""
+"""Fair share in the control loop, over the in-memory cluster: when it pauses partitions
+for a starving one (flow.py), with handlers on worker threads or on the loop's own thread."""
 
 from __future__ import annotations
 
 import pytest
 
-from parafka import Output, Record
-from parafka.core.flow import FlowControl
-from parafka.core.scheduler import Ordering
+from parafka import Record
 from parafka.engine.settings import Settings
 from parafka.executors.base import Work
 from parafka.testing import InMemoryCluster
@@ -53,53 +50,3 @@ def test_a_waiting_loop_gives_a_starving_partition_its_share(here: bool) -> None
     assert [(e.partition, e.offset) for e in stuck.entries] == [(0, 0)]
     assert handled == [(1, offset) for offset in range(5)]
     loop.close()
-
-
-class _Following(FlowControl):
-    """Flow control that notes what the loop tells `follow`."""
-
-    def __init__(self, flow: FlowControl) -> None:
-        super().__init__(flow.limit, flow.stall_after, flow.starve_after, flow.follows_rate)
-        self.acks: list[float] = []
-
-    def follow(self, rate: float, ack_seconds: float = 0.0) -> bool:
-        self.acks.append(ack_seconds)
-        return super().follow(rate, ack_seconds)
-
-
-@pytest.mark.parametrize("ordering", ["key", "partition", "unordered"])
-def test_in_ordered_modes_the_backlog_covers_the_wait_for_acknowledgements(
-    ordering: Ordering,
-) -> None:
-    """A shard's next records cannot start while its outputs await their acknowledgement
-    (key and partition order): the loop tells flow control how long that wait is, so
-    the backlog holds those records on top of the startable ones (flow.py). Unordered,
-    nothing waits for an acknowledgement to start."""
-    records = 20_000
-    clock = VirtualClock()
-    cluster = InMemoryCluster(clock)
-    cluster.create_topic("in", 2)
-    cluster.create_topic("out", 2)
-    for i in range(records):
-        cluster.produce("in", b"%d" % i, key=b"%d" % (i % 50), partition=i % 2)
-    executor = SimExecutor(capacity=64, run_length=8)
-    settings = Settings("memory", "g", ("in",), ordering=ordering, output_topic="out")
-    work = Work(lambda r: Output(r.value), default_topic="out", ordering=ordering)
-    loop = virtual_loop(settings, work, executor, cluster, clock)
-    flow = loop.flow = _Following(loop.flow)
-    for _ in range(20_000):
-        loop.step()
-        while executor.pending:
-            executor.run(0)
-        clock.advance(0.008)  # the outputs' round trip to the broker
-        loop.outputs.pump(0.0)
-        if loop.stats().processed == records:
-            break
-    loop.close()
-    assert loop.stats().processed == records
-    assert loop.outputs.ack_seconds > 0.005 and len(flow.acks) > 3
-    if ordering == "unordered":
-        assert set(flow.acks) == {0.0}
-    else:
-        assert flow.acks[-1] == pytest.approx(loop.outputs.ack_seconds, rel=0.5)
-        assert min(flow.acks[1:]) > 0.005
