@@ -8,6 +8,7 @@ time to leave the group are not counted. The handler notes the timestamps itself
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -41,6 +42,27 @@ Item = tuple[int, bytes, bytes]
 Ordering = Literal["key", "partition", "unordered"]
 GroupType = Literal["consumer", "share"]
 BROKERS = ("local", "kafka")
+
+
+# -- CPU time from /proc (Linux) -------------------------------------------------------------
+def thread_cpu(pid: int | str = "self") -> dict[int, tuple[str, float]]:
+    """CPU seconds of each thread of process `pid`: thread id -> (kernel name, seconds).
+    Empty when the process has ended or /proc cannot be read (not Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[int, tuple[str, float]] = {}
+    tasks = Path(f"/proc/{pid}/task")
+    try:
+        listing = list(tasks.iterdir())
+    except OSError:
+        return used
+    for task in listing:
+        try:
+            comm = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        used[int(task.name)] = (comm, (int(fields[11]) + int(fields[12])) / tick)
+    return used
 
 
 # -- brokers ----------------------------------------------------------------------------------

@@ -25,20 +25,34 @@ costs nothing.
 Writes the table (medians, and the median of each round's ratio: "paired") and, with
 matplotlib, benchmarks/per_record.png.
 
+With `--cpu`, also the CPU time a record cost each configuration: its processes' (every
+thread) and the broker's, from the first record done to the end (`CpuWatch`).
+
 Usage: python benchmarks/per_record.py [--records N] [--rounds R] [--broker local|kafka]
-                                       [--only NAME,NAME] [--no-chart]
+                                       [--only NAME,NAME] [--no-chart] [--cpu]
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import statistics
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from common import add_broker_option, broker_label, fmt_rate, fmt_ratio, note, open_broker
+from common import (
+    add_broker_option,
+    broker_label,
+    fmt_rate,
+    fmt_ratio,
+    note,
+    open_broker,
+    thread_cpu,
+)
 from md5_threads import output_stamps, rate_within, run_rate
 
 from parafka.testing import Broker
@@ -69,9 +83,86 @@ FLOORS = {ONE_LOOP: ONE_FLOOR, TWO_LOOPS: TWO_FLOORS}
 Run = Callable[[dict[str, Any], str, str, int], tuple[float, float] | None]
 
 
+class CpuWatch:
+    """`--cpu`: the CPU time a record costs a configuration, its processes' (every thread)
+    and the broker's. While a run goes on, the cumulative CPU time of both is read from
+    /proc every SAMPLE seconds, with the wall-clock time. After it, the CPU used within the
+    window its rate is taken over (interpolated between readings) is divided by the
+    outputs stamped within that window: the same records as the rate, whatever each
+    configuration's start-up costs."""
+
+    SAMPLE = 0.02
+
+    def __init__(self, broker_pid: int | None) -> None:
+        self.broker_pid = broker_pid
+        # the last run's readings: (wall clock, its processes' CPU seconds, the broker's)
+        self.readings: list[tuple[float, float, float]] = []
+
+    def wait(self, running: Running) -> None:
+        """`running.wait()`, reading the CPU times meanwhile."""
+        threads: dict[tuple[int, int], float] = {}  # a thread's last reading (ended: kept)
+        readings: list[tuple[float, float, float]] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while True:
+                for proc in running.procs:
+                    if proc.pid is not None:
+                        for tid, (_, seconds) in thread_cpu(proc.pid).items():
+                            threads[(proc.pid, tid)] = seconds
+                readings.append((time.time(), sum(threads.values()), self._broker_cpu()))
+                if stop.wait(self.SAMPLE):
+                    return
+
+        sampler = threading.Thread(target=sample, name="cpu-watch", daemon=True)
+        sampler.start()
+        try:
+            running.wait()
+        finally:
+            stop.set()
+            sampler.join()
+        self.readings = readings
+
+    def per_record(
+        self, stamps: list[int], window: tuple[float, float] | None
+    ) -> tuple[float, float]:
+        """(its processes', the broker's) CPU microseconds a record over `window` (wall-clock
+        seconds; None: the whole run's rate window, first output to the 99th percentile)."""
+        if window is None:
+            window = (stamps[0] / 1000.0, stamps[int(len(stamps) * 0.99) - 1] / 1000.0)
+        first = bisect.bisect_left(stamps, window[0] * 1000.0)
+        records = bisect.bisect_right(stamps, window[1] * 1000.0) - first
+        start, end = self._at(window[0]), self._at(window[1])
+        return tuple(  # type: ignore[return-value]
+            (end[i] - start[i]) / max(records, 1) * 1e6 for i in (0, 1)
+        )
+
+    def _at(self, when: float) -> tuple[float, float]:
+        """The CPU times at `when`, interpolated between the two readings around it."""
+        readings = self.readings
+        after = bisect.bisect_left(readings, (when,))
+        if after == 0 or after == len(readings):
+            reading = readings[min(after, len(readings) - 1)]
+            return reading[1], reading[2]
+        (t0, m0, b0), (t1, m1, b1) = readings[after - 1], readings[after]
+        share = (when - t0) / max(t1 - t0, 1e-9)
+        return m0 + (m1 - m0) * share, b0 + (b1 - b0) * share
+
+    def _broker_cpu(self) -> float:
+        if self.broker_pid is None:
+            return 0.0
+        return sum(seconds for _, seconds in thread_cpu(self.broker_pid).values())
+
+
+_WATCH: CpuWatch | None = None  # set by --cpu
+
+
 def _together(running: Running) -> tuple[float, float] | None:
     """Wait for a group's members to finish; while all of them worked."""
-    running.wait()
+    if _WATCH is None:
+        running.wait()
+    else:
+        _WATCH.wait(running)
     return running.together()
 
 
@@ -82,6 +173,9 @@ def _parafka(members: int, target: str, **settings: Any) -> Run:
         )
 
     return run
+
+
+PIPELINE = "queue pipeline (2 hash workers)"
 
 
 def _pipeline(config: dict[str, Any], topic: str, out: str, count: int) -> None:
@@ -99,11 +193,7 @@ CONFIGS: dict[str, tuple[str | None, float | None, Run]] = {
     # The floors: the per-record handler and its Output called by plain loops, no engine.
     ONE_FLOOR: (ONE_LOOP, None, _loops(start_handler_loops, 1)),
     TWO_FLOORS: (TWO_LOOPS, None, _loops(start_handler_loops, 2)),
-    "queue pipeline (2 hash workers)": (
-        None,
-        None,
-        _pipeline,
-    ),
+    PIPELINE: (None, None, _pipeline),
     "parafka defaults (threads, key), per record": (ONE_LOOP, 0.8, _parafka(1, PER_RECORD)),
     # The defaults with the control and output threads where the system puts them: what
     # the defaults were before they shared one core (engine/placement.py).
@@ -139,11 +229,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", help="comma-separated configuration names (prefixes)")
     parser.add_argument("--no-chart", action="store_true")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="also the CPU time a record costs: the group's processes and the broker's",
+    )
     add_broker_option(parser)
     args = parser.parse_args(argv)
     chosen = _chosen(args.only)
     rates: dict[str, list[float]] = {name: [] for name in chosen}
+    cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in chosen}
+    global _WATCH
     with open_broker(args.broker) as broker:
+        if args.cpu:
+            _WATCH = CpuWatch(broker.process.pid)
         config: dict[str, Any] = {**broker.client_config(), "fetch.queue.backoff.ms": 10}
         topic = broker.new_topic("names", PARTITIONS)
         events = generate(args.records, seed=7)
@@ -155,7 +254,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rate = _play(broker, config, topic, args.records, CONFIGS[name][2])
                 rates[name].append(rate)
                 note(f"round {round_no}: {name}: {fmt_rate(rate)} records/s")
+                if _CPU_LAST:
+                    cpu[name].append(_CPU_LAST[0])
     print(_table(rates, where))
+    if _WATCH is not None:
+        print(_cpu_table(cpu))
     if not args.no_chart:
         _chart(rates, where)
     return 0
@@ -179,17 +282,31 @@ def _play(broker: Broker, config: dict[str, Any], topic: str, count: int, run: R
     records or more is run again (at most TRIES times; then the whole run's rate)."""
     for _ in range(TRIES):
         out = broker.new_topic("md5-out", PARTITIONS)
+        if _WATCH is not None:
+            _WATCH.readings = []  # a run that is not a group's (the pipeline) reads none
         together = run(config, topic, out, count)
         stamps = output_stamps(broker, out, count)
         if together is None:
+            _note_cpu(stamps, None)
             return run_rate(stamps)
         rate = rate_within(stamps, together)
         if rate is not None:
+            _note_cpu(stamps, together)
             return rate
         late = together[0] * 1000.0 - stamps[0]
         note(f"a member got its partitions {late:,.0f} ms after the first output: again")
     note(f"{TRIES} tries: the whole run's rate")
+    _note_cpu(stamps, None)
     return run_rate(stamps)
+
+
+_CPU_LAST: list[tuple[float, float]] = []  # --cpu: the last run's figures (CpuWatch)
+
+
+def _note_cpu(stamps: list[int], window: tuple[float, float] | None) -> None:
+    _CPU_LAST.clear()
+    if _WATCH is not None and _WATCH.readings:
+        _CPU_LAST.append(_WATCH.per_record(stamps, window))
 
 
 def _ratios(rates: dict[str, list[float]], name: str) -> tuple[float, float] | None:
@@ -231,6 +348,21 @@ def _table(rates: dict[str, list[float]], where: str) -> str:
             f"{'>= ' + fmt_ratio(target) if target else '-'} | {_floor_ratio(rates, name)} | "
             f"{' / '.join(fmt_rate(v) for v in values)} |"
         )
+    return "\n".join(lines)
+
+
+def _cpu_table(cpu: dict[str, list[tuple[float, float]]]) -> str:
+    """--cpu: the medians over the rounds of the CPU time a record cost (CpuWatch)."""
+    lines = [
+        "\nCPU time a record within the rate's window, median of the rounds (us)",
+        "| configuration | its processes | the broker | both |",
+        "|---|--:|--:|--:|",
+    ]
+    for name, runs in cpu.items():
+        if runs:
+            members = statistics.median(m for m, _ in runs)
+            used = statistics.median(b for _, b in runs)
+            lines.append(f"| {name} | {members:.2f} | {used:.2f} | {members + used:.2f} |")
     return "\n".join(lines)
 
 

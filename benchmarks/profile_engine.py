@@ -41,7 +41,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from common import console, fresh_group, keyed_items, produce, table
+from common import console, fresh_group, keyed_items, produce, table, thread_cpu
 
 from parafka import Output, ParallelConsumer, Record, tune_gc
 from parafka.build import COMPILED, compiled
@@ -95,27 +95,19 @@ def _thread_cpu() -> dict[str, float]:
     """CPU seconds of each thread of this process (Python's by name, librdkafka's by
     their kernel names), from /proc."""
     names = {t.native_id: t.name for t in threading.enumerate()}
-    tick = os.sysconf("SC_CLK_TCK")
-    used: dict[str, float] = {}
-    tasks = Path("/proc/self/task")
-    if not tasks.is_dir():
-        return used  # not Linux: no figures by thread
     # Each read lets go of the GIL, and the busy control thread keeps it for the switch
     # interval (5 ms) before this thread gets it back: some forty reads took a fifth of a
     # second of a one-second run. Hand it back at once while they last.
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-5)
     try:
-        for task in tasks.iterdir():
-            try:
-                comm = (task / "comm").read_text().strip()
-                fields = (task / "stat").read_text().rpartition(")")[2].split()
-            except OSError:
-                continue  # the thread ended meanwhile
-            name = names.get(int(task.name), comm)
-            used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        threads = thread_cpu()
     finally:
         sys.setswitchinterval(interval)
+    used: dict[str, float] = {}
+    for tid, (comm, seconds) in threads.items():
+        name = names.get(tid, comm)
+        used[name] = used.get(name, 0.0) + seconds
     return used
 
 
