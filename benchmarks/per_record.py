@@ -26,7 +26,7 @@ Writes the table (medians, and the median of each round's ratio: "paired") and, 
 matplotlib, benchmarks/per_record.png.
 
 With `--cpu`, also the CPU time a record cost each configuration: its processes' (every
-thread) and the broker's, from the first record done to the end (`CpuWatch`).
+thread) and the broker's, within the window its rate is taken over (`CpuWatch`).
 
 Usage: python benchmarks/per_record.py [--records N] [--rounds R] [--broker local|kafka]
                                        [--only NAME,NAME] [--no-chart] [--cpu]
@@ -97,6 +97,15 @@ class CpuWatch:
         self.broker_pid = broker_pid
         # the last run's readings: (wall clock, its processes' CPU seconds, the broker's)
         self.readings: list[tuple[float, float, float]] = []
+        self.last: tuple[float, float] | None = None  # the last run's `per_record`
+
+    def reset(self) -> None:
+        """Before a run: a run that is not a group's (the pipeline) reads nothing."""
+        self.readings, self.last = [], None
+
+    def note(self, stamps: list[int], window: tuple[float, float] | None) -> None:
+        """After a run whose rate was taken over `window`: `last` is its `per_record`."""
+        self.last = self.per_record(stamps, window) if self.readings else None
 
     def wait(self, running: Running) -> None:
         """`running.wait()`, reading the CPU times meanwhile."""
@@ -254,8 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rate = _play(broker, config, topic, args.records, CONFIGS[name][2])
                 rates[name].append(rate)
                 note(f"round {round_no}: {name}: {fmt_rate(rate)} records/s")
-                if _CPU_LAST:
-                    cpu[name].append(_CPU_LAST[0])
+                if _WATCH is not None and _WATCH.last is not None:
+                    cpu[name].append(_WATCH.last)
     print(_table(rates, where))
     if _WATCH is not None:
         print(_cpu_table(cpu))
@@ -283,7 +292,7 @@ def _play(broker: Broker, config: dict[str, Any], topic: str, count: int, run: R
     for _ in range(TRIES):
         out = broker.new_topic("md5-out", PARTITIONS)
         if _WATCH is not None:
-            _WATCH.readings = []  # a run that is not a group's (the pipeline) reads none
+            _WATCH.reset()
         together = run(config, topic, out, count)
         stamps = output_stamps(broker, out, count)
         if together is None:
@@ -300,13 +309,9 @@ def _play(broker: Broker, config: dict[str, Any], topic: str, count: int, run: R
     return run_rate(stamps)
 
 
-_CPU_LAST: list[tuple[float, float]] = []  # --cpu: the last run's figures (CpuWatch)
-
-
 def _note_cpu(stamps: list[int], window: tuple[float, float] | None) -> None:
-    _CPU_LAST.clear()
-    if _WATCH is not None and _WATCH.readings:
-        _CPU_LAST.append(_WATCH.per_record(stamps, window))
+    if _WATCH is not None:
+        _WATCH.note(stamps, window)
 
 
 def _ratios(rates: dict[str, list[float]], name: str) -> tuple[float, float] | None:
