@@ -63,14 +63,25 @@ def run_rate(stamps: list[int]) -> float:
     return (last + 1) / max(1e-3, (stamps[last] - stamps[0]) / 1000.0)
 
 
+def run_window(stamps: list[int]) -> tuple[float, float]:
+    """The wall-clock seconds `run_rate` is taken over: the first output to the 99th
+    percentile's."""
+    return stamps[0] / 1000.0, stamps[int(len(stamps) * 0.99) - 1] / 1000.0
+
+
+def stamped_within(stamps: list[int], window: tuple[float, float]) -> int:
+    """How many outputs were stamped within `window` (wall-clock seconds)."""
+    first = bisect.bisect_left(stamps, window[0] * 1000.0)
+    return bisect.bisect_right(stamps, window[1] * 1000.0) - first
+
+
 def rate_within(stamps: list[int], window: tuple[float, float]) -> float | None:
     """The outputs stamped within `window` (wall-clock seconds) over its length; None when
     it holds fewer than a quarter of them (too short a time to tell)."""
-    first = bisect.bisect_left(stamps, window[0] * 1000.0)
-    end = bisect.bisect_right(stamps, window[1] * 1000.0)
-    if end - first < len(stamps) // 4:
+    count = stamped_within(stamps, window)
+    if count < len(stamps) // 4:
         return None
-    return (end - first) / max(1e-3, window[1] - window[0])
+    return count / max(1e-3, window[1] - window[0])
 
 
 def run(broker: Broker, config: dict[str, Any], topic: str, count: int, name: str,

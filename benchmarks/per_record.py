@@ -53,7 +53,7 @@ from common import (
     open_broker,
     thread_cpu,
 )
-from md5_threads import output_stamps, rate_within, run_rate
+from md5_threads import output_stamps, rate_within, run_rate, run_window, stamped_within
 
 from parafka.testing import Broker
 
@@ -138,9 +138,8 @@ class CpuWatch:
         """(its processes', the broker's) CPU microseconds a record over `window` (wall-clock
         seconds; None: the whole run's rate window, first output to the 99th percentile)."""
         if window is None:
-            window = (stamps[0] / 1000.0, stamps[int(len(stamps) * 0.99) - 1] / 1000.0)
-        first = bisect.bisect_left(stamps, window[0] * 1000.0)
-        records = bisect.bisect_right(stamps, window[1] * 1000.0) - first
+            window = run_window(stamps)
+        records = stamped_within(stamps, window)
         start, end = self._at(window[0]), self._at(window[1])
         return tuple(  # type: ignore[return-value]
             (end[i] - start[i]) / max(records, 1) * 1e6 for i in (0, 1)

@@ -9,11 +9,9 @@ from typing import Any
 
 from parafka.core.errors import ConfigError
 from parafka.core.extras import require
-from parafka.core.options import AUTO, EXECUTORS, FAILURE_POLICIES, GROUP_TYPES, default
-from parafka.core.placement import PLACEMENTS
+from parafka.core.options import AUTO, EXECUTORS, OPTIONS, default
 from parafka.core.retry import RetryPolicy
-from parafka.core.scheduler import ORDERINGS, Ordering
-from parafka.core.stall import ON_STUCK
+from parafka.core.scheduler import Ordering
 from parafka.kafka.config import (
     check_group_id,
     check_not_overridden,
@@ -78,14 +76,7 @@ class Settings:
             raise ConfigError("no topic to consume: pass topics=['name'] (CLI -t NAME)")
         for topic in self.topics:
             _check_topic(topic)
-        if self.ordering not in ORDERINGS:
-            raise ConfigError(
-                f"unknown ordering {self.ordering!r}: use one of {', '.join(ORDERINGS)}"
-            )
-        if self.executor not in EXECUTORS:
-            raise ConfigError(
-                f"unknown executor {self.executor!r}: use one of {', '.join(EXECUTORS)}"
-            )
+        self._check_choices()
         self._check_concurrency()
         for name in ("rate", "key_rate", "group_rate"):
             value = getattr(self, name)
@@ -120,11 +111,6 @@ class Settings:
         self._check_failure_policy()
         self._check_group_type()
         self._check_on_stuck()
-        if self.thread_placement not in PLACEMENTS:
-            raise ConfigError(
-                f"unknown thread_placement {self.thread_placement!r}: use one of "
-                f"{', '.join(PLACEMENTS)}"
-            )
         self._check_retry_topic()
         self._check_tracing()
         if self.max_metadata_bytes < 0:
@@ -166,11 +152,17 @@ class Settings:
         for module in ("opentelemetry.trace", "opentelemetry.propagate"):
             require(module, "tracing=True (--trace)")
 
+    def _check_choices(self) -> None:
+        """Every setting with a fixed set of values (options.py, kind "choice") holds one
+        of them; None stands for the default where that is the default."""
+        for option in _CHOICES:
+            value = getattr(self, option.name)
+            if value not in option.choices and (value is not None or option.default is not None):
+                raise ConfigError(
+                    f"unknown {option.name} {value!r}: use one of {', '.join(option.choices)}"
+                )
+
     def _check_on_stuck(self) -> None:
-        if self.on_stuck not in ON_STUCK:
-            raise ConfigError(
-                f"unknown on_stuck {self.on_stuck!r}: use one of {', '.join(ON_STUCK)}"
-            )
         if self.on_stuck != "report" and self.executor not in ("process", "async"):
             raise ConfigError(
                 f"on_stuck={self.on_stuck!r} needs executor='process' or 'async' (a "
@@ -258,10 +250,6 @@ class Settings:
         return "dead-letter" if self.dead_letter_topic else "stop"
 
     def _check_failure_policy(self) -> None:
-        if self.on_failure is not None and self.on_failure not in FAILURE_POLICIES:
-            raise ConfigError(
-                f"unknown on_failure {self.on_failure!r}: use one of {', '.join(FAILURE_POLICIES)}"
-            )
         if self.failure_policy == "dead-letter" and not self.dead_letter_topic:
             raise ConfigError(
                 "on_failure='dead-letter' needs a topic: pass dead_letter_topic='name' "
@@ -290,10 +278,6 @@ class Settings:
             )
 
     def _check_group_type(self) -> None:
-        if self.group_type not in GROUP_TYPES:
-            raise ConfigError(
-                f"unknown group_type {self.group_type!r}: use one of {', '.join(GROUP_TYPES)}"
-            )
         if self.group_type != "share":
             return
         if self.ordering != "unordered":
@@ -308,6 +292,11 @@ class Settings:
                 "offsets to commit in a transaction; drop exactly_once (CLI --exactly-once) or use "
                 "group_type='consumer' (CLI --group-type consumer)"
             )
+
+
+# The settings with a fixed set of values (`Settings._check_choices`).
+_FIELDS = {f.name for f in fields(Settings)}
+_CHOICES = tuple(o for o in OPTIONS if o.kind == "choice" and o.name in _FIELDS)
 
 
 def _check_topic(name: str) -> None:
