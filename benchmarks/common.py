@@ -65,6 +65,25 @@ def thread_cpu(pid: int | str = "self") -> dict[int, tuple[str, float]]:
     return used
 
 
+def thread_sched(pid: int | str = "self") -> dict[int, tuple[float, float]]:
+    """The scheduler's figures for each thread of process `pid`, in seconds so far: thread id
+    -> (time it ran, time it waited runnable for a core), from /proc/<pid>/task/*/schedstat
+    (nanoseconds, unlike the ticks of `thread_cpu`). Waiting for a lock or the GIL is sleep,
+    not counted. Empty when the process has ended or the kernel keeps no such figures."""
+    times: dict[int, tuple[float, float]] = {}
+    try:
+        listing = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return times
+    for task in listing:
+        try:
+            ran, waited, _ = (task / "schedstat").read_text().split()
+        except (OSError, ValueError):
+            continue  # the thread ended meanwhile, or no schedstat here
+        times[int(task.name)] = (int(ran) / 1e9, int(waited) / 1e9)
+    return times
+
+
 # -- brokers ----------------------------------------------------------------------------------
 def add_broker_option(parser: argparse.ArgumentParser) -> None:
     """`--broker local|kafka`: which broker the whole run (every peer and baseline) uses."""

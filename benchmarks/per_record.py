@@ -26,7 +26,9 @@ Writes the table (medians, and the median of each round's ratio: "paired") and, 
 matplotlib, benchmarks/per_record.png.
 
 With `--cpu`, also the CPU time a record cost each configuration: its processes' (every
-thread) and the broker's, within the window its rate is taken over (`CpuWatch`).
+thread) and the broker's, within the window its rate is taken over (`CpuWatch`); and the
+time its threads waited, runnable, for a core: on two cores shared with the broker, what
+the slow rounds have more of.
 
 Usage: python benchmarks/per_record.py [--records N] [--rounds R] [--broker local|kafka]
                                        [--only NAME,NAME] [--no-chart] [--cpu]
@@ -51,7 +53,7 @@ from common import (
     fmt_ratio,
     note,
     open_broker,
-    thread_cpu,
+    thread_sched,
 )
 from md5_threads import output_stamps, rate_within, run_rate, run_window, stamped_within
 
@@ -81,23 +83,27 @@ FLOORS = {ONE_LOOP: ONE_FLOOR, TWO_LOOPS: TWO_FLOORS}
 # name -> (baseline it is held against or None, target ratio or None, how to run it). A run
 # returns the time its group's members all worked (Running.together), or None.
 Run = Callable[[dict[str, Any], str, str, int], tuple[float, float] | None]
+# --cpu, microseconds a record: its processes' CPU, the broker's, its processes' wait for a core
+Figures = tuple[float, float, float]
 
 
 class CpuWatch:
     """`--cpu`: the CPU time a record costs a configuration, its processes' (every thread)
-    and the broker's. While a run goes on, the cumulative CPU time of both is read from
-    /proc every SAMPLE seconds, with the wall-clock time. After it, the CPU used within the
-    window its rate is taken over (interpolated between readings) is divided by the
-    outputs stamped within that window: the same records as the rate, whatever each
+    and the broker's, and the time its processes' threads waited, runnable, for a core.
+    While a run goes on, the cumulative figures are read from the kernel's scheduler
+    statistics every SAMPLE seconds, with the wall-clock time. After it, what was used
+    within the window its rate is taken over (interpolated between readings) is divided by
+    the outputs stamped within that window: the same records as the rate, whatever each
     configuration's start-up costs."""
 
     SAMPLE = 0.02
 
     def __init__(self, broker_pid: int | None) -> None:
         self.broker_pid = broker_pid
-        # the last run's readings: (wall clock, its processes' CPU seconds, the broker's)
-        self.readings: list[tuple[float, float, float]] = []
-        self.last: tuple[float, float] | None = None  # the last run's `per_record`
+        # the last run's readings: (wall clock, its processes' CPU seconds, the broker's,
+        # its processes' seconds waiting for a core)
+        self.readings: list[tuple[float, float, float, float]] = []
+        self.last: Figures | None = None  # the last run's `per_record`
 
     def reset(self) -> None:
         """Before a run: a run that is not a group's (the pipeline) reads nothing."""
@@ -108,18 +114,20 @@ class CpuWatch:
         self.last = self.per_record(stamps, window) if self.readings else None
 
     def wait(self, running: Running) -> None:
-        """`running.wait()`, reading the CPU times meanwhile."""
-        threads: dict[tuple[int, int], float] = {}  # a thread's last reading (ended: kept)
-        readings: list[tuple[float, float, float]] = []
+        """`running.wait()`, reading the scheduler's figures meanwhile."""
+        threads: dict[tuple[int, int], tuple[float, float]] = {}  # last reading (ended: kept)
+        readings: list[tuple[float, float, float, float]] = []
         stop = threading.Event()
 
         def sample() -> None:
             while True:
                 for proc in running.procs:
                     if proc.pid is not None:
-                        for tid, (_, seconds) in thread_cpu(proc.pid).items():
-                            threads[(proc.pid, tid)] = seconds
-                readings.append((time.time(), sum(threads.values()), self._broker_cpu()))
+                        for tid, times in thread_sched(proc.pid).items():
+                            threads[(proc.pid, tid)] = times
+                ran = sum(times[0] for times in threads.values())
+                waited = sum(times[1] for times in threads.values())
+                readings.append((time.time(), ran, self._broker_cpu(), waited))
                 if stop.wait(self.SAMPLE):
                     return
 
@@ -132,34 +140,31 @@ class CpuWatch:
             sampler.join()
         self.readings = readings
 
-    def per_record(
-        self, stamps: list[int], window: tuple[float, float] | None
-    ) -> tuple[float, float]:
-        """(its processes', the broker's) CPU microseconds a record over `window` (wall-clock
-        seconds; None: the whole run's rate window, first output to the 99th percentile)."""
+    def per_record(self, stamps: list[int], window: tuple[float, float] | None) -> Figures:
+        """(its processes' CPU, the broker's, its processes' wait for a core) in microseconds
+        a record over `window` (wall-clock seconds; None: the whole run's rate window, first
+        output to the 99th percentile)."""
         if window is None:
             window = run_window(stamps)
-        records = stamped_within(stamps, window)
+        records = max(stamped_within(stamps, window), 1)
         start, end = self._at(window[0]), self._at(window[1])
-        return tuple(  # type: ignore[return-value]
-            (end[i] - start[i]) / max(records, 1) * 1e6 for i in (0, 1)
-        )
+        used = [(end[i] - start[i]) / records * 1e6 for i in range(3)]
+        return used[0], used[1], used[2]
 
-    def _at(self, when: float) -> tuple[float, float]:
-        """The CPU times at `when`, interpolated between the two readings around it."""
+    def _at(self, when: float) -> tuple[float, ...]:
+        """The figures at `when`, interpolated between the two readings around it."""
         readings = self.readings
         after = bisect.bisect_left(readings, (when,))
         if after == 0 or after == len(readings):
-            reading = readings[min(after, len(readings) - 1)]
-            return reading[1], reading[2]
-        (t0, m0, b0), (t1, m1, b1) = readings[after - 1], readings[after]
-        share = (when - t0) / max(t1 - t0, 1e-9)
-        return m0 + (m1 - m0) * share, b0 + (b1 - b0) * share
+            return readings[min(after, len(readings) - 1)][1:]
+        before, later = readings[after - 1], readings[after]
+        share = (when - before[0]) / max(later[0] - before[0], 1e-9)
+        return tuple(a + (b - a) * share for a, b in zip(before[1:], later[1:], strict=True))
 
     def _broker_cpu(self) -> float:
         if self.broker_pid is None:
             return 0.0
-        return sum(seconds for _, seconds in thread_cpu(self.broker_pid).values())
+        return sum(ran for ran, _ in thread_sched(self.broker_pid).values())
 
 
 _WATCH: CpuWatch | None = None  # set by --cpu
@@ -240,13 +245,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--cpu",
         action="store_true",
-        help="also the CPU time a record costs: the group's processes and the broker's",
+        help="also the CPU time a record costs (the group's processes, the broker) and the "
+        "time the processes' threads waited for a core",
     )
     add_broker_option(parser)
     args = parser.parse_args(argv)
     chosen = _chosen(args.only)
     rates: dict[str, list[float]] = {name: [] for name in chosen}
-    cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in chosen}
+    cpu: dict[str, list[Figures]] = {name: [] for name in chosen}
     global _WATCH
     with open_broker(args.broker) as broker:
         if args.cpu:
@@ -261,9 +267,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in chosen:
                 rate = _play(broker, config, topic, args.records, CONFIGS[name][2])
                 rates[name].append(rate)
-                note(f"round {round_no}: {name}: {fmt_rate(rate)} records/s")
+                figures = ""
                 if _WATCH is not None and _WATCH.last is not None:
                     cpu[name].append(_WATCH.last)
+                    figures = " (us a record: CPU {:.2f} + broker {:.2f}, waited {:.2f})".format(
+                        *_WATCH.last
+                    )
+                note(f"round {round_no}: {name}: {fmt_rate(rate)} records/s{figures}")
     print(_table(rates, where))
     if _WATCH is not None:
         print(_cpu_table(cpu))
@@ -355,18 +365,20 @@ def _table(rates: dict[str, list[float]], where: str) -> str:
     return "\n".join(lines)
 
 
-def _cpu_table(cpu: dict[str, list[tuple[float, float]]]) -> str:
-    """--cpu: the medians over the rounds of the CPU time a record cost (CpuWatch)."""
+def _cpu_table(cpu: dict[str, list[Figures]]) -> str:
+    """--cpu: the medians over the rounds of what a record cost (CpuWatch)."""
     lines = [
-        "\nCPU time a record within the rate's window, median of the rounds (us)",
-        "| configuration | its processes | the broker | both |",
-        "|---|--:|--:|--:|",
+        "\nCPU time a record within the rate's window, median of the rounds (us); and the time",
+        "its processes' threads waited, runnable, for a core",
+        "| configuration | its processes | the broker | both | waited for a core |",
+        "|---|--:|--:|--:|--:|",
     ]
     for name, runs in cpu.items():
         if runs:
-            members = statistics.median(m for m, _ in runs)
-            used = statistics.median(b for _, b in runs)
-            lines.append(f"| {name} | {members:.2f} | {used:.2f} | {members + used:.2f} |")
+            members, used, waited = (statistics.median(run[i] for run in runs) for i in range(3))
+            lines.append(
+                f"| {name} | {members:.2f} | {used:.2f} | {members + used:.2f} | {waited:.2f} |"
+            )
     return "\n".join(lines)
 
 
