@@ -40,7 +40,7 @@ from parafka.core.seam import TP, ClientError, CommitResult, Consumer, Kafka, Me
 from parafka.core.stats import Stats
 from parafka.engine.outputs import Acknowledged, OutputProducer, OutputThread
 from parafka.engine.pacing import Pacer
-from parafka.engine.placement import ThreadPlacement, supported
+from parafka.engine.placement import CoreWait, ThreadPlacement, supported
 from parafka.engine.retrytopic import RetryTopic
 from parafka.engine.settings import Settings
 from parafka.engine.steering import Steering
@@ -185,6 +185,7 @@ class ControlLoop(Stoppable):
         # thread, at its first stats refresh. Not in the simulator (no output thread).
         self._place = settings.thread_placement == "together" and threaded_outputs
         self.placement: ThreadPlacement | None = None
+        self._core_wait = CoreWait()  # for the advice: this loop waiting for a core
         self.letters = OutputProducer(
             self.kafka, settings.bootstrap_servers, settings.kafka_config, self._letter_settled
         )
@@ -1014,6 +1015,14 @@ class ControlLoop(Stoppable):
             self.placement = ThreadPlacement(lambda: outputs.native_id, self.clock)
         self.placement.check()
 
+    def _waited_for_core(self) -> float | None:
+        """The loop's seconds waited for a core so far, less what sharing a core with the
+        output thread costs it by design (placement.py)."""
+        waited = self._core_wait.read()
+        if waited is not None and self.placement is not None:
+            waited = max(0.0, waited - self.placement.shared)
+        return waited
+
     def _follow_rate(self, now: float, processed: int) -> None:
         """The buffer limit follows the rate records finish at (flow.py)."""
         last, self._rate_from = self._rate_from, (now, processed)
@@ -1056,6 +1065,7 @@ class ControlLoop(Stoppable):
                 self.executor.handler_seconds,
                 self.gc_timer.total,
                 tuned(),
+                self._waited_for_core(),
             )
         )
         for line in advice:

@@ -47,6 +47,36 @@ def _idle_and_total(cores: Collection[int]) -> tuple[int, int]:
     return idle, total
 
 
+def waited_for_core(thread_id: int) -> float | None:
+    """Seconds the thread has waited, runnable, for a core so far (None: not readable)."""
+    try:
+        with open(_TASK.format(thread_id) + "schedstat", encoding="ascii") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class CoreWait:
+    """The control loop's seconds waited, runnable, for a core so far, summed over the
+    threads that ran it (handover.py may move it to another thread), for the advice
+    (observe/advice.py). `read()` is called from the loop's own thread."""
+
+    def __init__(self) -> None:
+        self._thread: int | None = None
+        self._last = 0.0  # that thread's own count at the last reading
+        self.total = 0.0
+
+    def read(self) -> float | None:
+        me = threading.get_native_id()
+        waited = waited_for_core(me)
+        if waited is None:
+            return None
+        if me == self._thread:
+            self.total += max(0.0, waited - self._last)
+        self._thread, self._last = me, waited
+        return self.total
+
+
 def supported() -> bool:
     """The system can pin threads and tell where they run (Linux, more than one core)."""
     return len(CORES) > 1 and os.path.exists(_TASK.format(os.getpid()))
@@ -67,6 +97,9 @@ class ThreadPlacement:
         self._last: tuple[int, int] | None = None
         self._ticks = self._machine()
         self.enabled = True
+        # seconds the output thread ran while both were pinned to one core: what the
+        # control thread waits for its core by design (CoreWait's readers take it off)
+        self.shared = 0.0
 
     def _machine(self) -> tuple[int, int]:
         try:
@@ -95,6 +128,8 @@ class ThreadPlacement:
         last = self._last or (waited, partner_ran)
         self._last = (waited, partner_ran)
         elapsed, self._at = now - self._at, now
+        if self.placement.pinned is not None:
+            self.shared += (partner_ran - last[1]) / 1e9
         ticks, (idle, total) = self._ticks, self._machine()
         self._ticks = (idle, total)
         spare = 1.0

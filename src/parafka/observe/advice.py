@@ -4,7 +4,7 @@ The defaults are meant to be right; when they cannot be (a per-record handler th
 microseconds of CPU runs under one interpreter's GIL), the consumer says what would help
 and why, with the numbers it saw, instead of leaving the user to find a flag.
 
-Three rules, each said once, over windows of `WINDOW` seconds of work:
+Four rules, each said once, over windows of `WINDOW` seconds of work:
 
 - this process used at least `BUSY` of a core (Python runs on one core at a time), the
   machine had at least one core idle (by its load average), and records were handled on
@@ -16,7 +16,13 @@ Three rules, each said once, over windows of `WINDOW` seconds of work:
   of 1,000 on 2 processes ran at 1.19x two plain loops, its per-record handler at 0.5x);
 - garbage collection took at least `GC_SHARE` of the time and the collector runs with
   CPython's defaults: `parafka.tune_gc()` (which `parafka run` calls) takes that away
-  (measured with a no-op handler: 13-17% of the time with the defaults, none after).
+  (measured with a no-op handler: 13-17% of the time with the defaults, none after);
+- the control thread waited, runnable, for a core at least `CORE_WAIT` of the time (beyond
+  waiting for the output thread it shares a core with, engine/placement.py): every core of
+  the machine is busy, and no setting makes it faster; more processes would wait too.
+  (Two md5 processes on two cores beside the broker: their control threads waited 21-42%
+  of the time, and the slowest rounds were the ones that waited most: RESULTS.md,
+  "fifteenth stop".)
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ BUSY = 0.85  # of one core: this process is CPU-bound
 MIN_RECORDS = 10_000  # in the window: a steady load, not a trickle
 GC_SHARE = 0.10  # of the window's time spent collecting garbage
 HANDLER_SHARE = 0.5  # of the process's CPU time a record: parafka's own work is the rest
+CORE_WAIT = 0.25  # of the window the control thread waited, runnable, for a core
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,9 @@ class Sample:
     handler_seconds: float | None = None  # per record, as the executor measured it
     gc_seconds: float = 0.0  # spent in garbage collections so far (gctuning.GcTimer)
     gc_tuned: bool = True  # the collector runs as tune_gc() sets it
+    # seconds the control thread waited, runnable, for a core so far, beyond sharing its
+    # core with the output thread (None: not measured here)
+    core_wait: float | None = None
 
 
 class Advisor:
@@ -73,6 +83,7 @@ class Advisor:
             ("processes", self._processes(sample, cpu / span, records / span)),
             ("batch", self._batch(sample, cpu / span, cpu / records)),
             ("gc", self._gc(first, sample, span)),
+            ("cores", self._cores(first, sample, span)),
         ):
             if line is not None and rule not in self._said:
                 self._said.add(rule)
@@ -116,4 +127,17 @@ class Advisor:
             f"garbage collection took {share:.0%} of the time over the last {span:.0f} s: "
             "call parafka.tune_gc() once at start (what `parafka run` does: young collections "
             "every 50,000 allocations instead of 700)"
+        )
+
+    def _cores(self, first: Sample, sample: Sample, span: float) -> str | None:
+        if first.core_wait is None or sample.core_wait is None:
+            return None
+        share = (sample.core_wait - first.core_wait) / span
+        if share < CORE_WAIT:
+            return None
+        return (
+            f"the control thread waited for a core {share:.0%} of the time over the last "
+            f"{span:.0f} s: every core of this machine is busy (other programs, or more "
+            "consumer processes than cores), so more processes or threads would not run "
+            "faster here; more cores, or fewer busy programs beside it, would"
         )

@@ -159,3 +159,58 @@ def test_the_loop_going_on_on_another_thread_is_placed_instead(
     standby.join()
     assert cores[0] == allowed
     assert len(cores[1]) == 1 and cores[1] == cores[2]
+
+
+def test_the_output_thread_s_run_time_while_pinned_is_counted_as_shared(
+    partner: threading.Thread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the control thread waits for its core by design, for the advice to take off.
+    real = placement._cpu_and_times
+    ran = [0]
+
+    def partner_runs(thread_id: int) -> tuple[int, int, int]:
+        cpu, own, waited = real(thread_id)
+        return (cpu, ran[0], waited) if thread_id == partner.native_id else (cpu, own, waited)
+
+    monkeypatch.setattr(placement, "_cpu_and_times", partner_runs)
+    now = [0.0]
+    placed = ThreadPlacement(lambda: partner.native_id, lambda: now[0])
+    now[0] += WINDOW
+    ran[0] = 300_000_000
+    placed.check()  # the first look: pinned now, nothing shared before it
+    assert placed.placement.pinned is not None and placed.shared == 0.0
+    now[0] += WINDOW
+    ran[0] += 200_000_000
+    placed.check()
+    assert placed.shared == pytest.approx(0.2)
+    placed.close()
+
+
+def test_the_loop_s_wait_for_a_core_is_read_and_summed_over_its_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waited = {threading.get_native_id(): 2.0}
+    monkeypatch.setattr(placement, "waited_for_core", lambda thread_id: waited.get(thread_id))
+    wait = placement.CoreWait()
+    assert wait.read() == 0.0  # the first reading is the baseline
+    waited[threading.get_native_id()] = 2.5
+    assert wait.read() == pytest.approx(0.5)
+    seen: list[float | None] = []
+
+    def go_on() -> None:  # the loop goes on on another thread (handover.py)
+        me = threading.get_native_id()
+        waited[me] = 7.0
+        seen.append(wait.read())  # that thread's own past is not the loop's
+        waited[me] = 7.25
+        seen.append(wait.read())
+
+    other = threading.Thread(target=go_on)
+    other.start()
+    other.join()
+    assert seen == [pytest.approx(0.5), pytest.approx(0.75)]
+
+
+def test_a_thread_s_wait_for_a_core_comes_from_the_system() -> None:
+    waited = placement.waited_for_core(threading.get_native_id())
+    assert waited is not None and waited >= 0.0
+    assert placement.waited_for_core(2**31 - 1) is None  # no such thread

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 
 from parafka.core.gctuning import GcTimer
-from parafka.observe.advice import MIN_RECORDS, WINDOW, Advisor, Sample
+from parafka.observe.advice import CORE_WAIT, MIN_RECORDS, WINDOW, Advisor, Sample
 
 
 def feed(
@@ -100,3 +100,24 @@ def test_no_batch_advice_when_it_would_not_help() -> None:
 def test_processes_then_batches_for_a_cpu_bound_per_record_handler() -> None:
     said = feed(Advisor(2, "thread"), 0.97, 1.0, 40_000, 3 * WINDOW)
     assert len(said) == 2 and "--processes auto" in said[0] and "--batch-size" in said[1]
+
+
+def waiting(advisor: Advisor, share: float, seconds: float, rate: float = 40_000) -> list[str]:
+    """A process whose control thread waits for a core `share` of the time."""
+    said = []
+    for step in range(int(seconds / 0.25) + 1):
+        at = step * 0.25
+        sample = Sample(at, 0.5 * at, int(rate * at), 2.0, None, 0.0, True, share * at)
+        said.extend(advisor.sample(sample))
+    return said
+
+
+def test_a_control_thread_waiting_for_a_core_is_told_no_setting_would_help() -> None:
+    advisor = batching(2)
+    said = waiting(advisor, CORE_WAIT + 0.1, 3 * WINDOW)
+    assert len(said) == 1 and "waited for a core 35%" in said[0]
+    assert "more processes or threads would not run faster" in said[0]
+    assert not waiting(batching(2), CORE_WAIT - 0.1, 3 * WINDOW)  # the cores have room
+    assert not waiting(batching(2), 0.5, 3 * WINDOW, rate=MIN_RECORDS / WINDOW / 2)  # idle
+    unmeasured = Sample(0.0, 0.0, 0, 2.0), Sample(WINDOW, 5.0, 100_000, 2.0)
+    assert not [line for s in unmeasured for line in batching(2).sample(s)]
