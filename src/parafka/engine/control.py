@@ -185,7 +185,9 @@ class ControlLoop(Stoppable):
         # thread, at its first stats refresh. Not in the simulator (no output thread).
         self._place = settings.thread_placement == "together" and threaded_outputs
         self.placement: ThreadPlacement | None = None
-        self._core_wait = CoreWait()  # for the advice: this loop waiting for a core
+        # for the advice: this loop waiting for a core (not in the simulator, whose clock
+        # is virtual: a real thread's wait means nothing there)
+        self._core_wait = CoreWait() if threaded_outputs else None
         self.letters = OutputProducer(
             self.kafka, settings.bootstrap_servers, settings.kafka_config, self._letter_settled
         )
@@ -1018,6 +1020,8 @@ class ControlLoop(Stoppable):
     def _waited_for_core(self) -> float | None:
         """The loop's seconds waited for a core so far, less what sharing a core with the
         output thread costs it by design (placement.py)."""
+        if self._core_wait is None:
+            return None
         waited = self._core_wait.read()
         if waited is not None and self.placement is not None:
             waited = max(0.0, waited - self.placement.shared)
