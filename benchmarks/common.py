@@ -8,7 +8,6 @@ time to leave the group are not counted. The handler notes the timestamps itself
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -45,32 +44,15 @@ BROKERS = ("local", "kafka")
 
 
 # -- CPU time from /proc (Linux) -------------------------------------------------------------
-def thread_cpu(pid: int | str = "self") -> dict[int, tuple[str, float]]:
-    """CPU seconds of each thread of process `pid`: thread id -> (kernel name, seconds).
-    Empty when the process has ended or /proc cannot be read (not Linux)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    used: dict[int, tuple[str, float]] = {}
-    tasks = Path(f"/proc/{pid}/task")
-    try:
-        listing = list(tasks.iterdir())
-    except OSError:
-        return used
-    for task in listing:
-        try:
-            comm = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue  # the thread ended meanwhile
-        used[int(task.name)] = (comm, (int(fields[11]) + int(fields[12])) / tick)
-    return used
-
-
-def thread_sched(pid: int | str = "self") -> dict[int, tuple[float, float]]:
+def thread_sched(
+    pid: int | str = "self", names: bool = False
+) -> dict[int, tuple[str, float, float]]:
     """The scheduler's figures for each thread of process `pid`, in seconds so far: thread id
-    -> (time it ran, time it waited runnable for a core), from /proc/<pid>/task/*/schedstat
-    (nanoseconds, unlike the ticks of `thread_cpu`). Waiting for a lock or the GIL is sleep,
-    not counted. Empty when the process has ended or the kernel keeps no such figures."""
-    times: dict[int, tuple[float, float]] = {}
+    -> (its kernel name, or "" unless `names`; time it ran; time it waited runnable for a
+    core), from /proc/<pid>/task/*/schedstat (nanoseconds). Waiting for a lock or the GIL is
+    sleep, not counted. Empty when the process has ended or the kernel keeps no such figures
+    (not Linux)."""
+    times: dict[int, tuple[str, float, float]] = {}
     try:
         listing = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
@@ -78,9 +60,10 @@ def thread_sched(pid: int | str = "self") -> dict[int, tuple[float, float]]:
     for task in listing:
         try:
             ran, waited, _ = (task / "schedstat").read_text().split()
+            name = (task / "comm").read_text().strip() if names else ""
         except (OSError, ValueError):
             continue  # the thread ended meanwhile, or no schedstat here
-        times[int(task.name)] = (int(ran) / 1e9, int(waited) / 1e9)
+        times[int(task.name)] = (name, int(ran) / 1e9, int(waited) / 1e9)
     return times
 
 

@@ -123,8 +123,8 @@ class CpuWatch:
             while True:
                 for proc in running.procs:
                     if proc.pid is not None:
-                        for tid, times in thread_sched(proc.pid).items():
-                            threads[(proc.pid, tid)] = times
+                        for tid, (_, ran, waited) in thread_sched(proc.pid).items():
+                            threads[(proc.pid, tid)] = ran, waited
                 ran = sum(times[0] for times in threads.values())
                 waited = sum(times[1] for times in threads.values())
                 readings.append((time.time(), ran, self._broker_cpu(), waited))
@@ -164,7 +164,7 @@ class CpuWatch:
     def _broker_cpu(self) -> float:
         if self.broker_pid is None:
             return 0.0
-        return sum(ran for ran, _ in thread_sched(self.broker_pid).values())
+        return sum(ran for _, ran, _ in thread_sched(self.broker_pid).values())
 
 
 _WATCH: CpuWatch | None = None  # set by --cpu

@@ -41,7 +41,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from common import console, fresh_group, keyed_items, produce, table, thread_cpu
+from common import console, fresh_group, keyed_items, produce, table, thread_sched
 
 from parafka import Output, ParallelConsumer, Record, tune_gc
 from parafka.build import COMPILED, compiled
@@ -101,11 +101,11 @@ def _thread_cpu() -> dict[str, float]:
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-5)
     try:
-        threads = thread_cpu()
+        threads = thread_sched(names=True)
     finally:
         sys.setswitchinterval(interval)
     used: dict[str, float] = {}
-    for tid, (comm, seconds) in threads.items():
+    for tid, (comm, seconds, _) in threads.items():
         name = names.get(tid, comm)
         used[name] = used.get(name, 0.0) + seconds
     return used

@@ -21,15 +21,20 @@ log = logging.getLogger("parafka")
 _TASK = "/proc/self/task/{}/"
 
 
+def _schedstat(thread_id: int) -> tuple[int, int]:
+    """(ns the thread ran, ns it waited runnable for a core) so far."""
+    with open(_TASK.format(thread_id) + "schedstat", encoding="ascii") as f:
+        ran, waited, _ = f.read().split()
+    return int(ran), int(waited)
+
+
 def _cpu_and_times(thread_id: int) -> tuple[int, int, int]:
     """(core it last ran on, ns it ran, ns it waited runnable for a core) so far."""
     with open(_TASK.format(thread_id) + "stat", encoding="ascii") as f:
         # fields after the command (which may hold spaces and parentheses); "processor"
         # is field 39 of proc(5), the 37th after the command
         cpu = int(f.read().rsplit(")", 1)[1].split()[36])
-    with open(_TASK.format(thread_id) + "schedstat", encoding="ascii") as f:
-        ran, waited, _ = f.read().split()
-    return cpu, int(ran), int(waited)
+    return (cpu, *_schedstat(thread_id))
 
 
 def _idle_and_total(cores: Collection[int]) -> tuple[int, int]:
@@ -50,9 +55,8 @@ def _idle_and_total(cores: Collection[int]) -> tuple[int, int]:
 def waited_for_core(thread_id: int) -> float | None:
     """Seconds the thread has waited, runnable, for a core so far (None: not readable)."""
     try:
-        with open(_TASK.format(thread_id) + "schedstat", encoding="ascii") as f:
-            return int(f.read().split()[1]) / 1e9
-    except (OSError, ValueError, IndexError):
+        return _schedstat(thread_id)[1] / 1e9
+    except (OSError, ValueError):
         return None
 
 
