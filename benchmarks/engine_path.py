@@ -69,7 +69,7 @@ def _one_output(record: object) -> bytes:
     return b"v"  # one output to the default topic, as the md5 transformer returns
 
 
-PRODUCED = [Produced("out", b"v", b"k", None)]
+PRODUCED = [("out", b"v", b"k", None)]
 STEPS = ("accept", "take", "completed", "acknowledged")  # the ledger's, timed by --phases
 
 

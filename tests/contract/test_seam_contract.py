@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from parafka.core.record import Produced
 from parafka.core.seam import TP, ClientError, CommitResult, Offset
 from parafka.testing import Broker
 from tests.contract.backends import (
@@ -271,9 +270,9 @@ def test_produce_many_produces_all_but_what_the_client_refuses(backend: Backend)
     topic = backend.new_topic(partitions=1)
     producer = backend.kafka.producer(backend.config(**{"message.max.bytes": 2000}))
     records = [
-        Produced(topic, b"a", None, None),
-        Produced(topic, b"x" * 5000, None, None),  # over message.max.bytes: refused
-        Produced(topic, b"c", b"k", [("h", b"1")]),
+        (topic, b"a", None, None),
+        (topic, b"x" * 5000, None, None),  # over message.max.bytes: refused
+        (topic, b"c", b"k", [("h", b"1")]),
     ]
     refused = producer.produce_many(records)
     assert [at for at, _ in refused] == [1]

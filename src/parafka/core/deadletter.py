@@ -83,7 +83,7 @@ def dead_letter(
         h for h in record.headers or () if not h[0].startswith(PREFIX)
     ]
     headers.extend(added)
-    return Produced(topic=topic, value=record.value, key=record.key, headers=headers)
+    return topic, record.value, record.key, headers
 
 
 def header_text(headers: Headers | None, name: str) -> str | None:

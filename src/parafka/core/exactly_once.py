@@ -140,10 +140,10 @@ class Transaction:
         if not self.open:
             producer.begin_transaction()
             self.open = True
-        for out in outputs:
+        for topic, value, key, headers in outputs:
             while True:
                 try:
-                    producer.produce(out.topic, out.value, out.key, headers=out.headers)
+                    producer.produce(topic, value, key, headers=headers)
                     break
                 except BufferError:
                     producer.poll(0.05)

@@ -91,7 +91,7 @@ def parked_record(
     )
     if first:
         headers.append((FIRST_ERROR, first))
-    return Produced(topic=retry_topic, value=record.value, key=record.key, headers=headers)
+    return retry_topic, record.value, record.key, headers
 
 
 def origin(headers: Headers | None) -> Origin | None:

@@ -583,7 +583,7 @@ class ControlLoop(Stoppable):
         letter = dead_letter(record, s.dead_letter_topic, s.group_id, failure, source)
         if self.tracing is not None:  # the failed attempt's trace goes on in the letter
             letter = self.tracing.letter(letter, error)
-        self.recent_dead_letters.add(record, error, letter.headers)
+        self.recent_dead_letters.add(record, error, letter[3])
         if self.transaction is not None:  # in the transaction, in offset order
             self.ledger.letter_held(entry, letter)
             return

@@ -81,16 +81,10 @@ class OutputProducer:
             settled(entry, error)
 
         ack = _Ack(entries, len(outputs), counted)
-        for sent, out in enumerate(outputs):
+        for sent, (topic, value, key, headers) in enumerate(outputs):
             while True:
                 try:
-                    producer.produce(
-                        out.topic,
-                        out.value,
-                        out.key,
-                        headers=out.headers,
-                        on_delivery=ack.delivered,
-                    )
+                    producer.produce(topic, value, key, headers=headers, on_delivery=ack.delivered)
                     break
                 except BufferError:
                     producer.poll(0.05)  # local queue full: let deliveries drain
@@ -269,8 +263,8 @@ class OutputThread:
         self._failures.clear()
         for index, item in enumerate(epoch):
             paired = type(item) is Paired
-            for at, out in enumerate(item[1]):
-                err = failed.get((out.topic, out.key, out.value))
+            for at, (topic, value, key, _) in enumerate(item[1]):
+                err = failed.get((topic, key, value))
                 if err is None:
                     continue
                 if paired:

@@ -458,6 +458,7 @@ class Follow:
         carrier = getattr(error, ERROR_CONTEXT, None)
         if not isinstance(carrier, dict) or not carrier:
             return letter
-        headers = [h for h in letter.headers or () if h[0] not in carrier]
-        headers.extend(carrier.items())
-        return letter._replace(headers=headers)
+        topic, value, key, headers = letter
+        kept = [h for h in headers or () if h[0] not in carrier]
+        kept.extend(carrier.items())
+        return topic, value, key, kept

@@ -15,7 +15,7 @@ from tests.unit.entries import wrap
 
 def out(entry: Entry) -> list[Produced]:
     record = entry.record
-    return [Produced("out", b"%d:%d" % (record.partition, record.offset), None, None)]
+    return [("out", b"%d:%d" % (record.partition, record.offset), None, None)]
 
 
 def test_outputs_wait_for_older_records_of_their_partition() -> None:
@@ -30,7 +30,7 @@ def test_outputs_wait_for_older_records_of_their_partition() -> None:
     assert release.released == [] and state.position == 0
     state.finish(0)  # the oldest record finished without outputs
     assert release.release(partitions, [("t", 0)]) == records[1:]
-    assert [o.value for o in release.released] == [b"0:1", b"0:2"]
+    assert [value for _, value, _, _ in release.released] == [b"0:1", b"0:2"]
     assert state.position == 3 and release.held == 0
 
 
@@ -60,7 +60,7 @@ def test_released_outputs_are_exactly_those_below_the_positions(
             for i, e in enumerate(records)
             if with_output[i] and e.offset < (partitions[e.tp].position or 0)
         }
-        assert {o.value for o in release.released} == below
+        assert {value for _, value, _, _ in release.released} == below
         assert release.held == sum(
             1
             for i, e in enumerate(records)
@@ -76,11 +76,11 @@ def test_a_batch_spanning_partitions_is_released_when_it_heads_both() -> None:
             partitions[("t", p)].receive(offset)
     batch = wrap([Record("t", 0, 1), Record("t", 1, 0)])
     release = OrderedRelease()
-    release.release(partitions, release.hold(batch, [Produced("out", b"b", None, None)]))
+    release.release(partitions, release.hold(batch, [("out", b"b", None, None)]))
     assert release.released == []  # t[0]@0 is still unfinished
     partitions[("t", 0)].finish(0)
     assert release.release(partitions, [("t", 0)]) == batch
-    assert [o.value for o in release.released] == [b"b"]
+    assert [value for _, value, _, _ in release.released] == [b"b"]
     assert partitions[("t", 0)].position == 2 and partitions[("t", 1)].position == 1
 
 
@@ -92,8 +92,8 @@ def test_forget_returns_each_dropped_entry_once_and_clears_a_spanning_batch() ->
     batch = wrap([Record("t", 0, 1), Record("t", 1, 1)])
     alone = wrap([Record("t", 1, 0)])
     release = OrderedRelease()
-    release.hold(batch, [Produced("out", b"b", None, None)])
-    release.hold(alone, [Produced("out", b"a", None, None)])
+    release.hold(batch, [("out", b"b", None, None)])
+    release.hold(alone, [("out", b"a", None, None)])
     assert release.held == 3
     dropped = release.forget([("t", 0)])
     assert dropped == batch  # the batch's t[1] entry goes with it, once

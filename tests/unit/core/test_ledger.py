@@ -56,7 +56,7 @@ def same_shard(a: Entry, b: Entry) -> bool:
 
 
 def output(entry: Entry) -> list[Produced]:
-    return [Produced("out", b"%d" % entry.offset, None, None)]
+    return [("out", b"%d" % entry.offset, None, None)]
 
 
 class Spied(Scheduler):
@@ -649,7 +649,7 @@ def test_closing_a_partition_rewinds_one_that_held_a_batch_with_it() -> None:
         ledger.assign(tp, 0)
     ledger.accept([message("t", 0, 0), message("t", 0, 1), message("t", 1, 0)])
     (first,), (second,), (other,) = ledger.take()
-    shared: Outcome = ([Produced("out", b"x", None, None)], None)
+    shared: Outcome = ([("out", b"x", None, None)], None)
     ledger.completed([second, other], [shared, shared])  # held: t[0]@0 is not done
     assert ledger.close([("t", 0)]) == {("t", 1)}
     restart = ledger.rewind([("t", 1)])

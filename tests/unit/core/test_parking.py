@@ -51,15 +51,16 @@ def _record(offset: int = 7, key: bytes = b"k", headers: Any = None) -> MessageR
 
 
 def _headers(produced: Produced) -> list[tuple[str, bytes | None]]:
-    return [(k, v.encode() if isinstance(v, str) else v) for k, v in produced.headers or ()]
+    return [(k, v.encode() if isinstance(v, str) else v) for k, v in produced[3] or ()]
 
 
 def test_a_parked_record_says_where_it_came_from_why_and_when_it_is_due() -> None:
     source = _record(headers=[("app", b"1"), ("parafka.retry.due", b"old")])
     parked = parked_record(source, "retry", "g", FAILED, 1000.25, ValueError("boom"))
-    assert (parked.topic, parked.key, parked.value) == ("retry", b"k", b"v")
+    topic, value, key, parked_headers = parked
+    assert (topic, key, value) == ("retry", b"k", b"v")
     headers = [
-        (k, v if isinstance(v, bytes) or v is None else v.encode()) for k, v in parked.headers or ()
+        (k, v if isinstance(v, bytes) or v is None else v.encode()) for k, v in parked_headers or ()
     ]
     assert headers[0] == ("app", b"1")  # its own headers kept, old parking headers replaced
     assert [k for k, _ in headers].count(DUE) == 1
@@ -71,7 +72,7 @@ def test_a_parked_record_says_where_it_came_from_why_and_when_it_is_due() -> Non
     assert header_text(headers, FIRST_ERROR) == "ValueError: boom"
     behind = parked_record(source, "retry", "g", BEHIND, 5.0, None)
     behind_headers = [
-        (k, v if not isinstance(v, str) else v.encode()) for k, v in behind.headers or ()
+        (k, v if not isinstance(v, str) else v.encode()) for k, v in behind[3] or ()
     ]
     assert header_text(behind_headers, REASON) == BEHIND
     assert header_text(behind_headers, FIRST_ERROR) is None
@@ -111,7 +112,7 @@ def test_a_fence_holds_back_only_from_its_first_parked_record_on() -> None:
 def test_fences_are_rebuilt_from_the_retry_topics_records_of_the_partition() -> None:
     def parked(offset: int, key: bytes, source: int, at: int) -> MemoryMessage:
         produced = parked_record(_record(offset, key), "retry", "g", FAILED, 0.0, None)
-        headers = [(k, v.encode() if isinstance(v, str) else v) for k, v in produced.headers or ()]
+        headers = [(k, v.encode() if isinstance(v, str) else v) for k, v in produced[3] or ()]
         headers = [
             (k, str(source).encode() if k == "parafka.retry.partition" else v) for k, v in headers
         ]

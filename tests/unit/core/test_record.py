@@ -22,23 +22,23 @@ def test_record_accessors() -> None:
     ("result", "expected"),
     [
         (None, []),
-        (b"raw", [Produced("out", b"raw", None, None)]),
-        ("text", [Produced("out", b"text", None, None)]),
-        ({"a": 1}, [Produced("out", b'{"a":1}', None, None)]),
+        (b"raw", [("out", b"raw", None, None)]),
+        ("text", [("out", b"text", None, None)]),
+        ({"a": 1}, [("out", b'{"a":1}', None, None)]),
         (
             Output("v", key="k", headers={"h": "x"}, topic="other"),
-            [Produced("other", b"v", b"k", [("h", "x")])],
+            [("other", b"v", b"k", [("h", "x")])],
         ),
         (
             [b"a", None, Output(b"b")],
-            [Produced("out", b"a", None, None), Produced("out", b"b", None, None)],
+            [("out", b"a", None, None), ("out", b"b", None, None)],
         ),
-        (Output(b"v", key=b"k"), [Produced("out", b"v", b"k", None)]),  # a lone Output
+        (Output(b"v", key=b"k"), [("out", b"v", b"k", None)]),  # a lone Output
         (
             (Output(b"v", b"k", topic="other"), Output({"a": 1}, key="k")),
-            [Produced("other", b"v", b"k", None), Produced("out", b'{"a":1}', b"k", None)],
+            [("other", b"v", b"k", None), ("out", b'{"a":1}', b"k", None)],
         ),
-        (Output(None, key=b"k"), [Produced("out", None, b"k", None)]),  # a tombstone
+        (Output(None, key=b"k"), [("out", None, b"k", None)]),  # a tombstone
     ],
 )
 def test_normalize_outputs(result: object, expected: list[Produced]) -> None:
@@ -53,9 +53,9 @@ def test_output_without_topic_names_the_fix() -> None:
 
 def test_a_lone_output_names_its_own_topic_without_a_default() -> None:
     # the fast paths for one output (issue 14) keep the rules of the general one
-    assert normalize_outputs(Output(b"v", topic="t"), None) == [Produced("t", b"v", None, None)]
-    assert normalize_outputs(Output(bytearray(b"v")), "out") == [Produced("out", b"v", None, None)]
-    assert normalize_outputs(Output(b"v", key="k"), "out") == [Produced("out", b"v", b"k", None)]
+    assert normalize_outputs(Output(b"v", topic="t"), None) == [("t", b"v", None, None)]
+    assert normalize_outputs(Output(bytearray(b"v")), "out") == [("out", b"v", None, None)]
+    assert normalize_outputs(Output(b"v", key="k"), "out") == [("out", b"v", b"k", None)]
 
 
 def test_unsupported_return_type_names_the_fix() -> None:

@@ -33,7 +33,7 @@ def letter(
     record = Record(topic, partition, 17, b"k", b"v", list(ORIGINAL))
     failure = Failure(error or TimeoutError("slow"), 5, 1_700_000_000.0, 1_700_000_009.5, stage)
     produced = dead_letter(record, "orders.dlq", "pricing", failure)
-    return list(produced.headers or [])  # type: ignore[arg-type]
+    return list(produced[3] or [])  # type: ignore[arg-type]
 
 
 # -- filters ------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ def test_a_partition_that_no_longer_exists_goes_to_the_partitioner() -> None:
 def test_a_dead_letter_keeps_key_and_value_in_place() -> None:
     record = Record("orders", 0, 1, b"the-key", b"the-value", [])
     produced = dead_letter(record, "orders.dlq", "g", Failure(ValueError(), 1, 0.0, 0.0))
-    assert (produced.topic, produced.key, produced.value) == (
+    assert (produced[0], produced[2], produced[1]) == (
         "orders.dlq",
         b"the-key",
         b"the-value",
@@ -184,7 +184,7 @@ def test_the_replay_count_grows_with_each_replay() -> None:
     once = replayed_headers(letter())
     record = Record("orders", 0, 1, b"k", b"v", once)
     failure = Failure(ValueError("again"), 1, 0.0, 0.0)
-    again = dead_letter(record, "orders.dlq", "g", failure).headers
+    again = dead_letter(record, "orders.dlq", "g", failure)[3]
     assert replayed_headers(again) == [*ORIGINAL, (deadletter.REPLAY_COUNT, b"2")]  # type: ignore[arg-type]
 
 

@@ -16,7 +16,6 @@ from parafka import ParallelConsumer, Record
 from parafka.core.entry import DROPPED, RETRY_WAIT, RUNNING, SENDING, SETTLED
 from parafka.core.errors import ActionRefused
 from parafka.core.ledger import Ledger
-from parafka.core.record import Produced
 from parafka.core.retry import RetryPolicy
 from parafka.core.scheduler import ORDERINGS
 from parafka.engine.steering import Answer, Steering
@@ -319,7 +318,7 @@ def test_a_parked_running_records_late_outputs_are_not_sent() -> None:
     book = ledger()
     (run,) = book.take()
     book.park(run[0], RuntimeError("parked"))
-    late = book.completed(run, [([Produced("out", b"late", None, None)], None)])
+    late = book.completed(run, [([("out", b"late", None, None)], None)])
     assert late.send == [] and run[0].state is SENDING
 
 

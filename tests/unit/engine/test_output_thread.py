@@ -10,7 +10,6 @@ import pytest
 
 from parafka import Output, ParallelConsumer, Record
 from parafka.core.outcomes import Paired
-from parafka.core.record import Produced
 from parafka.core.scheduler import Ordering
 from parafka.engine.outputs import OutputThread
 from parafka.executors.base import Completions
@@ -36,8 +35,8 @@ def test_a_failed_output_fails_its_own_record_in_a_paired_item_and_all_in_a_shar
     a = [Record("in", 0, offset) for offset in range(4)]
     b = [Record("in", 1, offset) for offset in range(2)]
     values = [b"a0", b"a1", b"x" * 200, b"a3"]  # a[2]'s is refused: over message.max.bytes
-    shared = [Produced("out", b"b0", None, None), Produced("out", b"b1", None, None)]
-    outputs.send([Paired(a, [Produced("out", v, None, None) for v in values]), (b, shared)])
+    shared = [("out", b"b0", None, None), ("out", b"b1", None, None)]
+    outputs.send([Paired(a, [("out", v, None, None) for v in values]), (b, shared)])
     assert outputs.pump()
     [result] = completions.drain()
     assert list(result.records) == [*a, *b]
@@ -52,12 +51,12 @@ def test_the_wait_for_acknowledgements_is_measured_from_the_hand_over() -> None:
     cluster.create_topic("out", 1)
     outputs = OutputThread(cluster, "memory", {}, Completions(), threaded=False, clock=clock)
     record = Record("in", 0, 0)
-    outputs.send([([record], [Produced("out", b"v", None, None)])])
+    outputs.send([([record], [("out", b"v", None, None)])])
     clock.advance(0.010)
-    outputs.send([([record], [Produced("out", b"w", None, None)])])  # same epoch: not since
+    outputs.send([([record], [("out", b"w", None, None)])])  # same epoch: not since
     clock.advance(0.010)
     assert outputs.pump() and outputs.ack_seconds == pytest.approx(0.2 * 0.020)
-    outputs.send([([record], [Produced("out", b"x", None, None)])])
+    outputs.send([([record], [("out", b"x", None, None)])])
     clock.advance(0.005)
     assert outputs.pump()
     assert outputs.ack_seconds == pytest.approx(0.004 + 0.2 * (0.005 - 0.004))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from parafka import Output
-from parafka.core.record import Produced, Record
+from parafka.core.record import Record
 from parafka.executors import NOT_RUN, ChunkResult, Completions, Outcome, Work, make_executor
 from parafka.executors.aio import AsyncExecutor
 from tests.unit.entries import wrap_runs
@@ -154,7 +154,7 @@ def test_a_run_executes_in_order_and_stops_at_the_first_failure(
     assert [r.offset for r, _ in results] == [0, 1, 2, 3, 4]
     outcomes = [o for _, o in results]
     assert outcomes[0] is None
-    assert outcomes[1] == ([Produced("sink", b"out", None, None)], None)
+    assert outcomes[1] == ([("sink", b"out", None, None)], None)
     assert outcomes[2] is not None and isinstance(outcomes[2][1], ValueError)
     assert outcomes[3] == NOT_RUN and outcomes[4] == NOT_RUN
 
@@ -189,10 +189,10 @@ def test_outputs_are_normalised_and_a_bad_return_is_a_failure(harnesses: list[Ha
     harnesses.append(h := Harness(handle, default_topic="sink"))
     h.submit([[r] for r in recs(5)])
     outcomes = {r.offset: o for r, o in h.collect(5)}
-    assert outcomes[0] == ([Produced("sink", b"text", None, None)], None)
-    assert outcomes[1] == ([Produced("other", b'{"n":1}', b"k", None)], None)
-    assert outcomes[2] == ([Produced("sink", b'{"n":2}', None, None)], None)
-    assert outcomes[3] == ([Produced("sink", b"raw", None, None)], None)
+    assert outcomes[0] == ([("sink", b"text", None, None)], None)
+    assert outcomes[1] == ([("other", b'{"n":1}', b"k", None)], None)
+    assert outcomes[2] == ([("sink", b'{"n":2}', None, None)], None)
+    assert outcomes[3] == ([("sink", b"raw", None, None)], None)
     assert outcomes[4] is not None and isinstance(outcomes[4][1], TypeError)
 
 
@@ -214,8 +214,8 @@ def test_a_batch_handler_gets_the_list_and_its_outputs_belong_to_every_record(
     results = {r.offset: o for r, o in h.collect(10)}
     # The failing batch (one key) is split: its first record is isolated, the rest wait.
     assert sorted(batches) == [[0, 1, 2, 3], [4, 5, 6], [100], [100, 101, 102]]
-    assert all(results[i] == ([Produced("sink", b"4", None, None)], None) for i in range(4))
-    assert all(results[i] == ([Produced("sink", b"3", None, None)], None) for i in (4, 5, 6))
+    assert all(results[i] == ([("sink", b"4", None, None)], None) for i in range(4))
+    assert all(results[i] == ([("sink", b"3", None, None)], None) for i in (4, 5, 6))
     failed = results[100]
     assert failed is not None and isinstance(failed[1], RuntimeError)
     assert results[101] == results[102] == NOT_RUN

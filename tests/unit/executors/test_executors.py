@@ -45,7 +45,7 @@ def test_a_batch_handler_gets_the_list_and_its_outputs_belong_to_every_record() 
     assert seen == [[0, 1, 2, 3]]
     assert result.outcomes is not None
     shared = result.outcomes[0]
-    assert shared is not None and shared[0] is not None and shared[0][0].value == b"4"
+    assert shared is not None and shared[0] is not None and shared[0][0][1] == b"4"
     assert all(outcome is shared for outcome in result.outcomes)
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parafka.core.record import Produced, Record
+from parafka.core.record import Record
 from parafka.core.scheduler import SHARD_FUNCTIONS
 from parafka.executors import NOT_RUN, Work, run_chunk
 from parafka.executors.isolation import BatchRun
@@ -29,7 +29,7 @@ def drive(records: list[Record], poison: set[int], ordering: str) -> tuple[Batch
             batch.failed(ValueError("poison"))
         else:
             succeeded.update(offsets)
-            batch.succeeded([Produced("out", b"x", None, None)])
+            batch.succeeded([("out", b"x", None, None)])
     return batch, succeeded
 
 

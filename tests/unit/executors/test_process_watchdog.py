@@ -7,7 +7,7 @@ from collections import deque
 from typing import Any
 
 from parafka.core.outcomes import NOT_RUN
-from parafka.core.record import Produced, Record
+from parafka.core.record import Record
 from parafka.executors.chunks import Chunk, _report
 from parafka.executors.processes import EARLY, _Running, _split
 
@@ -30,7 +30,7 @@ class _DoneWhileRead(list):  # type: ignore[type-arg]
     def __len__(self) -> int:
         if self.record is not None:
             record, self.record = self.record, None  # type: ignore[assignment]
-            _report(self.chunk, record, ([Produced("out", b"v", None, None)], None))
+            _report(self.chunk, record, ([("out", b"v", None, None)], None))
         return super().__len__()
 
 

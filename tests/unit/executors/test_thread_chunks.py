@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from parafka.core.outcomes import OneEach
-from parafka.core.record import Output, Produced, Record
+from parafka.core.record import Output, Record
 from parafka.executors import NOT_RUN, Completions, Work
 from parafka.executors.base import ChunkResult
 from parafka.executors.chunks import Chunk, pack_units, run_units
@@ -76,10 +76,10 @@ def test_one_output_each_is_reported_as_one_each_until_a_record_ends_otherwise()
     assert final is not None
     (early,) = taken
     assert type(early.outcomes) is OneEach
-    assert early.outcomes == [Produced("out", b"0", None, None), Produced("out", b"1", None, None)]
+    assert early.outcomes == [("out", b"0", None, None), ("out", b"1", None, None)]
     assert [r.offset for r in final.records] == [2, 3, 4]
     assert final.outcomes is not None and not isinstance(final.outcomes, OneEach)
-    assert final.outcomes[:2] == [None, ([Produced("out", b"3", None, None)], None)]
+    assert final.outcomes[:2] == [None, ([("out", b"3", None, None)], None)]
     assert isinstance(final.outcomes[2][1], ValueError)  # type: ignore[index]
 
 
@@ -92,7 +92,7 @@ def test_a_chunk_reports_one_each_only_when_made_for_it(each: bool) -> None:
         return b"%d" % record.offset
 
     run_units(handle, chunk, Work(handle, default_topic="out"), None, unordered=True)
-    outputs = [Produced("out", b"%d" % o, None, None) for o in range(3)]
+    outputs = [("out", b"%d" % o, None, None) for o in range(3)]
     result = chunk.take_done()
     assert result is not None
     if each:

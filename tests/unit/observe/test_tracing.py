@@ -99,8 +99,8 @@ def test_outputs_carry_the_attempt_context_unless_the_handler_set_one() -> None:
     outputs = normalize_outputs(handler(traced_record()), "out")
     [attempt] = spans.get_finished_spans()
     ours = f"00-{TRACE_ID:032x}-{attempt.context.span_id:016x}-01"
-    assert [header(o.headers, "traceparent") for o in outputs] == [ours, "mine", ours]
-    assert [o.value for o in outputs] == [b"a", b"b", b'{"c":1}']
+    assert [header(headers, "traceparent") for _, _, _, headers in outputs] == [ours, "mine", ours]
+    assert [value for _, value, _, _ in outputs] == [b"a", b"b", b'{"c":1}']
 
 
 def test_a_failure_is_recorded_and_its_context_goes_to_the_dead_letter() -> None:
@@ -117,14 +117,14 @@ def test_a_failure_is_recorded_and_its_context_goes_to_the_dead_letter() -> None
     assert [e.name for e in attempt.events] == ["exception"]
     carrier = getattr(caught.value, ERROR_CONTEXT)
     letter = dead_letter(traced_record(), "dlq", "g1", Failure(caught.value, 3, 0.0, 0.0))
-    forwarded = Follow.letter(letter, caught.value)
+    forwarded = Follow.letter(letter, caught.value)[3]
     ours = f"00-{TRACE_ID:032x}-{attempt.context.span_id:016x}-01"
     assert carrier["traceparent"] == ours
-    assert header(forwarded.headers, "traceparent") == ours
-    assert [h[0] for h in forwarded.headers or ()].count("traceparent") == 1
-    assert header(forwarded.headers, "x") == "1"  # the record's other headers stay
+    assert header(forwarded, "traceparent") == ours
+    assert [h[0] for h in forwarded or ()].count("traceparent") == 1
+    assert header(forwarded, "x") == "1"  # the record's other headers stay
     untraced = Follow.letter(letter, RuntimeError("worker died"))
-    assert header(untraced.headers, "traceparent") == TRACEPARENT  # the producer's, copied
+    assert header(untraced[3], "traceparent") == TRACEPARENT  # the producer's, copied
 
 
 def test_an_async_handler_runs_inside_its_attempt_span() -> None:
@@ -273,7 +273,7 @@ def test_no_span_is_made_for_a_record_without_context_when_roots_are_dropped(
 
     handle = attempts.wrap(work)
     [output] = normalize_outputs(handle(record()), "out")
-    assert current == [trace.INVALID_SPAN] and header(output.headers, "traceparent") is None
+    assert current == [trace.INVALID_SPAN] and header(output[3], "traceparent") is None
     assert attempts.sink == deque() and drop_roots.get_finished_spans() == ()
     handle(traced_record())  # a sampled caller: its trace goes on
     [attempt] = drop_roots.get_finished_spans()

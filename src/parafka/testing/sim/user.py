@@ -168,8 +168,8 @@ def wrap_handler(world: World, number: int, handler: Callable[..., Any]) -> Call
         for record in records:
             checker.with_output.add(((record.topic, record.partition), record.offset))
         return [
-            Output(p.value, p.key, [*(p.headers or []), (SOURCE_HEADER, source)], out_topic)
-            for p in produced
+            Output(value, key, [*(headers or []), (SOURCE_HEADER, source)], out_topic)
+            for _, value, key, headers in produced
         ]
 
     def call(records: Sequence[Record], argument: object) -> list[Output] | None:
