@@ -54,10 +54,8 @@ def write_dead_letters(
     producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 5})
     count = 0
     for count, (record, error) in enumerate(letters, 1):
-        out = dead_letter(record, dlq, "app", failure(error))
-        producer.produce(
-            out.topic, out.value, out.key, partition=(count - 1) % partitions, headers=out.headers
-        )
+        topic, value, key, headers = dead_letter(record, dlq, "app", failure(error))
+        producer.produce(topic, value, key, partition=(count - 1) % partitions, headers=headers)
     assert producer.flush(30) == 0
     return count
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any, NamedTuple, cast
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -12,9 +12,6 @@ from parafka.core.errors import NoOutputTopic
 
 Headers = list[tuple[str, bytes | None]]
 _RAW: Any = object()  # Record.data before a deserializer set it: the value itself
-# An Output's fields as plain objects. Compiled (setup.py), reading a field through its
-# declared type checks it, and a handler may give any bytes-like value (converted later).
-_OutputFields = tuple[object, object, object, str | None]
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # users' and tests' records subclass it
@@ -143,15 +140,57 @@ class MessageRecord(Record):
         return ts if ts_type else None
 
 
-class Output(NamedTuple):
+# What an Output may carry (mypyc checks none of these unions when one is built).
+Value = bytes | bytearray | memoryview | str | dict[str, Any] | list[Any] | None
+Key = bytes | bytearray | memoryview | str | None
+OutputHeaders = Sequence[tuple[str, bytes | str | None]] | dict[str, bytes | str] | None
+
+
+class Output:
     """A record to produce. `topic=None` means the consumer's `output_topic`.
 
-    Immutable, and cheap to build (a tuple: a handler may build one per record)."""
+    The value is sent as it is when bytes, encoded as UTF-8 when str, as compact JSON when
+    a dict or a list; the key as it is, or UTF-8. Immutable (compiled, setup.py) and cheap
+    to build, since a handler may build one per record: a compiled class, not a tuple
+    (docs/architecture.md, "Output as a compiled class"). It unpacks as
+    (value, key, headers, topic), compares by those fields and pickles."""
 
-    value: bytes | str | dict[str, Any] | list[Any] | None
-    key: bytes | str | None = None
-    headers: Sequence[tuple[str, bytes | str | None]] | dict[str, bytes | str] | None = None
-    topic: str | None = None
+    __slots__ = ("headers", "key", "topic", "value")
+
+    def __init__(
+        self,
+        value: Value,
+        key: Key = None,
+        headers: OutputHeaders = None,
+        topic: str | None = None,
+    ) -> None:
+        self.value: Final = value
+        self.key: Final = key
+        self.headers: Final = headers
+        self.topic: Final = topic
+
+    def _fields(self) -> tuple[Value, Key, OutputHeaders, str | None]:
+        return self.value, self.key, self.headers, self.topic
+
+    def __iter__(self) -> Iterator[Value | Key | OutputHeaders]:
+        return iter(self._fields())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Output):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __reduce__(self) -> tuple[type[Output], tuple[Value, Key, OutputHeaders, str | None]]:
+        return Output, self._fields()
+
+    def __repr__(self) -> str:
+        return (
+            f"Output(value={self.value!r}, key={self.key!r}, headers={self.headers!r}, "
+            f"topic={self.topic!r})"
+        )
 
 
 def _to_bytes(data: object) -> bytes | None:
@@ -206,12 +245,11 @@ def normalize_outputs(result: object, default_topic: str | None) -> list[Produce
         headers = out.headers
         if isinstance(headers, dict):
             headers = list(headers.items())
-        fields = cast(_OutputFields, out)
         produced.append(
             (
                 topic,
-                _to_bytes(fields[0]),
-                _to_bytes(fields[1]),
+                _to_bytes(out.value),
+                _to_bytes(out.key),
                 list(headers) if headers is not None else None,
             )
         )
@@ -226,12 +264,11 @@ def plain_output(result: object, default_topic: str | None) -> Produced | None:
         return None if default_topic is None else (default_topic, result, None, None)
     if type(result) is not Output:
         return None
-    value, key, headers, topic = cast(_OutputFields, result)
-    topic = topic or default_topic
+    value, key, topic = result.value, result.key, result.topic or default_topic
     if (
         type(value) is bytes
         and (key is None or type(key) is bytes)
-        and headers is None
+        and result.headers is None
         and topic is not None
     ):
         return (topic, value, key, None)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from parafka import Output, Record
+from parafka.build import compiled
 from parafka.core.record import Produced, normalize_outputs
 
 
@@ -64,6 +67,26 @@ def test_unsupported_return_type_names_the_fix() -> None:
 
 
 def test_an_output_cannot_be_changed() -> None:
+    out = Output(b"v")
+    with pytest.raises(AttributeError):
+        out.value = b"w"  # type: ignore[misc]
+
+
+def test_an_output_unpacks_compares_and_pickles_by_its_fields() -> None:
+    out = Output(b"v", key=b"k", headers=[("h", b"1")])
+    value, key, headers, topic = out
+    assert (value, key, headers, topic) == (b"v", b"k", [("h", b"1")], None)
+    assert out == Output(b"v", b"k", [("h", b"1")]) and out != Output(b"v", key=b"k")
+    assert out != (b"v", b"k", [("h", b"1")], None)  # a class of its own, not a tuple
+    assert pickle.loads(pickle.dumps(out)) == out
+    assert hash(Output(b"v", key=b"k")) == hash(Output(b"v", key=b"k"))
+    assert repr(Output(b"v")) == "Output(value=b'v', key=None, headers=None, topic=None)"
+
+
+@pytest.mark.skipif(
+    "parafka.core.record" not in compiled(), reason="immutable as the compiled class"
+)
+def test_an_output_cannot_be_changed_once_built() -> None:
     out = Output(b"v")
     with pytest.raises(AttributeError):
         out.value = b"w"  # type: ignore[misc]
