@@ -71,9 +71,7 @@ def test_a_parked_record_says_where_it_came_from_why_and_when_it_is_due() -> Non
     assert header_text(headers, REASON) == FAILED
     assert header_text(headers, FIRST_ERROR) == "ValueError: boom"
     behind = parked_record(source, "retry", "g", BEHIND, 5.0, None)
-    behind_headers = [
-        (k, v if not isinstance(v, str) else v.encode()) for k, v in behind[3] or ()
-    ]
+    behind_headers = [(k, v if not isinstance(v, str) else v.encode()) for k, v in behind[3] or ()]
     assert header_text(behind_headers, REASON) == BEHIND
     assert header_text(behind_headers, FIRST_ERROR) is None
     assert origin(behind_headers) is not None and origin(behind_headers).attempts == 0  # type: ignore[union-attr]
