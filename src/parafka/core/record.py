@@ -152,7 +152,8 @@ class Output:
     The value is sent as it is when bytes, encoded as UTF-8 when str, as compact JSON when
     a dict or a list; the key as it is, or UTF-8. Immutable (compiled, setup.py) and cheap
     to build, since a handler may build one per record: a compiled class, not a tuple
-    (docs/architecture.md, "Output as a compiled class"). It unpacks as
+    (docs/architecture.md, "The engine's output as a plain tuple, and `Output` as a compiled
+    class"). It unpacks as
     (value, key, headers, topic), compares by those fields and pickles."""
 
     __slots__ = ("headers", "key", "topic", "value")
@@ -208,7 +209,7 @@ def _to_bytes(data: object) -> bytes | None:
 # An output ready for the producer: (topic, value, key, headers), its value and key as
 # bytes and its topic resolved. A plain tuple, read by position: a tuple subclass (the
 # NamedTuple it was) costs a second object for each output, about 0.4 us a record on the
-# per-record path (docs/architecture.md, "The engine's output as a plain tuple").
+# per-record path (docs/architecture.md, "The engine's output as a plain tuple, ...").
 Produced = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes | str | None]] | None]
 
 

@@ -142,7 +142,7 @@ class RetryTopic:
         self.pending += 1
         while True:
             try:
-                self._producer.produce(*parked, on_delivery=delivered)
+                self._producer.produce(*parked, on_delivery=delivered)  # topic, value, key, headers
                 return
             except BufferError:
                 self._producer.poll(0.05)
