@@ -8,8 +8,8 @@ inside one build, so this builds `--base` (a git revision) into a temporary work
 compiled like an install (`setup.py build_ext --inplace`), and starts each configuration's
 members twice per round: once importing that build, once the working tree's. A member
 imports the earlier build when PARAFKA_BUILD names its source folder: the members are
-spawned processes, which run this module again before their work, so the folder goes to
-the front of their path before anything imports parafka.
+spawned processes, which import this module again before their work, so the folder goes
+to the front of their path before anything imports parafka.
 
 Configurations: parafka's defaults with the per-record handler, in each `--orderings`,
 with `--members` processes (1: beside one plain loop; 2: beside two, as `--processes 2`).
@@ -23,8 +23,8 @@ from __future__ import annotations
 import os
 import sys
 
-if __name__ == "__mp_main__" and os.environ.get("PARAFKA_BUILD"):
-    sys.path.insert(0, os.environ["PARAFKA_BUILD"])  # a member of the earlier build
+if os.environ.get("PARAFKA_BUILD"):  # a member of the earlier build, starting
+    sys.path.insert(0, os.environ["PARAFKA_BUILD"])
 
 import argparse
 import multiprocessing
@@ -88,8 +88,10 @@ def _check(source: str) -> None:
         child.start()
     finally:
         os.environ.pop(ENV, None)
-    where = found.get(timeout=60)
-    child.join()
+    child.join(120)
+    if found.empty():
+        raise SystemExit(f"a member of the earlier build failed to import it from {source}")
+    where = found.get()
     if not (where.startswith(source) and where.endswith(".so")):
         raise SystemExit(f"a member of the earlier build imported {where}, not {source}")
     note(f"members of the earlier build import {where}")
