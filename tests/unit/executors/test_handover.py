@@ -105,7 +105,10 @@ def test_only_a_waiting_handler_goes_back_to_workers_for_good(waits: bool) -> No
                 pass
 
     executor, completions = executor_for(handle, Loop())
-    executor.CHUNK_SECONDS = 0.00001  # chunks of about 10 records: no hand-over
+    # Chunks of a record or two (4 ms of CPU at most): far below the stand-by's 0.1 s, so
+    # even a loaded machine (the whole suite on two cores) gives no hand-over. Chunks of
+    # ten (20 ms) took over 0.1 s once in a fresh-clone CI run.
+    executor.CHUNK_SECONDS = 0.000001
     try:
         executor.submit(recs(range(10)))
         assert offsets(completions) == list(range(10))
