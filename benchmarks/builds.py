@@ -42,18 +42,17 @@ ENV = "PARAFKA_BUILD"
 
 
 def _members(build: str | None, members: int, settings: dict[str, Any]) -> pr.Run:
-    """Run the members importing `build` (a source folder), or the working tree's build."""
+    """per_record's parafka run, its members importing `build` (a source folder), or the
+    working tree's build."""
+    run_parafka = pr._parafka(members, pr.PER_RECORD, **settings)
 
     def run(config: dict[str, Any], topic: str, out: str, count: int) -> tuple[float, float] | None:
         if build is not None:
             os.environ[ENV] = build  # read by the members as they start
         try:
-            running = pr.start_parafka_processes(
-                config, topic, out, count, members, pr.PER_RECORD, settings
-            )
+            return run_parafka(config, topic, out, count)
         finally:
             os.environ.pop(ENV, None)
-        return pr._together(running)
 
     return run
 

@@ -14,27 +14,18 @@ import threading
 from collections.abc import Callable, Collection
 
 from parafka.core.placement import WINDOW, Placement, Window
-from parafka.executors.affinity import CORES, set_cores
+from parafka.executors.affinity import CORES, TASK, schedstat, set_cores, waited_for_core
 
 log = logging.getLogger("parafka")
-
-_TASK = "/proc/self/task/{}/"
-
-
-def _schedstat(thread_id: int) -> tuple[int, int]:
-    """(ns the thread ran, ns it waited runnable for a core) so far."""
-    with open(_TASK.format(thread_id) + "schedstat", encoding="ascii") as f:
-        ran, waited, _ = f.read().split()
-    return int(ran), int(waited)
 
 
 def _cpu_and_times(thread_id: int) -> tuple[int, int, int]:
     """(core it last ran on, ns it ran, ns it waited runnable for a core) so far."""
-    with open(_TASK.format(thread_id) + "stat", encoding="ascii") as f:
+    with open(TASK.format(thread_id) + "stat", encoding="ascii") as f:
         # fields after the command (which may hold spaces and parentheses); "processor"
         # is field 39 of proc(5), the 37th after the command
         cpu = int(f.read().rsplit(")", 1)[1].split()[36])
-    return (cpu, *_schedstat(thread_id))
+    return (cpu, *schedstat(thread_id))
 
 
 def _idle_and_total(cores: Collection[int]) -> tuple[int, int]:
@@ -50,14 +41,6 @@ def _idle_and_total(cores: Collection[int]) -> tuple[int, int]:
                 idle += numbers[3] + numbers[4]  # idle, iowait
                 total += sum(numbers)
     return idle, total
-
-
-def waited_for_core(thread_id: int) -> float | None:
-    """Seconds the thread has waited, runnable, for a core so far (None: not readable)."""
-    try:
-        return _schedstat(thread_id)[1] / 1e9
-    except (OSError, ValueError):
-        return None
 
 
 class CoreWait:
@@ -83,7 +66,7 @@ class CoreWait:
 
 def supported() -> bool:
     """The system can pin threads and tell where they run (Linux, more than one core)."""
-    return len(CORES) > 1 and os.path.exists(_TASK.format(os.getpid()))
+    return len(CORES) > 1 and os.path.exists(TASK.format(os.getpid()))
 
 
 class ThreadPlacement:

@@ -15,6 +15,24 @@ from collections.abc import Iterable, Iterator
 
 # The process's cores, as at import (before any thread of it was pinned).
 CORES = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else frozenset()
+TASK = "/proc/self/task/{}/"  # a thread's files, by its native id
+
+
+def schedstat(thread_id: int) -> tuple[int, int]:
+    """(ns the thread ran, ns it waited runnable for a core) so far (Linux). Raises OSError
+    or ValueError where there are no such figures."""
+    with open(TASK.format(thread_id) + "schedstat", encoding="ascii") as f:
+        ran, waited, _ = f.read().split()
+    return int(ran), int(waited)
+
+
+def waited_for_core(thread_id: int) -> float | None:
+    """Seconds the thread has waited, runnable, for a core so far (None: not readable).
+    Waiting for a lock or the GIL is sleep, not this."""
+    try:
+        return schedstat(thread_id)[1] / 1e9
+    except (OSError, ValueError):
+        return None
 
 
 def set_cores(thread_id: int, cores: Iterable[int]) -> bool:

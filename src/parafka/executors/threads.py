@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from parafka.core.deserializers import Decode
 from parafka.core.outcomes import per_record_outcomes
 from parafka.core.record import Record
+from parafka.executors.affinity import waited_for_core
 from parafka.executors.base import (
     ChunkResult,
     Completions,
@@ -41,13 +42,9 @@ def _unset(_record: object) -> None:
 
 
 def _queued_seconds() -> float:
-    """Seconds this thread has spent ready to run while other work had the cores (Linux's
-    /proc/thread-self/schedstat; 0.0 where there is none)."""
-    try:
-        with open("/proc/thread-self/schedstat", "rb") as stat:
-            return int(stat.read().split()[1]) / 1e9
-    except (OSError, ValueError, IndexError):
-        return 0.0
+    """Seconds this thread has spent ready to run while other work had the cores (0.0
+    where the system keeps no such figure)."""
+    return waited_for_core(threading.get_native_id()) or 0.0
 
 
 class ThreadExecutor(Executor):
