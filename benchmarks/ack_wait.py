@@ -124,14 +124,15 @@ def _timeline(folders: dict[str, Path]) -> None:
             console.print(f"| {name} | 0 | | | | | |")
             continue
 
-        def ms(values: list[float]) -> str:
-            return f"{1000 * statistics.median(values):.2f}"
-
-        console.print(
-            f"| {name} | {len(epochs):,} | {statistics.median(e[4] for e in epochs):,.0f} | "
-            f"{ms([b - s for s, b, _, _, _ in epochs])} | {ms([f - b for _, b, f, _, _ in epochs])} | "
-            f"{ms([r - f for _, _, f, r, _ in epochs])} | {ms([r - s for s, _, _, r, _ in epochs])} |"
+        columns = (
+            [b - s for s, b, _, _, _ in epochs],  # waiting for the epoch before
+            [f - b for _, b, f, _, _ in epochs],  # producing
+            [r - f for _, _, f, r, _ in epochs],  # flushing
+            [r - s for s, _, _, r, _ in epochs],  # hand-over to report
         )
+        ms = " | ".join(f"{1000 * statistics.median(column):.2f}" for column in columns)
+        size = statistics.median(e[4] for e in epochs)
+        console.print(f"| {name} | {len(epochs):,} | {size:,.0f} | {ms} |")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
