@@ -16,7 +16,7 @@ it (the broker's round trip), and the whole wait, from the first item's hand-ove
 report.
 
 A member applies the patch when it starts: the members are spawned processes, which import
-this module again before their work (as in builds.py), and the environment variables
+this module again before their work (as builds.py's do), and the environment variables
 PARAFKA_ACK_MODE and PARAFKA_ACK_TIMELINE, set around each configuration's start, tell
 them what to do.
 
@@ -26,11 +26,19 @@ Usage: python benchmarks/ack_wait.py [--orderings key,partition] [--rounds R]
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+import per_record as pr
+from common import console
 
 MODE = "PARAFKA_ACK_MODE"  # "handover": report each epoch as acknowledged at once
 TIMELINE = "PARAFKA_ACK_TIMELINE"  # a folder: each member writes its epochs there
@@ -81,31 +89,13 @@ def _patch_member(mode: str | None, folder: str | None) -> None:
 if os.environ.get(MODE) is not None:  # a member of this run, starting
     _patch_member(os.environ[MODE] or None, os.environ.get(TIMELINE))
 
-import argparse  # noqa: E402  (after the members' patch, which must come first)
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import per_record as pr  # noqa: E402
-from common import add_broker_option, console  # noqa: E402
-
 LABELS = {"": "acknowledged (as built)", HANDOVER: "reported at hand-over (unsafe bound)"}
 
 
 def _members(mode: str, folder: str, settings: dict[str, Any]) -> pr.Run:
     """per_record's `--processes 2` run, its members patched for `mode`."""
     run_parafka = pr._parafka(2, pr.PER_RECORD, **settings)
-
-    def run(config: dict[str, Any], topic: str, out: str, count: int) -> tuple[float, float] | None:
-        os.environ[MODE], os.environ[TIMELINE] = mode, folder  # read by members as they start
-        try:
-            return run_parafka(config, topic, out, count)
-        finally:
-            os.environ.pop(MODE, None)
-            os.environ.pop(TIMELINE, None)
-
-    return run
+    return pr.with_environment(run_parafka, {MODE: mode, TIMELINE: folder})
 
 
 def _timeline(folders: dict[str, Path]) -> None:
@@ -137,11 +127,7 @@ def _timeline(folders: dict[str, Path]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--orderings", default="key")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--records", type=int, default=400_000)
-    parser.add_argument("--cpu", action="store_true")
-    add_broker_option(parser)
+    pr.add_side_by_side_options(parser, orderings="key")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="parafka-acks-") as tmp:
         configs = {pr.TWO_LOOPS: pr.CONFIGS[pr.TWO_LOOPS]}
@@ -154,10 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 folders[name] = folder
                 run = _members(mode, str(folder), {"ordering": ordering})
                 configs[name] = (pr.TWO_LOOPS, None, run)
-        pr.CONFIGS.clear()
-        pr.CONFIGS.update(configs)
-        passed = ["--rounds", str(args.rounds), "--records", str(args.records)]
-        code = pr.main(passed + ["--no-chart", "--broker", args.broker] + ["--cpu"] * args.cpu)
+        code = pr.side_by_side(configs, args)
         _timeline(folders)
         return code
 

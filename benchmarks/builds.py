@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import per_record as pr
-from common import add_broker_option, note
+from common import note
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = "PARAFKA_BUILD"
@@ -45,16 +45,7 @@ def _members(build: str | None, members: int, settings: dict[str, Any]) -> pr.Ru
     """per_record's parafka run, its members importing `build` (a source folder), or the
     working tree's build."""
     run_parafka = pr._parafka(members, pr.PER_RECORD, **settings)
-
-    def run(config: dict[str, Any], topic: str, out: str, count: int) -> tuple[float, float] | None:
-        if build is not None:
-            os.environ[ENV] = build  # read by the members as they start
-        try:
-            return run_parafka(config, topic, out, count)
-        finally:
-            os.environ.pop(ENV, None)
-
-    return run
+    return run_parafka if build is None else pr.with_environment(run_parafka, {ENV: build})
 
 
 def _build(revision: str, where: Path) -> Path:
@@ -100,11 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", required=True, help="the earlier build's git revision")
     parser.add_argument("--members", type=int, choices=(1, 2), default=2)
-    parser.add_argument("--orderings", default="key,unordered")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--records", type=int, default=400_000)
-    parser.add_argument("--cpu", action="store_true")
-    add_broker_option(parser)
+    pr.add_side_by_side_options(parser, orderings="key,unordered")
     args = parser.parse_args(argv)
     loops = pr.TWO_LOOPS if args.members == 2 else pr.ONE_LOOP
     with tempfile.TemporaryDirectory(prefix="parafka-build-") as tmp:
@@ -118,11 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     name = f"x{args.members} {ordering}, {label}"
                     run = _members(build, args.members, {"ordering": ordering})
                     configs[name] = (loops, None, run)
-            pr.CONFIGS.clear()
-            pr.CONFIGS.update(configs)
-            passed = ["--rounds", str(args.rounds), "--records", str(args.records)]
-            passed += ["--no-chart", "--broker", args.broker] + (["--cpu"] if args.cpu else [])
-            return pr.main(passed)
+            return pr.side_by_side(configs, args)
         finally:
             subprocess.run(
                 ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(where)], check=False

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import os
 import statistics
 import sys
 import threading
@@ -234,6 +235,39 @@ CONFIGS: dict[str, tuple[str | None, float | None, Run]] = {
         ),
     ),
 }
+
+
+def with_environment(run: Run, env: dict[str, str]) -> Run:
+    """`run` with `env` set while it starts its members (spawned processes read it as they
+    start): how builds.py and ack_wait.py tell their members what to be."""
+
+    def started(config: dict[str, Any], *rest: Any) -> tuple[float, float] | None:
+        os.environ.update(env)
+        try:
+            return run(config, *rest)
+        finally:
+            for name in env:
+                os.environ.pop(name, None)
+
+    return started
+
+
+def add_side_by_side_options(parser: argparse.ArgumentParser, orderings: str) -> None:
+    """The options of a script that runs its own configurations beside the plain loops."""
+    parser.add_argument("--orderings", default=orderings)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--records", type=int, default=400_000)
+    parser.add_argument("--cpu", action="store_true")
+    add_broker_option(parser)
+
+
+def side_by_side(configs: dict[str, tuple[str | None, float | None, Run]], args: Any) -> int:
+    """Run `configs` (with the options of `add_side_by_side_options`) instead of the
+    scoreboard's, alternated round by round; no chart."""
+    CONFIGS.clear()
+    CONFIGS.update(configs)
+    passed = ["--rounds", str(args.rounds), "--records", str(args.records)]
+    return main(passed + ["--no-chart", "--broker", args.broker] + ["--cpu"] * args.cpu)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -139,17 +139,41 @@ class Report(NamedTuple):
     started_ns: int
 
 
+class OutputLog:
+    """What was read of an output topic: each output record taken once, by its own
+    (partition, offset), in whatever order the broker shows them. The local broker can
+    show a later offset of a partition before an earlier one that two producers wrote at
+    the same moment: a reader that only went forward would pass the earlier one for good
+    (docs/architecture.md, "Reliability scenarios")."""
+
+    def __init__(self) -> None:
+        self.reports: list[Report] = []
+        self.distinct: set[tuple[int, int]] = set()  # input records reported
+        self._seen: set[tuple[int, int]] = set()  # output records taken
+
+    def take(self, partition: int, offset: int, value: bytes | None) -> bool:
+        """Take one output record; False when it was taken before."""
+        if (partition, offset) in self._seen:
+            return False
+        self._seen.add((partition, offset))
+        body = json.loads(value or b"{}")
+        report = Report(body["p"], body["o"], body["k"], body["i"], body["pid"], body["t"])
+        self.reports.append(report)
+        self.distinct.add((report.partition, report.offset))
+        return True
+
+
 class OutputReader:
     """Reads an output topic from its beginning, a little more at each `read()`.
 
-    Each output record is taken once (by its own partition and offset), so reading a part of
-    the topic again (`rewind()`) never counts a handler run twice.
+    Each output record is taken once (`OutputLog`), so reading the topic again from its
+    start (`reopen(from_start=True)`) never counts a handler run twice.
     """
 
     def __init__(self, broker: LocalBroker, topic: str) -> None:
         self.topic = topic
-        self.reports: list[Report] = []
-        self.distinct: set[tuple[int, int]] = set()
+        self.log = OutputLog()
+        self.reports, self.distinct = self.log.reports, self.log.distinct
         self.errors: list[str] = []  # errors the client reported while reading
         self._config = {
             "bootstrap.servers": broker.bootstrap_servers,
@@ -187,21 +211,17 @@ class OutputReader:
     def _take(self, message: Message) -> None:
         partition, offset = message.partition(), message.offset()
         assert partition is not None and offset is not None
-        if offset < self._next[partition]:
-            return  # read again after a rewind
-        self._next[partition] = offset + 1
-        body = json.loads(message.value() or b"{}")
-        report = Report(body["p"], body["o"], body["k"], body["i"], body["pid"], body["t"])
-        self.reports.append(report)
-        self.distinct.add((report.partition, report.offset))
+        self._next[partition] = max(self._next[partition], offset + 1)
+        self.log.take(partition, offset, message.value())
 
-    def reopen(self) -> None:
-        """Continue with a new client from where this one got. (Once in a long churn run, a
-        reading client stopped receiving from the local broker, silently, while a new one
-        read the rest at once.)"""
+    def reopen(self, from_start: bool = False) -> None:
+        """Continue with a new client from where this one got, or from the topic's start.
+        (Once in a long churn run, a reading client stopped receiving from the local
+        broker, silently, while a new one read the rest at once.)"""
         self._consumer.close()
         self._consumer = Consumer(self._config)
-        self._consumer.assign([TopicPartition(self.topic, p, o) for p, o in self._next.items()])
+        start = dict.fromkeys(self._next, 0) if from_start else self._next
+        self._consumer.assign([TopicPartition(self.topic, p, o) for p, o in start.items()])
 
     def read_until(self, covered: int, timeout: float, what: str) -> None:
         """Read until `covered` distinct records were reported, then until quiet."""
@@ -214,7 +234,7 @@ class OutputReader:
                     f"per output partition: {self._next}; client errors: {self.errors[-5:]}"
                 )
             if not self.read(quiet_for=1.0, timeout=3.0):
-                self.reopen()
+                self.reopen(from_start=True)  # an output shown late, behind later ones
         self.read()
 
     def close(self) -> None:

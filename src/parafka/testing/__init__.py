@@ -200,10 +200,14 @@ class Broker(Background):
         records received, at most `expected`, without error events. It starts at offset 0,
         not at the offset the broker calls earliest: the local broker answers with the
         batch written first, which need not be the one with the lowest offset when two
-        producers write a partition at once. A client that gets nothing for `STALL`
-        seconds is replaced by a new one that goes on from where it got: now and then a
-        reading client stops receiving from the local broker, silently, while a new one
-        reads the rest at once.
+        producers write a partition at once. For the same reason a partition can show a
+        later offset before an earlier one, so each record is taken once by its partition
+        and offset, in whatever order it comes, and a client that gets nothing for `STALL`
+        seconds is replaced by a new one that reads the topic again from offset 0 (now and
+        then a reading client also stops receiving from the local broker, silently, while
+        a new one reads the rest at once). When a record came behind a later offset of its
+        partition, the records are returned in partition and offset order; otherwise in
+        the order they came.
         """
         deadline = time.monotonic() + timeout
         config = {
@@ -222,8 +226,11 @@ class Broker(Background):
                     f"cannot read topic {topic!r} on {self.bootstrap_servers}: "
                     f"{topic_metadata.error.str()}"
                 )
-            next_offsets = dict.fromkeys(topic_metadata.partitions, 0)
-            consumer.assign([TopicPartition(topic, p, o) for p, o in next_offsets.items()])
+            start = [TopicPartition(topic, p, 0) for p in topic_metadata.partitions]
+            consumer.assign(start)
+            seen: set[tuple[int, int]] = set()
+            highest: dict[int, int] = {}  # per partition, the highest offset taken
+            late = False  # a record came behind a later offset of its partition
             last_progress = time.monotonic()
             while len(received) < expected:
                 remaining = deadline - time.monotonic()
@@ -236,18 +243,22 @@ class Broker(Background):
                     partition, offset = message.partition(), message.offset()
                     if message.error() is not None or partition is None or offset is None:
                         continue
-                    if offset < next_offsets[partition]:
+                    if (partition, offset) in seen:
                         continue  # read again by a new client
-                    next_offsets[partition] = offset + 1
+                    seen.add((partition, offset))
+                    late = late or offset < highest.get(partition, -1)
+                    highest[partition] = max(offset, highest.get(partition, -1))
                     received.append(message)
                     last_progress = time.monotonic()
                 if time.monotonic() - last_progress >= self.STALL:
                     consumer.close()
                     consumer = Consumer(config)
-                    consumer.assign([TopicPartition(topic, p, o) for p, o in next_offsets.items()])
+                    consumer.assign(start)
                     last_progress = time.monotonic()
         finally:
             consumer.close()
+        if late:
+            received.sort(key=lambda m: (m.partition(), m.offset()))
         return received
 
 

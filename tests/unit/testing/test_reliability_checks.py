@@ -3,9 +3,10 @@ what they claim to catch, or a green scenario means nothing."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
-from reliability.common import Produced, Report, RssSeries, rate, tally
+from reliability.common import OutputLog, Produced, Report, RssSeries, rate, tally
 from reliability.crash_loop import duplicate_bound
 from reliability.rebalance_churn import Period, check_order, ownership_periods
 
@@ -106,3 +107,22 @@ def test_rate_is_taken_over_the_last_seconds() -> None:
     assert rate(runs) == 20.0
     assert rate(runs[:3]) == 1.5  # a span under the window: 3 runs over 2 s
     assert rate(runs[:1]) == 0.0
+
+
+def _output(partition: int, offset: int) -> bytes:
+    """The `report` handler's output for input record (partition, offset)."""
+    body = {"p": partition, "o": offset, "k": "k1", "i": "i1", "pid": 1, "t": 0}
+    return json.dumps(body).encode()
+
+
+def test_output_log_takes_an_output_shown_after_a_later_one_and_each_only_once() -> None:
+    # The local broker showed output offset 107 of a partition before 106 (two instances
+    # producing at once); a reader that only went forward never counted 106's record.
+    log = OutputLog()
+    assert log.take(0, 107, _output(4, 31))
+    assert log.take(0, 106, _output(4, 30))  # shown late
+    assert not log.take(0, 106, _output(4, 30))  # read again from the topic's start
+    assert not log.take(0, 107, _output(4, 31))
+    assert log.take(1, 106, _output(4, 30))  # the same record run twice: a duplicate
+    assert log.distinct == {(4, 30), (4, 31)}
+    assert [(r.partition, r.offset) for r in log.reports] == [(4, 31), (4, 30), (4, 30)]
