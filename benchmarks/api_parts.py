@@ -18,8 +18,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer
-
 from parafka import Output, tune_gc
 from parafka.core.record import MessageRecord, plain_output
 from parafka.testing import LocalBroker
@@ -34,14 +32,7 @@ def _messages(count: int) -> list[Any]:
         topic = broker.new_topic("api-parts", 1)
         events = generate(count, seed=7)
         broker.produce(topic, [(b"%d" % (i % 1000), encode(e)) for i, e in enumerate(events)])
-        config = {**broker.client_config(), "group.id": "api-parts"}
-        consumer = Consumer({**config, "auto.offset.reset": "earliest"})
-        consumer.subscribe([topic])
-        messages: list[Any] = []
-        while len(messages) < count:
-            messages.extend(m for m in consumer.consume(1000, 1.0) if m.error() is None)
-        consumer.close()
-    return messages
+        return broker.consume_all(topic, expected=count, timeout=120)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

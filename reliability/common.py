@@ -167,13 +167,12 @@ class OutputReader:
     """Reads an output topic from its beginning, a little more at each `read()`.
 
     Each output record is taken once (`OutputLog`), so reading the topic again from its
-    start (`reopen(from_start=True)`) never counts a handler run twice.
+    start (`reopen()`) never counts a handler run twice.
     """
 
     def __init__(self, broker: LocalBroker, topic: str) -> None:
         self.topic = topic
         self.log = OutputLog()
-        self.reports, self.distinct = self.log.reports, self.log.distinct
         self.errors: list[str] = []  # errors the client reported while reading
         self._config = {
             "bootstrap.servers": broker.bootstrap_servers,
@@ -214,14 +213,22 @@ class OutputReader:
         self._next[partition] = max(self._next[partition], offset + 1)
         self.log.take(partition, offset, message.value())
 
-    def reopen(self, from_start: bool = False) -> None:
-        """Continue with a new client from where this one got, or from the topic's start.
-        (Once in a long churn run, a reading client stopped receiving from the local
-        broker, silently, while a new one read the rest at once.)"""
+    @property
+    def reports(self) -> list[Report]:
+        return self.log.reports
+
+    @property
+    def distinct(self) -> set[tuple[int, int]]:
+        return self.log.distinct
+
+    def reopen(self) -> None:
+        """Read the topic again from its start with a new client: an output shown late,
+        behind later offsets of its partition, is taken then. (Once in a long churn run, a
+        reading client also stopped receiving from the local broker, silently, while a new
+        one read the rest at once.)"""
         self._consumer.close()
         self._consumer = Consumer(self._config)
-        start = dict.fromkeys(self._next, 0) if from_start else self._next
-        self._consumer.assign([TopicPartition(self.topic, p, o) for p, o in start.items()])
+        self._consumer.assign([TopicPartition(self.topic, p, 0) for p in self._next])
 
     def read_until(self, covered: int, timeout: float, what: str) -> None:
         """Read until `covered` distinct records were reported, then until quiet."""
@@ -234,7 +241,7 @@ class OutputReader:
                     f"per output partition: {self._next}; client errors: {self.errors[-5:]}"
                 )
             if not self.read(quiet_for=1.0, timeout=3.0):
-                self.reopen(from_start=True)  # an output shown late, behind later ones
+                self.reopen()
         self.read()
 
     def close(self) -> None:

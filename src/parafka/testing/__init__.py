@@ -229,8 +229,6 @@ class Broker(Background):
             start = [TopicPartition(topic, p, 0) for p in topic_metadata.partitions]
             consumer.assign(start)
             seen: set[tuple[int, int]] = set()
-            highest: dict[int, int] = {}  # per partition, the highest offset taken
-            late = False  # a record came behind a later offset of its partition
             last_progress = time.monotonic()
             while len(received) < expected:
                 remaining = deadline - time.monotonic()
@@ -246,8 +244,6 @@ class Broker(Background):
                     if (partition, offset) in seen:
                         continue  # read again by a new client
                     seen.add((partition, offset))
-                    late = late or offset < highest.get(partition, -1)
-                    highest[partition] = max(offset, highest.get(partition, -1))
                     received.append(message)
                     last_progress = time.monotonic()
                 if time.monotonic() - last_progress >= self.STALL:
@@ -257,9 +253,20 @@ class Broker(Background):
                     last_progress = time.monotonic()
         finally:
             consumer.close()
-        if late:
+        if not _in_offset_order(received):
             received.sort(key=lambda m: (m.partition(), m.offset()))
         return received
+
+
+def _in_offset_order(messages: list[Message]) -> bool:
+    """Each partition's messages come in offset order."""
+    last: dict[int | None, int] = {}
+    for message in messages:
+        partition, offset = message.partition(), message.offset()
+        if offset is None or offset < last.get(partition, -1):
+            return False
+        last[partition] = offset
+    return True
 
 
 class LocalBroker(Broker):
