@@ -178,6 +178,7 @@ class Ledger:
         self.run_ahead = run_ahead and ordering == "key" and not exactly_once
         self.scheduler = Scheduler(ordering, concurrency, run_ahead=self.run_ahead)
         self.ahead = 0  # AHEAD entries: their outputs wait in the ledger
+        self._rolled = 0  # ROLLED entries: their runs have not reported yet
         self.retry_topic = retry_topic  # set: records that fail their retries are parked
         self.park_policy = park_policy or retry  # attempts of records taken from the retry topic
         self._shard_of = self.scheduler.shard_of
@@ -362,7 +363,7 @@ class Ledger:
         self, entries: list[Entry], outcomes: list[Outcome | None] | OneEach | None
     ) -> Actions:
         actions = Actions()
-        rolled = self.scheduler.rolled and self._drop_rolled(entries)
+        rolled = self._rolled and self._drop_rolled(entries)
         if isinstance(outcomes, OneEach):
             self._one_each(entries, outcomes, actions)
             return actions
@@ -428,7 +429,7 @@ class Ledger:
         rolled = [e for e in entries if e.state is ROLLED]
         if not rolled:
             return False
-        self.scheduler.rolled -= len(rolled)
+        self._rolled -= len(rolled)
         self._unrun(rolled)
         return True
 
@@ -582,19 +583,18 @@ class Ledger:
         """Running ahead: the outputs of entries behind an older one of their key that
         awaits acknowledgement stay with them (AHEAD) until it is acknowledged; returns
         the others. (Per-record handlers: each entry's outputs are its own.)"""
-        scheduler = self.scheduler
+        behind = self.scheduler.behind
         free: list[Send] = []
         for item in sends:
             entries, outputs = item
-            blocked = [scheduler.behind(e) for e in entries]
-            if True not in blocked:
+            if not any(behind(e) for e in entries):
                 free.append(item)
                 continue
             free_entries: list[Entry] = []
             free_outputs: list[Produced] = []
             paired = type(item) is Paired
             for i, entry in enumerate(entries):
-                if blocked[i]:
+                if behind(entry):
                     entry.state = AHEAD
                     entry.held = outputs[i] if paired else outputs
                     self.ahead += 1
@@ -787,7 +787,7 @@ class Ledger:
                 # Running ahead: it runs again after `entry`, once its run reports (its
                 # key stays busy until then: never two runs of a key at once).
                 e.state = ROLLED
-                self.scheduler.rolled += 1
+                self._rolled += 1
                 continue
             if e.state is DONE:
                 self.counts.processed -= 1  # it will be processed again

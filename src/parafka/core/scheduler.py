@@ -138,9 +138,6 @@ def _queue(entries: Iterable[Entry], busy: int) -> _Queue:
 
 
 Held = Entry | _Queue  # a shard: its one entry, or its queue
-# Running ahead: the states of entries at a queue's head whose handlers are done (a
-# SENDING one may be a dead letter or a park instead: `_next_of` looks at it)
-_AWAITING: Final = frozenset({SENDING, AHEAD, DONE})
 Shards = dict[Hashable, Held]  # a partition's shards, by shard key
 
 
@@ -169,7 +166,6 @@ class Scheduler:
         self.run_ahead = run_ahead  # see the module's docstring
         # Running ahead: AHEAD entries whose older outputs were all acknowledged (`finished`)
         self.unblocked: list[Entry] = []
-        self.rolled = 0  # running ahead: ROLLED entries (the ledger counts them)
         self.ordering = ordering
         self.concurrency = concurrency  # entries in flight at most
         self.run_length = run_length  # consecutive entries of one shard per run at most
@@ -213,14 +209,8 @@ class Scheduler:
                 ready.append(entry)
             elif type(held) is _Queue:
                 held.append(entry)
-                # running ahead, it may start when the entries before it await their
-                # acknowledgements (else it waits behind them: the common case)
-                if (
-                    self.run_ahead
-                    and held[-2].state in _AWAITING
-                    and self._startable(held) is entry
-                ):
-                    ready.append(entry)
+                if self.run_ahead and self._startable(held) is entry:
+                    ready.append(entry)  # the entries before it await acknowledgements
             else:  # a second entry: the shard becomes a queue (busy if its first runs)
                 first: Entry = held  # type: ignore[assignment]  # (no cast(): a call)
                 queue = _queue((first, entry), 1 if first.state in IN_RUN else 0)
@@ -521,10 +511,6 @@ class Scheduler:
         writes a dead letter or a park."""
         if not self.run_ahead:
             return queue[0] if not queue.busy else None
-        # Past the head's entries that await acknowledgements, the next one decides: it
-        # runs, or it writes a dead letter or a park, or it may start. ROLLED entries may
-        # lie further on (behind the failed one that rolled them back): then all are seen.
-        whole = self.rolled > 0
         first: Entry | None = None
         for entry in queue:
             state = entry.state
@@ -535,8 +521,6 @@ class Scheduler:
                 return None
             elif first is None and state is not AHEAD and state is not DONE:
                 first = entry
-                if not whole:
-                    break
         return first
 
     def _held(self, entry: Entry) -> Held | None:

@@ -134,6 +134,11 @@ class ControlLoop(Stoppable):
     # broker shows aborted records, so a kill leaves visible only a burst's worth with
     # False. Kept for the benchmark, and checked by the simulator (--stream-outputs).
     stream_outputs = False
+    # Key order: a key runs its next records while its older ones' outputs await their
+    # acknowledgement, holding the new outputs until then (ledger.py, "running ahead").
+    # Per-record handlers with at-least-once outputs only. Kept switchable for the
+    # simulator's runs without it and the benchmark that measures it (ahead.py).
+    run_ahead = True
 
     def __init__(
         self,
@@ -164,10 +169,7 @@ class ControlLoop(Stoppable):
             failure_log=self.failure_log,
             retry_topic=settings.retry_topic,
             park_policy=settings.park_policy,
-            # Key order: a key runs its next records while its older ones' outputs await
-            # their acknowledgement, holding the new outputs until then (ledger.py,
-            # "running ahead"); per-record handlers (a batch's outputs are one list)
-            run_ahead=work.batch_size is None,
+            run_ahead=self.run_ahead and work.batch_size is None,
         )
         self.failure: RecordFailed | None = None
         self._missing: list[str] = []  # subscribed topics not seen in the cluster's metadata
