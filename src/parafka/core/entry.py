@@ -24,12 +24,6 @@ class State(enum.Enum):
     RETRY_WAIT = "retry-wait"  # failed; starts again at `due` (its shard waits for it)
     SENDING = "sending"  # handler done; its outputs (or its dead letter) await acknowledgement
     HELD = "held"  # exactly-once: outputs wait for older records, then a transaction
-    # Key order, running ahead (scheduler.py): its handler ran while an older record of its
-    # key awaited its outputs' acknowledgement; its own outputs (`held`) wait for that.
-    AHEAD = "ahead"
-    # Running ahead when an older record of its key failed: whatever its run reports is
-    # dropped, and it runs again after that one.
-    ROLLED = "rolled-back"
     DONE = "done"  # finished; counted in the offsets once every older entry of its shard is
     SETTLED = "settled"  # counted as done in its partition's offsets (final)
     STOPPED = "stopped"  # failed for good with the stop policy: never committed (final)
@@ -45,17 +39,12 @@ RUNNING: Final = State.RUNNING
 RETRY_WAIT: Final = State.RETRY_WAIT
 SENDING: Final = State.SENDING
 HELD: Final = State.HELD
-AHEAD: Final = State.AHEAD
-ROLLED: Final = State.ROLLED
 DONE: Final = State.DONE
 SETTLED: Final = State.SETTLED
 STOPPED: Final = State.STOPPED
 DROPPED: Final = State.DROPPED
 # States in which an entry belongs to its shard's current run (the shard is busy).
-IN_RUN: Final = frozenset({RUNNING, SENDING, DONE, HELD, AHEAD, ROLLED})
-# Running ahead: marks `Entry.held` of a record whose outputs were handed over (SENDING):
-# its key may run its next records meanwhile (a dead letter or a park never lets it).
-SENT: Final[object] = object()
+IN_RUN: Final = frozenset({RUNNING, SENDING, DONE, HELD})
 FINAL: Final = frozenset({SETTLED, STOPPED, DROPPED})
 
 
@@ -71,7 +60,7 @@ class Entry(MessageRecord):
     alone changes.
     """
 
-    __slots__ = ("due", "first_failure", "held", "part", "received", "shard", "state")
+    __slots__ = ("due", "first_failure", "part", "received", "shard", "state")
 
     def __init__(
         self,
@@ -98,9 +87,6 @@ class Entry(MessageRecord):
         self.received = received  # when the ledger took it in (its clock): the queue wait
         self.due = 0.0  # RETRY_WAIT: when it may start again
         self.first_failure: float | None = None  # wall-clock time of its first failure
-        # Running ahead: its outputs while AHEAD (a list, or one output), SENT once handed
-        # over; None otherwise
-        self.held: object = None
 
     @property
     def record(self) -> Record:

@@ -5,10 +5,6 @@ Each received record becomes an `Entry` (entry.py) in exactly one state:
     QUEUED -> RUNNING -> DONE -> SETTLED                   (handler returned nothing)
                       -> SENDING -> DONE -> SETTLED        (outputs acknowledged)
                       -> HELD -> SETTLED                   (exactly-once: in a transaction)
-                      -> AHEAD -> SENDING -> DONE          (running ahead: its outputs wait
-                                                            for older ones' acknowledgement)
-                      -> ROLLED -> QUEUED                  (running ahead: an older one
-                                                            failed; its report is dropped)
                       -> RETRY_WAIT -> QUEUED               (failed, retried after a backoff)
                       -> RETRY_WAIT -> QUEUED               (its key over --key-rate: waits,
                                                              its attempt unchanged; rate_wait)
@@ -29,11 +25,6 @@ the partition's epoch. The rules it keeps (docs/architecture.md, "The ledger"):
   its shard that finished meanwhile are rolled back to QUEUED and run again after it.
 - Everything received and not final counts in `held`: queued, running, awaiting
   acknowledgements, waiting for a retry, held for a transaction.
-- Running ahead (key order, at-least-once, per-record handlers): a key whose records'
-  outputs await their acknowledgement runs its next records meanwhile, but their outputs
-  (AHEAD) are handed over only once every older one of the key is acknowledged, all
-  together; when an older one fails, the newer ones roll back, the running ones too
-  (ROLLED: what they report is dropped), so outputs reach Kafka in key order.
 - A partition is marked revoking before any completion of it is handled: a failure or a
   put-back of a revoking or revoked partition drops the entry (the next owner runs it),
   never retries or re-queues it. An entry belongs to one assignment (`Part`) of its
@@ -50,16 +41,13 @@ from itertools import groupby
 from operator import attrgetter
 
 from parafka.core.entry import (
-    AHEAD,
     DONE,
     DROPPED,
     HELD,
     QUEUED,
     RETRY_WAIT,
-    ROLLED,
     RUNNING,
     SENDING,
-    SENT,
     SETTLED,
     STOPPED,
     Entry,
@@ -172,13 +160,8 @@ class Ledger:
         failure_log: FailureLog | None = None,
         retry_topic: str | None = None,
         park_policy: RetryPolicy | None = None,
-        run_ahead: bool = False,
     ) -> None:
-        # Running ahead (the module's docstring): key order, without exactly-once
-        self.run_ahead = run_ahead and ordering == "key" and not exactly_once
-        self.scheduler = Scheduler(ordering, concurrency, run_ahead=self.run_ahead)
-        self.ahead = 0  # AHEAD entries: their outputs wait in the ledger
-        self._rolled = 0  # ROLLED entries: their runs have not reported yet
+        self.scheduler = Scheduler(ordering, concurrency)
         self.retry_topic = retry_topic  # set: records that fail their retries are parked
         self.park_policy = park_policy or retry  # attempts of records taken from the retry topic
         self._shard_of = self.scheduler.shard_of
@@ -354,21 +337,12 @@ class Ledger:
         """The executor reports a chunk: per entry None (done, no output), NOT_RUN, or an
         Outcome (outputs, or an exception). Entries of a batch share one Outcome. None:
         each entry is done with no output; OneEach: each returned the one output given."""
-        actions = self._completed(entries, outcomes)
-        if self.scheduler.unblocked:  # (an earlier assignment's entry left: discarded)
-            self._release_ahead(actions)
-        return actions
-
-    def _completed(
-        self, entries: list[Entry], outcomes: list[Outcome | None] | OneEach | None
-    ) -> Actions:
         actions = Actions()
-        rolled = self._rolled and self._drop_rolled(entries)
         if isinstance(outcomes, OneEach):
             self._one_each(entries, outcomes, actions)
             return actions
         if outcomes is None:
-            if self._overruled or rolled:  # after an operator's action, or a roll-back
+            if self._overruled:  # only after an operator's action on a running record
                 entries = self._running(entries)
             self._finished(entries, actions, processed=True)
             return actions
@@ -423,16 +397,6 @@ class Ledger:
             self._failed(entry, error, actions)
         return actions
 
-    def _drop_rolled(self, entries: list[Entry]) -> bool:
-        """Entries of a reported chunk rolled back while they ran (ROLLED) go back to
-        their queues, whatever they report. True when there were some."""
-        rolled = [e for e in entries if e.state is ROLLED]
-        if not rolled:
-            return False
-        self._rolled -= len(rolled)
-        self._unrun(rolled)
-        return True
-
     def _one_each(self, entries: list[Entry], outputs: OneEach, actions: Actions) -> None:
         """Each entry returned one output of its own (`outputs[i]` is `entries[i]`'s)."""
         live = self._running(entries)
@@ -449,12 +413,6 @@ class Ledger:
 
     def acknowledged(self, entries: list[Entry], outcomes: list[Outcome | None] | None) -> Actions:
         """Outputs were acknowledged (None) or failed (an Outcome with the error)."""
-        actions = self._acknowledged(entries, outcomes)
-        if self.scheduler.unblocked:  # (an earlier assignment's entry left: discarded)
-            self._release_ahead(actions)
-        return actions
-
-    def _acknowledged(self, entries: list[Entry], outcomes: list[Outcome | None] | None) -> Actions:
         actions = Actions()
         if outcomes is None:
             live = [e for e in entries if e.state is SENDING]
@@ -531,8 +489,6 @@ class Ledger:
         (entries, outputs) pair per outputs list, so that a batch's are produced once."""
         if self.release is None and (each := one_output_each(lists)) is not None:
             return [Paired(sending, each)]
-        if self.run_ahead:  # each record's outputs are its own (no batch handler)
-            return [([entry], outputs) for entry, outputs in zip(sending, lists, strict=True)]
         by_list: dict[int, tuple[list[Entry], list[Produced]]] = {}
         for entry, outputs in zip(sending, lists, strict=True):
             by_list.setdefault(id(outputs), ([], outputs))[0].append(entry)
@@ -547,99 +503,18 @@ class Ledger:
         """Handlers done with outputs, (entries, their outputs) per handler call or one
         `Paired` item: send them (SENDING) or hold them (exactly-once); entries of closed
         partitions leave."""
-        sends = self._open_sends(sends)
+        closed = [e for entries, _ in sends for e in entries if e.part.phase is _CLOSED]
+        if closed:
+            self._discard(closed)
+            sends = _still_open(sends)
         if self.release is not None:
             for entries, outputs in sends:
                 self._hold(entries, outputs, processed=True)
             return
-        if not self.run_ahead:
-            for entries, _ in sends:
-                for entry in entries:
-                    entry.state = SENDING
-            actions.send.extend(sends)
-            return
-        ran = [e for entries, _ in sends for e in entries]
-        self._hand_over(self._hold_ahead(sends), actions)
-        self.scheduler.ran(ran)  # their keys may run their next records
-
-    def _open_sends(self, sends: list[Send]) -> list[Send]:
-        """`sends` without the entries of closed partitions, which leave."""
-        closed = [e for entries, _ in sends for e in entries if e.part.phase is _CLOSED]
-        if not closed:
-            return sends
-        self._discard(closed)
-        return _still_open(sends)
-
-    def _hand_over(self, sends: list[Send], actions: Actions) -> None:
-        """Running ahead: these outputs go to the output thread now (SENDING, `held` SENT:
-        their keys may run ahead of them)."""
         for entries, _ in sends:
             for entry in entries:
                 entry.state = SENDING
-                entry.held = SENT
         actions.send.extend(sends)
-
-    def _hold_ahead(self, sends: list[Send]) -> list[Send]:
-        """Running ahead: the outputs of entries behind an older one of their key that
-        awaits acknowledgement stay with them (AHEAD) until it is acknowledged; returns
-        the others. (Per-record handlers: each entry's outputs are its own.)"""
-        behind = self.scheduler.behind
-        free: list[Send] = []
-        for item in sends:
-            entries, outputs = item
-            if not any(behind(e) for e in entries):
-                free.append(item)
-                continue
-            free_entries: list[Entry] = []
-            free_outputs: list[Produced] = []
-            paired = type(item) is Paired
-            for i, entry in enumerate(entries):
-                if behind(entry):
-                    entry.state = AHEAD
-                    entry.held = outputs[i] if paired else outputs
-                    self.ahead += 1
-                elif paired:
-                    free_entries.append(entry)
-                    free_outputs.append(outputs[i])
-                else:
-                    free.append(([entry], outputs))
-            if free_entries:
-                free.append(Paired(free_entries, free_outputs))
-        return free
-
-    def _release_ahead(self, actions: Actions) -> None:
-        """Running ahead: hand over the held outputs whose older ones of their keys were
-        all acknowledged (the scheduler's `unblocked`, in key order)."""
-        while self.scheduler.unblocked:  # (handing over may discard, and unblock more)
-            self._hand_over_unblocked(actions)
-
-    def _hand_over_unblocked(self, actions: Actions) -> None:
-        entries, self.scheduler.unblocked = self.scheduler.unblocked, []
-        closed = [e for e in entries if e.part.phase is _CLOSED and e.state is AHEAD]
-        if closed:  # their outputs are dropped; they leave as their older ones did
-            self.ahead -= len(closed)
-            for entry in closed:
-                entry.state = DONE
-                entry.held = None
-            self._settle(self.scheduler.finished(closed))
-        sends: list[Send] = []  # in the entries' order: the output thread keeps it
-        paired: Paired | None = None  # the last item, when it pairs entries with outputs
-        for entry in entries:
-            if entry.state is not AHEAD:
-                continue  # (unblocked twice)
-            entry.state = SENDING
-            self.ahead -= 1
-            held, entry.held = entry.held, None
-            if type(held) is list:
-                sends.append(([entry], held))
-                paired = None
-                continue
-            if paired is None:
-                paired = Paired([], [])
-                sends.append(paired)
-            paired[0].append(entry)
-            paired[1].append(held)  # type: ignore[arg-type]  # one output
-        self._hand_over(sends, actions)
 
     def _hold(self, entries: list[Entry], outputs: list[Produced], processed: bool) -> None:
         assert self.release is not None
@@ -678,8 +553,6 @@ class Ledger:
         left = self.scheduler.finished(entries)
         if self.release is None:  # no HELD entries: every one that left is DONE
             self._settle(left)
-            if self.scheduler.unblocked:
-                self._release_ahead(actions)
             return
         self._settle([e for e in left if e.state is DONE])
         self.release_outputs({e.part.tp for e in entries})
@@ -706,7 +579,6 @@ class Ledger:
             entries = [e for e in entries if e.part.phase is Phase.OPEN]
         for entry in entries:
             entry.state = QUEUED
-            entry.held = None
             entry.part.offsets.running -= 1
         if entries:
             self.scheduler.unrun(entries)
@@ -715,7 +587,6 @@ class Ledger:
         """An attempt failed (the handler raised, or its outputs were refused): retry it
         after a backoff, or give up by the failure policy."""
         self.counts.failed += 1
-        entry.held = None  # (running ahead: its key waits for what comes of it)
         if entry.part.phase is not Phase.OPEN:
             # Revoked while it ran: the new owner runs it again, and the newer entries of
             # its shard that finished behind it leave with it.
@@ -776,38 +647,14 @@ class Ledger:
         again after it: none may take effect before it."""
         later = [
             e
-            for e in self._after(entry)
-            if e.state in (DONE, SENDING, AHEAD) or (e.state is RUNNING and self.run_ahead)
+            for e in self.scheduler.shard_entries(entry)
+            if e.offset > entry.offset and e.part is entry.part and e.state in (DONE, SENDING)
         ]
-        if not later:
-            return
-        finished = []
-        for e in later:
-            if e.state is RUNNING:
-                # Running ahead: it runs again after `entry`, once its run reports (its
-                # key stays busy until then: never two runs of a key at once).
-                e.state = ROLLED
-                self._rolled += 1
-                continue
-            if e.state is DONE:
-                self.counts.processed -= 1  # it will be processed again
-            elif e.state is AHEAD:
-                self.ahead -= 1  # its outputs, never produced, are dropped
-            finished.append(e)
-        self._unrun(finished)
-
-    def _after(self, entry: Entry) -> list[Entry]:
-        """The entries behind `entry` in its shard: its assignment's newer ones, and
-        (running ahead) a later assignment's, which may have run behind it."""
-        entries = self.scheduler.shard_entries(entry)
-        if not self.run_ahead:
-            return [e for e in entries if e.offset > entry.offset and e.part is entry.part]
-        found, after = False, []
-        for e in entries:
-            if found:
-                after.append(e)
-            found = found or e is entry
-        return after
+        if later:
+            for e in later:
+                if e.state is DONE:
+                    self.counts.processed -= 1  # it will be processed again
+            self._unrun(later)
 
     def _report(self, entry: Entry, error: BaseException, outcome: str) -> None:
         """Log a failure: the first of a kind in full (file:line), repeats grouped."""

@@ -35,17 +35,6 @@ record waiting):
 
 `_ready` holds the head entries of shards that may start; it may hold stale ones (no
 longer a head, not QUEUED, or their shard busy), which `take()` skips.
-
-**Running ahead** (`run_ahead`, key order): a key whose records' handlers are done may run
-its next records while the older ones' outputs await their acknowledgement. The entries
-awaiting it (SENDING with `held` SENT), those done behind them (DONE) and those whose
-outputs wait for them (AHEAD, their outputs in `held`) stay at the head of the queue, in
-offset order, until they leave; the next run starts at the first entry past them. Such a
-queue is busy while any entry of it runs (RUNNING, or ROLLED: rolled back while running),
-or writes a dead letter or a park (SENDING without SENT): looked up in the queue (a key's
-queue holds a few entries), not counted, so `busy` is not used. When the entries at the
-head leave, the AHEAD ones left at its head (`unblocked`) may hand their outputs over, all
-together, in order. The ledger keeps outputs in key order (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -58,19 +47,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from mypy_extensions import mypyc_attr
 
-from parafka.core.entry import (
-    AHEAD,
-    DONE,
-    HELD,
-    IN_RUN,
-    QUEUED,
-    RETRY_WAIT,
-    ROLLED,
-    RUNNING,
-    SENDING,
-    SENT,
-    Entry,
-)
+from parafka.core.entry import DONE, HELD, IN_RUN, QUEUED, RETRY_WAIT, RUNNING, Entry
 from parafka.core.record import Record
 from parafka.core.seam import TP
 
@@ -156,16 +133,9 @@ class Scheduler:
     resolved.
     """
 
-    def __init__(
-        self, ordering: Ordering, concurrency: int, run_length: int = 1, run_ahead: bool = False
-    ) -> None:
+    def __init__(self, ordering: Ordering, concurrency: int, run_length: int = 1) -> None:
         if ordering not in SHARD_FUNCTIONS:
             raise ValueError(f"unknown ordering {ordering!r}")
-        if run_ahead and ordering != "key":
-            raise ValueError("running ahead is for key order only")
-        self.run_ahead = run_ahead  # see the module's docstring
-        # Running ahead: AHEAD entries whose older outputs were all acknowledged (`finished`)
-        self.unblocked: list[Entry] = []
         self.ordering = ordering
         self.concurrency = concurrency  # entries in flight at most
         self.run_length = run_length  # consecutive entries of one shard per run at most
@@ -209,14 +179,9 @@ class Scheduler:
                 ready.append(entry)
             elif type(held) is _Queue:
                 held.append(entry)
-                if self.run_ahead and self._startable(held) is entry:
-                    ready.append(entry)  # the entries before it await acknowledgements
             else:  # a second entry: the shard becomes a queue (busy if its first runs)
                 first: Entry = held  # type: ignore[assignment]  # (no cast(): a call)
-                queue = _queue((first, entry), 1 if first.state in IN_RUN else 0)
-                shards[key] = queue
-                if self.run_ahead and self._startable(queue) is entry:
-                    ready.append(entry)
+                shards[key] = _queue((first, entry), 1 if first.state in IN_RUN else 0)
 
     # -- dispatch -------------------------------------------------------------
     def take(self, limit: int | None = None) -> list[Run]:
@@ -267,18 +232,10 @@ class Scheduler:
                 runs.append([head])
                 taken += 1
                 continue
-            if type(held) is not _Queue:
-                continue  # stale: its shard is gone
-            queue: _Queue = held
-            start = 0  # where the run starts in its queue
-            if self.run_ahead:
-                if self._startable(queue) is not head:
-                    continue  # stale: its shard runs, or it is not the next to start
-                while queue[start] is not head:
-                    start += 1
-            elif queue.busy or queue[0] is not head:
+            if type(held) is not _Queue or held.busy or held[0] is not head:
                 continue  # stale: not its shard's head any more, or its shard is busy
-            count = len(queue) - start
+            queue: _Queue = held
+            count = len(queue)
             run = [head]
             if count > 1:  # a run stops before an entry waiting for its retry
                 # (compiled: plain comparisons and a loop, not min() and islice)
@@ -287,31 +244,29 @@ class Scheduler:
                 if count > free - taken:
                     count = free - taken
                 for i in range(1, count):
-                    entry = queue[start + i]
+                    entry = queue[i]
                     if entry.state is not QUEUED:
                         count = i
                         break
                     run.append(entry)
             if limits:
-                count = self._within_limit(run, count)
+                count = self._within_limit(queue, count)
                 if count == 0:
                     parked.append(head)
                     continue
                 del run[count:]
             queue.busy = count
-            if self.run_ahead:  # its shard's busy mark: another copy of it in `_ready` is
-                head.state = RUNNING  # stale now (the ledger marks the others)
             runs.append(run)
             taken += count
         self.in_flight += taken
         self.queued -= taken
         return runs
 
-    def _within_limit(self, run: list[Entry], count: int) -> int:
-        limit = self._limits.get(run[0].part.tp)
+    def _within_limit(self, queue: deque[Entry], count: int) -> int:
+        limit = self._limits.get(queue[0].part.tp)
         if limit is None:
             return count
-        return sum(1 for entry in itertools.islice(run, count) if entry.offset <= limit)
+        return sum(1 for entry in itertools.islice(queue, count) if entry.offset <= limit)
 
     def _over_limit(self, entry: Entry) -> bool:
         limit = self._limits.get(entry.part.tp)
@@ -353,12 +308,7 @@ class Scheduler:
             queue: _Queue = held
             popped = 0
             rest: list[Entry] = []
-            if (
-                whole_runs
-                and not self.run_ahead
-                and (busy := queue.busy) > RUN_IN_C
-                and queue[0] is entry
-            ):
+            if whole_runs and (busy := queue.busy) > RUN_IN_C and queue[0] is entry:
                 # With a backlog, runs are long and come back whole, in order: the next
                 # entries reported are the rest of this run (compared by identity, in C,
                 # none of their attributes read), and they leave in one step. Otherwise
@@ -377,68 +327,10 @@ class Scheduler:
             while queue and ((state := queue[0].state) is DONE or state is HELD):
                 left.append(queue.popleft())
                 popped += 1
-            if self.run_ahead:
-                if popped:
-                    self._unblock(queue)
-                self._look(shards, key, queue)
-            elif popped:
+            if popped:
                 self._resolved(shards, key, queue, popped)
             if rest:  # not this run's rest (another queue's entries among them): one by
                 self._leave(rest, left, whole_runs=False)  # one (no deeper recursion)
-
-    def ran(self, entries: list[Entry]) -> None:
-        """Running ahead: the handlers of these entries of runs are done and their outputs
-        await acknowledgement (SENDING) or older ones' (AHEAD): their shards may start their
-        next runs."""
-        last: Held | None = None
-        for entry in entries:
-            held = self._held(entry)
-            if held is not last and type(held) is _Queue:
-                self._look(self._shards(entry.part), entry.shard, held)
-            last = held
-
-    def _startable(self, queue: _Queue) -> Entry | None:
-        """Running ahead: the entry of `queue` that may start now, if any."""
-        entry = self._next_of(queue)
-        return entry if entry is not None and entry.state is QUEUED else None
-
-    def _look(self, shards: Shards, key: Hashable, queue: _Queue, front: bool = False) -> None:
-        """Running ahead: after `queue` changed, forget it when it is empty, or make its
-        next entry ready when it may start."""
-        if not queue:
-            if shards.get(key) is queue:
-                del shards[key]
-            return
-        entry = self._startable(queue)
-        if entry is not None:
-            if front:
-                self._ready.appendleft(entry)
-            else:
-                self._ready.append(entry)
-
-    def _unblock(self, queue: _Queue) -> None:
-        """Running ahead: older entries left the head of `queue`; the AHEAD ones now at
-        its head (among DONE ones) may hand their outputs over."""
-        for entry in queue:
-            state = entry.state
-            if state is AHEAD:
-                self.unblocked.append(entry)
-            elif state is not DONE:
-                break
-
-    def behind(self, entry: Entry) -> bool:
-        """Running ahead: True when an older entry of `entry`'s shard awaits the
-        acknowledgement of its outputs, or holds them (its own outputs must wait)."""
-        held = self._shards(entry.part).get(entry.shard)
-        if type(held) is not _Queue or held[0] is entry:
-            return False
-        for older in held:
-            if older is entry:
-                return False
-            state = older.state
-            if state is SENDING or state is AHEAD:
-                return True
-        return False
 
     def retry(self, entry: Entry) -> None:
         """A run's entry failed and waits (state RETRY_WAIT, `entry.due` set); its shard
@@ -500,28 +392,7 @@ class Scheduler:
             elif type(held) is _Queue:
                 queue: _Queue = held
                 queue.remove(entry)
-                if self.run_ahead:  # (an earlier assignment's entry, at the head)
-                    self._unblock(queue)
                 self._resolved(shards, key, queue, 1)
-
-    def _next_of(self, queue: _Queue) -> Entry | None:
-        """The entry of `queue` next to start when its shard is free, else None (its state
-        not looked at). Running ahead: the first past the entries at its head that await
-        acknowledgements (their own, or older ones'), when no entry of the shard runs or
-        writes a dead letter or a park."""
-        if not self.run_ahead:
-            return queue[0] if not queue.busy else None
-        first: Entry | None = None
-        for entry in queue:
-            state = entry.state
-            if state is SENDING:
-                if entry.held is not SENT:
-                    return None  # a dead letter or a park: its key waits for it
-            elif state is RUNNING or state is ROLLED:
-                return None
-            elif first is None and state is not AHEAD and state is not DONE:
-                first = entry
-        return first
 
     def _held(self, entry: Entry) -> Held | None:
         """The shard of `entry` (its queue, or the entry alone), if it still holds it."""
@@ -540,9 +411,6 @@ class Scheduler:
     def _resolved(
         self, shards: Shards, key: Hashable, queue: _Queue, count: int, front: bool = False
     ) -> None:
-        if self.run_ahead:
-            self._look(shards, key, queue, front)
-            return
         left = queue.busy - count
         if left > 0:
             queue.busy = left
@@ -596,7 +464,7 @@ class Scheduler:
             held = self._shards(entry.part).get(entry.shard)
             if held is entry:
                 pass  # a lone entry, queued or waiting: its shard is not busy
-            elif type(held) is _Queue and held and self._next_of(held) is entry:
+            elif type(held) is _Queue and held and held[0] is entry and not held.busy:
                 held.busy = 1
             else:
                 return False
@@ -628,7 +496,7 @@ class Scheduler:
                 self._fifo.appendleft(entry)
                 continue
             held = self._shards(entry.part).get(entry.shard)
-            if held is entry or (type(held) is _Queue and self._next_of(held) is entry):
+            if held is entry or (type(held) is _Queue and held[0] is entry and not held.busy):
                 self._ready.appendleft(entry)
         return released
 
@@ -742,7 +610,7 @@ class Scheduler:
                 queue: _Queue = held
                 while queue and gone(queue[-1]):
                     removed.append(queue.pop())
-                if not queue and (self.run_ahead or not queue.busy):
+                if not queue and not queue.busy:
                     del shards[key]
         self.queued -= len(removed)
         return removed

@@ -134,11 +134,6 @@ class ControlLoop(Stoppable):
     # broker shows aborted records, so a kill leaves visible only a burst's worth with
     # False. Kept for the benchmark, and checked by the simulator (--stream-outputs).
     stream_outputs = False
-    # Key order: a key runs its next records while its older ones' outputs await their
-    # acknowledgement, holding the new outputs until then (ledger.py, "running ahead").
-    # Per-record handlers with at-least-once outputs only. Kept switchable for the
-    # simulator's runs without it and the benchmark that measures it (ahead.py).
-    run_ahead = True
 
     def __init__(
         self,
@@ -169,7 +164,6 @@ class ControlLoop(Stoppable):
             failure_log=self.failure_log,
             retry_topic=settings.retry_topic,
             park_policy=settings.park_policy,
-            run_ahead=self.run_ahead and work.batch_size is None,
         )
         self.failure: RecordFailed | None = None
         self._missing: list[str] = []  # subscribed topics not seen in the cluster's metadata
@@ -445,9 +439,7 @@ class ControlLoop(Stoppable):
         if self._partition_order:  # its next run waits for this one's acknowledgements
             executor.ack_wait = self.outputs.ack_seconds
         scheduler.concurrency = (
-            pacer.window(executor.capacity, executor.run_length)
-            + self.outputs.pending
-            + self.ledger.ahead  # (held outputs wait for their keys' older ones)
+            pacer.window(executor.capacity, executor.run_length) + self.outputs.pending
         )
         if pacer.adaptive is not None:
             executor.active = pacer.limit

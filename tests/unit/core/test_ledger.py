@@ -13,17 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parafka.core.entry import (
-    AHEAD,
     DONE,
     DROPPED,
     FINAL,
     HELD,
     QUEUED,
     RETRY_WAIT,
-    ROLLED,
     RUNNING,
     SENDING,
-    SENT,
     SETTLED,
     Entry,
 )
@@ -43,7 +40,6 @@ from tests.unit.entries import message
 # run in their shard for good. The random schedules avoid it until it is fixed.
 REVOKED_ACK_FAILURE_STALLS = False
 BUSY = (RUNNING, SENDING, DONE)
-IN_RUN = (*BUSY, AHEAD, ROLLED)  # running ahead adds these
 
 
 class Clock:
@@ -67,10 +63,8 @@ class Spied(Scheduler):
     """A scheduler that keeps every entry the ledger made (a subclass: the compiled
     Scheduler's methods cannot be replaced on an instance)."""
 
-    def __init__(
-        self, ordering: Ordering, concurrency: int, entries: list[Entry], run_ahead: bool = False
-    ) -> None:
-        super().__init__(ordering, concurrency, run_ahead=run_ahead)
+    def __init__(self, ordering: Ordering, concurrency: int, entries: list[Entry]) -> None:
+        super().__init__(ordering, concurrency)
         self.entries = entries
 
     def add_many(self, entries: list[Entry]) -> None:
@@ -90,7 +84,6 @@ class Sim:
         backoff: float = 0.0,
         failure_policy: str = "skip",
         exactly_once: bool = False,
-        run_ahead: bool = False,
     ) -> None:
         self.ordering = ordering
         self.clock = Clock()
@@ -102,16 +95,9 @@ class Sim:
             exactly_once=exactly_once,
             clock=self.clock,
             wall=self.clock,
-            run_ahead=run_ahead,
         )
-        self.run_ahead = self.ledger.run_ahead
         self.entries: list[Entry] = []
-        self.ledger.scheduler = Spied(
-            ordering,  # type: ignore[arg-type]
-            concurrency,
-            self.entries,
-            self.run_ahead,
-        )
+        self.ledger.scheduler = Spied(ordering, concurrency, self.entries)  # type: ignore[arg-type]
         self.ledger.scheduler.run_length = run_length
         self.runs: list[list[Entry]] = []  # taken, not reported
         self.acks: list[list[Entry]] = []  # outputs sent, not acknowledged
@@ -147,12 +133,7 @@ class Sim:
 
     def handle(self, actions: Actions) -> None:
         assert actions.failure is None
-        if self.run_ahead and actions.send:
-            # One hand-over is one epoch of the output thread: acknowledged as a whole
-            handed = [e for entries, _outputs in actions.send for e in entries]
-            self.check_hand_over(handed)
-            self.acks.append(handed)
-        for entries, _outputs in [] if self.run_ahead else actions.send:
+        for entries, _outputs in actions.send:
             self.acks.append(entries)
         for entry, _error in actions.letters:
             self.lettered.add(id(entry))
@@ -191,18 +172,8 @@ class Sim:
         assert all(same_shard(e, run[0]) for e in run)
         assert [e.offset for e in run] == sorted({e.offset for e in run})
         mates = self.shard_mates(run[0])
-        # (1) never two runs of one shard in flight (running ahead: nor a run beside a
-        # dead letter of its shard, while the outputs of older ones may await their acks)
-        others = [
-            e
-            for e in mates
-            if e not in run
-            and (
-                e.state in BUSY
-                if not self.run_ahead
-                else e.state in (RUNNING, ROLLED) or (e.state is SENDING and e.held is not SENT)
-            )
-        ]
+        # (1) never two runs of one shard in flight
+        others = [e for e in mates if e not in run and e.state in BUSY]
         assert not others, f"{run} started while {others} of its shard are in a run"
         # (2) a record starts only after every older record of its shard succeeded (or
         # was given up), and the run is consecutive
@@ -221,26 +192,8 @@ class Sim:
         ]
         assert not between, f"run {run} skips {between}"
 
-    def check_hand_over(self, handed: list[Entry]) -> None:
-        """(6) Running ahead: outputs go to the producer only once every older record of
-        their key handed over before has been acknowledged (or rolled back)."""
-        pending = {id(e) for unit in self.acks for e in unit if e.state is SENDING}
-        for entry in handed:
-            for older in self.shard_mates(entry):
-                earlier = older.part.epoch < entry.part.epoch or (
-                    older.part is entry.part and older.offset < entry.offset
-                )
-                assert not (earlier and id(older) in pending), (
-                    f"{entry} handed over before {older} of its key was acknowledged"
-                )
-
     def ok(self, entry: Entry) -> bool:
-        # (DONE: its handler succeeded, or it failed and was skipped by the policy)
-        return (
-            id(entry) in self.succeeded
-            or id(entry) in self.lettered
-            or entry.state in (SETTLED, DONE)
-        )
+        return id(entry) in self.succeeded or id(entry) in self.lettered or entry.state is SETTLED
 
     def check(self) -> None:
         ledger, entries = self.ledger, self.entries
@@ -254,9 +207,8 @@ class Sim:
             if e.state is HELD and any(x is e for x in ledger.scheduler.shard_entries(e))
         }
         assert ledger.in_flight == sum(
-            1 for e in entries if e.state in IN_RUN or id(e) in in_queue
+            1 for e in entries if e.state in BUSY or id(e) in in_queue
         ), "in_flight disagrees with the entries in runs"
-        assert ledger.ahead == sum(1 for e in entries if e.state is AHEAD)
         for entry in entries:
             if entry.part.phase is not Phase.OPEN:
                 # defect 2: nothing of a revoked partition is retried or queued again
@@ -268,7 +220,7 @@ class Sim:
                 continue
             offsets = part.offsets
             live = {e.offset: e for e in entries if e.part is part and e.state is not DROPPED}
-            assert offsets.running == sum(1 for e in live.values() if e.state in (*IN_RUN, HELD))
+            assert offsets.running == sum(1 for e in live.values() if e.state in (*BUSY, HELD))
             done = set(offsets.done_above)
             position = offsets.position
             assert position is not None
@@ -336,7 +288,6 @@ class Sim:
     exactly_once=st.booleans(),
     fail_rate=st.floats(0, 0.4),
     output_rate=st.floats(0, 0.7),
-    run_ahead=st.booleans(),
 )
 def test_ledger_keeps_its_guarantees_under_random_schedules(
     ordering: str,
@@ -352,23 +303,14 @@ def test_ledger_keeps_its_guarantees_under_random_schedules(
     exactly_once: bool,
     fail_rate: float,
     output_rate: float,
-    run_ahead: bool,
 ) -> None:
     """Random fetches, runs, outcomes (outputs, failures, NOT_RUN after a failure),
     acknowledgements (late, refused), retries, revokes with reassignment and trims keep
     (1) one run per shard, (2) shard order at start, (3) shard order in the offsets,
-    (4) counters equal to states; (5) once everything succeeds, everything settles;
-    (6) running ahead (key order), outputs are handed over in key order."""
+    (4) counters equal to states; (5) once everything succeeds, everything settles."""
     rnd = random.Random(seed)
     sim = Sim(
-        ordering,
-        concurrency,
-        run_length,
-        max_attempts,
-        backoff,
-        failure_policy,
-        exactly_once,
-        run_ahead,
+        ordering, concurrency, run_length, max_attempts, backoff, failure_policy, exactly_once
     )
     tps = [("t", p) for p in range(partitions)]
     for tp in tps:
@@ -397,11 +339,7 @@ def test_ledger_keeps_its_guarantees_under_random_schedules(
             revoked = any(e.part.phase is not Phase.OPEN for e in entries)
             if rnd.random() < fail_rate and not (revoked and REVOKED_ACK_FAILURE_STALLS):
                 refused = (None, RuntimeError("delivery failed"))
-                # (running ahead, an epoch: some of its records refused, not all)
-                some = [
-                    refused if rnd.random() < 0.5 or not sim.run_ahead else None for _ in entries
-                ]
-                sim.handle(sim.ledger.acknowledged(entries, some))
+                sim.handle(sim.ledger.acknowledged(entries, [refused] * len(entries)))
             else:
                 sim.handle(sim.ledger.acknowledged(entries, None))
         elif action < 0.93 and sim.letters:
@@ -773,142 +711,3 @@ def test_accepted_entries_start_queued_with_their_shard_and_receipt_time(orderin
         sim.ledger.parts[tp],
     )
     assert accepted.shard == {"key": b"k", "partition": "partition", "unordered": None}[ordering]
-
-
-# -- running ahead (key order): a key runs on while its outputs await their acks ----------
-
-
-def ahead(run_length: int = 1, failure_policy: str = "skip") -> tuple[Sim, TP]:
-    sim = Sim(
-        "key",
-        concurrency=10,
-        run_length=run_length,
-        backoff=0.0,
-        failure_policy=failure_policy,
-        run_ahead=True,
-    )
-    tp = ("t", 0)
-    sim.assign(tp)
-    return sim, tp
-
-
-def sent(actions: Actions) -> list[Entry]:
-    return [e for entries, _ in actions.send for e in entries]
-
-
-def complete(sim: Sim, run: list[Entry], outcomes: Any) -> Actions:
-    """The executor reports `run` (the handlers that did not raise succeeded)."""
-    if outcomes is None or isinstance(outcomes, OneEach):
-        sim.succeeded.update(id(e) for e in run)
-    else:
-        sim.succeeded.update(
-            id(e) for e, o in zip(run, outcomes, strict=True) if o is None or o[1] is None
-        )
-    return sim.ledger.completed(run, outcomes)
-
-
-def test_running_ahead_holds_a_keys_outputs_until_its_older_ones_are_acknowledged() -> None:
-    sim, tp = ahead()
-    r0, r1, r2 = fetch(sim, tp, [b"k", b"k", b"k"])
-    assert sim.take() == [[r0]]
-    assert sent(complete(sim, [r0], [(output(r0), None)])) == [r0]
-    assert sim.take() == [[r1]]  # r0's outputs await their acknowledgement: r1 runs
-    assert sent(complete(sim, [r1], [(output(r1), None)])) == []
-    assert sim.take() == [[r2]]
-    assert sent(complete(sim, [r2], OneEach([output(r2)[0]]))) == []
-    assert (r1.state, r2.state, sim.ledger.ahead) == (AHEAD, AHEAD, 2)
-    sim.check()
-    released = sim.ledger.acknowledged([r0], None)
-    # both at once, in key order, each with its own outputs
-    assert released.send == [([r1], output(r1)), Paired([r2], output(r2))]
-    assert (r0.state, r1.state, r2.state, sim.ledger.ahead) == (SETTLED, SENDING, SENDING, 0)
-    assert sim.ledger.parts[tp].offsets.position == 1  # only r0 is done
-    sim.ledger.acknowledged([r1, r2], None)
-    assert sim.ledger.parts[tp].offsets.position == 3 and sim.ledger.held == 0
-
-
-def test_a_record_without_outputs_that_ran_ahead_settles_after_the_older_ones() -> None:
-    sim, tp = ahead()
-    r0, r1 = fetch(sim, tp, [b"k", b"k"])
-    sim.take()
-    complete(sim, [r0], [(output(r0), None)])
-    sim.take()
-    complete(sim, [r1], None)
-    assert r1.state is DONE and sim.ledger.parts[tp].offsets.position == 0
-    sim.ledger.acknowledged([r0], None)
-    assert r1.state is SETTLED and sim.ledger.parts[tp].offsets.position == 2
-
-
-def test_a_refused_ack_rolls_back_what_ran_ahead_and_waits_for_the_running_run() -> None:
-    """r0's outputs are refused while r1 holds its outputs and r2 runs: r1's outputs are
-    dropped (never produced), r2's report is dropped when it comes, and r0 runs again
-    only once r2's run is over (never two runs of a key at once), then r1 and r2."""
-    sim, tp = ahead()
-    r0, r1, r2 = fetch(sim, tp, [b"k", b"k", b"k"])
-    sim.take()
-    complete(sim, [r0], [(output(r0), None)])
-    sim.take()
-    complete(sim, [r1], [(output(r1), None)])
-    assert sim.take() == [[r2]]
-    refused = (None, RuntimeError("delivery failed"))
-    actions = sim.ledger.acknowledged([r0], [refused])
-    assert actions.send == []
-    assert (r0.state, r1.state, r2.state) == (RETRY_WAIT, QUEUED, ROLLED)
-    assert sim.ledger.ahead == 0 and r1.held is None
-    sim.check()
-    sim.clock.now += 1.0
-    sim.ledger.release_due(sim.clock.now)
-    assert sim.take() == []  # r2's run has not reported: r0 waits for it
-    assert sent(complete(sim, [r2], [(output(r2), None)])) == []  # dropped
-    assert r2.state is QUEUED
-    sim.check()
-    assert sim.take() == [[r0]]
-    assert sent(complete(sim, [r0], [(output(r0), None)])) == [r0]
-    assert sim.take() == [[r1]]
-    complete(sim, [r1], [(output(r1), None)])
-    assert sim.take() == [[r2]]
-    complete(sim, [r2], [(output(r2), None)])
-    assert sent(sim.ledger.acknowledged([r0], None)) == [r1, r2]
-    sim.ledger.acknowledged([r1, r2], None)
-    assert sim.ledger.parts[tp].offsets.position == 3 and sim.ledger.held == 0
-
-
-def test_a_dead_letter_being_written_keeps_its_key_from_running_ahead() -> None:
-    sim, tp = ahead(failure_policy="dead-letter")
-    sim.ledger.retry = RetryPolicy(max_attempts=1, initial_backoff=0.0, jitter=0.0)
-    r0, r1 = fetch(sim, tp, [b"k", b"k"])
-    sim.take()
-    actions = complete(sim, [r0], [(None, ValueError("bad record"))])
-    assert [entry for entry, _ in actions.letters] == [r0] and r0.state is SENDING
-    assert sim.take() == []  # its letter may be refused: r1 waits for it
-    sim.ledger.letter_settled(r0, None)
-    assert sim.take() == [[r1]]
-
-
-def test_without_running_ahead_a_key_waits_for_its_acknowledgements() -> None:
-    sim = Sim("key", concurrency=10, backoff=0.0)
-    tp = ("t", 0)
-    sim.assign(tp)
-    r0, r1 = fetch(sim, tp, [b"k", b"k"])
-    sim.take()
-    complete(sim, [r0], [(output(r0), None)])
-    assert sim.take() == []
-    sim.ledger.acknowledged([r0], None)
-    assert sim.take() == [[r1]]
-
-
-def test_held_outputs_of_a_closed_partition_are_dropped_when_their_older_ones_leave() -> None:
-    sim, tp = ahead()
-    r0, r1, r2 = fetch(sim, tp, [b"k", b"k", b"k"])
-    sim.take()
-    complete(sim, [r0], [(output(r0), None)])
-    sim.take()
-    complete(sim, [r1], [(output(r1), None)])
-    sim.take()
-    complete(sim, [r2], None)
-    sim.ledger.revoking([tp])
-    sim.ledger.close([tp])
-    actions = sim.ledger.acknowledged([r0], None)
-    assert actions.send == []  # the next owner runs r1 again
-    assert (r0.state, r1.state, r2.state) == (DROPPED, DROPPED, DROPPED)
-    assert sim.ledger.held == 0 and sim.ledger.ahead == 0
