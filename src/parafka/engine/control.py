@@ -885,8 +885,17 @@ class ControlLoop(Stoppable):
         sch = ledger.scheduler
         # Only `partition` mode leaves workers idle for want of a partition's records; with
         # keys or no order, other records can run (and reshuffling costs refetches) unless
-        # --key-rate holds keys back: their records could fill the buffer.
-        if sch.ordering != "partition" and not self.pacer.holds_keys:
+        # --key-rate holds keys back: their records could fill the buffer. Or unless the
+        # buffer is stalled: nothing is fetched then, and records queued behind a hung
+        # record may keep it over the half it resumes at, so a partition starved meanwhile
+        # must end the stall (flow.py); and until the partitions paused for it resume.
+        flow = self.flow
+        if (
+            sch.ordering != "partition"
+            and not self.pacer.holds_keys
+            and not flow.stalled
+            and not flow.fair_paused
+        ):
             return
         held, backlog = {}, {}
         for tp, part in ledger.parts.items():
