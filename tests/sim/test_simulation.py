@@ -3,7 +3,8 @@ expired sessions, failing and hanging handlers, worker deaths, refused commits a
 deliveries; every invariant of parafka.testing.sim.checks after every step. The shapes: the
 at-least-once schedules (600 seeds), exactly-once ones (220, and 100 producing outputs
 every round), ones where a partition's oldest record hangs through the chaos phase (200,
-and 200 more in key order), both (100), records waiting for their key's rate (the ledger's rate_wait, 150),
+and 200 more in key order), both (100), records waiting for their key's rate (the
+ledger's rate_wait, 150),
 concurrency="auto" (the dispatch window moving between 1 and the executor's capacity, 150),
 an operator pausing, resuming, skipping and parking records through the control plane
 (200, and 100 exactly-once), and a retry topic (records parked after their retries, their
