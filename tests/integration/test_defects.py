@@ -8,12 +8,13 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from parafka import Output, Record, RetryPolicy
 from parafka.core.codec import encode_completed
-from parafka.testing import KafkaBroker, LocalBroker
+from parafka.testing import Broker, KafkaBroker, LocalBroker
 from tests.integration.helpers import committed, consumer, end_offsets, wait_until
 
 
@@ -238,3 +239,37 @@ def test_defect_6_a_worker_death_charges_only_the_record_it_ran(broker: LocalBro
     letters = broker.consume_all(dlq, expected=1)
     assert [dict(m.headers() or [])["parafka.dlq.offset"] for m in letters] == [b"7"]
     assert committed(broker, "d6", topic, 1) == end_offsets(broker, topic, 1, 200)
+
+
+@pytest.mark.any_broker
+def test_a_stall_behind_a_hung_key_ends_when_another_partition_starves(broker: Broker) -> None:
+    """Key order: p0's first record hangs and the records of its key queue behind it until
+    the buffer stalls (every partition paused). Records then come to p1: it starves, and
+    the stall must end for it (fair share gives p0's queued records back). Before, fair
+    share looked only in partition order, so the stall held for good and p1 never ran
+    (found by the simulator: `--starve --ordering key`, seed 49)."""
+    topic = broker.new_topic("stall-key", 2)
+    broker.produce(topic, [(b"stuck", b"x") for _ in range(100)], partition=0)
+    release = threading.Event()
+
+    def handle(record: Record) -> None:
+        if record.partition == 0 and record.offset == 0:
+            release.wait(60)
+
+    pc = consumer(
+        broker, handle, topic, "stall-key", ordering="key", max_buffered=20, concurrency=4
+    ).start()
+    try:
+        wait_until(lambda: pc.stats().paused, 30, "the buffer stalled behind the hung key")
+        broker.produce(topic, [(b"k%d" % i, b"x") for i in range(50)], partition=1)
+        wait_until(
+            lambda: committed(broker, "stall-key", topic, 2).get(1) == 50,
+            30,
+            "p1 processed and committed while p0's record hangs",
+        )
+        release.set()
+        wait_until(lambda: committed(broker, "stall-key", topic, 2) == {0: 100, 1: 50}, 60, "all")
+    finally:
+        release.set()
+        pc.stop()
+        pc.join(30)
