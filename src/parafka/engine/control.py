@@ -905,15 +905,15 @@ class ControlLoop(Stoppable):
             # Never fetched (paused since it was assigned): its log end is unknown, and
             # may well be ahead; counting it as empty would starve it for good.
             backlog[tp] = high is None or next_offset is None or high > next_offset
-        lacking = self.flow.lacking(now, self.executor.runs_here, sch.in_flight < sch.concurrency)
-        decision = self.flow.rebalance_shares(now, held, backlog, lacking)
+        lacking = flow.lacking(now, self.executor.runs_here, sch.in_flight < sch.concurrency)
+        decision = flow.rebalance_shares(now, held, backlog, lacking)
         if decision.pause:
             self._pause(decision.pause)
-            share = self.flow.share(len(held))
+            share = flow.share(len(held))
             for tp in decision.pause:  # give the room to the starved partitions now
                 ledger.trim(tp, share)
             log.debug("fair share: paused %s", sorted(decision.pause))
-        if decision.resume and not self.flow.stalled:
+        if decision.resume and not flow.stalled:
             self._resume(decision.resume)
 
     def _high_watermark(self, tp: TP) -> int | None:
