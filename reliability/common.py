@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from parafka.testing import LocalBroker
 from tests.integration.helpers import committed
@@ -162,6 +162,10 @@ class OutputLog:
         self.distinct.add((report.partition, report.offset))
         return True
 
+    def taken_per_partition(self) -> dict[int, int]:
+        """How many output records were taken from each output partition."""
+        return dict(Counter(partition for partition, _ in self._seen))
+
 
 class OutputReader:
     """Reads an output topic from its beginning, a little more at each `read()`.
@@ -182,10 +186,10 @@ class OutputReader:
         }
         self._consumer = Consumer(self._config)
         metadata = self._consumer.list_topics(topic, timeout=30)
-        self._next = dict.fromkeys(metadata.topics[topic].partitions, 0)
         # From offset 0, not the broker's "earliest": the local broker answers that with the
         # batch stored first, which several producers at once can make a later one.
-        self._consumer.assign([TopicPartition(topic, p, 0) for p in self._next])
+        self._start = [TopicPartition(topic, p, 0) for p in metadata.topics[topic].partitions]
+        self._consumer.assign(self._start)
 
     def read(self, quiet_for: float = 0.5, timeout: float = 60.0) -> int:
         """Read until nothing new came for `quiet_for` s (the local broker's high watermark
@@ -204,14 +208,10 @@ class OutputReader:
                 continue
             quiet_since = time.monotonic()
             for message in good:
-                self._take(message)
+                partition, offset = message.partition(), message.offset()
+                assert partition is not None and offset is not None
+                self.log.take(partition, offset, message.value())
         return len(self.reports) - before
-
-    def _take(self, message: Message) -> None:
-        partition, offset = message.partition(), message.offset()
-        assert partition is not None and offset is not None
-        self._next[partition] = max(self._next[partition], offset + 1)
-        self.log.take(partition, offset, message.value())
 
     @property
     def reports(self) -> list[Report]:
@@ -228,7 +228,7 @@ class OutputReader:
         one read the rest at once.)"""
         self._consumer.close()
         self._consumer = Consumer(self._config)
-        self._consumer.assign([TopicPartition(self.topic, p, 0) for p in self._next])
+        self._consumer.assign(self._start)
 
     def read_until(self, covered: int, timeout: float, what: str) -> None:
         """Read until `covered` distinct records were reported, then until quiet."""
@@ -237,8 +237,9 @@ class OutputReader:
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"timed out after {timeout} s waiting for {what}: "
-                    f"{len(self.distinct):,} of {covered:,} records reported; next offset read "
-                    f"per output partition: {self._next}; client errors: {self.errors[-5:]}"
+                    f"{len(self.distinct):,} of {covered:,} records reported; output records "
+                    f"read per partition: {self.log.taken_per_partition()}; client errors: "
+                    f"{self.errors[-5:]}"
                 )
             if not self.read(quiet_for=1.0, timeout=3.0):
                 self.reopen()
