@@ -883,19 +883,18 @@ class ControlLoop(Stoppable):
         self._shared_at = now
         ledger = self.ledger
         sch = ledger.scheduler
-        # Only `partition` mode leaves workers idle for want of a partition's records; with
-        # keys or no order, other records can run (and reshuffling costs refetches) unless
-        # --key-rate holds keys back: their records could fill the buffer. Or unless the
-        # buffer is stalled: nothing is fetched then, and records queued behind a hung
-        # record may keep it over the half it resumes at, so a partition starved meanwhile
-        # must end the stall (flow.py); and until the partitions paused for it resume.
         flow = self.flow
-        if (
-            sch.ordering != "partition"
-            and not self.pacer.holds_keys
-            and not flow.stalled
-            and not flow.fair_paused
-        ):
+        # With keys or no order, other records can run while a partition waits for its own
+        # (and reshuffling costs refetches), so fair share looks only when it is needed:
+        needed = (
+            sch.ordering == "partition"  # workers idle for want of a partition's records
+            or self.pacer.holds_keys  # --key-rate: held keys' records could fill the buffer
+            # a stall: records queued behind a hung one can keep the buffer over the half
+            # it resumes at, so a partition starved meanwhile must end it (flow.py) ...
+            or flow.stalled
+            or bool(flow.fair_paused)  # ... and the partitions paused for it must resume
+        )
+        if not needed:
             return
         held, backlog = {}, {}
         for tp, part in ledger.parts.items():
